@@ -10,9 +10,11 @@ std::vector<Segment> Encoder::Segments() const {
   size_t at = 0;
   for (const External& e : ext_) {
     if (e.at > at) out.push_back({buf_.data() + at, e.at - at, nullptr, 0});
-    if (e.ref.is_file()) {
+    if (e.ref.size == 0) {
+      // nothing to send
+    } else if (e.ref.is_file()) {
       out.push_back({nullptr, e.ref.size, e.ref.file.get(), e.ref.file_offset});
-    } else if (e.ref.size) {
+    } else {
       out.push_back({e.ref.data, e.ref.size, nullptr, 0});
     }
     at = e.at;

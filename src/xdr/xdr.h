@@ -158,6 +158,11 @@ class Encoder {
       fixed(b.data, b.size);
     }
   }
+  // Already-encoded XDR bytes (a multiple of 4 long).
+  void raw(const void* p, size_t n) {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    buf_.insert(buf_.end(), b, b + n);
+  }
   void string(const std::string& s) {
     u32(static_cast<uint32_t>(s.size()));
     fixed(reinterpret_cast<const uint8_t*>(s.data()), s.size());

@@ -1,0 +1,372 @@
+#include "rpc/connection.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace loom::rpc {
+
+namespace {
+constexpr size_t kStagingSize = 64 * 1024;
+constexpr uint32_t kLastFragment = 0x80000000u;
+}  // namespace
+
+std::shared_ptr<Connection> Connection::Create(EventLoop* loop, int fd, std::string peer,
+                                               Options opts, Callbacks cb) {
+  return std::shared_ptr<Connection>(
+      new Connection(loop, fd, std::move(peer), opts, std::move(cb)));
+}
+
+Connection::Connection(EventLoop* loop, int fd, std::string peer, Options opts, Callbacks cb)
+    : loop_(loop), fd_(fd), peer_(std::move(peer)), opts_(opts), cb_(std::move(cb)) {
+  staging_.resize(kStagingSize);
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Connection::~Connection() { ::close(fd_); }
+
+void Connection::Start() {
+  auto self = shared_from_this();
+  loop_->Post([self] {
+    if (self->closed()) return;
+    Status s = self->loop_->Add(self->fd_, EPOLLIN | EPOLLRDHUP, self.get());
+    if (!s.ok()) {
+      LOG_WARN("register %s: %s", self->peer_.c_str(), s.ToString().c_str());
+      self->closed_.store(true);
+      if (self->cb_.on_close) self->cb_.on_close(self.get());
+      return;
+    }
+    self->registered_ = true;
+  });
+}
+
+void Connection::OnEvents(uint32_t events) {
+  if (closed()) return;
+  if (events & EPOLLOUT) {
+    {
+      std::lock_guard<std::mutex> l(send_mu_);
+      if (flushing_) return;
+      want_out_ = false;
+      flushing_ = true;
+    }
+    UpdateInterest();
+    Flush();
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) HandleRead();
+}
+
+void Connection::UpdateInterest() {
+  if (!registered_ || closed()) return;
+  uint32_t ev = EPOLLRDHUP;
+  if (!reading_paused_) ev |= EPOLLIN;
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    if (want_out_) ev |= EPOLLOUT;
+  }
+  (void)loop_->Modify(fd_, ev, this);
+}
+
+void Connection::HandleRead() {
+  for (;;) {
+    if (closed()) return;
+    if (inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) {
+      if (!reading_paused_) {
+        reading_paused_ = true;
+        UpdateInterest();
+      }
+      return;
+    }
+    ssize_t n;
+    if (in_fragment_ && record_ && frag_left_ >= kStagingSize / 2 && consumed_ == staged_) {
+      // A large fragment body: read it straight into the record buffer.
+      n = ::read(fd_, record_->data() + record_have_, frag_left_);
+      if (n > 0) {
+        record_have_ += static_cast<size_t>(n);
+        frag_left_ -= static_cast<size_t>(n);
+        if (frag_left_ == 0) FinishFragment();
+        continue;
+      }
+    } else {
+      if (consumed_ == staged_) consumed_ = staged_ = 0;
+      if (staged_ == staging_.size()) {
+        // Move the unparsed tail (< one record mark) to the front.
+        std::memmove(staging_.data(), staging_.data() + consumed_, staged_ - consumed_);
+        staged_ -= consumed_;
+        consumed_ = 0;
+      }
+      n = ::read(fd_, staging_.data() + staged_, staging_.size() - staged_);
+      if (n > 0) {
+        staged_ += static_cast<size_t>(n);
+        if (!ParseStaging()) {
+          LOG_INFO("closing %s: malformed record stream", peer_.c_str());
+          Close();
+          return;
+        }
+        continue;
+      }
+    }
+    if (n == 0) {
+      Close();
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EINTR) continue;
+    Close();
+    return;
+  }
+}
+
+bool Connection::StartFragment(uint32_t mark) {
+  size_t len = mark & ~kLastFragment;
+  last_fragment_ = (mark & kLastFragment) != 0;
+  if (record_have_ + len > opts_.max_record) return false;  // oversized record
+  in_fragment_ = true;
+  frag_left_ = len;
+  // Grow (or create) the record buffer to hold this fragment.
+  auto grown = Buffer::Allocate(record_have_ + len);
+  if (record_ && record_have_) std::memcpy(grown->data(), record_->data(), record_have_);
+  record_ = std::move(grown);
+  if (len == 0) FinishFragment();
+  return true;
+}
+
+void Connection::FinishFragment() {
+  in_fragment_ = false;
+  if (!last_fragment_) return;
+  Record r{std::move(record_), record_have_};
+  record_.reset();
+  record_have_ = 0;
+  if (r.size == 0) return;  // an empty record carries no xid: nothing to answer
+  inflight_.fetch_add(1, std::memory_order_acq_rel);
+  cb_.on_record(shared_from_this(), std::move(r));
+}
+
+bool Connection::ParseStaging() {
+  while (consumed_ < staged_) {
+    if (!in_fragment_) {
+      while (mark_have_ < 4 && consumed_ < staged_) mark_[mark_have_++] = staging_[consumed_++];
+      if (mark_have_ < 4) return true;
+      mark_have_ = 0;
+      uint32_t mark = (uint32_t{mark_[0]} << 24) | (uint32_t{mark_[1]} << 16) |
+                      (uint32_t{mark_[2]} << 8) | mark_[3];
+      if (!StartFragment(mark)) return false;
+      continue;
+    }
+    size_t take = std::min(frag_left_, staged_ - consumed_);
+    std::memcpy(record_->data() + record_have_, staging_.data() + consumed_, take);
+    consumed_ += take;
+    record_have_ += take;
+    frag_left_ -= take;
+    if (frag_left_ == 0) FinishFragment();
+    if (closed()) return true;
+  }
+  return true;
+}
+
+void Connection::RecordDone() {
+  int before = inflight_.fetch_sub(1, std::memory_order_acq_rel);
+  if (before == opts_.max_inflight) {
+    auto self = shared_from_this();
+    loop_->Post([self] {
+      if (self->reading_paused_ && !self->closed()) {
+        self->reading_paused_ = false;
+        self->UpdateInterest();
+        self->HandleRead();
+      }
+    });
+  }
+}
+
+void Connection::Send(std::unique_ptr<xdr::Encoder> msg) {
+  if (closed()) return;
+  msg->patch_u32(0, kLastFragment | static_cast<uint32_t>(msg->size() - 4));
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    pending_.push_back(std::move(msg));
+    if (flushing_ || want_out_) return;
+    flushing_ = true;
+  }
+  Flush();
+}
+
+void Connection::Flush() {
+  for (;;) {
+    if (out_msg_ == out_.size()) {
+      out_.clear();
+      out_msg_ = out_seg_ = out_off_ = 0;
+      std::vector<std::unique_ptr<xdr::Encoder>> batch;
+      {
+        std::lock_guard<std::mutex> l(send_mu_);
+        if (pending_.empty() || closed()) {
+          flushing_ = false;
+          return;
+        }
+        batch.swap(pending_);
+      }
+      for (auto& e : batch) {
+        OutMsg m;
+        m.segs = e->Segments();
+        m.enc = std::move(e);
+        out_.push_back(std::move(m));
+      }
+    }
+    bool again = false;
+    if (!WriteSome(&again)) {
+      {
+        std::lock_guard<std::mutex> l(send_mu_);
+        flushing_ = false;
+      }
+      Close();
+      return;
+    }
+    if (again) {
+      {
+        std::lock_guard<std::mutex> l(send_mu_);
+        flushing_ = false;
+        want_out_ = true;
+      }
+      auto self = shared_from_this();
+      loop_->Post([self] { self->UpdateInterest(); });
+      return;
+    }
+  }
+}
+
+bool Connection::WriteSome(bool* again) {
+  static const uint8_t kZeros[4096] = {0};
+  while (out_msg_ < out_.size()) {
+    // Gather memory segments (across messages) up to the next file segment.
+    iovec iov[64];
+    int niov = 0;
+    size_t mi = out_msg_, si = out_seg_, off = out_off_;
+    bool file_next = false;
+    while (mi < out_.size() && niov < 64) {
+      const auto& segs = out_[mi].segs;
+      if (si == segs.size()) {
+        mi++;
+        si = 0;
+        off = 0;
+        continue;
+      }
+      const xdr::Segment& s = segs[si];
+      if (s.file != nullptr) {
+        file_next = true;
+        break;
+      }
+      iov[niov].iov_base = const_cast<uint8_t*>(s.data) + off;
+      iov[niov].iov_len = s.size - off;
+      niov++;
+      si++;
+      off = 0;
+    }
+    if (niov > 0) {
+      msghdr mh{};
+      mh.msg_iov = iov;
+      mh.msg_iovlen = niov;
+      ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL | (file_next ? MSG_MORE : 0));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          *again = true;
+          return true;
+        }
+        return false;
+      }
+      // Advance the cursor by n bytes.
+      size_t left = static_cast<size_t>(n);
+      while (left > 0) {
+        const xdr::Segment& s = out_[out_msg_].segs[out_seg_];
+        size_t avail = s.size - out_off_;
+        if (left < avail) {
+          out_off_ += left;
+          left = 0;
+        } else {
+          left -= avail;
+          out_seg_++;
+          out_off_ = 0;
+          while (out_msg_ < out_.size() && out_seg_ == out_[out_msg_].segs.size()) {
+            out_[out_msg_].enc.reset();
+            out_msg_++;
+            out_seg_ = 0;
+          }
+        }
+      }
+      while (out_msg_ < out_.size() && out_seg_ == out_[out_msg_].segs.size()) {
+        out_[out_msg_].enc.reset();
+        out_msg_++;
+        out_seg_ = 0;
+      }
+      continue;
+    }
+    if (!file_next) {
+      // Skip over empty trailing segments.
+      while (out_msg_ < out_.size() && out_seg_ == out_[out_msg_].segs.size()) {
+        out_[out_msg_].enc.reset();
+        out_msg_++;
+        out_seg_ = 0;
+      }
+      continue;
+    }
+    // A file segment at the cursor.
+    const xdr::Segment& s = out_[out_msg_].segs[out_seg_];
+    size_t want = s.size - out_off_;
+    ssize_t n;
+    if (s.file->fd() >= 0) {
+      off_t pos = static_cast<off_t>(s.offset + out_off_);
+      n = ::sendfile(fd_, s.file->fd(), &pos, want);
+    } else {
+      n = 0;
+    }
+    if (n == 0) {
+      // The file shrank under us: the record length is already promised, so pad with zeros.
+      n = ::send(fd_, kZeros, std::min(want, sizeof kZeros), MSG_NOSIGNAL | MSG_MORE);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *again = true;
+        return true;
+      }
+      return false;
+    }
+    out_off_ += static_cast<size_t>(n);
+    if (out_off_ == s.size) {
+      out_seg_++;
+      out_off_ = 0;
+      while (out_msg_ < out_.size() && out_seg_ == out_[out_msg_].segs.size()) {
+        out_[out_msg_].enc.reset();
+        out_msg_++;
+        out_seg_ = 0;
+      }
+    }
+  }
+  return true;
+}
+
+void Connection::Close() {
+  bool was = closed_.exchange(true, std::memory_order_acq_rel);
+  if (was) return;
+  ::shutdown(fd_, SHUT_RDWR);
+  auto self = shared_from_this();
+  loop_->Post([self] { self->CloseOnLoop(); });
+}
+
+void Connection::CloseOnLoop() {
+  if (registered_) {
+    loop_->Remove(fd_);
+    registered_ = false;
+  }
+  if (cb_.on_close) cb_.on_close(this);
+  cb_.on_record = nullptr;
+}
+
+}  // namespace loom::rpc

@@ -1,0 +1,113 @@
+// One TCP connection carrying ONC RPC records (RFC 5531 §11 record marking), used by both the
+// server and the client side.
+//
+// Receive: fragments are reassembled into one contiguous Buffer per record, bounded by
+// max_record (a larger record closes the connection). Large fragments are read straight into
+// the record buffer, so a WRITE payload is copied once, by the kernel.
+// Send: thread-safe. A message is an xdr::Encoder whose first word is the record mark; memory
+// segments go out with sendmsg, file segments with sendfile (no user-space copy).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/buffer.h"
+#include "rpc/event_loop.h"
+#include "xdr/xdr.h"
+
+namespace loom::rpc {
+
+struct Record {
+  std::shared_ptr<Buffer> buf;  // owns the bytes; data()[0..size)
+  size_t size = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection>, public EventLoop::Handler {
+ public:
+  struct Options {
+    size_t max_record = (1u << 20) + (64u << 10);
+    // Stop reading new records while this many are being processed (admission control).
+    int max_inflight = 32;
+  };
+  struct Callbacks {
+    // Called on the loop thread with each complete record.
+    std::function<void(const std::shared_ptr<Connection>&, Record)> on_record;
+    // Called once, on the loop thread, when the connection closes.
+    std::function<void(Connection*)> on_close;
+  };
+
+  // Takes ownership of the non-blocking socket `fd`. Call Start() to begin reading.
+  static std::shared_ptr<Connection> Create(EventLoop* loop, int fd, std::string peer,
+                                            Options opts, Callbacks cb);
+  ~Connection() override;
+
+  void Start();
+  // Thread-safe. `msg` must start with a word reserved by BeginRecord(); its record mark is set
+  // here. A message sent on a closed connection is dropped.
+  void Send(std::unique_ptr<xdr::Encoder> msg);
+  // Thread-safe; idempotent.
+  void Close();
+  // A record handed to on_record has finished processing (its reply was sent or dropped).
+  void RecordDone();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  const std::string& peer() const { return peer_; }
+  EventLoop* loop() const { return loop_; }
+
+  // Reserves the record-mark word at the start of a new message.
+  static void BeginRecord(xdr::Encoder& e) { e.reserve_u32(); }
+
+  void OnEvents(uint32_t events) override;
+
+ private:
+  Connection(EventLoop* loop, int fd, std::string peer, Options opts, Callbacks cb);
+  void HandleRead();
+  // Parses as much of the staging buffer as possible; returns false on a protocol violation.
+  bool ParseStaging();
+  bool StartFragment(uint32_t mark);
+  void FinishFragment();
+  void Flush();                 // REQUIRES: this thread is the flusher
+  bool WriteSome(bool* again);  // writes from out_; false on a fatal error
+  void UpdateInterest();
+  void CloseOnLoop();
+
+  EventLoop* loop_;
+  const int fd_;
+  const std::string peer_;
+  const Options opts_;
+  Callbacks cb_;
+  std::atomic<bool> closed_{false};
+  bool registered_ = false;
+
+  // Receive state (loop thread only).
+  std::vector<uint8_t> staging_;
+  size_t staged_ = 0;    // bytes in staging_
+  size_t consumed_ = 0;  // bytes of staging_ already parsed
+  uint8_t mark_[4];
+  int mark_have_ = 0;
+  bool in_fragment_ = false;
+  bool last_fragment_ = false;
+  size_t frag_left_ = 0;
+  std::shared_ptr<Buffer> record_;
+  size_t record_have_ = 0;
+  std::atomic<int> inflight_{0};
+  bool reading_paused_ = false;
+
+  // Send state.
+  std::mutex send_mu_;
+  std::vector<std::unique_ptr<xdr::Encoder>> pending_;  // guarded by send_mu_
+  bool flushing_ = false;                               // guarded by send_mu_
+  bool want_out_ = false;                               // guarded by send_mu_
+  // Owned by the flusher.
+  struct OutMsg {
+    std::unique_ptr<xdr::Encoder> enc;
+    std::vector<xdr::Segment> segs;
+  };
+  std::vector<OutMsg> out_;
+  size_t out_msg_ = 0, out_seg_ = 0, out_off_ = 0;
+};
+
+}  // namespace loom::rpc

@@ -1,0 +1,187 @@
+#include "rpc/event_loop.h"
+
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/log.h"
+
+namespace loom::rpc {
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t NowUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
+}
+
+EventLoop::EventLoop() {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // nullptr marks the wake fd
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+}
+
+EventLoop::~EventLoop() {
+  ::close(wakefd_);
+  ::close(epfd_);
+}
+
+void EventLoop::Run() {
+  thread_id_.store(std::this_thread::get_id());
+  epoll_event evs[128];
+  while (!stop_.load(std::memory_order_acquire)) {
+    int timeout = -1;
+    if (!timers_.empty()) {
+      int64_t now = NowMs(), next = INT64_MAX;
+      for (const Timer& t : timers_) next = std::min(next, t.next_ms);
+      timeout = static_cast<int>(std::max<int64_t>(0, next - now));
+    }
+    int n = epoll_wait(epfd_, evs, 128, timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      LOG_ERROR("epoll_wait: %d", errno);
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr == nullptr) {
+        uint64_t v;
+        while (::read(wakefd_, &v, sizeof v) > 0) {
+        }
+        continue;
+      }
+      static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events);
+    }
+    RunPosted();
+    if (!timers_.empty()) RunTimers();
+  }
+  RunPosted();
+}
+
+void EventLoop::Stop() {
+  stop_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  ssize_t r = ::write(wakefd_, &one, sizeof one);
+  (void)r;
+}
+
+void EventLoop::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    posted_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  ssize_t r = ::write(wakefd_, &one, sizeof one);
+  (void)r;
+}
+
+void EventLoop::Every(int ms, std::function<void()> fn) {
+  Post([this, ms, fn = std::move(fn)]() mutable {
+    timers_.push_back(Timer{NowMs() + ms, ms, std::move(fn)});
+  });
+}
+
+void EventLoop::RunPosted() {
+  std::vector<std::function<void()>> run;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    run.swap(posted_);
+  }
+  for (auto& f : run) f();
+}
+
+void EventLoop::RunTimers() {
+  int64_t now = NowMs();
+  for (size_t i = 0; i < timers_.size(); i++) {
+    if (timers_[i].next_ms <= now) {
+      timers_[i].next_ms = now + timers_[i].period_ms;
+      timers_[i].fn();
+    }
+  }
+}
+
+Status EventLoop::Add(int fd, uint32_t events, Handler* h) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = h;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Status::FromErrno(errno, "epoll add");
+  return Status::Ok();
+}
+
+Status EventLoop::Modify(int fd, uint32_t events, Handler* h) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = h;
+  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) return Status::FromErrno(errno, "epoll mod");
+  return Status::Ok();
+}
+
+void EventLoop::Remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+LoopGroup::LoopGroup(int n) {
+  if (n < 1) n = 1;
+  for (int i = 0; i < n; i++) loops_.push_back(std::make_unique<EventLoop>());
+}
+
+LoopGroup::~LoopGroup() { Stop(); }
+
+void LoopGroup::Start() {
+  for (auto& l : loops_) threads_.emplace_back([p = l.get()] { p->Run(); });
+}
+
+void LoopGroup::Stop() {
+  for (auto& l : loops_) l->Stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+EventLoop* LoopGroup::Next() {
+  return loops_[next_.fetch_add(1, std::memory_order_relaxed) % loops_.size()].get();
+}
+
+WorkerPool::WorkerPool(int threads) {
+  if (threads < 1) threads = 1;
+  for (int i = 0; i < threads; i++) threads_.emplace_back([this] { Work(); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void WorkerPool::Submit(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    q_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+void WorkerPool::Work() {
+  for (;;) {
+    std::function<void()> fn;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [this] { return stop_ || !q_.empty(); });
+      if (q_.empty()) return;
+      fn = std::move(q_.front());
+      q_.pop_front();
+    }
+    fn();
+  }
+}
+
+}  // namespace loom::rpc

@@ -1,0 +1,110 @@
+// Event loops (epoll) and the worker pool.
+//
+// Threading model: a few loop threads own sockets (each connection stays on one loop) and do
+// only non-blocking socket work. Anything that may block — file I/O, fsync, a metadata store
+// transaction — runs on the WorkerPool, whose threads hand replies back to the connection.
+// The loop interface is small so an io_uring backend can replace epoll later.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+
+namespace loom::rpc {
+
+class EventLoop {
+ public:
+  // Receives readiness events for a registered fd. Called on the loop thread.
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void OnEvents(uint32_t events) = 0;
+  };
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Runs until Stop(). Call from exactly one thread.
+  void Run();
+  // Thread-safe. Run() returns after the current iteration.
+  void Stop();
+  // Thread-safe: queue fn to run on the loop thread.
+  void Post(std::function<void()> fn);
+  // Thread-safe: run fn on the loop thread every `ms` milliseconds until the loop stops.
+  void Every(int ms, std::function<void()> fn);
+  bool InLoopThread() const { return std::this_thread::get_id() == thread_id_.load(); }
+
+  // epoll_ctl wrappers; thread-safe (epoll is).
+  Status Add(int fd, uint32_t events, Handler* h);
+  Status Modify(int fd, uint32_t events, Handler* h);
+  void Remove(int fd);
+
+ private:
+  struct Timer {
+    int64_t next_ms;
+    int period_ms;
+    std::function<void()> fn;
+  };
+  void RunPosted();
+  void RunTimers();
+
+  int epfd_;
+  int wakefd_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::thread::id> thread_id_{};
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<Timer> timers_;  // loop thread only
+};
+
+// A fixed set of loop threads; connections are spread round-robin.
+class LoopGroup {
+ public:
+  explicit LoopGroup(int n);
+  ~LoopGroup();
+  void Start();
+  void Stop();
+  EventLoop* Next();
+  EventLoop* At(int i) { return loops_[i].get(); }
+  int size() const { return static_cast<int>(loops_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::thread> threads_;
+  std::atomic<uint32_t> next_{0};
+};
+
+// Bounded-thread pool for blocking work. Submit never blocks; queued work is bounded by the
+// callers' own admission control (connections stop reading at their in-flight limit).
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads);
+  ~WorkerPool();  // drains the queue, then joins
+  void Submit(std::function<void()> fn);
+  int threads() const { return static_cast<int>(threads_.size()); }
+
+ private:
+  void Work();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+int64_t NowMs();
+int64_t NowUs();
+
+}  // namespace loom::rpc

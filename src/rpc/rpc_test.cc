@@ -1,0 +1,329 @@
+// RPC runtime tests: a test program served by RpcServer, called by RpcClient and by raw
+// sockets that send well-formed, fragmented, truncated, oversized and garbage records.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "rpc/client.h"
+#include "rpc/server.h"
+
+namespace loom::rpc {
+namespace {
+
+constexpr uint32_t kProg = 0x20000099;
+constexpr uint32_t kVers = 1;
+
+struct EchoArgs {};
+
+class RpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.loops = 2;
+    o.workers = 4;
+    o.conn.max_record = 64 * 1024;
+    server_ = std::make_unique<RpcServer>(o);
+    ProgramDesc p;
+    p.prog = kProg;
+    p.vers = kVers;
+    p.stats_prefix = "test";
+    p.procs.resize(5);
+    p.procs[0] = {"NULL", [](const CallContext&, xdr::Decoder&, xdr::Encoder&) { return SUCCESS; },
+                  true, true};
+    // 1: echo a string; GARBAGE_ARGS when it does not decode.
+    p.procs[1] = {"ECHO", [](const CallContext&, xdr::Decoder& d, xdr::Encoder& e) {
+                    std::string s;
+                    if (!d.string(s, 1024)) return GARBAGE_ARGS;
+                    e.string(s);
+                    return SUCCESS;
+                  }};
+    // 2: sleep for the given milliseconds, then echo the number (out-of-order replies).
+    p.procs[2] = {"SLEEP", [](const CallContext&, xdr::Decoder& d, xdr::Encoder& e) {
+                    uint32_t ms;
+                    if (!d.u32(ms)) return GARBAGE_ARGS;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+                    e.u32(ms);
+                    return SUCCESS;
+                  }};
+    // 3: non-idempotent counter: each execution increments.
+    p.procs[3] = {"INCR", [this](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+                    e.u32(++counter_);
+                    return SUCCESS;
+                  }, false};
+    // 4: returns the caller's uid.
+    p.procs[4] = {"WHOAMI", [](const CallContext& c, xdr::Decoder&, xdr::Encoder& e) {
+                    e.u32(c.cred.uid);
+                    return SUCCESS;
+                  }};
+    server_->Register(p);
+    ProgramDesc p2 = p;
+    p2.vers = 3;
+    server_->Register(p2);
+    ASSERT_TRUE(server_->Start().ok());
+    addr_ = "127.0.0.1:" + std::to_string(server_->port());
+    loops_ = std::make_unique<LoopGroup>(1);
+    loops_->Start();
+  }
+  void TearDown() override {
+    client_.reset();
+    loops_.reset();
+    server_.reset();
+  }
+  std::shared_ptr<RpcClient> Client() {
+    auto c = RpcClient::Connect(loops_->At(0), addr_);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return *c;
+  }
+
+  // A blocking raw socket to the server.
+  int RawConnect() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(server_->port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+  }
+  static void SendAll(int fd, const std::string& s) {
+    ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
+  }
+  static std::string Mark(uint32_t len, bool last) {
+    xdr::Encoder e;
+    e.u32(len | (last ? 0x80000000u : 0));
+    return e.Flatten();
+  }
+  // Reads one record; returns "" when the connection closed (or timed out).
+  static std::string RecvRecord(int fd) {
+    std::string rec;
+    for (;;) {
+      uint8_t m[4];
+      if (::recv(fd, m, 4, MSG_WAITALL) != 4) return "";
+      uint32_t mark = (uint32_t{m[0]} << 24) | (m[1] << 16) | (m[2] << 8) | m[3];
+      std::string frag(mark & 0x7fffffff, '\0');
+      if (!frag.empty() &&
+          ::recv(fd, frag.data(), frag.size(), MSG_WAITALL) != static_cast<ssize_t>(frag.size()))
+        return "";
+      rec += frag;
+      if (mark & 0x80000000u) return rec;
+    }
+  }
+  static std::string CallHeader(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc,
+                                uint32_t rpcvers = 2) {
+    xdr::Encoder e;
+    e.u32(xid);
+    e.u32(CALL);
+    e.u32(rpcvers);
+    e.u32(prog);
+    e.u32(vers);
+    e.u32(proc);
+    e.u32(AUTH_NONE);
+    e.u32(0);
+    e.u32(AUTH_NONE);
+    e.u32(0);
+    return e.Flatten();
+  }
+  // accept_stat of a raw reply, or -1 for a denied reply.
+  static int AcceptStat(const std::string& rep) {
+    xdr::Decoder d(reinterpret_cast<const uint8_t*>(rep.data()), rep.size());
+    uint32_t xid, mt, rs, fl, len, st;
+    EXPECT_TRUE(d.u32(xid) && d.u32(mt) && d.u32(rs));
+    if (rs != MSG_ACCEPTED) return -1;
+    EXPECT_TRUE(d.u32(fl) && d.u32(len) && d.u32(st));
+    return static_cast<int>(st);
+  }
+
+  std::unique_ptr<RpcServer> server_;
+  std::unique_ptr<LoopGroup> loops_;
+  std::shared_ptr<RpcClient> client_;
+  std::string addr_;
+  std::atomic<uint32_t> counter_{0};
+};
+
+TEST_F(RpcTest, EchoAndErrors) {
+  auto c = Client();
+  struct Str {
+    std::string s;
+  };
+  auto r = c->CallSync(kProg, kVers, 1, Cred(), [](xdr::Encoder& e) { e.string("hello"); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::string out;
+  xdr::Decoder d = r->results();
+  ASSERT_TRUE(d.string(out, 100));
+  EXPECT_EQ(out, "hello");
+
+  auto unavail = c->CallSync(kProg + 1, 1, 0, Cred(), [](xdr::Encoder&) {});
+  EXPECT_EQ(unavail.status().message(), "PROG_UNAVAIL");
+  auto mismatch = c->CallSync(kProg, 2, 0, Cred(), [](xdr::Encoder&) {});
+  EXPECT_EQ(mismatch.status().message(), "PROG_MISMATCH 1-3");
+  auto noproc = c->CallSync(kProg, kVers, 77, Cred(), [](xdr::Encoder&) {});
+  EXPECT_EQ(noproc.status().message(), "PROC_UNAVAIL");
+  auto garbage = c->CallSync(kProg, kVers, 1, Cred(), [](xdr::Encoder& e) { e.u32(5000); });
+  EXPECT_EQ(garbage.status().message(), "GARBAGE_ARGS");
+  // The connection still works.
+  auto again = c->CallSync(kProg, kVers, 0, Cred(), [](xdr::Encoder&) {});
+  EXPECT_TRUE(again.ok());
+  EXPECT_EQ(server_->stats().Get("test.ECHO")->calls(), 2u);
+  EXPECT_EQ(server_->stats().Get("test.ECHO")->errors(), 1u);
+}
+
+TEST_F(RpcTest, AuthSysCredentialReachesTheProcedure) {
+  auto c = Client();
+  auto r = c->CallSync(kProg, kVers, 4, Cred::Sys(1234, 55, {1, 2}), [](xdr::Encoder&) {});
+  ASSERT_TRUE(r.ok());
+  uint32_t uid;
+  xdr::Decoder d = r->results();
+  ASSERT_TRUE(d.u32(uid));
+  EXPECT_EQ(uid, 1234u);
+}
+
+TEST_F(RpcTest, RepliesMayComeOutOfOrder) {
+  auto c = Client();
+  std::mutex mu;
+  std::vector<uint32_t> order;
+  std::atomic<int> done{0};
+  for (uint32_t ms : {300u, 0u}) {
+    c->CallAsync(kProg, kVers, 2, Cred(), [ms](xdr::Encoder& e) { e.u32(ms); },
+                 [&](Result<RpcClient::Reply> r) {
+                   ASSERT_TRUE(r.ok());
+                   uint32_t v;
+                   xdr::Decoder d = r->results();
+                   ASSERT_TRUE(d.u32(v));
+                   std::lock_guard<std::mutex> l(mu);
+                   order.push_back(v);
+                   done++;
+                 });
+  }
+  for (int i = 0; i < 100 && done < 2; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(done.load(), 2);
+  EXPECT_EQ(order[0], 0u);
+  EXPECT_EQ(order[1], 300u);
+}
+
+TEST_F(RpcTest, ManyCallsInFlight) {
+  auto c = Client();
+  std::atomic<int> ok{0}, done{0};
+  const int n = 500;
+  for (int i = 0; i < n; i++) {
+    std::string s = "msg" + std::to_string(i);
+    c->CallAsync(kProg, kVers, 1, Cred(), [s](xdr::Encoder& e) { e.string(s); },
+                 [&, s](Result<RpcClient::Reply> r) {
+                   std::string out;
+                   xdr::Decoder d = r.ok() ? r->results() : xdr::Decoder(nullptr, 0);
+                   if (r.ok() && d.string(out, 100) && out == s) ok++;
+                   done++;
+                 });
+  }
+  for (int i = 0; i < 500 && done < n; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(ok.load(), n);
+}
+
+TEST_F(RpcTest, MultiFragmentRecord) {
+  int fd = RawConnect();
+  xdr::Encoder args;
+  args.string("fragmented!");
+  std::string call = CallHeader(7, kProg, kVers, 1) + args.Flatten();
+  // Three fragments: 5 bytes, 0 bytes, rest.
+  std::string wire = Mark(5, false) + call.substr(0, 5) + Mark(0, false) +
+                     Mark(call.size() - 5, true) + call.substr(5);
+  SendAll(fd, wire);
+  std::string rep = RecvRecord(fd);
+  ASSERT_FALSE(rep.empty());
+  EXPECT_EQ(AcceptStat(rep), SUCCESS);
+  EXPECT_NE(rep.find("fragmented!"), std::string::npos);
+  ::close(fd);
+}
+
+TEST_F(RpcTest, RpcVersionMismatchAndBadCredentialAreDenied) {
+  int fd = RawConnect();
+  SendAll(fd, Mark(40, true) + CallHeader(8, kProg, kVers, 0, /*rpcvers=*/3));
+  std::string rep = RecvRecord(fd);
+  ASSERT_FALSE(rep.empty());
+  EXPECT_EQ(AcceptStat(rep), -1);  // MSG_DENIED (RPC_MISMATCH)
+  // An unknown credential flavor (RPCSEC_GSS) is AUTH_ERROR.
+  xdr::Encoder e;
+  e.u32(9);
+  e.u32(CALL);
+  e.u32(2);
+  e.u32(kProg);
+  e.u32(kVers);
+  e.u32(0);
+  e.u32(RPCSEC_GSS);
+  e.u32(0);
+  e.u32(AUTH_NONE);
+  e.u32(0);
+  std::string call = e.Flatten();
+  SendAll(fd, Mark(call.size(), true) + call);
+  rep = RecvRecord(fd);
+  ASSERT_FALSE(rep.empty());
+  EXPECT_EQ(AcceptStat(rep), -1);
+  ::close(fd);
+}
+
+TEST_F(RpcTest, TruncatedHeaderGetsGarbageArgs) {
+  int fd = RawConnect();
+  std::string call = CallHeader(10, kProg, kVers, 0).substr(0, 14);  // xid, CALL, part of body
+  SendAll(fd, Mark(call.size(), true) + call);
+  std::string rep = RecvRecord(fd);
+  ASSERT_FALSE(rep.empty());
+  EXPECT_EQ(AcceptStat(rep), GARBAGE_ARGS);
+  ::close(fd);
+}
+
+TEST_F(RpcTest, OversizedRecordClosesConnectionAndServerKeepsServing) {
+  int bad = RawConnect();
+  SendAll(bad, Mark(10u << 20, true) + std::string(1000, 'x'));  // claims 10 MiB > 64 KiB max
+  EXPECT_EQ(RecvRecord(bad), "");  // closed
+  ::close(bad);
+  // Garbage: a fragment of random junk.
+  int junk = RawConnect();
+  std::string g(64, '\xff');
+  SendAll(junk, Mark(g.size(), true) + g);
+  ::close(junk);  // a message type of 0xffffffff is not a call: ignored, nothing to read
+  // Other clients are unaffected.
+  auto c = Client();
+  EXPECT_TRUE(c->CallSync(kProg, kVers, 0, Cred(), [](xdr::Encoder&) {}).ok());
+}
+
+TEST_F(RpcTest, DuplicateRequestCacheAnswersRetransmissions) {
+  int fd = RawConnect();
+  std::string call = CallHeader(4242, kProg, kVers, 3);
+  SendAll(fd, Mark(call.size(), true) + call);
+  std::string first = RecvRecord(fd);
+  SendAll(fd, Mark(call.size(), true) + call);  // retransmission, same xid and args
+  std::string second = RecvRecord(fd);
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(counter_.load(), 1u);
+  // A new xid executes again.
+  std::string call2 = CallHeader(4243, kProg, kVers, 3);
+  SendAll(fd, Mark(call2.size(), true) + call2);
+  EXPECT_FALSE(RecvRecord(fd).empty());
+  EXPECT_EQ(counter_.load(), 2u);
+  ::close(fd);
+}
+
+TEST_F(RpcTest, ClientFailsCallsWhenServerGoesAway) {
+  auto c = Client();
+  std::promise<Status> p;
+  c->CallAsync(kProg, kVers, 2, Cred(), [](xdr::Encoder& e) { e.u32(500); },
+               [&](Result<RpcClient::Reply> r) { p.set_value(r.status()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  c->Close();
+  auto f = p.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(f.get().code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace loom::rpc
