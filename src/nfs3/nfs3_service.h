@@ -1,0 +1,80 @@
+// The NFSv3 (RFC 1813) and MOUNT v3 programs of loom-ds over a LocalFs.
+// Each procedure is one method; they run on the RPC worker pool and may block.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "nfs3/local_fs.h"
+#include "rpc/server.h"
+#include "xdr/mount3.h"
+#include "xdr/nfs3.h"
+
+namespace loom::nfs3 {
+
+class Nfs3Service {
+ public:
+  struct Options {
+    std::string export_path = "/";  // the MOUNT path clients ask for
+    uint32_t max_io = 1u << 20;     // rtmax/wtmax advertised in FSINFO
+  };
+  Nfs3Service(LocalFs* fs, Options opts) : fs_(fs), opts_(std::move(opts)) {}
+
+  // Program tables to register with an RpcServer.
+  rpc::ProgramDesc NfsProgram();
+  rpc::ProgramDesc MountProgram();
+
+  // Procedures (public for tests).
+  void Getattr(const rpc::CallContext&, const GETATTR3args&, GETATTR3res&);
+  void Setattr(const rpc::CallContext&, const SETATTR3args&, SETATTR3res&);
+  void Lookup(const rpc::CallContext&, const LOOKUP3args&, LOOKUP3res&);
+  void Access(const rpc::CallContext&, const ACCESS3args&, ACCESS3res&);
+  void Readlink(const rpc::CallContext&, const READLINK3args&, READLINK3res&);
+  void Read(const rpc::CallContext&, const READ3args&, READ3res&);
+  void Write(const rpc::CallContext&, const WRITE3args&, WRITE3res&);
+  void Create(const rpc::CallContext&, const CREATE3args&, CREATE3res&);
+  void Mkdir(const rpc::CallContext&, const MKDIR3args&, MKDIR3res&);
+  void Symlink(const rpc::CallContext&, const SYMLINK3args&, SYMLINK3res&);
+  void Mknod(const rpc::CallContext&, const MKNOD3args&, MKNOD3res&);
+  void Remove(const rpc::CallContext&, const REMOVE3args&, REMOVE3res&);
+  void Rmdir(const rpc::CallContext&, const RMDIR3args&, RMDIR3res&);
+  void Rename(const rpc::CallContext&, const RENAME3args&, RENAME3res&);
+  void Link(const rpc::CallContext&, const LINK3args&, LINK3res&);
+  void Readdir(const rpc::CallContext&, const READDIR3args&, READDIR3res&);
+  void Readdirplus(const rpc::CallContext&, const READDIRPLUS3args&, READDIRPLUS3res&);
+  void Fsstat(const rpc::CallContext&, const FSSTAT3args&, FSSTAT3res&);
+  void Fsinfo(const rpc::CallContext&, const FSINFO3args&, FSINFO3res&);
+  void Pathconf(const rpc::CallContext&, const PATHCONF3args&, PATHCONF3res&);
+  void Commit(const rpc::CallContext&, const COMMIT3args&, COMMIT3res&);
+
+  void Mnt(const rpc::CallContext&, const std::string& path, mountres3&);
+  void Umnt(const rpc::CallContext&, const std::string& path);
+  void Dump(mountlist3&);
+  void Export(exports3&);
+
+  // errno -> nfsstat3, the one place where that mapping lives.
+  static nfsstat3 FromErrno(int err);
+
+ private:
+  // Shared pieces of the directory-modifying procedures.
+  nfsstat3 ResolveDirForChange(const rpc::CallContext& c, const nfs_fh3& fh, Node* dir);
+  void FinishCreate(const rpc::CallContext& c, Node& dir, const struct stat& before,
+                    const std::string& name, nfsstat3 st, CREATE3res& res);
+  nfsstat3 ApplySattr(const rpc::CallContext& c, Node& n, const sattr3& sa, bool is_new);
+  void Fattr(const struct stat& st, fattr3* a) const;
+  post_op_attr PostOp(const Node& n) const;
+  post_op_attr PostOpFd(int fd) const;
+  static pre_op_attr PreOp(const struct stat& st);
+
+  LocalFs* fs_;
+  Options opts_;
+  std::mutex mounts_mu_;
+  std::set<std::pair<std::string, std::string>> mounts_;  // (client host, path)
+};
+
+// Name checks shared by the procedures that take a filename3 (RFC 1813 §3.3).
+nfsstat3 CheckName(const std::string& name);
+
+}  // namespace loom::nfs3

@@ -1,0 +1,476 @@
+// loom-ds's NFSv3 service end to end in one process: RpcServer + Nfs3Service over a temporary
+// directory, driven through Nfs3Client over loopback TCP.
+#include "nfs3/nfs3_service.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "nfs3/nfs3_client.h"
+
+namespace loom::nfs3 {
+namespace {
+
+namespace fsys = std::filesystem;
+
+class Nfs3Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/loom-nfs3-test-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    ::chmod(root_.c_str(), 0777);
+    StartServer();
+  }
+  void TearDown() override {
+    client_.reset();
+    loops_.reset();
+    server_.reset();
+    svc_.reset();
+    fs_.reset();
+    fsys::remove_all(root_);
+  }
+  void StartServer() {
+    auto fs = LocalFs::Open(LocalFs::Options{root_, "", 64});
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    fs_ = std::move(fs.value());
+    svc_ = std::make_unique<Nfs3Service>(fs_.get(), Nfs3Service::Options{});
+    rpc::ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.workers = 2;
+    server_ = std::make_unique<rpc::RpcServer>(o);
+    server_->Register(svc_->NfsProgram());
+    server_->Register(svc_->MountProgram());
+    ASSERT_TRUE(server_->Start().ok());
+    loops_ = std::make_unique<rpc::LoopGroup>(1);
+    loops_->Start();
+    auto c = Nfs3Client::Connect(loops_->At(0), "127.0.0.1:" + std::to_string(server_->port()),
+                                 rpc::Cred::Sys(1000, 1000));
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(c.value());
+    auto fh = client_->Mount("/");
+    ASSERT_TRUE(fh.ok()) << fh.status().ToString();
+    rootfh_ = *fh;
+  }
+  void RestartServer() {
+    client_.reset();
+    loops_.reset();
+    server_.reset();
+    svc_.reset();
+    fs_.reset();
+    StartServer();
+  }
+
+  nfs_fh3 Create(const nfs_fh3& dir, const std::string& name, createmode3 mode = GUARDED,
+                 nfsstat3 want = NFS3_OK) {
+    CREATE3args a;
+    a.where.dir = dir;
+    a.where.name = name;
+    a.how.mode = mode;
+    a.how.obj_attributes.mode.set_it = true;
+    a.how.obj_attributes.mode.mode = 0644;
+    CREATE3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_CREATE, a, &r).ok());
+    EXPECT_EQ(r.status, want) << name;
+    return r.resok.obj.handle;
+  }
+  nfs_fh3 Mkdir(const nfs_fh3& dir, const std::string& name) {
+    MKDIR3args a;
+    a.where.dir = dir;
+    a.where.name = name;
+    MKDIR3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_MKDIR, a, &r).ok());
+    EXPECT_EQ(r.status, NFS3_OK);
+    return r.resok.obj.handle;
+  }
+  nfsstat3 Lookup(const nfs_fh3& dir, const std::string& name, nfs_fh3* out = nullptr) {
+    LOOKUP3args a;
+    a.what.dir = dir;
+    a.what.name = name;
+    LOOKUP3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_LOOKUP, a, &r).ok());
+    if (out) *out = r.resok.object;
+    return r.status;
+  }
+  WRITE3res Write(const nfs_fh3& fh, uint64_t off, const std::string& data, stable_how how = UNSTABLE) {
+    WRITE3args a;
+    a.file = fh;
+    a.offset = off;
+    a.count = static_cast<uint32_t>(data.size());
+    a.stable = how;
+    a.data = Bytes::Copy(data);
+    WRITE3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_WRITE, a, &r).ok());
+    return r;
+  }
+  READ3res Read(const nfs_fh3& fh, uint64_t off, uint32_t count) {
+    READ3args a{fh, off, count};
+    READ3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_READ, a, &r).ok());
+    return r;
+  }
+  GETATTR3res Getattr(const nfs_fh3& fh) {
+    GETATTR3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_GETATTR, GETATTR3args{fh}, &r).ok());
+    return r;
+  }
+
+  std::string root_;
+  std::unique_ptr<LocalFs> fs_;
+  std::unique_ptr<Nfs3Service> svc_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  std::unique_ptr<rpc::LoopGroup> loops_;
+  std::unique_ptr<Nfs3Client> client_;
+  nfs_fh3 rootfh_;
+};
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& ch : s) ch = static_cast<char>(rng());
+  return s;
+}
+
+TEST_F(Nfs3Test, MountExportAndRootAttributes) {
+  EXPECT_FALSE(client_->Mount("/elsewhere").ok());
+  auto r = Getattr(rootfh_);
+  ASSERT_EQ(r.status, NFS3_OK);
+  EXPECT_EQ(r.resok.obj_attributes.type, NF3DIR);
+  auto ex = client_->rpc().CallSync(MOUNT_PROGRAM, MOUNT_V3, MOUNTPROC3_EXPORT, rpc::Cred(),
+                                    [](xdr::Encoder&) {});
+  ASSERT_TRUE(ex.ok());
+  exports3 exports;
+  xdr::Decoder d = ex->results();
+  ASSERT_TRUE(xdr_decode(d, exports));
+  ASSERT_EQ(exports.entries.size(), 1u);
+  EXPECT_EQ(exports.entries[0].ex_dir, "/");
+  FSINFO3res fi;
+  ASSERT_TRUE(client_->Call(NFSPROC3_FSINFO, FSINFO3args{rootfh_}, &fi).ok());
+  EXPECT_EQ(fi.resok.rtmax, 1u << 20);
+  FSSTAT3res fsst;
+  ASSERT_TRUE(client_->Call(NFSPROC3_FSSTAT, FSSTAT3args{rootfh_}, &fsst).ok());
+  EXPECT_GT(fsst.resok.tbytes, 0u);
+  PATHCONF3res pc;
+  ASSERT_TRUE(client_->Call(NFSPROC3_PATHCONF, PATHCONF3args{rootfh_}, &pc).ok());
+  EXPECT_EQ(pc.resok.name_max, 255u);
+}
+
+TEST_F(Nfs3Test, WriteReadCommitRoundTrip) {
+  nfs_fh3 fh = Create(rootfh_, "data.bin");
+  struct stat st;
+  ASSERT_EQ(::stat((root_ + "/data.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);  // created as the caller
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  std::string big = RandomBytes(300 * 1024 + 7, 1);
+  size_t off = 0;
+  while (off < big.size()) {
+    size_t n = std::min<size_t>(64 * 1024, big.size() - off);
+    auto w = Write(fh, off, big.substr(off, n));
+    ASSERT_EQ(w.status, NFS3_OK);
+    ASSERT_EQ(w.resok.count, n);
+    EXPECT_EQ(w.resok.committed, UNSTABLE);
+    off += n;
+  }
+  COMMIT3res cr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_COMMIT, COMMIT3args{fh, 0, 0}, &cr).ok());
+  ASSERT_EQ(cr.status, NFS3_OK);
+  EXPECT_EQ(std::equal(cr.resok.verf.begin(), cr.resok.verf.end(), fs_->write_verifier().begin()), true);
+  // Large read (sendfile path) and small read (copy path).
+  auto r = Read(fh, 0, 256 * 1024);
+  ASSERT_EQ(r.status, NFS3_OK);
+  EXPECT_EQ(r.resok.count, 256u * 1024);
+  EXPECT_FALSE(r.resok.eof);
+  EXPECT_EQ(r.resok.data.view(), std::string_view(big).substr(0, 256 * 1024));
+  auto tail = Read(fh, 256 * 1024, 1 << 20);
+  EXPECT_EQ(tail.resok.data.view(), std::string_view(big).substr(256 * 1024));
+  EXPECT_TRUE(tail.resok.eof);
+  auto small = Read(fh, 100, 10);
+  EXPECT_EQ(small.resok.data.view(), std::string_view(big).substr(100, 10));
+  auto past = Read(fh, big.size() + 10, 10);
+  EXPECT_EQ(past.resok.count, 0u);
+  EXPECT_TRUE(past.resok.eof);
+  // FILE_SYNC is reported as such.
+  EXPECT_EQ(Write(fh, 0, "x", FILE_SYNC).resok.committed, FILE_SYNC);
+  // The bytes on disk are the bytes written.
+  std::ifstream in(root_ + "/data.bin", std::ios::binary);
+  std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  big[0] = 'x';
+  EXPECT_EQ(disk, big);
+  auto* s = server_->stats().Get("nfs3.WRITE");
+  EXPECT_GE(s->calls(), 5u);
+  EXPECT_GE(s->bytes_in(), big.size());
+}
+
+TEST_F(Nfs3Test, CreateModes) {
+  Create(rootfh_, "g");
+  Create(rootfh_, "g", GUARDED, NFS3ERR_EXIST);
+  nfs_fh3 fh;
+  ASSERT_EQ(Lookup(rootfh_, "g", &fh), NFS3_OK);
+  Write(fh, 0, "hello");
+  // UNCHECKED with size 0 on an existing file truncates it.
+  CREATE3args a;
+  a.where.dir = rootfh_;
+  a.where.name = "g";
+  a.how.mode = UNCHECKED;
+  a.how.obj_attributes.size.set_it = true;
+  a.how.obj_attributes.size.size = 0;
+  CREATE3res r;
+  ASSERT_TRUE(client_->Call(NFSPROC3_CREATE, a, &r).ok());
+  EXPECT_EQ(r.status, NFS3_OK);
+  EXPECT_EQ(Getattr(fh).resok.obj_attributes.size, 0u);
+  // EXCLUSIVE: the same verifier is idempotent, another one is EXIST.
+  CREATE3args x;
+  x.where.dir = rootfh_;
+  x.where.name = "x";
+  x.how.mode = EXCLUSIVE;
+  x.how.verf = {1, 2, 3, 4, 5, 6, 7, 8};
+  CREATE3res xr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_CREATE, x, &xr).ok());
+  EXPECT_EQ(xr.status, NFS3_OK);
+  ASSERT_TRUE(client_->Call(NFSPROC3_CREATE, x, &xr).ok());
+  EXPECT_EQ(xr.status, NFS3_OK);
+  x.how.verf[0] = 9;
+  ASSERT_TRUE(client_->Call(NFSPROC3_CREATE, x, &xr).ok());
+  EXPECT_EQ(xr.status, NFS3ERR_EXIST);
+  // Bad names.
+  Create(rootfh_, "a/b", GUARDED, NFS3ERR_ACCES);
+  Create(rootfh_, std::string(300, 'n'), GUARDED, NFS3ERR_NAMETOOLONG);
+  Create(rootfh_, ".loom-ds", GUARDED, NFS3ERR_EXIST);
+}
+
+TEST_F(Nfs3Test, LookupErrorsAndHiddenStateDir) {
+  nfs_fh3 f = Create(rootfh_, "file");
+  EXPECT_EQ(Lookup(rootfh_, "missing"), NFS3ERR_NOENT);
+  EXPECT_EQ(Lookup(f, "x"), NFS3ERR_NOTDIR);
+  EXPECT_EQ(Lookup(rootfh_, ".loom-ds"), NFS3ERR_NOENT);
+  nfs_fh3 up;
+  ASSERT_EQ(Lookup(rootfh_, "..", &up), NFS3_OK);  // ".." of the root is the root
+  EXPECT_EQ(up.data, rootfh_.data);
+  READDIR3args ra;
+  ra.dir = rootfh_;
+  ra.count = 8192;
+  READDIR3res rr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_READDIR, ra, &rr).ok());
+  for (const auto& e : rr.resok.reply.entries) EXPECT_NE(e.name, ".loom-ds");
+}
+
+TEST_F(Nfs3Test, ForgedStaleAndMalformedHandles) {
+  nfs_fh3 f = Create(rootfh_, "victim");
+  std::string forged = f.data.str();
+  forged[6] ^= 0x40;  // a guessed neighbour inode
+  nfs_fh3 ff;
+  ff.data = Bytes::Copy(forged);
+  EXPECT_EQ(Getattr(ff).status, NFS3ERR_STALE);
+  nfs_fh3 junk;
+  junk.data = Bytes::Copy("not a handle");
+  EXPECT_EQ(Getattr(junk).status, NFS3ERR_BADHANDLE);
+  REMOVE3args rm;
+  rm.object.dir = rootfh_;
+  rm.object.name = "victim";
+  REMOVE3res rr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_REMOVE, rm, &rr).ok());
+  EXPECT_EQ(rr.status, NFS3_OK);
+  EXPECT_EQ(Getattr(f).status, NFS3ERR_STALE);
+  ASSERT_TRUE(client_->Call(NFSPROC3_REMOVE, rm, &rr).ok());
+  EXPECT_EQ(rr.status, NFS3ERR_NOENT);
+}
+
+TEST_F(Nfs3Test, SetattrTruncateChmodChownAndGuard) {
+  nfs_fh3 f = Create(rootfh_, "s");
+  Write(f, 0, std::string(5000, 'a'));
+  SETATTR3args a;
+  a.object = f;
+  a.new_attributes.size.set_it = true;
+  a.new_attributes.size.size = 10;
+  a.new_attributes.mode.set_it = true;
+  a.new_attributes.mode.mode = 0600;
+  SETATTR3res r;
+  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, a, &r).ok());
+  ASSERT_EQ(r.status, NFS3_OK);
+  EXPECT_EQ(r.resok.obj_wcc.after.attributes.size, 10u);
+  EXPECT_EQ(r.resok.obj_wcc.after.attributes.mode, 0600u);
+  // A non-root caller cannot give the file away.
+  SETATTR3args own;
+  own.object = f;
+  own.new_attributes.uid.set_it = true;
+  own.new_attributes.uid.uid = 0;
+  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, own, &r).ok());
+  EXPECT_EQ(r.status, NFS3ERR_PERM);
+  // The ctime guard.
+  SETATTR3args g;
+  g.object = f;
+  g.guard.check = true;
+  g.guard.obj_ctime = {1, 2};
+  g.new_attributes.mode.set_it = true;
+  g.new_attributes.mode.mode = 0644;
+  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, g, &r).ok());
+  EXPECT_EQ(r.status, NFS3ERR_NOT_SYNC);
+}
+
+TEST_F(Nfs3Test, AccessChecksAndFencingByOwnership) {
+  nfs_fh3 f = Create(rootfh_, "fenced");
+  ACCESS3args a{f, ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_EXECUTE};
+  ACCESS3res r;
+  ASSERT_TRUE(client_->Call(NFSPROC3_ACCESS, a, &r).ok());
+  EXPECT_EQ(r.resok.access, ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND);
+  ASSERT_EQ(Write(f, 0, "ok").status, NFS3_OK);
+  // The metadata server fences uid 1000 by giving the file to another owner with mode 0600.
+  client_->set_cred(rpc::Cred::Sys(0, 0));
+  SETATTR3args s;
+  s.object = f;
+  s.new_attributes.uid.set_it = true;
+  s.new_attributes.uid.uid = 2000;
+  s.new_attributes.mode.set_it = true;
+  s.new_attributes.mode.mode = 0600;
+  SETATTR3res sr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, s, &sr).ok());
+  ASSERT_EQ(sr.status, NFS3_OK);
+  client_->set_cred(rpc::Cred::Sys(1000, 1000));
+  EXPECT_EQ(Write(f, 0, "no").status, NFS3ERR_ACCES);
+  EXPECT_EQ(Read(f, 0, 2).status, NFS3ERR_ACCES);
+  ASSERT_TRUE(client_->Call(NFSPROC3_ACCESS, a, &r).ok());
+  EXPECT_EQ(r.resok.access, 0u);
+  client_->set_cred(rpc::Cred::Sys(2000, 2000));
+  EXPECT_EQ(Write(f, 0, "ok").status, NFS3_OK);
+}
+
+TEST_F(Nfs3Test, DirectoriesRenameLinkSymlink) {
+  nfs_fh3 d1 = Mkdir(rootfh_, "d1");
+  nfs_fh3 d2 = Mkdir(rootfh_, "d2");
+  nfs_fh3 f = Create(d1, "f");
+  Write(f, 0, "contents");
+  RENAME3args rn;
+  rn.from = {d1, "f"};
+  rn.to = {d2, "g"};
+  RENAME3res rr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_RENAME, rn, &rr).ok());
+  ASSERT_EQ(rr.status, NFS3_OK);
+  EXPECT_EQ(Lookup(d1, "f"), NFS3ERR_NOENT);
+  nfs_fh3 g;
+  ASSERT_EQ(Lookup(d2, "g", &g), NFS3_OK);
+  EXPECT_EQ(g.data, f.data);  // the handle survives the rename
+  EXPECT_EQ(Read(f, 0, 100).resok.data.view(), "contents");
+  // RMDIR of a non-empty directory.
+  RMDIR3args rd;
+  rd.object = {rootfh_, "d2"};
+  RMDIR3res rdr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_RMDIR, rd, &rdr).ok());
+  EXPECT_EQ(rdr.status, NFS3ERR_NOTEMPTY);
+  // Hard link.
+  LINK3args la;
+  la.file = g;
+  la.link = {d1, "hard"};
+  LINK3res lr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_LINK, la, &lr).ok());
+  ASSERT_EQ(lr.status, NFS3_OK);
+  EXPECT_EQ(lr.resok.file_attributes.attributes.nlink, 2u);
+  // Symlink + READLINK.
+  SYMLINK3args sa;
+  sa.where = {d1, "ln"};
+  sa.symlink.symlink_data = "../d2/g";
+  SYMLINK3res sr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_SYMLINK, sa, &sr).ok());
+  ASSERT_EQ(sr.status, NFS3_OK);
+  READLINK3res rl;
+  ASSERT_TRUE(client_->Call(NFSPROC3_READLINK, READLINK3args{sr.resok.obj.handle}, &rl).ok());
+  EXPECT_EQ(rl.resok.data, "../d2/g");
+  EXPECT_EQ(Getattr(sr.resok.obj.handle).resok.obj_attributes.type, NF3LNK);
+  // Remove everything.
+  for (auto [dir, name] : {std::pair{d1, "hard"}, {d1, "ln"}, {d2, "g"}}) {
+    REMOVE3args rm;
+    rm.object = {dir, name};
+    REMOVE3res rmr;
+    ASSERT_TRUE(client_->Call(NFSPROC3_REMOVE, rm, &rmr).ok());
+    EXPECT_EQ(rmr.status, NFS3_OK) << name;
+  }
+  ASSERT_TRUE(client_->Call(NFSPROC3_RMDIR, rd, &rdr).ok());
+  EXPECT_EQ(rdr.status, NFS3_OK);
+  EXPECT_FALSE(fsys::exists(root_ + "/d2"));
+}
+
+TEST_F(Nfs3Test, ReaddirPagesThroughEveryEntryOnce) {
+  nfs_fh3 d = Mkdir(rootfh_, "many");
+  std::set<std::string> want;
+  for (int i = 0; i < 300; i++) {
+    std::string n = "entry-" + std::to_string(i);
+    Create(d, n);
+    want.insert(n);
+  }
+  std::set<std::string> seen;
+  uint64_t cookie = 0;
+  int pages = 0;
+  for (;;) {
+    READDIR3args a;
+    a.dir = d;
+    a.cookie = cookie;
+    a.count = 1024;
+    READDIR3res r;
+    ASSERT_TRUE(client_->Call(NFSPROC3_READDIR, a, &r).ok());
+    ASSERT_EQ(r.status, NFS3_OK);
+    pages++;
+    for (const auto& e : r.resok.reply.entries) {
+      if (e.name == "." || e.name == "..") continue;
+      EXPECT_TRUE(seen.insert(e.name).second) << "duplicate " << e.name;
+      cookie = e.cookie;
+    }
+    if (!r.resok.reply.entries.empty()) cookie = r.resok.reply.entries.back().cookie;
+    if (r.resok.reply.eof) break;
+    ASSERT_LT(pages, 1000);
+  }
+  EXPECT_EQ(seen, want);
+  EXPECT_GT(pages, 5);
+  // READDIRPLUS gives usable handles and attributes.
+  READDIRPLUS3args p;
+  p.dir = d;
+  p.dircount = 4096;
+  p.maxcount = 32768;
+  READDIRPLUS3res pr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_READDIRPLUS, p, &pr).ok());
+  ASSERT_EQ(pr.status, NFS3_OK);
+  int checked = 0;
+  for (const auto& e : pr.resok.reply.entries) {
+    if (e.name == "." || e.name == "..") continue;
+    ASSERT_TRUE(e.name_handle.handle_follows);
+    EXPECT_EQ(Getattr(e.name_handle.handle).resok.obj_attributes.fileid, e.fileid);
+    checked++;
+  }
+  EXPECT_GT(checked, 10);
+  // A count too small for any entry.
+  READDIR3args tiny;
+  tiny.dir = d;
+  tiny.count = 100;
+  READDIR3res tr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_READDIR, tiny, &tr).ok());
+  EXPECT_EQ(tr.status, NFS3ERR_TOOSMALL);
+}
+
+TEST_F(Nfs3Test, HandlesPersistAndVerifierChangesAcrossRestart) {
+  nfs_fh3 f = Create(rootfh_, "persist");
+  Write(f, 0, "still here", FILE_SYNC);
+  auto verf_before = fs_->write_verifier();
+  std::string fh = f.data.str();
+  RestartServer();
+  nfs_fh3 same;
+  same.data = Bytes::Copy(fh);
+  EXPECT_EQ(Read(same, 0, 100).resok.data.view(), "still here");
+  EXPECT_NE(fs_->write_verifier(), verf_before);
+}
+
+TEST_F(Nfs3Test, GarbageArgumentsGetGarbageArgs) {
+  auto r = client_->rpc().CallSync(NFS_PROGRAM, NFS_V3, NFSPROC3_WRITE, rpc::Cred::Sys(0, 0),
+                                   [](xdr::Encoder& e) {
+                                     e.u32(8);  // fh length 8, then nothing
+                                   });
+  EXPECT_EQ(r.status().message(), "GARBAGE_ARGS");
+  EXPECT_TRUE(client_->Null().ok());
+}
+
+}  // namespace
+}  // namespace loom::nfs3
