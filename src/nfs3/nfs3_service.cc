@@ -265,8 +265,10 @@ void Nfs3Service::Pathconf(const CallContext&, const PATHCONF3args& a, PATHCONF3
 // ---------------------------------------------------------------------------- MOUNT v3
 
 void Nfs3Service::Mnt(const CallContext& c, const std::string& path, mountres3& r) {
+  // "", "/" and "//" all name the root; clients differ in how they spell it.
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
+  if (p.empty()) p = "/";
   if (p != opts_.export_path) {
     r.fhs_status = MNT3ERR_NOENT;
     return;
