@@ -16,7 +16,7 @@ namespace loom::rpc {
 
 namespace {
 constexpr size_t kStagingSize = 64 * 1024;
-constexpr uint32_t kLastFragment = 0x80000000u;
+constexpr uint32_t kLastFragment = 0x80000000u;  // RFC 5531 §11
 }  // namespace
 
 std::shared_ptr<Connection> Connection::Create(EventLoop* loop, int fd, std::string peer,
@@ -26,7 +26,12 @@ std::shared_ptr<Connection> Connection::Create(EventLoop* loop, int fd, std::str
 }
 
 Connection::Connection(EventLoop* loop, int fd, std::string peer, Options opts, Callbacks cb)
-    : loop_(loop), fd_(fd), peer_(std::move(peer)), opts_(opts), cb_(std::move(cb)) {
+    : loop_(loop),
+      fd_(fd),
+      peer_(std::move(peer)),
+      opts_(opts),
+      cb_(std::move(cb)),
+      assembler_(opts.max_record) {
   staging_.resize(kStagingSize);
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -76,6 +81,7 @@ void Connection::UpdateInterest() {
 }
 
 void Connection::HandleRead() {
+  std::vector<Record> recs;
   for (;;) {
     if (closed()) return;
     if (inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) {
@@ -85,29 +91,24 @@ void Connection::HandleRead() {
       }
       return;
     }
+    uint8_t* direct = nullptr;
+    size_t want = assembler_.DirectTarget(&direct);
     ssize_t n;
-    if (in_fragment_ && record_ && frag_left_ >= kStagingSize / 2 && consumed_ == staged_) {
-      // A large fragment body: read it straight into the record buffer.
-      n = ::read(fd_, record_->data() + record_have_, frag_left_);
+    if (want >= kStagingSize / 2) {
+      // A large fragment body (a WRITE payload): read it straight into the record buffer.
+      n = ::read(fd_, direct, want);
       if (n > 0) {
-        record_have_ += static_cast<size_t>(n);
-        frag_left_ -= static_cast<size_t>(n);
-        if (frag_left_ == 0) FinishFragment();
+        assembler_.DirectDone(static_cast<size_t>(n), &recs);
+        Deliver(&recs);
         continue;
       }
     } else {
-      if (consumed_ == staged_) consumed_ = staged_ = 0;
-      if (staged_ == staging_.size()) {
-        // Move the unparsed tail (< one record mark) to the front.
-        std::memmove(staging_.data(), staging_.data() + consumed_, staged_ - consumed_);
-        staged_ -= consumed_;
-        consumed_ = 0;
-      }
-      n = ::read(fd_, staging_.data() + staged_, staging_.size() - staged_);
+      n = ::read(fd_, staging_.data(), staging_.size());
       if (n > 0) {
-        staged_ += static_cast<size_t>(n);
-        if (!ParseStaging()) {
-          LOG_INFO("closing %s: malformed record stream", peer_.c_str());
+        bool ok = assembler_.Feed(staging_.data(), static_cast<size_t>(n), &recs);
+        Deliver(&recs);
+        if (!ok) {
+          LOG_DEBUG("closing %s: record over the size limit", peer_.c_str());
           Close();
           return;
         }
@@ -125,51 +126,13 @@ void Connection::HandleRead() {
   }
 }
 
-bool Connection::StartFragment(uint32_t mark) {
-  size_t len = mark & ~kLastFragment;
-  last_fragment_ = (mark & kLastFragment) != 0;
-  if (record_have_ + len > opts_.max_record) return false;  // oversized record
-  in_fragment_ = true;
-  frag_left_ = len;
-  // Grow (or create) the record buffer to hold this fragment.
-  auto grown = Buffer::Allocate(record_have_ + len);
-  if (record_ && record_have_) std::memcpy(grown->data(), record_->data(), record_have_);
-  record_ = std::move(grown);
-  if (len == 0) FinishFragment();
-  return true;
-}
-
-void Connection::FinishFragment() {
-  in_fragment_ = false;
-  if (!last_fragment_) return;
-  Record r{std::move(record_), record_have_};
-  record_.reset();
-  record_have_ = 0;
-  if (r.size == 0) return;  // an empty record carries no xid: nothing to answer
-  inflight_.fetch_add(1, std::memory_order_acq_rel);
-  cb_.on_record(shared_from_this(), std::move(r));
-}
-
-bool Connection::ParseStaging() {
-  while (consumed_ < staged_) {
-    if (!in_fragment_) {
-      while (mark_have_ < 4 && consumed_ < staged_) mark_[mark_have_++] = staging_[consumed_++];
-      if (mark_have_ < 4) return true;
-      mark_have_ = 0;
-      uint32_t mark = (uint32_t{mark_[0]} << 24) | (uint32_t{mark_[1]} << 16) |
-                      (uint32_t{mark_[2]} << 8) | mark_[3];
-      if (!StartFragment(mark)) return false;
-      continue;
-    }
-    size_t take = std::min(frag_left_, staged_ - consumed_);
-    std::memcpy(record_->data() + record_have_, staging_.data() + consumed_, take);
-    consumed_ += take;
-    record_have_ += take;
-    frag_left_ -= take;
-    if (frag_left_ == 0) FinishFragment();
-    if (closed()) return true;
+void Connection::Deliver(std::vector<Record>* recs) {
+  for (Record& r : *recs) {
+    if (closed()) break;
+    inflight_.fetch_add(1, std::memory_order_acq_rel);
+    cb_.on_record(shared_from_this(), std::move(r));
   }
-  return true;
+  recs->clear();
 }
 
 void Connection::RecordDone() {

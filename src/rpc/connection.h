@@ -17,14 +17,10 @@
 
 #include "common/buffer.h"
 #include "rpc/event_loop.h"
+#include "rpc/record.h"
 #include "xdr/xdr.h"
 
 namespace loom::rpc {
-
-struct Record {
-  std::shared_ptr<Buffer> buf;  // owns the bytes; data()[0..size)
-  size_t size = 0;
-};
 
 class Connection : public std::enable_shared_from_this<Connection>, public EventLoop::Handler {
  public:
@@ -65,10 +61,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
  private:
   Connection(EventLoop* loop, int fd, std::string peer, Options opts, Callbacks cb);
   void HandleRead();
-  // Parses as much of the staging buffer as possible; returns false on a protocol violation.
-  bool ParseStaging();
-  bool StartFragment(uint32_t mark);
-  void FinishFragment();
+  void Deliver(std::vector<Record>* recs);
   void Flush();                 // REQUIRES: this thread is the flusher
   bool WriteSome(bool* again);  // writes from out_; false on a fatal error
   void UpdateInterest();
@@ -84,15 +77,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
 
   // Receive state (loop thread only).
   std::vector<uint8_t> staging_;
-  size_t staged_ = 0;    // bytes in staging_
-  size_t consumed_ = 0;  // bytes of staging_ already parsed
-  uint8_t mark_[4];
-  int mark_have_ = 0;
-  bool in_fragment_ = false;
-  bool last_fragment_ = false;
-  size_t frag_left_ = 0;
-  std::shared_ptr<Buffer> record_;
-  size_t record_have_ = 0;
+  RecordAssembler assembler_;
   std::atomic<int> inflight_{0};
   bool reading_paused_ = false;
 
