@@ -265,16 +265,51 @@ void Nfs3Service::Pathconf(const CallContext&, const PATHCONF3args& a, PATHCONF3
 // ---------------------------------------------------------------------------- MOUNT v3
 
 void Nfs3Service::Mnt(const CallContext& c, const std::string& path, mountres3& r) {
-  // "", "/" and "//" all name the root; clients differ in how they spell it.
+  // "", "/" and "//" all name the export root; clients differ in how they spell it.
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   if (p.empty()) p = "/";
-  if (p != opts_.export_path) {
+  // Subdirectories of the export may be mounted too (as with Linux nfsd): walk the path from
+  // the root one component at a time, never following symlinks and never leaving the export.
+  std::string base = opts_.export_path == "/" ? "" : opts_.export_path;
+  if (p != opts_.export_path && p.compare(0, base.size() + 1, base + "/") != 0) {
     r.fhs_status = MNT3ERR_NOENT;
     return;
   }
+  Node n;
+  if (fs_->Resolve(fs_->root_handle(), &n) != 0) {
+    r.fhs_status = MNT3ERR_SERVERFAULT;
+    return;
+  }
+  size_t pos = base.size();
+  while (pos < p.size()) {
+    size_t next = p.find('/', pos + 1);
+    if (next == std::string::npos) next = p.size();
+    std::string comp = p.substr(pos + 1, next - pos - 1);
+    pos = next;
+    if (comp.empty() || comp == ".") continue;
+    if (comp == ".." || fs_->Hidden(n, comp) || CheckName(comp) != NFS3_OK) {
+      r.fhs_status = MNT3ERR_NOENT;
+      return;
+    }
+    if (!LocalFs::CheckAccess(c.cred, n.st, kMayExec)) {
+      r.fhs_status = MNT3ERR_ACCES;
+      return;
+    }
+    Node child;
+    int err = fs_->LookupAt(n, comp, &child);
+    if (err != 0) {
+      r.fhs_status = err == ENOENT ? MNT3ERR_NOENT : MNT3ERR_IO;
+      return;
+    }
+    if (!S_ISDIR(child.st.st_mode)) {
+      r.fhs_status = MNT3ERR_NOTDIR;
+      return;
+    }
+    n = std::move(child);
+  }
   r.fhs_status = MNT3_OK;
-  r.mountinfo.fhandle = Bytes::Copy(fs_->root_handle());
+  r.mountinfo.fhandle = Bytes::Copy(n.fh);
   r.mountinfo.auth_flavors = {rpc::AUTH_SYS, rpc::AUTH_NONE};
   std::lock_guard<std::mutex> l(mounts_mu_);
   mounts_.insert({c.peer.substr(0, c.peer.rfind(':')), p});

@@ -140,6 +140,18 @@ std::string RandomBytes(size_t n, uint32_t seed) {
 
 TEST_F(Nfs3Test, MountExportAndRootAttributes) {
   EXPECT_FALSE(client_->Mount("/elsewhere").ok());
+  // Subdirectories may be mounted; files, "..", and the hidden state directory may not.
+  nfs_fh3 sub = Mkdir(rootfh_, "sub");
+  Mkdir(sub, "deeper");
+  auto m = client_->Mount("/sub/deeper/");
+  ASSERT_TRUE(m.ok());
+  nfs_fh3 deeper;
+  ASSERT_EQ(Lookup(sub, "deeper", &deeper), NFS3_OK);
+  EXPECT_EQ(m->data, deeper.data);
+  Create(sub, "file");
+  EXPECT_FALSE(client_->Mount("/sub/file").ok());
+  EXPECT_FALSE(client_->Mount("/sub/../..").ok());
+  EXPECT_FALSE(client_->Mount("/.loom-ds").ok());
   auto r = Getattr(rootfh_);
   ASSERT_EQ(r.status, NFS3_OK);
   EXPECT_EQ(r.resok.obj_attributes.type, NF3DIR);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs every test: unit tests, process tests, libnfs and
+# Linux-kernel-client interoperability, and a bounded libFuzzer run. Exits non-zero on failure.
+#   LOOM_FUZZ_SECONDS  fuzzing time (default 60)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+
+echo "== ctest"
+ctest --test-dir build --output-on-failure -j 2 --timeout 900
+
+echo "== fuzz (libFuzzer, ${LOOM_FUZZ_SECONDS:-60}s)"
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DLOOM_FUZZ=ON -DLOOM_BUILD_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+ninja -C build-fuzz rpc_fuzz
+corpus=build-fuzz/corpus
+mkdir -p "$corpus"
+python3 tests/fuzz/make_seeds.py build-fuzz/seeds
+build-fuzz/rpc_fuzz -max_total_time="${LOOM_FUZZ_SECONDS:-60}" -max_len=8192 -rss_limit_mb=1024 \
+  -print_final_stats=1 "$corpus" build-fuzz/seeds 2>build-fuzz/fuzz.log || {
+  tail -50 build-fuzz/fuzz.log
+  echo "fuzz: FAILED"
+  exit 1
+}
+grep -E "stat::number_of_executed_units|Done" build-fuzz/fuzz.log | tail -2
+echo "fuzz: 1 passed, 0 failed"
