@@ -32,6 +32,7 @@ void Usage() {
                "  --workers N         I/O worker threads (default 8)\n"
                "  --max-io BYTES      largest READ/WRITE (default 1048576)\n"
                "  --stats-file FILE   write per-operation counters as JSON every second\n"
+               "  --sendfile          send large READ payloads with sendfile(2) (default: copy)\n"
                "  --verbose           debug logging\n");
 }
 
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--max-io") so.max_io = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--stats-file") stats_file = next();
+    else if (a == "--sendfile") so.read_sendfile = true;
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
     else if (a == "--help" || a == "-h") {
       Usage();

@@ -1,8 +1,11 @@
 // READ, WRITE and COMMIT: the data path of loom-ds.
 //
-// READ: small reads are copied into the reply; large reads are made resident with readahead(2)
-// on the worker thread and then sent from the page cache with sendfile(2) by whoever flushes
-// the connection, so the bytes never pass through user space and the loop never waits on disk.
+// READ: by default the worker preads into a pooled buffer and the reply goes out with sendmsg.
+// With Options::read_sendfile, large reads are instead made resident with readahead(2) on the
+// worker and sent from the page cache with sendfile(2), so the bytes never pass through user
+// space and the loop never waits on disk. On loopback, sendfile measured slower (page-sized
+// skb fragments cost the sender and the receiver more than one copy: 2.2-2.6 vs 4.1-4.4 GiB/s,
+// 0.40 vs 0.24 server CPU s/GiB; bench/ds-bench.sh); on a NIC with TSO it may win.
 // WRITE: the payload is a view into the receive buffer and goes to pwritev2 as is; FILE_SYNC
 // and DATA_SYNC use RWF_SYNC / RWF_DSYNC. COMMIT is fdatasync.
 #include <fcntl.h>
@@ -53,7 +56,7 @@ void Nfs3Service::Read(const CallContext& c, const READ3args& a, READ3res& r) {
     count = static_cast<uint32_t>(size - a.offset);
   }
   READ3resok& ok = r.resok;
-  if (count > 0 && count <= kCopyReadMax) {
+  if (count > 0 && (count <= kCopyReadMax || !opts_.read_sendfile)) {
     auto buf = Buffer::Allocate(count);
     ssize_t got = ::pread(n.fd(), buf->data(), count, static_cast<off_t>(a.offset));
     if (got < 0) {

@@ -19,6 +19,7 @@ class Nfs3Service {
   struct Options {
     std::string export_path = "/";  // the MOUNT path clients ask for
     uint32_t max_io = 1u << 20;     // rtmax/wtmax advertised in FSINFO
+    bool read_sendfile = false;     // large READ replies via sendfile(2) (see nfs3_io.cc)
   };
   Nfs3Service(LocalFs* fs, Options opts) : fs_(fs), opts_(std::move(opts)) {}
 

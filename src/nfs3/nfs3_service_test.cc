@@ -41,7 +41,7 @@ class Nfs3Test : public ::testing::Test {
     auto fs = LocalFs::Open(LocalFs::Options{root_, "", 64});
     ASSERT_TRUE(fs.ok()) << fs.status().ToString();
     fs_ = std::move(fs.value());
-    svc_ = std::make_unique<Nfs3Service>(fs_.get(), Nfs3Service::Options{});
+    svc_ = std::make_unique<Nfs3Service>(fs_.get(), svc_opts_);
     rpc::ServerOptions o;
     o.listen = "127.0.0.1:0";
     o.workers = 2;
@@ -129,6 +129,7 @@ class Nfs3Test : public ::testing::Test {
   std::unique_ptr<rpc::LoopGroup> loops_;
   std::unique_ptr<Nfs3Client> client_;
   nfs_fh3 rootfh_;
+  Nfs3Service::Options svc_opts_;
 };
 
 std::string RandomBytes(size_t n, uint32_t seed) {
@@ -194,7 +195,7 @@ TEST_F(Nfs3Test, WriteReadCommitRoundTrip) {
   ASSERT_TRUE(client_->Call(NFSPROC3_COMMIT, COMMIT3args{fh, 0, 0}, &cr).ok());
   ASSERT_EQ(cr.status, NFS3_OK);
   EXPECT_EQ(std::equal(cr.resok.verf.begin(), cr.resok.verf.end(), fs_->write_verifier().begin()), true);
-  // Large read (sendfile path) and small read (copy path).
+  // Large read and small read (copy paths), then the sendfile path.
   auto r = Read(fh, 0, 256 * 1024);
   ASSERT_EQ(r.status, NFS3_OK);
   EXPECT_EQ(r.resok.count, 256u * 1024);
@@ -208,6 +209,14 @@ TEST_F(Nfs3Test, WriteReadCommitRoundTrip) {
   auto past = Read(fh, big.size() + 10, 10);
   EXPECT_EQ(past.resok.count, 0u);
   EXPECT_TRUE(past.resok.eof);
+  // The same bytes through the sendfile path.
+  svc_opts_.read_sendfile = true;
+  std::string fhbytes = fh.data.str();
+  RestartServer();
+  fh.data = Bytes::Copy(fhbytes);
+  auto sf = Read(fh, 4096, 200 * 1024);
+  ASSERT_EQ(sf.status, NFS3_OK);
+  EXPECT_EQ(sf.resok.data.view(), std::string_view(big).substr(4096, 200 * 1024));
   // FILE_SYNC is reported as such.
   EXPECT_EQ(Write(fh, 0, "x", FILE_SYNC).resok.committed, FILE_SYNC);
   // The bytes on disk are the bytes written.
