@@ -1,0 +1,90 @@
+# Guest-side helper library, installed as /lib/loom-guest.sh and sourced by
+# /init and by the test scripts. busybox sh (ash) syntax only.
+
+guest_uptime() { cut -d' ' -f1 /proc/uptime; }
+
+log() { echo "guest: $*"; }
+
+# fail REASON: record why the test failed and stop it. /init prints the reason
+# in the LOOM-GUEST-RESULT line.
+fail() {
+    echo "guest: FAIL: $*"
+    echo "$*" >>/tmp/loom-fail-reason
+    exit 1
+}
+
+# check DESCRIPTION CMD...: run CMD; fail with DESCRIPTION if it fails.
+check() {
+    local what="$1"; shift
+    "$@" || fail "$what (command: $*)"
+}
+
+# nfs_mount TYPE OPTIONS SOURCE TARGET: mount with text options, no userspace
+# NFS machinery involved (no rpcbind, no mount.nfs).
+nfs_mount() {
+    local t0; t0=$(guest_uptime)
+    mkdir -p "$4"
+    nfsmount -t "$1" -o "$2" "$3" "$4" || return 1
+    log "mounted $3 on $4 (-t $1 -o $2) in $(awk -v a="$t0" -v b="$(guest_uptime)" 'BEGIN{printf "%.2f", b-a}')s"
+    grep " $4 " /proc/mounts | sed 's/^/guest: mount: /'
+}
+
+nfs_umount() {
+    umount "$1" || { sleep 1; umount "$1"; }
+}
+
+# mount_opt MOUNTPOINT OPTION: print the value of OPTION (e.g. vers) from /proc/mounts.
+mount_opt() {
+    grep " $1 " /proc/mounts | head -n 1 | awk '{ print $4 }' | tr ',' '\n' | sed -n "s/^$2=//p" | head -n 1
+}
+
+# manifest DIR: one sorted line per entry below DIR: "d PATH MODE" or
+# "f PATH MODE SIZE SHA256". Used to compare trees.
+manifest() {
+    (
+        cd "$1" || exit 1
+        find . -mindepth 1 | sort | while read -r p; do
+            if [ -d "$p" ]; then
+                echo "d ${p#./} $(stat -c %a "$p")"
+            elif [ -f "$p" ]; then
+                echo "f ${p#./} $(stat -c '%a %s' "$p") $(sha256sum <"$p" | cut -d' ' -f1)"
+            else
+                echo "? ${p#./}"
+            fi
+        done
+    )
+}
+
+# emit_sums DIR PREFIX: print "SUM <sha256> <PREFIX/path>" and "DIR <PREFIX/path>"
+# lines, which the host compares with what landed in the server's export.
+emit_sums() {
+    manifest "$1" | while read -r kind path mode size sum; do
+        case "$kind" in
+        f) echo "SUM $sum $2/$path" ;;
+        d) echo "DIR $2/$path" ;;
+        esac
+    done
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# timed DESCRIPTION CMD...: run CMD and log how long it took.
+timed() {
+    local what="$1" t0 rc; shift
+    t0=$(guest_uptime)
+    "$@"; rc=$?
+    log "$what: $(awk -v a="$t0" -v b="$(guest_uptime)" 'BEGIN{printf "%.2f", b-a}')s"
+    return $rc
+}
+
+# Show what the client negotiated (informative).
+show_nfs_state() {
+    echo "---- /proc/fs/nfsfs/servers ----"; cat /proc/fs/nfsfs/servers 2>/dev/null
+    echo "---- /proc/fs/nfsfs/volumes ----"; cat /proc/fs/nfsfs/volumes 2>/dev/null
+    echo "---- mountstats (pnfs / ops with calls) ----"
+    awk '/^device/ { nfs = / with fstype nfs/; ops = 0; if (nfs) print; next }
+         !nfs { next }
+         /pnfs=/ { print; next }
+         /per-op statistics/ { ops = 1; next }
+         ops && $2 + 0 > 0 { print "  " $1, $2 }' /proc/self/mountstats 2>/dev/null
+}

@@ -1,0 +1,117 @@
+#!/bin/bash
+# run-guest.sh: boot a stock Debian kernel under qemu (TCG) and run one guest test script.
+#
+# usage: run-guest.sh [-k 6.1|7] [-s SCRIPT] [-t SECONDS] [-l LOGFILE] [-v] [KEY=VALUE ...]
+#   -k  kernel flavor (env LOOM_KERNEL, default 6.1)
+#   -s  guest test script, run by /init as /test.sh (env LOOM_GUEST_SCRIPT,
+#       default guest/nfs3-basic.sh); a bare name is looked up in guest/
+#   -t  host-side timeout for the whole boot (env LOOM_GUEST_TIMEOUT, default 300);
+#       the guest's own watchdog fires 20 s earlier with a readable FAIL line
+#   -l  serial log file (env LOOM_GUEST_LOG, default a new /tmp/loom-kc-*.log)
+#   -v  also stream the serial console to stdout (env LOOM_VERBOSE=1)
+#   KEY=VALUE words go on the kernel command line and reach /init and the test
+#   as environment variables, e.g. SERVER_PORT=2049 NFSVERS=3. Keys must not
+#   contain dots: MODULE.param=VALUE words are module parameters, which /init
+#   passes to insmod (e.g. nfsv4.directory_delegations=0 on the 7.x kernel).
+# Env: LOOM_GUEST_MEM (MiB, 1024), LOOM_GUEST_SMP (2; the 7.x kernel runs TCG
+#   single-threaded regardless), LOOM_KCACHE (see prepare.sh).
+#
+# Exit: 0 when the guest printed "LOOM-GUEST-RESULT: PASS", 77 when no kernel or
+# qemu is available (skip), 1 otherwise (the log's tail is printed).
+set -euo pipefail
+
+KC_PROG=run-guest
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib/host-common.sh"
+trap 'kc_log "unexpected failure (status $?) at line $LINENO: $BASH_COMMAND"' ERR
+
+FLAVOR=${LOOM_KERNEL:-6.1}
+SCRIPT=${LOOM_GUEST_SCRIPT:-nfs3-basic.sh}
+TIMEOUT=${LOOM_GUEST_TIMEOUT:-300}
+LOG=${LOOM_GUEST_LOG:-}
+VERBOSE=${LOOM_VERBOSE:-0}
+while getopts "k:s:t:l:vh" opt; do
+    case "$opt" in
+    k) FLAVOR=$OPTARG ;;
+    s) SCRIPT=$OPTARG ;;
+    t) TIMEOUT=$OPTARG ;;
+    l) LOG=$OPTARG ;;
+    v) VERBOSE=1 ;;
+    h) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+params=()
+for kv in "$@"; do
+    [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*=[^[:space:]]*$ ]] ||    # for /init and the test
+        [[ "$kv" =~ ^[a-z0-9_]+\.[a-z0-9_]+=[^[:space:]]*$ ]] || # MODULE.param=value
+        kc_die "not a KEY=VALUE or MODULE.param=VALUE word (no spaces): '$kv'"
+    params+=("$kv")
+done
+if [ ! -f "$SCRIPT" ] && [ -f "$HERE/guest/$SCRIPT" ]; then SCRIPT=$HERE/guest/$SCRIPT; fi
+[ -f "$SCRIPT" ] || kc_die "no guest script '$SCRIPT'"
+[[ "$TIMEOUT" =~ ^[0-9]+$ ]] && [ "$TIMEOUT" -ge 30 ] || kc_die "timeout must be a number of seconds >= 30"
+
+rc=0
+"$HERE/prepare.sh" "$FLAVOR" || rc=$?
+[ $rc -eq 0 ] || exit $rc
+case "$FLAVOR" in 6 | 6.1) FLAVOR=6.1 ;; 7 | 7.x) FLAVOR=7 ;; esac
+. "${LOOM_KCACHE:-/var/cache/loom-kernel}/$FLAVOR/guest.env"
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    kc_ensure_packages qemu-system-x86 || kc_skip "qemu-system-x86_64 is not available"
+fi
+
+work=$(mktemp -d /tmp/loom-kc-run.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+[ -n "$LOG" ] || LOG=$(mktemp /tmp/loom-kc-XXXXXX.log)
+: >"$LOG"
+
+# The initrd for this run: the cached base archive, zero-padded to a 4-byte
+# boundary (the kernel looks for the next archive there), then a small
+# uncompressed cpio with /test.sh. The kernel unpacks both into one rootfs.
+mkdir "$work/extra"
+install -m 755 "$SCRIPT" "$work/extra/test.sh"
+cp "$INITRD" "$work/initrd"
+pad=$(((4 - $(stat -c %s "$work/initrd") % 4) % 4))
+head -c "$pad" /dev/zero >>"$work/initrd"
+(cd "$work/extra" && echo test.sh | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
+
+guest_timeout=$((TIMEOUT - 20))
+hostname_word="GUEST_HOSTNAME=loomkc-$(hostname -s | tr -cd 'a-zA-Z0-9' | head -c 12)-$$-$RANDOM"
+append="console=ttyS0 quiet panic=-1 GUEST_TIMEOUT=$guest_timeout $hostname_word ${params[*]:-}"
+qemu=(qemu-system-x86_64 -accel "$QEMU_ACCEL" -m "${LOOM_GUEST_MEM:-1024}" -smp "${LOOM_GUEST_SMP:-2}"
+    -nodefaults -display none -vga none -monitor none -serial stdio -no-reboot
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
+    -kernel "$VMLINUZ" -initrd "$work/initrd" -append "$append")
+
+kc_log "booting $KVER ($QEMU_ACCEL) with $(basename "$SCRIPT"); ${params[*]:-no parameters}; timeout ${TIMEOUT}s; log $LOG"
+t0=$(kc_now)
+qrc=0
+if [ "$VERBOSE" = 1 ]; then
+    timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | tee -a "$LOG" || qrc=${PIPESTATUS[0]}
+else
+    timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null >>"$LOG" 2>&1 || qrc=$?
+fi
+secs=$(kc_elapsed "$t0")
+
+result=$(tr -d '\r' <"$LOG" | grep -a '^LOOM-GUEST-RESULT:' | tail -n 1 || true)
+if [ "$result" = "LOOM-GUEST-RESULT: PASS" ]; then
+    kc_log "PASS: $(basename "$SCRIPT") on $KVER in ${secs}s"
+    exit 0
+fi
+if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+    why="host timeout: qemu killed after ${TIMEOUT}s"
+elif [ -n "$result" ]; then
+    why=${result#LOOM-GUEST-RESULT: }
+else
+    why="no result line from the guest (qemu exit status $qrc)"
+fi
+if [ "$VERBOSE" != 1 ]; then
+    echo "---- last 80 lines of $LOG ----" >&2
+    tr -d '\r' <"$LOG" | tail -n 80 >&2
+    echo "---- end of log ----" >&2
+fi
+kc_log "FAIL: $(basename "$SCRIPT") on $KVER after ${secs}s: $why (full log: $LOG)"
+exit 1
