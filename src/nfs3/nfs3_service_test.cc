@@ -301,6 +301,9 @@ TEST_F(Nfs3Test, ForgedStaleAndMalformedHandles) {
   EXPECT_EQ(Getattr(f).status, NFS3ERR_STALE);
   ASSERT_TRUE(client_->Call(NFSPROC3_REMOVE, rm, &rr).ok());
   EXPECT_EQ(rr.status, NFS3ERR_NOENT);
+  // NFS-level errors are counted as errors of the procedure.
+  EXPECT_EQ(server_->stats().Get("nfs3.REMOVE")->errors(), 1u);
+  EXPECT_EQ(server_->stats().Get("nfs3.GETATTR")->errors(), 3u);
 }
 
 TEST_F(Nfs3Test, SetattrTruncateChmodChownAndGuard) {

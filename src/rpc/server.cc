@@ -321,7 +321,10 @@ void RpcServer::Execute(std::shared_ptr<Connection> c, Record r, const Registere
   c->Send(std::move(reply));
   c->RecordDone();
   OpStats* s = prog->stats[ctx.proc];
-  if (s) s->Record(static_cast<uint64_t>(NowUs() - start), r.size, out_bytes, st != SUCCESS);
+  if (s) {
+    s->Record(static_cast<uint64_t>(NowUs() - start), r.size, out_bytes,
+              st != SUCCESS || ctx.op_status != 0);
+  }
 }
 
 }  // namespace loom::rpc

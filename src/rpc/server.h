@@ -35,6 +35,9 @@ struct CallContext {
   uint32_t prog = 0, vers = 0, proc = 0;
   Cred cred;
   std::string peer;  // "ip:port" of the client
+  // The protocol-level status of the result (e.g. nfsstat3), set by Typed(); non-zero counts
+  // as an error in the procedure's counters even though the RPC itself succeeded.
+  mutable int32_t op_status = 0;
 };
 
 // Decodes arguments from `args`, writes results to `res`. Returns SUCCESS, or GARBAGE_ARGS when
@@ -64,6 +67,7 @@ ProcHandler Typed(F f) {
     if (!xdr_decode(d, a)) return GARBAGE_ARGS;
     Res r;
     f(ctx, a, r);
+    if constexpr (requires { r.status; }) ctx.op_status = static_cast<int32_t>(r.status);
     xdr_encode(e, r);
     return SUCCESS;
   };
