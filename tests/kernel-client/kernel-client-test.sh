@@ -69,6 +69,7 @@ TEST=${TEST%.sh}
 SCRIPT=$HERE/guest/$TEST.sh
 [ -f "$SCRIPT" ] || kc_die "no guest script $SCRIPT"
 export LOOM_VERBOSE=$VERBOSE
+export KC_KERNEL=$KERNEL  # for kc_skip (LOOM_REQUIRE_KERNEL)
 
 # ---- outer phase: everything that needs the network or the host as it is -------------
 if [ $INNER = 0 ]; then

@@ -3,7 +3,14 @@
 
 kc_log() { printf '%s: %s\n' "${KC_PROG:-kernel-client}" "$*" >&2; }
 kc_die() { kc_log "error: $*"; exit 1; }
-kc_skip() { kc_log "SKIP: $*"; exit 77; }
+# A skip becomes a failure for kernels named in LOOM_REQUIRE_KERNEL (space-separated, e.g.
+# "6.1"): CI sets it so a missing kernel cannot pass silently as "skipped".
+kc_skip() {
+    case " ${LOOM_REQUIRE_KERNEL:-} " in
+        *" ${KC_KERNEL:-none} "*) kc_log "FAIL (required kernel ${KC_KERNEL}): $*"; exit 1 ;;
+    esac
+    kc_log "SKIP: $*"; exit 77
+}
 
 # kc_now: seconds since the epoch with millisecond precision, for timing lines.
 kc_now() { date +%s.%3N; }
