@@ -6,40 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <random>
 
 #include "rpc/server.h"
-#include "xdr/rpc.h"
 
 namespace loom::rpc {
-
-Result<size_t> ParseReplyHeader(const uint8_t* p, size_t n, uint32_t* xid) {
-  xdr::Decoder d(p, n);
-  int32_t mtype;
-  reply_body body;
-  if (!d.u32(*xid) || !d.i32(mtype) || mtype != REPLY) return Status::Invalid("not an RPC reply");
-  if (!xdr_decode(d, body)) return Status::Invalid("malformed RPC reply header");
-  if (body.stat == MSG_DENIED) {
-    if (body.rreply.stat == RPC_MISMATCH) return Status::Invalid("RPC_MISMATCH");
-    return Status(Code::kPermission,
-                  std::string("AUTH_ERROR ") + auth_stat_name(body.rreply.stat_auth));
-  }
-  const accepted_reply_data& ad = body.areply.reply_data;
-  switch (ad.stat) {
-    case SUCCESS:
-      return n - d.remaining();
-    case PROG_MISMATCH:
-      return Status(Code::kNotFound, "PROG_MISMATCH " + std::to_string(ad.mismatch_info.low) +
-                                         "-" + std::to_string(ad.mismatch_info.high));
-    case PROG_UNAVAIL:
-    case PROC_UNAVAIL:
-      return Status(Code::kNotFound, accept_stat_name(ad.stat));
-    case GARBAGE_ARGS:
-      return Status::Invalid("GARBAGE_ARGS");
-    default:
-      return Status::Internal(accept_stat_name(ad.stat));
-  }
-}
 
 Result<std::shared_ptr<RpcClient>> RpcClient::Connect(EventLoop* loop, const std::string& addr,
                                                       Options opts) {
@@ -70,21 +40,19 @@ Result<std::shared_ptr<RpcClient>> RpcClient::Connect(EventLoop* loop, const std
     }
   }
   std::shared_ptr<RpcClient> c(new RpcClient(opts));
-  std::random_device rd;
-  c->next_xid_.store(rd());
   std::weak_ptr<RpcClient> weak = c;
   Connection::Callbacks cb;
   cb.on_record = [weak](const std::shared_ptr<Connection>& conn, Record r) {
     conn->RecordDone();
-    if (auto self = weak.lock()) self->OnRecord(std::move(r));
+    if (auto self = weak.lock()) self->calls_.OnReply(std::move(r));
   };
   cb.on_close = [weak](Connection*) {
-    if (auto self = weak.lock()) self->OnClose();
+    if (auto self = weak.lock()) self->calls_.FailAll(Status::Unavailable("connection closed"));
   };
   c->conn_ = Connection::Create(loop, fd, addr, opts.conn, std::move(cb));
   c->conn_->Start();
   loop->Every(250, [weak] {
-    if (auto self = weak.lock()) self->Sweep();
+    if (auto self = weak.lock()) self->calls_.Sweep();
   });
   return c;
 }
@@ -95,101 +63,45 @@ RpcClient::~RpcClient() {
 
 void RpcClient::CallAsync(uint32_t prog, uint32_t vers, uint32_t proc, const Cred& cred,
                           const std::function<void(xdr::Encoder&)>& encode_args, Callback cb) {
-  uint32_t xid = next_xid_.fetch_add(1);
-  auto e = std::make_unique<xdr::Encoder>();
-  Connection::BeginRecord(*e);
-  e->u32(xid);
-  e->i32(CALL);
-  call_body body;
-  body.rpcvers = RPC_VERS;
-  body.prog = prog;
-  body.vers = vers;
-  body.proc = proc;
-  body.cred = EncodeCred(cred);
-  body.verf.flavor = AUTH_NONE;
-  xdr_encode(*e, body);
-  encode_args(*e);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (conn_->closed()) {
-      cb(Status::Unavailable("connection closed"));
-      return;
-    }
-    pending_[xid] = Pending{std::move(cb), NowMs() + opts_.timeout_ms};
+  if (conn_->closed()) {
+    cb(Status::Unavailable("connection closed"));
+    return;
   }
+  auto e = calls_.Prepare(prog, vers, proc, cred, encode_args, std::move(cb));
   conn_->Send(std::move(e));
+  // A close that raced with Prepare has already failed everything pending, or will.
+  if (conn_->closed()) calls_.FailAll(Status::Unavailable("connection closed"));
 }
 
 void RpcClient::SendRawRecord(const std::string& bytes, uint32_t xid, Callback cb) {
   auto e = std::make_unique<xdr::Encoder>();
   Connection::BeginRecord(*e);
   e->raw(bytes.data(), bytes.size());
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    pending_[xid] = Pending{std::move(cb), NowMs() + opts_.timeout_ms};
-  }
+  calls_.Expect(xid, std::move(cb));
   conn_->Send(std::move(e));
 }
 
-Result<RpcClient::Reply> RpcClient::CallSync(uint32_t prog, uint32_t vers, uint32_t proc,
-                                             const Cred& cred,
-                                             const std::function<void(xdr::Encoder&)>& encode_args) {
+Result<Reply> RpcClient::CallSync(uint32_t prog, uint32_t vers, uint32_t proc, const Cred& cred,
+                                  const std::function<void(xdr::Encoder&)>& encode_args) {
   auto p = std::make_shared<std::promise<Result<Reply>>>();
   auto f = p->get_future();
   CallAsync(prog, vers, proc, cred, encode_args, [p](Result<Reply> r) { p->set_value(std::move(r)); });
   return f.get();
 }
 
-void RpcClient::OnRecord(Record r) {
-  uint32_t xid = 0;
-  Result<size_t> off = ParseReplyHeader(r.buf->data(), r.size, &xid);
-  Pending p;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = pending_.find(xid);
-    if (it == pending_.end()) return;  // late reply to a call that timed out
-    p = std::move(it->second);
-    pending_.erase(it);
-  }
-  if (!off.ok()) {
-    p.cb(off.status());
+void RpcClient::Close() { conn_->Close(); }
+
+BackChannel::BackChannel(std::shared_ptr<Connection> conn, int timeout_ms)
+    : conn_(std::move(conn)), calls_(timeout_ms) {}
+
+void BackChannel::CallAsync(uint32_t prog, uint32_t vers, uint32_t proc, const Cred& cred,
+                            const std::function<void(xdr::Encoder&)>& encode_args,
+                            ReplyCallback cb) {
+  if (conn_->closed()) {
+    cb(Status::Unavailable("back channel connection closed"));
     return;
   }
-  p.cb(Reply{std::move(r), *off});
+  conn_->Send(calls_.Prepare(prog, vers, proc, cred, encode_args, std::move(cb)));
 }
-
-void RpcClient::Fail(uint32_t xid, Status s) {
-  Pending p;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = pending_.find(xid);
-    if (it == pending_.end()) return;
-    p = std::move(it->second);
-    pending_.erase(it);
-  }
-  p.cb(std::move(s));
-}
-
-void RpcClient::OnClose() {
-  std::unordered_map<uint32_t, Pending> all;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    all.swap(pending_);
-  }
-  for (auto& [xid, p] : all) p.cb(Status::Unavailable("connection closed"));
-}
-
-void RpcClient::Sweep() {
-  int64_t now = NowMs();
-  std::vector<uint32_t> expired;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (auto& [xid, p] : pending_)
-      if (p.deadline_ms <= now) expired.push_back(xid);
-  }
-  for (uint32_t x : expired) Fail(x, Status::Timeout("RPC call timed out"));
-}
-
-void RpcClient::Close() { conn_->Close(); }
 
 }  // namespace loom::rpc

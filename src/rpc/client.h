@@ -3,16 +3,14 @@
 // native client and the test tools all use it.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "common/status.h"
 #include "rpc/auth.h"
+#include "rpc/call_table.h"
 #include "rpc/connection.h"
 #include "rpc/event_loop.h"
 
@@ -25,15 +23,8 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
     int connect_timeout_ms = 5000;
     Connection::Options conn;
   };
-  // A successful reply: the record plus where the procedure's results start.
-  struct Reply {
-    Record rec;
-    size_t results_off = 0;
-    xdr::Decoder results() const {
-      return xdr::Decoder(rec.buf->data() + results_off, rec.size - results_off, rec.buf);
-    }
-  };
-  using Callback = std::function<void(Result<Reply>)>;
+  using Reply = rpc::Reply;
+  using Callback = ReplyCallback;
 
   // Connects to "host:port". `loop` must be running (or be started soon); callbacks run on it.
   static Result<std::shared_ptr<RpcClient>> Connect(EventLoop* loop, const std::string& addr,
@@ -63,31 +54,36 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
                          const std::function<void(xdr::Encoder&)>& encode_args);
 
   // Sends raw bytes as one record (for protocol tests); the reply, if any, is matched by the
-  // xid found in its first word.
+  // xid given.
   void SendRawRecord(const std::string& bytes, uint32_t xid, Callback cb);
 
   void Close();
   bool closed() const { return conn_->closed(); }
 
  private:
-  struct Pending {
-    Callback cb;
-    int64_t deadline_ms;
-  };
-  RpcClient(Options opts) : opts_(opts) {}
-  void OnRecord(Record r);
-  void OnClose();
-  void Sweep();
-  void Fail(uint32_t xid, Status s);
+  explicit RpcClient(Options opts) : opts_(opts), calls_(opts.timeout_ms) {}
 
   Options opts_;
+  CallTable calls_;
   std::shared_ptr<Connection> conn_;
-  std::mutex mu_;
-  std::unordered_map<uint32_t, Pending> pending_;
-  std::atomic<uint32_t> next_xid_;
 };
 
-// Decodes an RPC reply header (RFC 5531 §9). On SUCCESS returns the offset of the results.
-Result<size_t> ParseReplyHeader(const uint8_t* p, size_t n, uint32_t* xid);
+// Calls from a server to a client over a connection the client opened (the NFSv4.1 back
+// channel). Replies are routed here by RpcServer. Thread-safe.
+class BackChannel {
+ public:
+  BackChannel(std::shared_ptr<Connection> conn, int timeout_ms);
+  void CallAsync(uint32_t prog, uint32_t vers, uint32_t proc, const Cred& cred,
+                 const std::function<void(xdr::Encoder&)>& encode_args, ReplyCallback cb);
+  void OnReply(Record r) { calls_.OnReply(std::move(r)); }
+  void FailAll(Status s) { calls_.FailAll(std::move(s)); }
+  void Sweep() { calls_.Sweep(); }
+  bool usable() const { return !conn_->closed(); }
+  Connection* connection() const { return conn_.get(); }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  CallTable calls_;
+};
 
 }  // namespace loom::rpc

@@ -315,6 +315,16 @@ bool Connection::WriteSome(bool* again) {
   return true;
 }
 
+void Connection::SetReplySink(std::function<void(Record)> sink) {
+  std::lock_guard<std::mutex> l(sink_mu_);
+  reply_sink_ = std::move(sink);
+}
+
+std::function<void(Record)> Connection::reply_sink() {
+  std::lock_guard<std::mutex> l(sink_mu_);
+  return reply_sink_;
+}
+
 void Connection::Close() {
   bool was = closed_.exchange(true, std::memory_order_acq_rel);
   if (was) return;
@@ -330,6 +340,7 @@ void Connection::CloseOnLoop() {
   }
   if (cb_.on_close) cb_.on_close(this);
   cb_.on_record = nullptr;
+  SetReplySink(nullptr);
 }
 
 }  // namespace loom::rpc

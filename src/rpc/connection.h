@@ -50,6 +50,10 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   // A record handed to on_record has finished processing (its reply was sent or dropped).
   void RecordDone();
   bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // Where REPLY messages arriving on a server-side connection go (the connection carries our
+  // calls to the client too: a back channel). Thread-safe.
+  void SetReplySink(std::function<void(Record)> sink);
+  std::function<void(Record)> reply_sink();
   const std::string& peer() const { return peer_; }
   EventLoop* loop() const { return loop_; }
 
@@ -80,6 +84,9 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   RecordAssembler assembler_;
   std::atomic<int> inflight_{0};
   bool reading_paused_ = false;
+
+  std::mutex sink_mu_;
+  std::function<void(Record)> reply_sink_;  // guarded by sink_mu_
 
   // Send state.
   std::mutex send_mu_;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <chrono>
 #include <thread>
 
@@ -35,7 +36,7 @@ class RpcTest : public ::testing::Test {
     p.prog = kProg;
     p.vers = kVers;
     p.stats_prefix = "test";
-    p.procs.resize(5);
+    p.procs.resize(6);
     p.procs[0] = {"NULL", [](const CallContext&, xdr::Decoder&, xdr::Encoder&) { return SUCCESS; },
                   true, true};
     // 1: echo a string; GARBAGE_ARGS when it does not decode.
@@ -61,6 +62,25 @@ class RpcTest : public ::testing::Test {
     // 4: returns the caller's uid.
     p.procs[4] = {"WHOAMI", [](const CallContext& c, xdr::Decoder&, xdr::Encoder& e) {
                     e.u32(c.cred.uid);
+                    return SUCCESS;
+                  }};
+    // 5: calls the client back on the same connection (program kCbProg proc 1 with the
+    // given number) and returns what the client answered.
+    p.procs[5] = {"CALLBACK", [](const CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
+                    uint32_t v;
+                    if (!d.u32(v)) return GARBAGE_ARGS;
+                    auto conn = c.conn.lock();
+                    if (!conn) return SYSTEM_ERR;
+                    auto bc = MakeBackChannel(conn, 5000);
+                    std::promise<Result<Reply>> p;
+                    bc->CallAsync(0x40000000, 1, 1, Cred(), [v](xdr::Encoder& a) { a.u32(v); },
+                                  [&p](Result<Reply> r) { p.set_value(std::move(r)); });
+                    Result<Reply> r = p.get_future().get();
+                    if (!r.ok()) return SYSTEM_ERR;
+                    uint32_t back;
+                    xdr::Decoder rd = r->results();
+                    if (!rd.u32(back)) return SYSTEM_ERR;
+                    e.u32(back);
                     return SUCCESS;
                   }};
     server_->Register(p);
@@ -310,6 +330,48 @@ TEST_F(RpcTest, DuplicateRequestCacheAnswersRetransmissions) {
   SendAll(fd, Mark(call2.size(), true) + call2);
   EXPECT_FALSE(RecvRecord(fd).empty());
   EXPECT_EQ(counter_.load(), 2u);
+  ::close(fd);
+}
+
+// A raw client that answers the server's callback on the connection it opened.
+TEST_F(RpcTest, BackChannelCallsTheClientOnItsOwnConnection) {
+  int fd = RawConnect();
+  xdr::Encoder args;
+  args.u32(41);
+  std::string call = CallHeader(77, kProg, kVers, 5) + args.Flatten();
+  SendAll(fd, Mark(call.size(), true) + call);
+  // The server's CALL arrives first.
+  std::string cb = RecvRecord(fd);
+  ASSERT_FALSE(cb.empty());
+  xdr::Decoder d(reinterpret_cast<const uint8_t*>(cb.data()), cb.size());
+  uint32_t xid, mtype, rpcvers, prog, vers, proc;
+  ASSERT_TRUE(d.u32(xid) && d.u32(mtype) && d.u32(rpcvers) && d.u32(prog) && d.u32(vers) && d.u32(proc));
+  EXPECT_EQ(mtype, static_cast<uint32_t>(CALL));
+  EXPECT_EQ(prog, 0x40000000u);
+  opaque_auth cred, verf;
+  ASSERT_TRUE(xdr_decode(d, cred) && xdr_decode(d, verf));
+  uint32_t v;
+  ASSERT_TRUE(d.u32(v));
+  EXPECT_EQ(v, 41u);
+  // Answer it: v + 1.
+  xdr::Encoder rep;
+  rep.u32(xid);
+  rep.u32(REPLY);
+  rep.u32(MSG_ACCEPTED);
+  rep.u32(AUTH_NONE);
+  rep.u32(0);
+  rep.u32(SUCCESS);
+  rep.u32(v + 1);
+  std::string rs = rep.Flatten();
+  SendAll(fd, Mark(rs.size(), true) + rs);
+  // Then the reply to our original call carries the client's answer.
+  std::string fin = RecvRecord(fd);
+  ASSERT_FALSE(fin.empty());
+  EXPECT_EQ(AcceptStat(fin), SUCCESS);
+  xdr::Decoder fd2(reinterpret_cast<const uint8_t*>(fin.data()) + 24, fin.size() - 24);
+  uint32_t got;
+  ASSERT_TRUE(fd2.u32(got));
+  EXPECT_EQ(got, 42u);
   ::close(fd);
 }
 

@@ -73,6 +73,22 @@ void EncodeAcceptedHeader(xdr::Encoder& e, uint32_t xid, accept_stat stat) {
   e.i32(stat);
 }
 
+std::shared_ptr<BackChannel> MakeBackChannel(const std::shared_ptr<Connection>& conn,
+                                             int timeout_ms) {
+  auto bc = std::make_shared<BackChannel>(conn, timeout_ms);
+  std::weak_ptr<BackChannel> weak = bc;
+  conn->SetReplySink([weak](Record r) {
+    if (auto b = weak.lock()) b->OnReply(std::move(r));
+  });
+  conn->loop()->Every(500, [weak] {
+    if (auto b = weak.lock()) {
+      if (!b->usable()) b->FailAll(Status::Unavailable("back channel connection closed"));
+      b->Sweep();
+    }
+  });
+  return bc;
+}
+
 namespace {
 
 void EncodeDenied(xdr::Encoder& e, uint32_t xid, const rejected_reply& rr) {
@@ -205,8 +221,12 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
     c->RecordDone();
     return;
   }
-  if (mtype != CALL) {  // a reply sent to a server: ignore it
+  if (mtype != CALL) {
+    // A reply to a call we made on this connection (back channel), or stray: dropped.
     c->RecordDone();
+    if (mtype == REPLY) {
+      if (auto sink = c->reply_sink()) sink(std::move(r));
+    }
     return;
   }
   auto reply = std::make_unique<xdr::Encoder>();
@@ -214,6 +234,7 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
   CallContext ctx;
   ctx.xid = xid;
   ctx.peer = c->peer();
+  ctx.conn = c;
   call_body cb;
   if (!d.u32(cb.rpcvers) || !d.u32(cb.prog) || !d.u32(cb.vers) || !d.u32(cb.proc)) {
     EncodeAcceptedHeader(*reply, xid, GARBAGE_ARGS);

@@ -22,6 +22,7 @@
 #include "common/stats.h"
 #include "common/status.h"
 #include "rpc/auth.h"
+#include "rpc/client.h"
 #include "rpc/connection.h"
 #include "rpc/event_loop.h"
 #include "rpc/reply_cache.h"
@@ -35,6 +36,7 @@ struct CallContext {
   uint32_t prog = 0, vers = 0, proc = 0;
   Cred cred;
   std::string peer;  // "ip:port" of the client
+  std::weak_ptr<Connection> conn;  // the connection the call came on (for back channels)
   // The protocol-level status of the result (e.g. nfsstat3), set by Typed(); non-zero counts
   // as an error in the procedure's counters even though the RPC itself succeeded.
   mutable int32_t op_status = 0;
@@ -121,6 +123,11 @@ class RpcServer {
   uint16_t port_ = 0;
   bool started_ = false;
 };
+
+// Makes `conn` a back channel: calls go out on it and REPLY records that arrive on it are
+// routed to the returned object. Calls time out after timeout_ms.
+std::shared_ptr<BackChannel> MakeBackChannel(const std::shared_ptr<Connection>& conn,
+                                             int timeout_ms);
 
 // Writes the header of an accepted reply (RFC 5531 §9) with the given status, after the
 // reserved record mark: xid, REPLY, MSG_ACCEPTED, AUTH_NONE verifier, stat.
