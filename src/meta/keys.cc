@@ -1,0 +1,77 @@
+#include "meta/keys.h"
+
+#include "meta/codec.h"
+
+namespace loom::meta::keys {
+namespace {
+
+std::string Tagged(char t, uint64_t a) {
+  std::string k;
+  k.reserve(1 + 8 + 8 + 16);  // room for a second integer and a short name
+  k.push_back(t);
+  PutU64(k, a);
+  return k;
+}
+
+std::string Tagged(char t, uint64_t a, uint64_t b) {
+  std::string k = Tagged(t, a);
+  PutU64(k, b);
+  return k;
+}
+
+}  // namespace
+
+std::string Fs(FsId fs) { return Tagged(tag::kFs, fs); }
+std::string InoAlloc(FsId fs) { return Tagged(tag::kInoAlloc, fs); }
+std::string Inode(FsId fs, Ino ino) { return Tagged(tag::kInode, fs, ino); }
+
+std::string Dentry(FsId fs, Ino parent, std::string_view name) {
+  std::string k = DentryPrefix(fs, parent);
+  k.append(name);
+  return k;
+}
+std::string DentryPrefix(FsId fs, Ino parent) { return Tagged(tag::kDentry, fs, parent); }
+
+std::string Readdir(FsId fs, Ino dir, uint64_t cookie) {
+  std::string k = ReaddirPrefix(fs, dir);
+  PutU64(k, cookie);
+  return k;
+}
+std::string ReaddirPrefix(FsId fs, Ino dir) { return Tagged(tag::kReaddir, fs, dir); }
+
+std::string Layout(FsId fs, Ino ino) { return Tagged(tag::kLayout, fs, ino); }
+
+std::string Xattr(FsId fs, Ino ino, std::string_view name) {
+  std::string k = XattrPrefix(fs, ino);
+  k.append(name);
+  return k;
+}
+std::string XattrPrefix(FsId fs, Ino ino) { return Tagged(tag::kXattr, fs, ino); }
+
+std::string Orphan(FsId fs, Ino ino) { return Tagged(tag::kOrphan, fs, ino); }
+std::string OrphanPrefix(FsId fs) { return Tagged(tag::kOrphan, fs); }
+
+std::string Gc(FsId fs, Ino ino, uint32_t ds_id, std::string_view fh) {
+  std::string k = Tagged(tag::kGc, fs, ino);
+  PutU32(k, ds_id);
+  k.append(fh);
+  return k;
+}
+std::string GcPrefix(FsId fs) { return Tagged(tag::kGc, fs); }
+
+std::string Client(uint64_t clientid) { return Tagged(tag::kClient, clientid); }
+std::string ClientPrefix() { return std::string(1, tag::kClient); }
+
+std::string State(std::string_view name) {
+  std::string k(1, tag::kState);
+  k.append(name);
+  return k;
+}
+
+bool TailAfter(std::string_view key, std::string_view prefix, std::string_view* tail) {
+  if (key.substr(0, prefix.size()) != prefix) return false;
+  *tail = key.substr(prefix.size());
+  return true;
+}
+
+}  // namespace loom::meta::keys

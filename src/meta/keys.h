@@ -1,0 +1,74 @@
+// Every key loom-mds stores, in one place. A key is a one-byte tag (the letter below) followed
+// by fixed-width big-endian integers, so byte order is numeric order and one directory, one
+// inode's xattrs, one filesystem's orphans each form a contiguous range. At most one
+// component per key has variable length (a name or a file handle) and it always comes last:
+// no escaping is needed, and a prefix scan over the fixed part can never match a longer
+// name by accident (a name cannot "spill" into a following field).
+//
+// Every namespace key carries the fsid (the NFS volume), so several filesystems share one
+// store and a volume can later move to another metadata server as one key range.
+//
+//  F|fsid                     -> FsInfo          filesystem exists; also the rename lock
+//  N|fsid                     -> u64             inode-number allocator high-water mark
+//  I|fsid|ino                 -> Inode
+//  D|fsid|parent|name         -> Dentry          LOOKUP: name -> (ino, type, cookie)
+//  R|fsid|parent|cookie       -> Dentry          READDIR: the same entry in cookie order
+//  L|fsid|ino                 -> Layout
+//  X|fsid|ino|name            -> xattr value (raw bytes)
+//  O|fsid|ino                 -> Orphan          nlink 0 but still open
+//  G|fsid|ino|ds|fh           -> GcItem          data-server file to delete
+//  C|clientid                 -> ClientRecord    NFSv4 client state that survives restart
+//  S|name                     -> GraceState      grace/epoch state, per server name
+//
+// fsid, ino, parent, cookie, clientid: u64; ds: u32.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace loom::meta {
+
+using FsId = uint64_t;
+using Ino = uint64_t;
+
+namespace tag {
+constexpr char kFs = 'F';
+constexpr char kInoAlloc = 'N';
+constexpr char kInode = 'I';
+constexpr char kDentry = 'D';
+constexpr char kReaddir = 'R';
+constexpr char kLayout = 'L';
+constexpr char kXattr = 'X';
+constexpr char kOrphan = 'O';
+constexpr char kGc = 'G';
+constexpr char kClient = 'C';
+constexpr char kState = 'S';
+}  // namespace tag
+
+namespace keys {
+
+std::string Fs(FsId fs);
+std::string InoAlloc(FsId fs);
+std::string Inode(FsId fs, Ino ino);
+std::string Dentry(FsId fs, Ino parent, std::string_view name);
+std::string DentryPrefix(FsId fs, Ino parent);
+std::string Readdir(FsId fs, Ino dir, uint64_t cookie);
+std::string ReaddirPrefix(FsId fs, Ino dir);
+std::string Layout(FsId fs, Ino ino);
+std::string Xattr(FsId fs, Ino ino, std::string_view name);
+std::string XattrPrefix(FsId fs, Ino ino);
+std::string Orphan(FsId fs, Ino ino);
+std::string OrphanPrefix(FsId fs);
+std::string Gc(FsId fs, Ino ino, uint32_t ds_id, std::string_view fh);
+std::string GcPrefix(FsId fs);
+std::string Client(uint64_t clientid);
+std::string ClientPrefix();
+std::string State(std::string_view name);
+
+// The variable-length tail of `key` after `prefix` (a name), or false if key does not start
+// with prefix.
+bool TailAfter(std::string_view key, std::string_view prefix, std::string_view* tail);
+
+}  // namespace keys
+}  // namespace loom::meta

@@ -1,0 +1,117 @@
+// The transactional key-value interface under loom-mds's namespace. Filesystem operations
+// (namespace.h) are written once against Txn; backends are MemKvStore (tests), RocksKvStore
+// (embedded default) and, later, PostgreSQL. See docs/metadata-store.md.
+//
+// Isolation contract — the weakest of the three backends, so code written against it is
+// correct on all of them (RocksDB pessimistic TransactionDB without snapshots; PostgreSQL READ
+// COMMITTED with SELECT ... FOR UPDATE):
+//  - Get and Scan read the latest committed data merged with this transaction's own writes.
+//    They take no locks: two Gets of one key may differ, and a Scan may miss or gain rows that
+//    other transactions commit meanwhile.
+//  - GetForUpdate, Put and Delete lock the key exclusively until Commit/Rollback (a row lock in
+//    SQL). GetForUpdate reads after the lock is granted, so what it returns cannot change
+//    until this transaction ends. A read-modify-write must read with GetForUpdate.
+//  - A lock that cannot be granted within the backend's lock timeout, or a detected deadlock,
+//    fails the call with Code::kConflict. Commit may also fail with kConflict (SQL
+//    serialization failures). After kConflict the transaction is dead: roll back and rerun
+//    the whole operation — RunTxn does exactly that.
+//  - Commit makes all writes visible atomically; with the backend's default options an OK
+//    Commit is durable (survives a crash). Rollback, or destroying an unfinished Txn, discards
+//    every write and releases every lock.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "common/status.h"
+
+namespace loom::meta {
+
+// A present value, or nullopt for "no such key".
+using MaybeValue = std::optional<std::string>;
+
+// Keys in [begin, end) in byte order; an empty `end` means "to the end of the keyspace".
+struct KeyRange {
+  std::string begin;
+  std::string end;
+
+  // Every key that starts with `prefix`.
+  static KeyRange Prefix(std::string_view prefix);
+  // Keys that start with `prefix` and sort at or after `from` (which must start with prefix).
+  static KeyRange PrefixFrom(std::string_view prefix, std::string_view from);
+};
+
+// The smallest key greater than every key starting with `prefix`; "" if there is none
+// (prefix is all 0xff bytes).
+std::string PrefixEnd(std::string_view prefix);
+
+// Scan callback: return false to stop early. The views are valid only during the call.
+// The callback must not call back into the same Txn (collect keys, then write after Scan).
+using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
+
+// One transaction. Thread-compatible: one thread at a time (the MDS runs one NFS operation
+// or one batch of them per transaction, on one worker).
+class Txn {
+ public:
+  virtual ~Txn() = default;  // an unfinished transaction is rolled back
+
+  virtual Result<MaybeValue> Get(std::string_view key) = 0;
+  virtual Result<MaybeValue> GetForUpdate(std::string_view key) = 0;
+  virtual Status Put(std::string_view key, std::string_view value) = 0;
+  // Deleting a missing key is OK (and still locks it).
+  virtual Status Delete(std::string_view key) = 0;
+  // Calls fn for keys in `range` in ascending byte order, at most `limit` of them (0: no limit).
+  virtual Status Scan(const KeyRange& range, size_t limit, const ScanFn& fn) = 0;
+  // After Commit (whatever its result) or Rollback the transaction is finished; further
+  // calls fail with kInvalidArgument.
+  virtual Status Commit() = 0;
+  virtual void Rollback() = 0;
+};
+
+// A store. Thread-safe: any number of threads may Begin and run transactions concurrently.
+// The store must outlive its transactions.
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+  virtual Result<std::unique_ptr<Txn>> Begin() = 0;
+};
+
+constexpr int kDefaultTxnRetries = 16;
+
+namespace internal {
+// Runs fn in a fresh transaction and commits; on kConflict (from fn or Commit) rolls back,
+// sleeps a short jittered backoff and reruns, at most max_retries more times.
+Status RunTxnLoop(KvStore& store, const std::function<Status(Txn&)>& fn, int max_retries);
+}  // namespace internal
+
+// RunTxn(store, fn): the retry driver every operation goes through. fn(Txn&) returns Status or
+// Result<T>; RunTxn returns the same type, from the attempt that committed. Because fn may run
+// several times, it must have no effects outside the transaction that a rerun would repeat
+// wrongly (allocating an inode number that is then wasted is fine). Any error other than
+// kConflict rolls back and is returned at once; kConflict on the last attempt is returned.
+template <typename Fn>
+auto RunTxn(KvStore& store, Fn&& fn, int max_retries = kDefaultTxnRetries)
+    -> std::invoke_result_t<Fn&, Txn&> {
+  using R = std::invoke_result_t<Fn&, Txn&>;
+  if constexpr (std::is_same_v<R, Status>) {
+    return internal::RunTxnLoop(store, fn, max_retries);
+  } else {
+    std::optional<R> out;
+    Status s = internal::RunTxnLoop(
+        store,
+        [&](Txn& t) -> Status {
+          out.emplace(fn(t));
+          return out->status();
+        },
+        max_retries);
+    if (!s.ok()) return s;
+    return std::move(*out);
+  }
+}
+
+}  // namespace loom::meta

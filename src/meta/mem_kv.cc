@@ -1,0 +1,149 @@
+#include "meta/mem_kv.h"
+
+#include <utility>
+#include <vector>
+
+namespace loom::meta {
+
+class MemKvStore::MemTxn final : public Txn {
+ public:
+  MemTxn(MemKvStore* store, uint64_t id) : store_(store), id_(id) {}
+  ~MemTxn() override { Rollback(); }
+
+  Result<MaybeValue> Get(std::string_view key) override {
+    if (done_) return Finished();
+    std::lock_guard<std::mutex> g(store_->mu_);
+    return ReadLocked(key);
+  }
+
+  Result<MaybeValue> GetForUpdate(std::string_view key) override {
+    if (done_) return Finished();
+    std::unique_lock<std::mutex> g(store_->mu_);
+    LOOM_RETURN_IF_ERROR(LockLocked(g, key));
+    return ReadLocked(key);
+  }
+
+  Status Put(std::string_view key, std::string_view value) override {
+    return Write(key, std::string(value));
+  }
+  Status Delete(std::string_view key) override { return Write(key, std::nullopt); }
+
+  Status Scan(const KeyRange& range, size_t limit, const ScanFn& fn) override {
+    if (done_) return Finished();
+    // Merge committed data with our own writes under the store mutex, then call fn without
+    // it, so fn may use other transactions.
+    std::vector<std::pair<std::string, std::string>> rows;
+    {
+      std::lock_guard<std::mutex> g(store_->mu_);
+      auto in_range = [&](const std::string& k) { return range.end.empty() || k < range.end; };
+      auto a = store_->data_.lower_bound(range.begin);
+      auto b = writes_.lower_bound(range.begin);
+      while (limit == 0 || rows.size() < limit) {
+        bool a_ok = a != store_->data_.end() && in_range(a->first);
+        bool b_ok = b != writes_.end() && in_range(b->first);
+        if (!a_ok && !b_ok) break;
+        if (b_ok && (!a_ok || b->first <= a->first)) {
+          if (a_ok && a->first == b->first) ++a;  // our write shadows the committed value
+          if (b->second) rows.emplace_back(b->first, *b->second);
+          ++b;
+        } else {
+          rows.emplace_back(a->first, a->second);
+          ++a;
+        }
+      }
+    }
+    for (const auto& [k, v] : rows) {
+      if (!fn(k, v)) break;
+    }
+    return Status::Ok();
+  }
+
+  Status Commit() override {
+    if (done_) return Finished();
+    std::lock_guard<std::mutex> g(store_->mu_);
+    // Every written key is locked by us, so nothing can conflict here.
+    for (auto& [k, v] : writes_) {
+      if (v) {
+        store_->data_.insert_or_assign(k, std::move(*v));
+      } else {
+        store_->data_.erase(k);
+      }
+    }
+    ReleaseLocked();
+    return Status::Ok();
+  }
+
+  void Rollback() override {
+    if (done_) return;
+    std::lock_guard<std::mutex> g(store_->mu_);
+    ReleaseLocked();
+  }
+
+ private:
+  static Status Finished() { return Status::Invalid("transaction already finished"); }
+
+  Status Write(std::string_view key, std::optional<std::string> value) {
+    if (done_) return Finished();
+    {
+      std::unique_lock<std::mutex> g(store_->mu_);
+      LOOM_RETURN_IF_ERROR(LockLocked(g, key));
+    }
+    writes_.insert_or_assign(std::string(key), std::move(value));
+    return Status::Ok();
+  }
+
+  // REQUIRES: store_->mu_ held.
+  Result<MaybeValue> ReadLocked(std::string_view key) {
+    if (auto w = writes_.find(key); w != writes_.end()) return MaybeValue(w->second);
+    if (auto c = store_->data_.find(key); c != store_->data_.end()) return MaybeValue(c->second);
+    return MaybeValue();
+  }
+
+  // Takes the key's lock, waiting up to the lock timeout. REQUIRES: g holds store_->mu_.
+  Status LockLocked(std::unique_lock<std::mutex>& g, std::string_view key) {
+    auto deadline = std::chrono::steady_clock::now() + store_->opts_.lock_timeout;
+    for (;;) {
+      auto it = store_->locks_.find(key);
+      if (it == store_->locks_.end()) {
+        store_->locks_.emplace(std::string(key), id_);
+        held_.emplace_back(key);
+        return Status::Ok();
+      }
+      if (it->second == id_) return Status::Ok();
+      if (store_->lock_released_.wait_until(g, deadline) == std::cv_status::timeout) {
+        return Status(Code::kConflict, "lock wait timed out");
+      }
+    }
+  }
+
+  // REQUIRES: store_->mu_ held.
+  void ReleaseLocked() {
+    for (const auto& k : held_) store_->locks_.erase(k);
+    if (!held_.empty()) store_->lock_released_.notify_all();
+    held_.clear();
+    writes_.clear();
+    done_ = true;
+  }
+
+  MemKvStore* const store_;
+  const uint64_t id_;
+  bool done_ = false;
+  std::map<std::string, std::optional<std::string>, std::less<>> writes_;  // nullopt = delete
+  std::vector<std::string> held_;
+};
+
+Result<std::unique_ptr<Txn>> MemKvStore::Begin() {
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    id = next_txn_id_++;
+  }
+  return std::unique_ptr<Txn>(std::make_unique<MemTxn>(this, id));
+}
+
+size_t MemKvStore::Size() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return data_.size();
+}
+
+}  // namespace loom::meta

@@ -1,0 +1,158 @@
+// The typed records loom-mds stores (values of the keys in keys.h) and their binary encoding.
+//
+// Encoding: [kind u8][version u8][fields...], integers big-endian fixed width, byte strings
+// u32-length-prefixed. A record change appends fields under a new version; decoders accept
+// every version up to their own (older ones get defaults for the missing fields) and refuse
+// newer ones rather than silently dropping fields on a rewrite. Decoding is bounded: every
+// length is checked against its maximum and the bytes left, and any damage (truncation,
+// trailing bytes, an out-of-range enum) is a kInternal error, never a crash.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "meta/keys.h"
+
+namespace loom::meta {
+
+// Bounds, shared with namespace.cc's argument checks.
+constexpr size_t kMaxNameLen = 255;            // NAME_MAX
+constexpr size_t kMaxSymlinkLen = 4096;        // PATH_MAX
+constexpr size_t kMaxFhLen = 128;              // NFSv3 handles are at most 64 bytes
+constexpr size_t kMaxMirrors = 16;
+constexpr size_t kMaxStripes = 1024;
+constexpr size_t kMaxClientOwnerLen = 1024;    // NFS4_OPAQUE_LIMIT
+
+// Values equal nfs_ftype4 (RFC 8881 §5.8.1.2), so the NFS layer casts.
+enum class FileType : uint8_t {
+  kReg = 1, kDir = 2, kBlk = 3, kChr = 4, kLnk = 5, kSock = 6, kFifo = 7,
+};
+
+struct Timespec {
+  int64_t sec = 0;
+  uint32_t nsec = 0;
+  auto operator<=>(const Timespec&) const = default;
+};
+Timespec NowRealtime();
+
+// F|fsid: written by Mkfs.
+struct FsInfo {
+  FsId fsid = 0;
+  Ino root = 0;
+  Timespec created;
+  bool operator==(const FsInfo&) const = default;
+};
+
+struct Inode {
+  Ino ino = 0;
+  FileType type = FileType::kReg;
+  uint32_t mode = 0;          // permission bits only (07777); the type is `type`
+  uint32_t uid = 0, gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t space_used = 0;
+  Timespec atime, mtime, ctime;
+  uint64_t change = 0;        // NFSv4 change attribute: +1 on every change to the inode
+  uint32_t rdev_major = 0, rdev_minor = 0;   // kBlk/kChr
+  std::string symlink;        // kLnk target
+  uint64_t generation = 0;
+  // Directories only: the parent directory (root: itself) — READDIR's "..", LOOKUPP and the
+  // rename loop check; and the next readdir cookie to hand out (never reused).
+  Ino parent = 0;
+  uint64_t next_cookie = 0;
+  bool operator==(const Inode&) const = default;
+};
+
+// A directory entry. Stored under both D|fs|parent|name and R|fs|parent|cookie.
+struct Dentry {
+  std::string name;
+  Ino ino = 0;
+  FileType type = FileType::kReg;
+  uint64_t cookie = 0;        // stable READDIR cookie of this entry, from parent.next_cookie
+  bool operator==(const Dentry&) const = default;
+};
+
+// One data-server file of a layout (an ff_data_server4 of RFC 8435 §5.1).
+struct DataFile {
+  uint32_t ds_id = 0;         // the data server, resolved to an address by the MDS
+  std::string fh;             // its NFSv3 file handle
+  uint32_t uid = 0, gid = 0;  // synthetic owner the client uses on the data server (fencing)
+  bool operator==(const DataFile&) const = default;
+};
+
+struct Mirror {
+  std::vector<DataFile> files;  // one per stripe: files.size() == Layout::stripe_count
+  bool operator==(const Mirror&) const = default;
+};
+
+struct Layout {
+  uint64_t stripe_unit = 0;
+  uint32_t stripe_count = 1;
+  std::vector<Mirror> mirrors;
+  bool operator==(const Layout&) const = default;
+};
+
+// O|fs|ino: a file whose last name was removed while it was open.
+struct Orphan {
+  Ino ino = 0;
+  Timespec since;
+  bool operator==(const Orphan&) const = default;
+};
+
+// G|fs|ino|ds|fh: a data-server file to delete, written in the transaction that made it
+// unreachable. The GC worker deletes the file, then the item; repeating is harmless.
+struct GcItem {
+  Ino ino = 0;
+  DataFile file;
+  Timespec queued;
+  bool operator==(const GcItem&) const = default;
+};
+
+// C|clientid: what RFC 8881 §8.4.3 requires to survive a restart, to refuse a wrong reclaim.
+struct ClientRecord {
+  enum Flags : uint32_t {
+    kConfirmed = 1u << 0,
+    kReclaimComplete = 1u << 1,          // sent RECLAIM_COMPLETE in its last epoch
+    kRevokedWithoutFree = 1u << 2,       // state revoked, FREE_STATEID not yet received
+  };
+  uint64_t clientid = 0;
+  std::string owner;          // co_ownerid
+  uint64_t verifier = 0;      // co_verifier
+  uint32_t flags = 0;
+  Timespec created;
+  bool operator==(const ClientRecord&) const = default;
+};
+
+// S|server: the server's boot epoch and the epoch whose clients may still reclaim.
+struct GraceState {
+  uint64_t epoch = 0;
+  uint64_t recovery_epoch = 0;
+  bool in_grace = false;
+  bool operator==(const GraceState&) const = default;
+};
+
+std::string Encode(const FsInfo& r);
+std::string Encode(const Inode& r);
+std::string Encode(const Dentry& r);
+std::string Encode(const Layout& r);
+std::string Encode(const Orphan& r);
+std::string Encode(const GcItem& r);
+std::string Encode(const ClientRecord& r);
+std::string Encode(const GraceState& r);
+std::string EncodeU64(uint64_t v);  // N|fsid
+
+Status Decode(std::string_view in, FsInfo* out);
+Status Decode(std::string_view in, Inode* out);
+Status Decode(std::string_view in, Dentry* out);
+Status Decode(std::string_view in, Layout* out);
+Status Decode(std::string_view in, Orphan* out);
+Status Decode(std::string_view in, GcItem* out);
+Status Decode(std::string_view in, ClientRecord* out);
+Status Decode(std::string_view in, GraceState* out);
+Status DecodeU64(std::string_view in, uint64_t* out);
+
+}  // namespace loom::meta

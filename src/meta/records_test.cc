@@ -1,0 +1,157 @@
+// Key encodings keep numeric order and directory contiguity; records round-trip and refuse
+// every kind of damage; MetaErr survives a trip through Status.
+#include "meta/records.h"
+
+#include <gtest/gtest.h>
+
+#include "meta/errors.h"
+#include "meta/inode_alloc.h"
+#include "meta/keys.h"
+#include "meta/kv.h"
+
+namespace loom::meta {
+namespace {
+
+TEST(KeysTest, IntegersSortNumerically) {
+  EXPECT_LT(keys::Inode(1, 255), keys::Inode(1, 256));
+  EXPECT_LT(keys::Inode(1, 0xffffffffull), keys::Inode(1, 0x100000000ull));
+  EXPECT_LT(keys::Inode(1, ~0ull), keys::Inode(2, 0));  // fsid is the major order
+  EXPECT_LT(keys::Readdir(1, 5, 9), keys::Readdir(1, 5, 10));
+  EXPECT_EQ(keys::Inode(1, 2).size(), 17u);
+}
+
+TEST(KeysTest, DirectoryIsOneContiguousRange) {
+  KeyRange dir = KeyRange::Prefix(keys::DentryPrefix(7, 42));
+  auto in = [&](const std::string& k) { return k >= dir.begin && k < dir.end; };
+  EXPECT_TRUE(in(keys::Dentry(7, 42, "a")));
+  EXPECT_TRUE(in(keys::Dentry(7, 42, std::string(255, '\xff'))));
+  EXPECT_TRUE(in(keys::Dentry(7, 42, std::string("\0", 1))));
+  EXPECT_FALSE(in(keys::Dentry(7, 43, "a")));
+  EXPECT_FALSE(in(keys::Dentry(7, 41, std::string(255, '\xff'))));
+  EXPECT_FALSE(in(keys::Dentry(8, 42, "a")));
+  EXPECT_FALSE(in(keys::Inode(7, 42)));
+  std::string_view tail;
+  std::string xattr = keys::Xattr(7, 42, "user.x");
+  ASSERT_TRUE(keys::TailAfter(xattr, keys::XattrPrefix(7, 42), &tail));
+  EXPECT_EQ(tail, "user.x");
+  EXPECT_FALSE(keys::TailAfter(keys::Xattr(7, 43, "user.x"), keys::XattrPrefix(7, 42), &tail));
+}
+
+TEST(KeysTest, PrefixEnd) {
+  EXPECT_EQ(PrefixEnd("ab"), "ac");
+  EXPECT_EQ(PrefixEnd(std::string("a\xff\xff", 3)), "b");
+  EXPECT_EQ(PrefixEnd(std::string("\xff", 1)), "");
+}
+
+Inode SampleInode() {
+  Inode n;
+  n.ino = 12345;
+  n.type = FileType::kLnk;
+  n.mode = 0755;
+  n.uid = 1000;
+  n.gid = 100;
+  n.nlink = 1;
+  n.size = 11;
+  n.space_used = 4096;
+  n.atime = {1700000000, 1};
+  n.mtime = {1700000001, 999999999};
+  n.ctime = {-5, 0};
+  n.change = 77;
+  n.rdev_major = 8;
+  n.rdev_minor = 1;
+  n.symlink = "/target/x";
+  n.generation = 3;
+  n.parent = 1;
+  n.next_cookie = 9;
+  return n;
+}
+
+Layout SampleLayout() {
+  Layout l;
+  l.stripe_unit = 1 << 20;
+  l.stripe_count = 2;
+  for (uint32_t m = 0; m < 2; ++m) {
+    Mirror mir;
+    for (uint32_t s = 0; s < 2; ++s) mir.files.push_back({m * 10 + s, "fh-" + std::to_string(s), 7, 8});
+    l.mirrors.push_back(mir);
+  }
+  return l;
+}
+
+// Encodes r, decodes it back, and checks that every truncation and one extra byte fail.
+template <typename R>
+void CheckRoundTripAndDamage(const R& r) {
+  std::string enc = Encode(r);
+  R back;
+  ASSERT_TRUE(Decode(enc, &back).ok());
+  EXPECT_EQ(back, r);
+  for (size_t n = 0; n < enc.size(); ++n) {
+    R x;
+    EXPECT_EQ(Decode(std::string_view(enc).substr(0, n), &x).code(), Code::kInternal) << n;
+  }
+  R x;
+  EXPECT_FALSE(Decode(enc + '\0', &x).ok());
+  std::string newer = enc;
+  newer[1] = 2;  // a version from the future
+  EXPECT_FALSE(Decode(newer, &x).ok());
+}
+
+TEST(RecordsTest, RoundTripAndRejectDamage) {
+  CheckRoundTripAndDamage(SampleInode());
+  CheckRoundTripAndDamage(FsInfo{7, kRootIno, {1, 2}});
+  CheckRoundTripAndDamage(Dentry{"name", 5, FileType::kDir, 17});
+  CheckRoundTripAndDamage(SampleLayout());
+  CheckRoundTripAndDamage(Orphan{9, {3, 4}});
+  CheckRoundTripAndDamage(GcItem{9, {3, std::string("\0\1fh", 4), 1, 2}, {5, 6}});
+  CheckRoundTripAndDamage(ClientRecord{0xabcdef, "Linux NFSv4.2 host", 42,
+                                       ClientRecord::kReclaimComplete, {1, 0}});
+  CheckRoundTripAndDamage(GraceState{5, 4, true});
+  uint64_t v;
+  ASSERT_TRUE(DecodeU64(EncodeU64(1234), &v).ok());
+  EXPECT_EQ(v, 1234u);
+}
+
+TEST(RecordsTest, RejectsWrongKindAndBadFields) {
+  Inode n;
+  EXPECT_FALSE(Decode(Encode(Dentry{"x", 1, FileType::kReg, 3}), &n).ok());
+  std::string enc = Encode(SampleInode());
+  enc[2 + 8] = 9;  // file type after kind, version and ino
+  EXPECT_FALSE(Decode(enc, &n).ok());
+  Inode big = SampleInode();
+  big.mode = 0170000;  // type bits do not belong in mode
+  EXPECT_FALSE(Decode(Encode(big), &n).ok());
+  Inode badtime = SampleInode();
+  badtime.atime.nsec = 1000000000;
+  EXPECT_FALSE(Decode(Encode(badtime), &n).ok());
+  Dentry longname{std::string(256, 'a'), 1, FileType::kReg, 3};
+  Dentry d;
+  EXPECT_FALSE(Decode(Encode(longname), &d).ok());
+}
+
+TEST(RecordsTest, LayoutShapeIsChecked) {
+  Layout l = SampleLayout();
+  l.mirrors[1].files.pop_back();  // a mirror with fewer files than stripes
+  Layout out;
+  EXPECT_FALSE(Decode(Encode(l), &out).ok());
+  Layout huge = SampleLayout();
+  huge.stripe_count = kMaxStripes + 1;
+  EXPECT_FALSE(Decode(Encode(huge), &out).ok());
+  Layout fh = SampleLayout();
+  fh.mirrors[0].files[0].fh.assign(kMaxFhLen + 1, 'x');
+  EXPECT_FALSE(Decode(Encode(fh), &out).ok());
+}
+
+TEST(ErrorsTest, MetaErrTravelsInStatus) {
+  for (MetaErr e : {MetaErr::kNoEnt, MetaErr::kExist, MetaErr::kNotDir, MetaErr::kIsDir,
+                    MetaErr::kNotEmpty, MetaErr::kInval, MetaErr::kXDev, MetaErr::kNameTooLong,
+                    MetaErr::kMLink, MetaErr::kStale, MetaErr::kBadCookie}) {
+    EXPECT_EQ(ErrOf(MetaError(e, "x")), e) << MetaErrName(e);
+  }
+  EXPECT_EQ(MetaError(MetaErr::kNoEnt, "x").code(), Code::kNotFound);
+  EXPECT_EQ(ErrOf(Status::Ok()), MetaErr::kOk);
+  EXPECT_EQ(ErrOf(Status(Code::kConflict, "busy")), MetaErr::kDelay);
+  EXPECT_EQ(ErrOf(Status::Internal("corrupt")), MetaErr::kServerFault);
+}
+
+}  // namespace
+}  // namespace loom::meta
