@@ -207,20 +207,7 @@ void LocalFs::Forget(const std::string& fh) {
 }
 
 bool LocalFs::CheckAccess(const rpc::Cred& c, const struct stat& st, int want) {
-  if (c.uid == 0) {
-    // root: everything, except execute needs some execute bit on non-directories.
-    if ((want & kMayExec) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return false;
-    return true;
-  }
-  int bits;
-  if (c.uid == st.st_uid) {
-    bits = (st.st_mode >> 6) & 7;
-  } else if (c.in_group(st.st_gid)) {
-    bits = (st.st_mode >> 3) & 7;
-  } else {
-    bits = st.st_mode & 7;
-  }
-  return (bits & want) == want;
+  return c.MayAccess(st.st_mode & 07777, st.st_uid, st.st_gid, S_ISDIR(st.st_mode), want);
 }
 
 }  // namespace loom::nfs3

@@ -18,6 +18,19 @@ bool Cred::in_group(uint32_t g) const {
   return g == gid || std::find(gids.begin(), gids.end(), g) != gids.end();
 }
 
+bool Cred::MayAccess(uint32_t mode, uint32_t owner, uint32_t group, bool is_dir, int want) const {
+  if (uid == 0) return !((want & 1) && !is_dir && !(mode & 0111));
+  int bits;
+  if (uid == owner) {
+    bits = (mode >> 6) & 7;
+  } else if (in_group(group)) {
+    bits = (mode >> 3) & 7;
+  } else {
+    bits = mode & 7;
+  }
+  return (bits & want) == want;
+}
+
 bool ParseCred(const opaque_auth& a, Cred* out) {
   switch (a.flavor) {
     case AUTH_NONE:

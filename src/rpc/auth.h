@@ -21,6 +21,10 @@ struct Cred {
   static Cred Sys(uint32_t uid, uint32_t gid, std::vector<uint32_t> gids = {},
                   std::string machine = "loom");
   bool in_group(uint32_t g) const;
+  // POSIX permission check of this caller against an object's mode/owner/group. `want` is a
+  // mask of 4 (read), 2 (write), 1 (execute/search). Root may do anything except execute a
+  // non-directory that has no execute bit at all.
+  bool MayAccess(uint32_t mode, uint32_t owner, uint32_t group, bool is_dir, int want) const;
 };
 
 // Parses an opaque_auth credential into `out`. False for malformed bodies or unsupported
