@@ -16,8 +16,18 @@ Mapping:
   T *x                                     -> std::optional<T>
   T *x where T is a list node (a struct whose last member is `T *next`)
                                            -> std::vector<T>, coded iteratively
+  T x<N> where T is itself a typedef of an array, opaque or string (e.g. a list of
+  `typedef opaque deviceid4[16]` or of `typedef opaque component4<>`)
+                                           -> std::vector<T> of that typedef, coded in a loop
 Every variable-length item is checked against its bound and against the bytes left,
 so a hostile length fails the decode instead of allocating.
+
+Directives (a comment of this exact form, placed right before the definition it applies to):
+  /* @xdrgen union-storage: pointer */
+      Before a union: each non-void arm becomes std::unique_ptr<T> instead of T, so the
+      struct stays small when a union has many large arms (NFSv4's nfs_argop4/nfs_resop4).
+      The decoder allocates only the arm the discriminant selects; the encoder writes a
+      default T for an arm left null. The struct is then move-only. Wire format unchanged.
 """
 import argparse
 import re
@@ -52,7 +62,20 @@ def cname(n):
 TOKEN_RE = re.compile(r'\s*(?:(0x[0-9a-fA-F]+|-?\d+)|([A-Za-z_][A-Za-z0-9_]*)|(.))', re.S)
 
 
+DIRECTIVE_RE = re.compile(r'/\*\s*@xdrgen\s+([a-z-]+)\s*:\s*([a-z-]+)\s*\*/')
+# directive (key, value) -> the marker token the parser sees in its place
+DIRECTIVES = {('union-storage', 'pointer'): '__xdrgen_union_storage_pointer__'}
+
+
+def directive_token(m):
+    key = (m.group(1), m.group(2))
+    if key not in DIRECTIVES:
+        raise Error('unknown directive @xdrgen %s: %s' % key)
+    return ' %s ' % DIRECTIVES[key]
+
+
 def strip_comments(text):
+    text = DIRECTIVE_RE.sub(directive_token, text)
     text = re.sub(r'/\*.*?\*/', lambda m: '\n' * m.group(0).count('\n'), text, flags=re.S)
     text = re.sub(r'//[^\n]*', '', text)
     # '%' lines are pass-through C in rpcgen; we ignore them.
@@ -96,6 +119,7 @@ class Parser:
         self.consts = []       # (name, value)
         self.types = []        # ordered ('enum'|'struct'|'union'|'typedef', name, body)
         self.programs = []     # (name, number, [(vname, vnum, [(pname, pnum, ret, args)])])
+        self.pointer_unions = set()  # unions marked `@xdrgen union-storage: pointer`
 
     def peek(self, k=0):
         return self.toks[self.i + k] if self.i + k < len(self.toks) else (None, None)
@@ -123,8 +147,14 @@ class Parser:
         return t[1]
 
     def parse(self):
+        pointer_next = False
         while self.peek()[0] is not None:
             kw = self.ident()
+            if kw == DIRECTIVES[('union-storage', 'pointer')]:
+                pointer_next = True
+                continue
+            if pointer_next and kw != 'union':
+                raise Error('@xdrgen union-storage must come right before a union')
             if kw == 'const':
                 n = self.ident()
                 self.expect('=')
@@ -146,6 +176,9 @@ class Parser:
                 n = self.ident()
                 self.types.append(('union', n, self.union_body()))
                 self.expect(';')
+                if pointer_next:
+                    self.pointer_unions.add(n)
+                    pointer_next = False
             elif kw == 'program':
                 self.program()
             else:
@@ -317,7 +350,9 @@ class Gen:
             elif td.kind == 'scalar':
                 d = Decl(td.type, d.name, d.kind, d.bound)
             else:
-                raise Error('array of array via typedef %s is not supported' % d.type)
+                # An array (or optional) of a typedef that is itself an array, opaque or
+                # string: the element type stays the typedef; see elem_dec/elem_enc.
+                break
         if d.type not in PRIM_CTYPE and d.type not in ('opaque', 'string', 'void') \
                 and d.type not in self.kinds and d.kind != 'void':
             # A type from an included spec: treat it as a composite with codecs there.
@@ -326,6 +361,14 @@ class Gen:
 
     def ctype_scalar(self, t):
         return PRIM_CTYPE.get(t, t)
+
+    def is_array_typedef(self, t):
+        """A typedef that resolves to an array, opaque or string (not a single value)."""
+        return t in self.typedefs and self.resolve(Decl(t, None)).kind != 'scalar'
+
+    @staticmethod
+    def loop_var(depth):
+        return 'x' if depth == 0 else 'x%d' % depth
 
     def bound(self, d):
         return d.bound if d.bound is not None else 'loom::xdr::kUnbounded'
@@ -366,10 +409,25 @@ class Gen:
             return 'e.i32(static_cast<int32_t>(%s));' % rv
         return 'xdr_encode(e, %s);' % rv
 
-    def dec_decl(self, d, lv, ind):
+    def elem_dec(self, t, lv, ind, depth):
+        """Lines that decode one array element of type `t` into `lv`."""
+        I = ' ' * ind
+        if self.is_array_typedef(t):
+            return self.dec_decl(Decl(t, None), lv, ind, depth)
+        return [I + 'if (!%s) return false;' % self.dec_scalar(t, lv)]
+
+    def elem_enc(self, t, rv, ind, depth):
+        I = ' ' * ind
+        if self.is_array_typedef(t):
+            return self.enc_decl(Decl(t, None), rv, ind, depth)
+        return [I + self.enc_scalar(t, rv)]
+
+    def dec_decl(self, d, lv, ind, depth=0):
         """Lines that decode `d` into lvalue `lv`; each failing path returns false."""
         d = self.resolve(d)
         I = ' ' * ind
+        x = self.loop_var(depth)
+        n = 'n' if depth == 0 else 'n%d' % depth
         if d.kind == 'void':
             return []
         if d.type == 'opaque':
@@ -381,18 +439,18 @@ class Gen:
         if d.kind == 'scalar':
             return [I + 'if (!%s) return false;' % self.dec_scalar(d.type, lv)]
         if d.kind == 'fixed':
-            return [I + 'for (auto& x : %s) {' % lv,
-                    I + '  if (!%s) return false;' % self.dec_scalar(d.type, 'x'),
-                    I + '}']
+            return ([I + 'for (auto& %s : %s) {' % (x, lv)] +
+                    self.elem_dec(d.type, x, ind + 2, depth + 1) +
+                    [I + '}'])
         if d.kind == 'var':
-            return [I + '{',
-                    I + '  uint32_t n;',
-                    I + '  if (!d.array_len(n, %s)) return false;' % self.bound(d),
-                    I + '  %s.resize(n);' % lv,
-                    I + '  for (auto& x : %s) {' % lv,
-                    I + '    if (!%s) return false;' % self.dec_scalar(d.type, 'x'),
-                    I + '  }',
-                    I + '}']
+            return ([I + '{',
+                     I + '  uint32_t %s;' % n,
+                     I + '  if (!d.array_len(%s, %s)) return false;' % (n, self.bound(d)),
+                     I + '  %s.resize(%s);' % (lv, n),
+                     I + '  for (auto& %s : %s) {' % (x, lv)] +
+                    self.elem_dec(d.type, x, ind + 4, depth + 1) +
+                    [I + '  }',
+                     I + '}'])
         if d.kind == 'opt':
             if d.type in self.list_nodes:
                 # Iterative: each node costs at least 4 bytes, so the buffer bounds the count.
@@ -406,21 +464,22 @@ class Gen:
                         I + '    if (!d.boolean(more)) return false;',
                         I + '  }',
                         I + '}']
-            return [I + '{',
-                    I + '  bool present;',
-                    I + '  if (!d.boolean(present)) return false;',
-                    I + '  if (present) {',
-                    I + '    %s.emplace();' % lv,
-                    I + '    if (!%s) return false;' % self.dec_scalar(d.type, '*' + lv),
-                    I + '  } else {',
-                    I + '    %s.reset();' % lv,
-                    I + '  }',
-                    I + '}']
+            return ([I + '{',
+                     I + '  bool present;',
+                     I + '  if (!d.boolean(present)) return false;',
+                     I + '  if (present) {',
+                     I + '    %s.emplace();' % lv] +
+                    self.elem_dec(d.type, '(*%s)' % lv, ind + 4, depth + 1) +
+                    [I + '  } else {',
+                     I + '    %s.reset();' % lv,
+                     I + '  }',
+                     I + '}'])
         raise Error('bad decl')
 
-    def enc_decl(self, d, rv, ind):
+    def enc_decl(self, d, rv, ind, depth=0):
         d = self.resolve(d)
         I = ' ' * ind
+        x = self.loop_var(depth)
         if d.kind == 'void':
             return []
         if d.type == 'opaque':
@@ -432,17 +491,28 @@ class Gen:
         if d.kind == 'scalar':
             return [I + self.enc_scalar(d.type, rv)]
         if d.kind == 'fixed':
-            return [I + 'for (const auto& x : %s) %s' % (rv, self.enc_scalar(d.type, 'x'))]
+            if self.is_array_typedef(d.type):
+                return ([I + 'for (const auto& %s : %s) {' % (x, rv)] +
+                        self.elem_enc(d.type, x, ind + 2, depth + 1) + [I + '}'])
+            return [I + 'for (const auto& %s : %s) %s' % (x, rv, self.enc_scalar(d.type, x))]
         if d.kind == 'var':
+            if self.is_array_typedef(d.type):
+                return ([I + 'e.u32(static_cast<uint32_t>(%s.size()));' % rv,
+                         I + 'for (const auto& %s : %s) {' % (x, rv)] +
+                        self.elem_enc(d.type, x, ind + 2, depth + 1) + [I + '}'])
             return [I + 'e.u32(static_cast<uint32_t>(%s.size()));' % rv,
-                    I + 'for (const auto& x : %s) %s' % (rv, self.enc_scalar(d.type, 'x'))]
+                    I + 'for (const auto& %s : %s) %s' % (x, rv, self.enc_scalar(d.type, x))]
         if d.kind == 'opt':
             if d.type in self.list_nodes:
-                return [I + 'for (const auto& x : %s) {' % rv,
+                return [I + 'for (const auto& %s : %s) {' % (x, rv),
                         I + '  e.boolean(true);',
-                        I + '  xdr_encode(e, x);',
+                        I + '  xdr_encode(e, %s);' % x,
                         I + '}',
                         I + 'e.boolean(false);']
+            if self.is_array_typedef(d.type):
+                return ([I + 'e.boolean(%s.has_value());' % rv,
+                         I + 'if (%s) {' % rv] +
+                        self.elem_enc(d.type, '(*%s)' % rv, ind + 2, depth + 1) + [I + '}'])
             return [I + 'e.boolean(%s.has_value());' % rv,
                     I + 'if (%s) %s' % (rv, self.enc_scalar(d.type, '*' + rv))]
         raise Error('bad decl')
@@ -473,8 +543,10 @@ class Gen:
         guard = 'LOOM_XDR_GEN_%s_H' % re.sub(r'\W', '_', spec_name).upper()
         h += ['// Generated by tools/xdrgen.py from %s. Do not edit.' % spec_name,
               '#pragma once', '',
-              '#include <array>', '#include <cstdint>', '#include <optional>',
-              '#include <string>', '#include <vector>', '',
+              '#include <array>', '#include <cstdint>']
+        if self.p.pointer_unions:
+            h.append('#include <memory>')
+        h += ['#include <optional>', '#include <string>', '#include <vector>', '',
               '#include "xdr/xdr.h"']
         for inc in self.includes:
             h.append('#include "%s"' % inc)
@@ -513,8 +585,9 @@ class Gen:
                 ct = self.ctype(body)
                 if ct is None:
                     raise Error('typedef void')
-                h.append('using %s = %s;' % (name, ct))
-                h.append('')
+                if ct != name:  # `typedef unsigned int uint32_t;` needs no alias
+                    h.append('using %s = %s;' % (name, ct))
+                    h.append('')
             elif kind == 'struct':
                 h.append('struct %s {' % name)
                 for f in self.struct_fields(name, body):
@@ -542,10 +615,14 @@ class Gen:
                 c.append('')
             elif kind == 'union':
                 disc, arms = body
+                boxed = name in self.p.pointer_unions
                 h.append('struct %s {' % name)
                 h.append('  %s %s{};' % (self.ctype(disc), cname(disc.name)))
                 for m in self.union_members(arms):
-                    h.append('  %s %s{};' % (self.ctype(m), cname(m.name)))
+                    if boxed:
+                        h.append('  std::unique_ptr<%s> %s;' % (self.ctype(m), cname(m.name)))
+                    else:
+                        h.append('  %s %s{};' % (self.ctype(m), cname(m.name)))
                 h.append('};')
                 h.append('[[nodiscard]] bool xdr_decode(Decoder& d, %s& v);' % name)
                 h.append('void xdr_encode(Encoder& e, const %s& v);' % name)
@@ -564,7 +641,12 @@ class Gen:
                         else:
                             c.append('    case %s:' % self.case_value(v, rd))
                     c.append('    {')
-                    c += self.dec_decl(d, 'v.' + cname(d.name) if d.name else '', 6)
+                    if boxed and d.kind != 'void':
+                        m = 'v.' + cname(d.name)
+                        c.append('      %s = std::make_unique<%s>();' % (m, self.ctype(d)))
+                        c += self.dec_decl(d, '(*%s)' % m, 6)
+                    else:
+                        c += self.dec_decl(d, 'v.' + cname(d.name) if d.name else '', 6)
                     c.append('      return true;')
                     c.append('    }')
                 if not has_default:
@@ -583,7 +665,12 @@ class Gen:
                         else:
                             c.append('    case %s:' % self.case_value(v, rd))
                     c.append('    {')
-                    c += self.enc_decl(d, 'v.' + cname(d.name) if d.name else '', 6)
+                    if boxed and d.kind != 'void':
+                        # A null arm is written as a default value, so encoding stays total.
+                        c.append('      const auto& a = ArmOrDefault(v.%s);' % cname(d.name))
+                        c += self.enc_decl(d, 'a', 6)
+                    else:
+                        c += self.enc_decl(d, 'v.' + cname(d.name) if d.name else '', 6)
                     c.append('      return;')
                     c.append('    }')
                 if not has_default:
@@ -613,9 +700,19 @@ class Gen:
             h.append('')
         h.append('}  // namespace %s' % self.ns)
         h.append('')
+        helpers = []
+        if self.p.pointer_unions:
+            helpers = ['namespace {', '',
+                       '// The arm a pointer-storage union holds, or a default value when null.',
+                       'template <typename T>',
+                       'const T& ArmOrDefault(const std::unique_ptr<T>& p) {',
+                       '  static const T kDefault{};',
+                       '  return p ? *p : kDefault;',
+                       '}', '',
+                       '}  // namespace', '']
         cc = ['// Generated by tools/xdrgen.py from %s. Do not edit.' % spec_name,
               '#include "%s"' % self.header_name, '',
-              'namespace %s {' % self.ns, ''] + c + ['}  // namespace %s' % self.ns, '']
+              'namespace %s {' % self.ns, ''] + helpers + c + ['}  // namespace %s' % self.ns, '']
         return '\n'.join(h), '\n'.join(cc)
 
     def case_value(self, v, disc):

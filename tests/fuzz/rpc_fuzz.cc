@@ -1,8 +1,10 @@
-// libFuzzer target: the byte stream a hostile client can send to loom-ds.
+// libFuzzer target: the byte stream a hostile client can send to loom-ds and loom-mds.
 // Feeds the input through RecordAssembler in chunks whose sizes the input chooses, then decodes
 // each record as the server does: call header, credential, and the NFSv3 / MOUNT arguments of
-// the procedure it names. Every decoded value is re-encoded and decoded again; the two
-// encodings must agree. Any crash, sanitizer report or mismatch is a bug.
+// the procedure it names, or for NFSv4 (program 100003 version 4) a COMPOUND, its results,
+// the callback COMPOUND and the Flexible File layout bodies (see DecodeNfs4). Every decoded
+// value is re-encoded and decoded again; the two encodings must agree. Any crash, sanitizer
+// report or mismatch is a bug.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -12,16 +14,17 @@
 #include "rpc/record.h"
 #include "xdr/mount3.h"
 #include "xdr/nfs3.h"
+#include "xdr/nfs4.h"
 #include "xdr/rpc.h"
 
 using namespace loom;
 
 namespace {
 
+// Decodes a T into v; when that succeeds, checks that encode/decode/encode agrees.
 template <typename T>
-void RoundTrip(xdr::Decoder& d) {
-  T v;
-  if (!xdr_decode(d, v)) return;
+bool RoundTrip(xdr::Decoder& d, T& v) {
+  if (!xdr_decode(d, v)) return false;
   xdr::Encoder e1;
   xdr_encode(e1, v);
   std::string a = e1.Flatten();
@@ -31,6 +34,55 @@ void RoundTrip(xdr::Decoder& d) {
   xdr::Encoder e2;
   xdr_encode(e2, w);
   if (e2.Flatten() != a) std::abort();
+  return true;
+}
+
+template <typename T>
+void RoundTrip(xdr::Decoder& d) {
+  T v;
+  (void)RoundTrip(d, v);
+}
+
+// An opaque body that holds another XDR type (a layout-type-specific body).
+template <typename T>
+void RoundTripBody(const Bytes& b) {
+  if (b.is_file()) return;
+  xdr::Decoder d(b.data, b.size, b.owner);
+  RoundTrip<T>(d);
+}
+
+// NFSv4 (program 100003 version 4). The procedure number picks what the body is decoded as:
+// 1 COMPOUND4args (as loom-mds receives it), 101 COMPOUND4res, 201 CB_COMPOUND4args,
+// 202 CB_COMPOUND4res (the backchannel), 150-153 Flexible File bodies.
+void DecodeNfs4(uint32_t proc, xdr::Decoder& d) {
+  using namespace nfs4;
+  switch (proc) {
+    case NFSPROC4_COMPOUND: {
+      COMPOUND4args args;
+      if (!RoundTrip(d, args)) return;
+      // The layout bodies a client sends are decoded by the MDS too.
+      for (const nfs_argop4& op : args.argarray) {
+        if (op.argop == OP_LAYOUTRETURN && op.oplayoutreturn &&
+            op.oplayoutreturn->lora_layout_type == LAYOUT4_FLEX_FILES) {
+          const layoutreturn4& lr = op.oplayoutreturn->lora_layoutreturn;
+          if (lr.lr_returntype == LAYOUTRETURN4_FILE) {
+            RoundTripBody<ff_layoutreturn4>(lr.lr_layout.lrf_body);
+          }
+        } else if (op.argop == OP_LAYOUTSTATS && op.oplayoutstats) {
+          RoundTripBody<ff_layoutupdate4>(op.oplayoutstats->lsa_layoutupdate.lou_body);
+        }
+      }
+      return;
+    }
+    case 100 + NFSPROC4_COMPOUND: return RoundTrip<COMPOUND4res>(d);
+    case 200 + CB_COMPOUND: return RoundTrip<CB_COMPOUND4args>(d);
+    case 201 + CB_COMPOUND: return RoundTrip<CB_COMPOUND4res>(d);
+    case 150: return RoundTrip<ff_layout4>(d);
+    case 151: return RoundTrip<ff_device_addr4>(d);
+    case 152: return RoundTrip<ff_layoutreturn4>(d);
+    case 153: return RoundTrip<ff_layouthint4>(d);
+    default: return;
+  }
 }
 
 void DecodeNfs3(uint32_t proc, xdr::Decoder& d) {
@@ -83,6 +135,10 @@ void DecodeRecord(const rpc::Record& r) {
   if (!xdr_decode(d, cb)) return;
   rpc::Cred cred;
   (void)rpc::ParseCred(cb.cred, &cred);
+  if (cb.prog == nfs4::NFS4_PROGRAM && cb.vers == nfs4::NFS_V4) {
+    DecodeNfs4(cb.proc % 256, d);
+    return;
+  }
   if (cb.prog == nfs3::MOUNT_PROGRAM) {
     std::string path;
     (void)d.string(path, nfs3::MNTPATHLEN);
