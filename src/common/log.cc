@@ -4,13 +4,25 @@
 
 #include <atomic>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <ctime>
 
 namespace loom {
 
 namespace {
-std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+// LOOM_LOG=debug|info|warn|error sets the initial level.
+int InitialLevel() {
+  const char* e = std::getenv("LOOM_LOG");
+  if (!e) return static_cast<int>(LogLevel::kInfo);
+  std::string v(e);
+  if (v == "debug") return static_cast<int>(LogLevel::kDebug);
+  if (v == "warn") return static_cast<int>(LogLevel::kWarn);
+  if (v == "error") return static_cast<int>(LogLevel::kError);
+  return static_cast<int>(LogLevel::kInfo);
+}
+std::atomic<int> g_level{InitialLevel()};
 const char* kNames[] = {"D", "I", "W", "E"};
 }  // namespace
 

@@ -1,0 +1,578 @@
+// DataServerPool and GcWorker against real loom-ds servers: three in-process RpcServer +
+// Nfs3Service + LocalFs instances on temporary directories, reached over loopback TCP.
+#include "mds/data_servers.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "mds/gc_worker.h"
+#include "meta/mem_kv.h"
+#include "meta/namespace.h"
+#include "nfs3/local_fs.h"
+#include "nfs3/nfs3_service.h"
+#include "rpc/server.h"
+
+namespace loom::mds {
+
+using namespace loom::nfs3;  // NFSv3 types and constants keep their RFC 1813 names
+namespace {
+
+namespace fsys = std::filesystem;
+
+#define ASSERT_OK(e)                                          \
+  do {                                                        \
+    const auto& _r = (e);                                     \
+    ASSERT_TRUE(_r.ok()) << _r.status().ToString();           \
+  } while (0)
+
+// One loom-ds: a directory served on a loopback port that survives restarts.
+class TestDs {
+ public:
+  TestDs() {
+    char tmpl[] = "/tmp/loom-mds-ds-XXXXXX";
+    root_ = ::mkdtemp(tmpl);
+  }
+  ~TestDs() {
+    Stop();
+    fsys::remove_all(root_);
+  }
+  // port 0: any free port (the first start); later starts reuse the port.
+  void Start() {
+    auto fs = nfs3::LocalFs::Open(nfs3::LocalFs::Options{root_, "", 64});
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    fs_ = std::move(fs.value());
+    svc_ = std::make_unique<nfs3::Nfs3Service>(fs_.get(), nfs3::Nfs3Service::Options{});
+    rpc::ServerOptions o;
+    o.listen = "127.0.0.1:" + std::to_string(port_);
+    o.loops = 1;
+    o.workers = 2;
+    server_ = std::make_unique<rpc::RpcServer>(o);
+    server_->Register(svc_->NfsProgram());
+    server_->Register(svc_->MountProgram());
+    Status st = server_->Start();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    port_ = server_->port();
+  }
+  void Stop() {
+    server_.reset();
+    svc_.reset();
+    fs_.reset();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Path(meta::FsId fsid, meta::Ino ino) const {
+    return root_ + "/loom/" + FsDirName(fsid) + "/" + DataFileName(ino);
+  }
+
+ private:
+  std::string root_;
+  uint16_t port_ = 0;
+  std::unique_ptr<nfs3::LocalFs> fs_;
+  std::unique_ptr<nfs3::Nfs3Service> svc_;
+  std::unique_ptr<rpc::RpcServer> server_;
+};
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& ch : s) ch = static_cast<char>(rng());
+  return s;
+}
+
+std::string FileContents(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+constexpr meta::FsId kFs = 7;
+
+class DataServersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; i++) {
+      ds_.push_back(std::make_unique<TestDs>());
+      ds_.back()->Start();
+    }
+    MakePool();
+  }
+  void TearDown() override { pool_.reset(); }
+
+  void MakePool(DataServerPool::Options opts = {}) {
+    std::vector<DataServerConfig> cfg;
+    for (size_t i = 0; i < ds_.size(); i++)
+      cfg.push_back(DataServerConfig{Id(i), ds_[i]->address(), "", "/"});
+    pool_.reset();
+    auto p = DataServerPool::Create(cfg, opts);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    pool_ = std::move(p.value());
+  }
+  static uint32_t Id(size_t index) { return static_cast<uint32_t>(100 + index); }
+  TestDs& Ds(uint32_t id) { return *ds_[id - 100]; }
+
+  std::vector<std::unique_ptr<TestDs>> ds_;
+  std::unique_ptr<DataServerPool> pool_;
+};
+
+TEST(StripingTest, OffsetMapping) {
+  meta::Layout one;
+  one.stripe_unit = 1 << 20;
+  one.stripe_count = 1;
+  StripePos p = MapOffset(one, 123456789);
+  EXPECT_EQ(p.stripe, 0u);
+  EXPECT_EQ(p.ds_offset, 123456789u);
+  EXPECT_EQ(StripeFileSize(one, 0, 999), 999u);
+  EXPECT_EQ(FileEndOfStripe(one, 0, 999), 999u);
+
+  meta::Layout l;
+  l.stripe_unit = 100;
+  l.stripe_count = 3;
+  p = MapOffset(l, 0);
+  EXPECT_EQ(p.stripe, 0u);
+  EXPECT_EQ(p.ds_offset, 0u);
+  EXPECT_EQ(p.unit_left, 100u);
+  p = MapOffset(l, 250);  // unit 2 -> stripe 2, its first unit
+  EXPECT_EQ(p.stripe, 2u);
+  EXPECT_EQ(p.ds_offset, 50u);
+  EXPECT_EQ(p.unit_left, 50u);
+  p = MapOffset(l, 310);  // unit 3 -> stripe 0, its second unit
+  EXPECT_EQ(p.stripe, 0u);
+  EXPECT_EQ(p.ds_offset, 110u);
+  // 650 bytes: units 0..5 full (two rows), unit 6 (stripe 0) holds 50.
+  EXPECT_EQ(StripeFileSize(l, 0, 650), 250u);
+  EXPECT_EQ(StripeFileSize(l, 1, 650), 200u);
+  EXPECT_EQ(StripeFileSize(l, 2, 650), 200u);
+  EXPECT_EQ(FileEndOfStripe(l, 0, 250), 650u);
+  EXPECT_EQ(FileEndOfStripe(l, 1, 200), 500u);
+  EXPECT_EQ(FileEndOfStripe(l, 2, 200), 600u);
+  EXPECT_EQ(FileEndOfStripe(l, 2, 0), 0u);
+  // Round trip for every size up to a few rows.
+  for (uint64_t size = 0; size < 1000; size++) {
+    uint64_t end = 0;
+    for (uint32_t s = 0; s < 3; s++) end = std::max(end, FileEndOfStripe(l, s, StripeFileSize(l, s, size)));
+    ASSERT_EQ(end, size);
+  }
+}
+
+TEST(StripingTest, VerifiersAndErrors) {
+  Verifier a{1, 2, 3, 4, 5, 6, 7, 8}, b{8, 7, 6, 5, 4, 3, 2, 1};
+  EXPECT_EQ(CombineVerifiers({a}), a);
+  EXPECT_EQ(CombineVerifiers({a, b}), CombineVerifiers({a, b}));
+  EXPECT_NE(CombineVerifiers({a, b}), CombineVerifiers({a, a}));
+  EXPECT_NE(CombineVerifiers({a, b}), CombineVerifiers({b, a}));
+
+  EXPECT_TRUE(FromNfs3(NFS3_OK, 1, "READ").ok());
+  EXPECT_EQ(FromNfs3(NFS3ERR_JUKEBOX, 1, "READ").code(), Code::kUnavailable);
+  Status stale = FromNfs3(NFS3ERR_STALE, 1, "READ");
+  EXPECT_EQ(stale.code(), Code::kIo);
+  EXPECT_EQ(stale.os_errno(), ESTALE);
+  EXPECT_EQ(FromNfs3(NFS3ERR_NOSPC, 1, "WRITE").code(), Code::kNoSpace);
+  EXPECT_EQ(FromNfs3(NFS3ERR_DQUOT, 1, "WRITE").os_errno(), EDQUOT);
+  EXPECT_EQ(DataFileName(0x1234), "0000000000001234");
+}
+
+TEST(PoolConfigTest, RejectsBadConfig) {
+  EXPECT_FALSE(DataServerPool::Create({}, {}).ok());
+  EXPECT_FALSE(DataServerPool::Create({{1, "127.0.0.1:1", "", "/"}, {1, "127.0.0.1:2", "", "/"}}, {}).ok());
+  EXPECT_FALSE(DataServerPool::Create({{1, "", "", "/"}}, {}).ok());
+  auto p = DataServerPool::Create({{5, "127.0.0.1:1", "", "/"}}, {});
+  ASSERT_OK(p);
+  EXPECT_EQ((*p)->Find(5)->advertised_address, "127.0.0.1:1");
+  EXPECT_EQ((*p)->Find(6), nullptr);
+  EXPECT_EQ((*p)->HealthOf(5), Health::kUnknown);
+}
+
+TEST_F(DataServersTest, CreatePlacesRoundRobin) {
+  ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());
+  for (size_t i = 0; i < ds_.size(); i++) {
+    EXPECT_TRUE(fsys::is_directory(fsys::path(Ds(Id(i)).Path(kFs, 0)).parent_path()));
+  }
+  std::vector<uint32_t> placed;
+  for (meta::Ino ino = 10; ino < 16; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino);
+    ASSERT_OK(l);
+    EXPECT_EQ(l->stripe_count, 1u);
+    EXPECT_EQ(l->stripe_unit, 1u << 20);
+    ASSERT_EQ(l->mirrors.size(), 1u);
+    ASSERT_EQ(l->mirrors[0].files.size(), 1u);
+    const meta::DataFile& f = l->mirrors[0].files[0];
+    EXPECT_FALSE(f.fh.empty());
+    EXPECT_EQ(f.uid, 0u);
+    placed.push_back(f.ds_id);
+    struct stat st;
+    ASSERT_EQ(::stat(Ds(f.ds_id).Path(kFs, ino).c_str(), &st), 0) << Ds(f.ds_id).Path(kFs, ino);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_gid, 0u);
+    EXPECT_EQ(st.st_size, 0);
+    for (size_t i = 0; i < ds_.size(); i++) {  // only there
+      if (Id(i) != f.ds_id) {
+        EXPECT_FALSE(fsys::exists(Ds(Id(i)).Path(kFs, ino)));
+      }
+    }
+  }
+  // Every window of three consecutive files covers all three servers, in a fixed rotation.
+  for (size_t i = 0; i + 3 <= placed.size(); i++) {
+    EXPECT_EQ(std::set<uint32_t>(placed.begin() + i, placed.begin() + i + 3).size(), 3u);
+  }
+  EXPECT_EQ(placed[0], placed[3]);
+  for (size_t i = 0; i < ds_.size(); i++) EXPECT_EQ(pool_->HealthOf(Id(i)), Health::kUp);
+}
+
+TEST_F(DataServersTest, CreateIsIdempotent) {
+  // A data file left behind by an interrupted attempt, with junk in it, on every server.
+  ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());
+  for (auto& d : ds_) {
+    std::ofstream(d->Path(kFs, 99)) << "left over";
+  }
+  auto l = pool_->CreateDataFile(kFs, 99);
+  ASSERT_OK(l);
+  const meta::DataFile& f = l->mirrors[0].files[0];
+  EXPECT_EQ(fsys::file_size(Ds(f.ds_id).Path(kFs, 99)), 0u);
+  // And creating the same ino again simply succeeds.
+  ASSERT_OK(pool_->CreateDataFile(kFs, 99));
+}
+
+TEST_F(DataServersTest, MirrorsOnDistinctServers) {
+  for (meta::Ino ino = 20; ino < 26; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino, Placement{2, 1, 0});
+    ASSERT_OK(l);
+    ASSERT_EQ(l->mirrors.size(), 2u);
+    uint32_t a = l->mirrors[0].files[0].ds_id, b = l->mirrors[1].files[0].ds_id;
+    EXPECT_NE(a, b);
+    EXPECT_TRUE(fsys::exists(Ds(a).Path(kFs, ino)));
+    EXPECT_TRUE(fsys::exists(Ds(b).Path(kFs, ino)));
+  }
+  auto all = pool_->CreateDataFile(kFs, 30, Placement{3, 1, 0});
+  ASSERT_OK(all);
+  std::set<uint32_t> ids;
+  for (const auto& m : all->mirrors) ids.insert(m.files[0].ds_id);
+  EXPECT_EQ(ids.size(), 3u);
+  // More copies than servers is refused rather than doubled up.
+  auto four = pool_->CreateDataFile(kFs, 31, Placement{4, 1, 0});
+  EXPECT_FALSE(four.ok());
+  EXPECT_EQ(four.status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(DataServersTest, WriteCommitReadRoundTrip) {
+  auto l = pool_->CreateDataFile(kFs, 40, Placement{2, 1, 0});
+  ASSERT_OK(l);
+  // 2.5 MiB at an odd offset: three WRITEs per mirror (max_io 1 MiB).
+  const uint64_t off = 4097;
+  std::string data = RandomBytes((5u << 20) / 2, 1);
+  auto w = pool_->Write(*l, off, Bytes::Copy(data), UNSTABLE);
+  ASSERT_OK(w);
+  EXPECT_EQ(w->count, data.size());
+  EXPECT_EQ(w->committed, UNSTABLE);
+  auto c = pool_->Commit(*l);
+  ASSERT_OK(c);
+  EXPECT_EQ(c->verifier, w->verifier);
+  ASSERT_EQ(c->mirror_verifiers.size(), 2u);
+  EXPECT_NE(c->mirror_verifiers[0], c->mirror_verifiers[1]);  // two servers, two boots
+
+  // Both mirrors hold the bytes on disk.
+  std::string expect(off, '\0');
+  expect += data;
+  for (const auto& m : l->mirrors) EXPECT_TRUE(FileContents(Ds(m.files[0].ds_id).Path(kFs, 40)) == expect);
+
+  auto size = pool_->GetSize(*l);
+  ASSERT_OK(size);
+  EXPECT_EQ(*size, off + data.size());
+
+  // One read across several data-server READs, and one that reaches the end.
+  auto r = pool_->Read(*l, 0, static_cast<uint32_t>(expect.size() + 100));
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->eof);
+  EXPECT_TRUE(r->data.view() == expect);
+  r = pool_->Read(*l, off + 10, 1000);
+  ASSERT_OK(r);
+  EXPECT_FALSE(r->eof);
+  EXPECT_TRUE(r->data.view() == data.substr(10, 1000));
+  r = pool_->Read(*l, expect.size() + 5, 10);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->eof);
+  EXPECT_EQ(r->data.size, 0u);
+
+  // FILE_SYNC writes report FILE_SYNC.
+  w = pool_->Write(*l, 0, Bytes::Copy("hello"), FILE_SYNC);
+  ASSERT_OK(w);
+  EXPECT_EQ(w->committed, FILE_SYNC);
+  EXPECT_EQ(w->count, 5u);
+}
+
+TEST_F(DataServersTest, StripedRoundTrip) {
+  auto l = pool_->CreateDataFile(kFs, 45, Placement{1, 3, 4096});
+  ASSERT_OK(l);
+  EXPECT_EQ(l->stripe_count, 3u);
+  EXPECT_EQ(l->stripe_unit, 4096u);
+  ASSERT_EQ(l->mirrors[0].files.size(), 3u);
+  std::string data = RandomBytes(20000, 2);
+  auto w = pool_->Write(*l, 0, Bytes::Copy(data), FILE_SYNC);
+  ASSERT_OK(w);
+  EXPECT_EQ(w->count, data.size());
+  for (uint32_t s = 0; s < 3; s++) {
+    EXPECT_EQ(fsys::file_size(Ds(l->mirrors[0].files[s].ds_id).Path(kFs, 45)),
+              StripeFileSize(*l, s, data.size()));
+  }
+  EXPECT_EQ(*pool_->GetSize(*l), data.size());
+  auto r = pool_->Read(*l, 100, 30000);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->eof);
+  EXPECT_TRUE(r->data.view() == data.substr(100));
+  // A hole: write past the end, the gap reads as zeros.
+  ASSERT_OK(pool_->Write(*l, 30000, Bytes::Copy("tail"), FILE_SYNC));
+  r = pool_->Read(*l, 19990, 20000);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->eof);
+  std::string want = data.substr(19990) + std::string(30000 - 20000, '\0') + "tail";
+  EXPECT_TRUE(r->data.view() == want);
+  ASSERT_TRUE(pool_->Truncate(*l, 5000).ok());
+  EXPECT_EQ(*pool_->GetSize(*l), 5000u);
+  r = pool_->Read(*l, 0, 10000);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == data.substr(0, 5000));
+}
+
+TEST_F(DataServersTest, ReadFailsOverWhenAMirrorIsDown) {
+  auto l = pool_->CreateDataFile(kFs, 50, Placement{2, 1, 0});
+  ASSERT_OK(l);
+  std::string data = RandomBytes(100000, 3);
+  ASSERT_OK(pool_->Write(*l, 0, Bytes::Copy(data), FILE_SYNC));
+  uint32_t first = l->mirrors[0].files[0].ds_id;
+  Ds(first).Stop();
+  auto r = pool_->Read(*l, 0, 200000);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == data);
+  EXPECT_EQ(pool_->HealthOf(first), Health::kDown);
+  // Sizes come from the surviving mirror too; writes need every mirror.
+  EXPECT_EQ(*pool_->GetSize(*l), data.size());
+  auto w = pool_->Write(*l, 0, Bytes::Copy("x"), FILE_SYNC);
+  EXPECT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), Code::kUnavailable);
+  // New files go to the two servers still up.
+  for (meta::Ino ino = 51; ino < 55; ino++) {
+    auto n = pool_->CreateDataFile(kFs, ino);
+    ASSERT_OK(n);
+    EXPECT_NE(n->mirrors[0].files[0].ds_id, first);
+  }
+  auto both = pool_->CreateDataFile(kFs, 56, Placement{2, 1, 0});
+  ASSERT_OK(both);
+  auto three = pool_->CreateDataFile(kFs, 57, Placement{3, 1, 0});
+  EXPECT_EQ(three.status().code(), Code::kUnavailable);
+  auto servers = pool_->Servers();
+  ASSERT_EQ(servers.size(), 3u);
+  EXPECT_EQ(servers[first - 100].health, Health::kDown);
+  EXPECT_FALSE(servers[first - 100].last_error.empty());
+}
+
+TEST_F(DataServersTest, Truncate) {
+  auto l = pool_->CreateDataFile(kFs, 60, Placement{2, 1, 0});
+  ASSERT_OK(l);
+  std::string data = RandomBytes(10000, 4);
+  ASSERT_OK(pool_->Write(*l, 0, Bytes::Copy(data), FILE_SYNC));
+  ASSERT_TRUE(pool_->Truncate(*l, 4000).ok());
+  EXPECT_EQ(*pool_->GetSize(*l), 4000u);
+  for (const auto& m : l->mirrors) {
+    EXPECT_TRUE(FileContents(Ds(m.files[0].ds_id).Path(kFs, 60)) == data.substr(0, 4000));
+  }
+  auto r = pool_->Read(*l, 0, 10000);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->eof);
+  EXPECT_EQ(r->data.size, 4000u);
+  ASSERT_TRUE(pool_->Truncate(*l, 1 << 20).ok());  // extending reads back zeros
+  EXPECT_EQ(*pool_->GetSize(*l), 1u << 20);
+  r = pool_->Read(*l, 4000, 100);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == std::string(100, '\0'));
+}
+
+TEST_F(DataServersTest, RemoveDataFiles) {
+  auto l = pool_->CreateDataFile(kFs, 70, Placement{2, 1, 0});
+  ASSERT_OK(l);
+  ASSERT_TRUE(pool_->RemoveDataFiles(kFs, 70, *l).ok());
+  for (const auto& m : l->mirrors) EXPECT_FALSE(fsys::exists(Ds(m.files[0].ds_id).Path(kFs, 70)));
+  EXPECT_TRUE(pool_->RemoveDataFiles(kFs, 70, *l).ok());  // already gone: fine
+  // A filesystem never used on a server: nothing to remove.
+  EXPECT_TRUE(pool_->RemoveDataFiles(kFs + 1, 70, *l).ok());
+  // The name now holding another file (not this layout's handle) is left alone.
+  auto other = pool_->CreateDataFile(kFs, 71);
+  ASSERT_OK(other);
+  meta::Layout wrong = *other;
+  wrong.mirrors[0].files[0].fh = l->mirrors[0].files[0].fh;
+  EXPECT_TRUE(pool_->RemoveDataFiles(kFs, 71, wrong).ok());
+  EXPECT_TRUE(fsys::exists(Ds(other->mirrors[0].files[0].ds_id).Path(kFs, 71)));
+  // A stale handle on read is a lost data file.
+  auto r = pool_->Read(*l, 0, 10);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().os_errno(), ESTALE);
+}
+
+TEST_F(DataServersTest, GcWorkerRemovesQueuedFiles) {
+  meta::MemKvStore store;
+  meta::Namespace ns(&store, kFs);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
+  auto no_opens = [](meta::Ino) { return false; };
+  // Files with data on the data servers, made the way the NFSv4 layer will make them.
+  auto make = [&](const std::string& name, uint32_t mirrors) -> std::pair<meta::Ino, meta::Layout> {
+    meta::Ino ino = 0;
+    meta::Layout layout;
+    auto r = meta::RunTxn(store, [&](meta::Txn& t) -> Result<meta::CreateResult> {
+      return ns.Create(t, ns.root(), name, meta::CreateArgs{});
+    });
+    EXPECT_TRUE(r.ok());
+    // The layout needs the ino; store it afterwards (a real MDS allocates first).
+    ino = r->inode.ino;
+    auto l = pool_->CreateDataFile(kFs, ino, Placement{mirrors, 1, 0});
+    EXPECT_TRUE(l.ok());
+    layout = *l;
+    EXPECT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, ino, layout); }).ok());
+    EXPECT_TRUE(pool_->Write(layout, 0, Bytes::Copy("payload " + name), FILE_SYNC).ok());
+    return {ino, layout};
+  };
+  auto on_disk = [&](meta::Ino ino, const meta::Layout& l) {
+    size_t n = 0;
+    for (const auto& m : l.mirrors) n += fsys::exists(Ds(m.files[0].ds_id).Path(kFs, ino));
+    return n;
+  };
+  auto unlink = [&](const std::string& name) {
+    auto r = meta::RunTxn(store, [&](meta::Txn& t) { return ns.Unlink(t, ns.root(), name, no_opens); });
+    ASSERT_OK(r);
+  };
+  auto queued = [&] {
+    return meta::RunTxn(store, [&](meta::Txn& t) { return ns.ListGc(t, 100); })->size();
+  };
+
+  auto [a, la] = make("a", 2);
+  auto [b, lb] = make("b", 1);
+  auto [keep, lkeep] = make("keep", 1);
+  EXPECT_EQ(on_disk(a, la), 2u);
+  unlink("a");
+  unlink("b");
+  EXPECT_EQ(queued(), 3u);
+
+  // One data server down: its item stays queued, the others go.
+  uint32_t down = lb.mirrors[0].files[0].ds_id;
+  Ds(down).Stop();
+  GcWorker gc(&store, {&ns}, pool_.get(), GcWorker::Options{50, 100});
+  auto pass = gc.RunOnce();
+  ASSERT_OK(pass);
+  size_t down_items = 0;
+  for (const auto& m : la.mirrors) down_items += m.files[0].ds_id == down;
+  EXPECT_EQ(pass->failed, 1 + down_items);
+  EXPECT_EQ(pass->removed, 2 - down_items);
+  EXPECT_EQ(queued(), 1 + down_items);
+
+  // Back up: the worker thread finishes the job.
+  Ds(down).Start();
+  ASSERT_TRUE(pool_->Ping(down).ok());
+  gc.Start();
+  for (int i = 0; i < 200 && queued() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_EQ(queued(), 0u);
+  EXPECT_EQ(on_disk(a, la), 0u);
+  EXPECT_EQ(on_disk(b, lb), 0u);
+  EXPECT_EQ(on_disk(keep, lkeep), 1u);
+
+  // Later removals are picked up by the running worker; Kick skips the wait.
+  unlink("keep");
+  gc.Kick();
+  for (int i = 0; i < 200 && queued() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_EQ(queued(), 0u);
+  EXPECT_EQ(on_disk(keep, lkeep), 0u);
+  gc.Stop();
+}
+
+TEST_F(DataServersTest, ReconnectAfterDataServerRestart) {
+  auto l = pool_->CreateDataFile(kFs, 80);
+  ASSERT_OK(l);
+  uint32_t id = l->mirrors[0].files[0].ds_id;
+  auto w1 = pool_->Write(*l, 0, Bytes::Copy("before restart"), UNSTABLE);
+  ASSERT_OK(w1);
+  ASSERT_OK(pool_->Commit(*l));
+
+  // Restarted between calls: the next call finds its connection closed and retries once on
+  // a fresh one. The handle is still good; the verifier is new.
+  Ds(id).Stop();
+  Ds(id).Start();
+  auto r = pool_->Read(*l, 0, 100);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == "before restart");
+  EXPECT_EQ(pool_->HealthOf(id), Health::kUp);
+  auto w2 = pool_->Write(*l, 0, Bytes::Copy("after"), UNSTABLE);
+  ASSERT_OK(w2);
+  EXPECT_NE(w1->verifier, w2->verifier);
+  auto c = pool_->Commit(*l);
+  ASSERT_OK(c);
+  EXPECT_EQ(c->verifier, w2->verifier);
+
+  // Down for a while: calls fail fast with kUnavailable, a ping brings it back.
+  Ds(id).Stop();
+  auto gone = pool_->Read(*l, 0, 100);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.status().code(), Code::kUnavailable);
+  EXPECT_EQ(pool_->HealthOf(id), Health::kDown);
+  EXPECT_FALSE(pool_->Ping(id).ok());
+  Ds(id).Start();
+  EXPECT_EQ(pool_->Read(*l, 0, 100).status().code(), Code::kUnavailable);  // still marked down
+  ASSERT_TRUE(pool_->Ping(id).ok());
+  EXPECT_EQ(pool_->HealthOf(id), Health::kUp);
+  r = pool_->Read(*l, 0, 100);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == "aftere restart");  // committed before the stop
+}
+
+TEST_F(DataServersTest, PlacementSkipsAServerThatIsDownBeforeFirstContact) {
+  ds_[1]->Stop();
+  for (meta::Ino ino = 90; ino < 96; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino);
+    ASSERT_OK(l);
+    EXPECT_NE(l->mirrors[0].files[0].ds_id, Id(1));
+  }
+  EXPECT_EQ(pool_->HealthOf(Id(1)), Health::kDown);
+  auto two = pool_->CreateDataFile(kFs, 96, Placement{2, 1, 0});
+  ASSERT_OK(two);
+}
+
+TEST_F(DataServersTest, SetOwner) {
+  auto l = pool_->CreateDataFile(kFs, 97, Placement{2, 1, 0});
+  ASSERT_OK(l);
+  ASSERT_TRUE(pool_->SetOwner(*l, 1234, 5678, 0640).ok());
+  for (const auto& m : l->mirrors) {
+    struct stat st;
+    ASSERT_EQ(::stat(Ds(m.files[0].ds_id).Path(kFs, 97).c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1234u);
+    EXPECT_EQ(st.st_gid, 5678u);
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+  }
+}
+
+TEST_F(DataServersTest, HealthChecks) {
+  ds_[1]->Stop();
+  pool_->CheckHealth();
+  EXPECT_EQ(pool_->HealthOf(Id(0)), Health::kUp);
+  EXPECT_EQ(pool_->HealthOf(Id(1)), Health::kDown);
+  EXPECT_EQ(pool_->HealthOf(Id(2)), Health::kUp);
+  // A pool with a health thread notices the server coming back by itself.
+  DataServerPool::Options o;
+  o.health_interval_ms = 50;
+  MakePool(o);
+  ds_[1]->Start();
+  for (int i = 0; i < 100 && pool_->HealthOf(Id(1)) != Health::kUp; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(pool_->HealthOf(Id(1)), Health::kUp);
+  ds_[2]->Stop();
+  for (int i = 0; i < 100 && pool_->HealthOf(Id(2)) != Health::kDown; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(pool_->HealthOf(Id(2)), Health::kDown);
+}
+
+}  // namespace
+}  // namespace loom::mds

@@ -1,0 +1,365 @@
+#include "nfs4/mds.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "mds/data_servers.h"
+#include "meta/client_state.h"
+#include "nfs4/attrs.h"
+#include "nfs4/state.h"
+
+namespace loom::nfs4 {
+
+namespace {
+
+constexpr const char* kServerName = "loom-mds";
+
+Status LoadOrCreateKey(const std::string& dir, SipKey* key) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::FromErrno(errno, "mkdir " + dir);
+  std::string path = dir + "/fh-secret";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = ::read(fd, key->data(), key->size());
+    ::close(fd);
+    return n == static_cast<ssize_t>(key->size()) ? Status::Ok() : Status::Io("short " + path);
+  }
+  if (getrandom(key->data(), key->size(), 0) != static_cast<ssize_t>(key->size()))
+    return Status::FromErrno(errno, "getrandom");
+  std::string tmp = path + ".tmp";
+  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
+  bool ok = ::write(fd, key->data(), key->size()) == static_cast<ssize_t>(key->size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "write " + path);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Mds::Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds)
+    : opts_(std::move(o)), store_(store), ds_(ds) {}
+
+Mds::~Mds() = default;
+
+Status Mds::Init() {
+  LOOM_RETURN_IF_ERROR(LoadOrCreateKey(opts_.state_dir, &fh_key_));
+  ns_ = std::make_unique<meta::Namespace>(store_, opts_.fsid);
+  Status mk = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->Mkfs(t, 0777, 0, 0); });
+  if (!mk.ok() && meta::ErrOf(mk) != meta::MetaErr::kExist) return mk;
+  // A new boot epoch (persisted) makes client ids, session ids and stateids of the previous
+  // boot recognisably stale; the client records of that boot may reclaim during grace.
+  uint64_t epoch = 0;
+  std::vector<meta::ClientRecord> previous;
+  Status gs = meta::RunTxn(*store_, [&](meta::Txn& t) -> Status {
+    auto g = meta::GetGrace(t, kServerName, true);
+    if (!g.ok()) return g.status();
+    meta::GraceState st = g.value().value_or(meta::GraceState{});
+    st.recovery_epoch = st.epoch;
+    st.epoch++;
+    epoch = st.epoch;
+    auto cl = meta::ListClients(t);
+    if (!cl.ok()) return cl.status();
+    previous = std::move(cl.value());
+    st.in_grace = !previous.empty();
+    return meta::PutGrace(t, kServerName, st);
+  });
+  LOOM_RETURN_IF_ERROR(gs);
+  for (const auto& c : previous) reclaimable_.insert(c.owner);
+  if (!previous.empty()) {
+    grace_end_ms_ = rpc::NowMs() + int64_t{opts_.grace_seconds} * 1000;
+    in_grace_.store(opts_.grace_seconds > 0);
+    LOG_INFO("loom-mds: %zu clients of the previous boot may reclaim for %us", previous.size(),
+             opts_.grace_seconds);
+  }
+  SessionTable::Options so;
+  so.lease_seconds = opts_.lease_seconds;
+  so.boot_epoch = static_cast<uint32_t>(epoch);
+  so.limits.max_request = opts_.max_io + 64 * 1024;
+  so.limits.max_response = opts_.max_io + 64 * 1024;
+  if (getrandom(so.server_owner_minor.data(), 8, 0) != 8) so.server_owner_minor.fill(1);
+  sessions_ = std::make_unique<SessionTable>(so);
+  StateManager::Options sto;
+  sto.boot_epoch = static_cast<uint32_t>(epoch);
+  sto.on_last_close = [this](uint64_t ino) { OnLastClose(ino); };
+  state_ = std::make_unique<StateManager>(sto);
+  uint64_t v = static_cast<uint64_t>(rpc::NowUs()) ^ (epoch << 48);
+  std::memcpy(write_verf_.data(), &v, 8);
+  fs_stats_ = std::make_unique<FsStats>();
+  fs_stats_->lease_time = opts_.lease_seconds;
+  fs_stats_->maxread = fs_stats_->maxwrite = opts_.max_io;
+  RefreshFsStats();
+  BuildOpTable();
+  return Status::Ok();
+}
+
+void Mds::RefreshFsStats() {
+  // Space is reported from the metadata server's own filesystem for now; with data servers
+  // registered (Flex Files issue) it becomes the sum of their FSSTATs.
+  struct statvfs sv;
+  if (::statvfs(opts_.state_dir.c_str(), &sv) == 0) {
+    std::lock_guard<std::mutex> l(mu_);
+    fs_stats_->space_total = uint64_t{sv.f_blocks} * sv.f_frsize;
+    fs_stats_->space_free = uint64_t{sv.f_bfree} * sv.f_frsize;
+    fs_stats_->space_avail = uint64_t{sv.f_bavail} * sv.f_frsize;
+    fs_stats_->files_total = 1ull << 40;
+    fs_stats_->files_free = fs_stats_->files_avail = (1ull << 40) - 1;
+  }
+}
+
+const FsStats& Mds::fs_stats() const { return *fs_stats_; }
+
+bool Mds::InGrace() const { return in_grace_.load(std::memory_order_relaxed); }
+
+bool Mds::MayReclaim(const std::string& owner) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return InGrace() && reclaimable_.count(owner) > 0;
+}
+
+void Mds::ReclaimDone(const std::string& owner) {
+  bool all = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reclaimable_.erase(owner);
+    all = reclaimable_.empty();
+  }
+  // §8.4.2.1: with every previous client done, nothing remains to protect.
+  if (all && InGrace()) grace_end_ms_ = 0;
+}
+
+void Mds::OnSequence(Cx& cx, SEQUENCE4resok& res) {
+  (void)cx;
+  (void)res;
+}
+
+const OpDesc* Mds::LookupOp(nfs_opnum4 op) const {
+  if (op < OP_ACCESS || op > OP_REMOVEXATTR) return nullptr;
+  const OpDesc& d = ops_[op];
+  return d.name ? &d : nullptr;
+}
+
+void Mds::BuildOpTable() {
+  // Every operation number of 4.1 and 4.2 has a row (known ops without a handler answer
+  // NFS4ERR_NOTSUPP); numbers outside are OP_ILLEGAL.
+  for (int op = OP_ACCESS; op <= OP_REMOVEXATTR; op++) {
+    const char* n = nfs_opnum4_name(op);
+    if (n && std::strcmp(n, "?") != 0) ops_[op].name = n;
+  }
+  auto set = [&](nfs_opnum4 op, OpHandler fn, uint32_t flags) {
+    ops_[op].fn = fn;
+    ops_[op].flags = flags;
+  };
+  for (nfs_opnum4 op : {OP_OPEN_CONFIRM, OP_RENEW, OP_SETCLIENTID, OP_SETCLIENTID_CONFIRM,
+                        OP_RELEASE_LOCKOWNER}) {
+    ops_[op].flags = kV40Only;
+  }
+  for (int op = OP_ALLOCATE; op <= OP_REMOVEXATTR; op++) ops_[op].flags |= kMinor2;
+  set(OP_EXCHANGE_ID, OpExchangeId, kSessionless);
+  set(OP_CREATE_SESSION, OpCreateSession, kSessionless);
+  set(OP_DESTROY_SESSION, OpDestroySession, kSessionless);
+  set(OP_DESTROY_CLIENTID, OpDestroyClientId, kSessionless);
+  set(OP_BIND_CONN_TO_SESSION, OpBindConnToSession, kSessionless);
+  set(OP_RECLAIM_COMPLETE, OpReclaimComplete, 0);
+  set(OP_PUTROOTFH, OpPutRootFh, 0);
+  set(OP_PUTPUBFH, OpPutPubFh, 0);
+  set(OP_PUTFH, OpPutFh, 0);
+  set(OP_GETFH, OpGetFh, kNeedCfh);
+  set(OP_SAVEFH, OpSaveFh, kNeedCfh);
+  set(OP_RESTOREFH, OpRestoreFh, 0);
+  set(OP_SECINFO, OpSecinfo, kNeedCfh);
+  set(OP_SECINFO_NO_NAME, OpSecinfoNoName, kNeedCfh);
+  set(OP_LOOKUP, OpLookup, kNeedCfh);
+  set(OP_LOOKUPP, OpLookupp, kNeedCfh);
+  set(OP_ACCESS, OpAccess, kNeedCfh);
+  set(OP_GETATTR, OpGetattr, kNeedCfh);
+  set(OP_SETATTR, OpSetattr, kNeedCfh);
+  set(OP_VERIFY, OpVerify, kNeedCfh);
+  set(OP_NVERIFY, OpNverify, kNeedCfh);
+  set(OP_CREATE, OpCreate, kNeedCfh);
+  set(OP_LINK, OpLink, kNeedCfh);
+  set(OP_REMOVE, OpRemove, kNeedCfh);
+  set(OP_RENAME, OpRename, kNeedCfh);
+  set(OP_READDIR, OpReaddir, kNeedCfh);
+  set(OP_READLINK, OpReadlink, kNeedCfh);
+  set(OP_OPEN, OpOpen, kNeedCfh);
+  set(OP_CLOSE, OpClose, kNeedCfh);
+  set(OP_OPEN_DOWNGRADE, OpOpenDowngrade, kNeedCfh);
+  set(OP_TEST_STATEID, OpTestStateid, 0);
+  set(OP_FREE_STATEID, OpFreeStateid, 0);
+  set(OP_DELEGRETURN, OpDelegReturn, kNeedCfh);
+  set(OP_LOCK, OpLock, kNeedCfh);
+  set(OP_LOCKT, OpLockt, kNeedCfh);
+  set(OP_LOCKU, OpLocku, kNeedCfh);
+  set(OP_READ, OpRead, kNeedCfh);
+  set(OP_WRITE, OpWrite, kNeedCfh);
+  set(OP_COMMIT, OpCommit, kNeedCfh);
+  set(OP_GET_DIR_DELEGATION, OpGetDirDelegation, kNeedCfh);
+  set(OP_SEEK, OpSeek, kNeedCfh | kMinor2);
+  set(OP_ALLOCATE, OpAllocate, kNeedCfh | kMinor2);
+  set(OP_DEALLOCATE, OpDeallocate, kNeedCfh | kMinor2);
+  set(OP_READ_PLUS, OpReadPlus, kNeedCfh | kMinor2);
+}
+
+rpc::ProgramDesc Mds::Program() {
+  rpc::ProgramDesc p;
+  p.prog = NFS4_PROGRAM;
+  p.vers = NFS_V4;
+  p.stats_prefix = "nfs4";
+  p.procs.resize(2);
+  p.procs[0] = {"NULL", [](const rpc::CallContext&, xdr::Decoder&, xdr::Encoder&) { return rpc::SUCCESS; },
+                true, true};
+  // COMPOUND: exactly-once semantics come from the session slots, not the RPC reply cache.
+  p.procs[1] = {"COMPOUND", [this](const rpc::CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
+                  return RunCompound(*this, c, d, e);
+                }};
+  return p;
+}
+
+void Mds::Tick() {
+  sessions_->Reap([this](clientid4 id) {
+    LOG_INFO("loom-mds: lease of client %016llx expired", (unsigned long long)id);
+    DropClientState(id);
+    Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return meta::DeleteClient(t, id); });
+    if (!s.ok()) LOG_WARN("delete client record: %s", s.ToString().c_str());
+  });
+  if (InGrace() && rpc::NowMs() >= grace_end_ms_) EndGrace();
+  RefreshFsStats();
+}
+
+void Mds::EndGrace() {
+  in_grace_.store(false);
+  std::vector<std::string> gone;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reclaimable_.clear();
+  }
+  // Client records of the previous boot that did not come back are dropped, and files that
+  // were unlinked while open (orphans) can go now that no open can be reclaimed.
+  Status s = meta::RunTxn(*store_, [&](meta::Txn& t) -> Status {
+    auto cl = meta::ListClients(t);
+    if (!cl.ok()) return cl.status();
+    for (const auto& c : cl.value()) {
+      if (!sessions_->Known(c.clientid)) LOOM_RETURN_IF_ERROR(meta::DeleteClient(t, c.clientid));
+    }
+    auto g = meta::GetGrace(t, kServerName, true);
+    if (!g.ok()) return g.status();
+    meta::GraceState st = g.value().value_or(meta::GraceState{});
+    st.in_grace = false;
+    return meta::PutGrace(t, kServerName, st);
+  });
+  if (!s.ok()) LOG_WARN("end of grace: %s", s.ToString().c_str());
+  ReleaseOrphans();
+  LOG_INFO("loom-mds: grace period over");
+}
+
+void Mds::ReleaseOrphans() {
+  auto orphans = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ListOrphans(t, 10000); });
+  if (!orphans.ok()) return;
+  for (const auto& o : orphans.value()) {
+    if (IsOpen(o.ino)) continue;
+    Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ReleaseOrphan(t, o.ino); });
+    if (!s.ok()) LOG_WARN("release orphan %llu: %s", (unsigned long long)o.ino, s.ToString().c_str());
+  }
+}
+
+bool Mds::IsOpen(uint64_t ino) { return state_->IsOpen(ino); }
+
+void Mds::AfterUnlink(const meta::Unlinked& u) {
+  if (u.nlink == 0 && !u.orphaned) ForgetLayout(u.ino);
+}
+
+void Mds::OnLastClose(uint64_t ino) {
+  // An unlinked file whose last open went away: delete it and queue its data files. During
+  // grace the orphan stays: its opens may still be reclaimed.
+  if (InGrace() || state_->IsOpen(ino)) return;
+  Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ReleaseOrphan(t, ino); });
+  if (!s.ok()) LOG_WARN("release orphan %llu: %s", (unsigned long long)ino, s.ToString().c_str());
+}
+
+void Mds::DropClientState(clientid4 id) {
+  // Files whose last open went away are reported through on_last_close.
+  (void)state_->DropClient(id);
+}
+
+Result<meta::Layout> Mds::LayoutOf(uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = layouts_.find(ino);
+    if (it != layouts_.end()) return it->second;
+  }
+  auto r = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->GetLayout(t, ino); });
+  if (!r.ok()) return r.status();
+  std::lock_guard<std::mutex> l(mu_);
+  if (layouts_.size() > 100000) layouts_.clear();
+  layouts_[ino] = r.value();
+  return r;
+}
+
+Result<meta::Layout> Mds::EnsureLayout(uint64_t ino) {
+  auto l = LayoutOf(ino);
+  if (l.ok() || meta::ErrOf(l.status()) != meta::MetaErr::kNoEnt) return l;
+  if (!ds_) return Status::Unavailable("no data servers configured");
+  std::lock_guard<std::mutex> g(create_mu_);  // one creator per file at a time
+  l = LayoutOf(ino);
+  if (l.ok()) return l;
+  auto made = ds_->CreateDataFile(opts_.fsid, ino);
+  if (!made.ok()) return made.status();
+  Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->SetLayout(t, ino, made.value()); });
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lk(mu_);
+  layouts_[ino] = made.value();
+  return made;
+}
+
+void Mds::ForgetLayout(uint64_t ino) {
+  std::lock_guard<std::mutex> l(mu_);
+  layouts_.erase(ino);
+}
+
+nfsstat4 Mds::TruncateData(uint64_t ino, uint64_t size) {
+  auto l = LayoutOf(ino);
+  if (!l.ok() && meta::ErrOf(l.status()) == meta::MetaErr::kNoEnt) {
+    if (size == 0) return NFS4_OK;  // no data file: nothing to cut
+    l = EnsureLayout(ino);
+    if (!l.ok()) return FromDataServer(l.status());
+  }
+  if (!l.ok()) return FromMeta(l.status());
+  Status s = ds_->Truncate(l.value(), size);
+  return s.ok() ? NFS4_OK : FromDataServer(s);
+}
+
+nfsstat4 FromDataServer(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk: return NFS4_OK;
+    case Code::kUnavailable:
+    case Code::kTimeout: return NFS4ERR_DELAY;
+    case Code::kNoSpace: return NFS4ERR_NOSPC;
+    default:
+      if (s.os_errno() == EDQUOT) return NFS4ERR_DQUOT;
+      if (s.os_errno() == EFBIG) return NFS4ERR_FBIG;
+      if (s.os_errno() == EROFS) return NFS4ERR_ROFS;
+      LOG_WARN("data server: %s", s.ToString().c_str());
+      return NFS4ERR_IO;
+  }
+}
+
+Status Mds::PersistClient(clientid4 id, const std::string& owner, const verifier4& verf,
+                          bool reclaim_complete) {
+  meta::ClientRecord c;
+  c.clientid = id;
+  c.owner = owner;
+  std::memcpy(&c.verifier, verf.data(), 8);
+  c.flags = meta::ClientRecord::kConfirmed;
+  if (reclaim_complete) c.flags |= meta::ClientRecord::kReclaimComplete;
+  c.created = meta::NowRealtime();
+  return meta::RunTxn(*store_, [&](meta::Txn& t) { return meta::PutClient(t, c); });
+}
+
+}  // namespace loom::nfs4

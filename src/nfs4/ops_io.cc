@@ -1,0 +1,202 @@
+// Data operations, proxied to the data servers until Flex Files layouts take the MDS out of
+// the data path: READ (§18.22), WRITE (§18.32), COMMIT (§18.3); NFSv4.2 SEEK, ALLOCATE,
+// DEALLOCATE and READ_PLUS (RFC 7862 §15).
+#include <algorithm>
+
+#include "mds/data_servers.h"
+#include "nfs4/mds.h"
+#include "nfs4/attrs.h"
+#include "nfs4/names.h"
+#include "nfs4/state.h"
+
+namespace loom::nfs4 {
+
+nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
+
+namespace {
+
+// Checks the stateid for an I/O on the current file (§8.2.4, §9.1.2 share/lock checks).
+nfsstat4 CheckIo(Cx& cx, stateid4 sid, Access want) {
+  if (!cx.ResolveCurrentStateid(&sid)) return NFS4ERR_BAD_STATEID;
+  Resolved res;
+  nfsstat4 st = cx.mds.state().Resolve(sid, cx.client, cx.cfh.ino, Accept::kIo, want, &res);
+  if (st != NFS4_OK) return st;
+  // §8.4.2.1: I/O with a special stateid during grace could conflict with a reclaimed lock.
+  if (res.special && cx.mds.InGrace()) return NFS4ERR_GRACE;
+  return NFS4_OK;
+}
+
+nfsstat4 RegularFile(Cx& cx, meta::Inode* n) {
+  nfsstat4 st = CurrentInode(cx, n);
+  if (st != NFS4_OK) return st;
+  if (n->type == meta::FileType::kDir) return NFS4ERR_ISDIR;
+  if (n->type != meta::FileType::kReg) return NFS4ERR_INVAL;
+  return NFS4_OK;
+}
+
+// Reads [offset, offset+count) of the file whose size is n.size: data and eof.
+nfsstat4 ReadData(Cx& cx, const meta::Inode& n, uint64_t offset, uint32_t count, Bytes* data,
+                  bool* eof) {
+  count = std::min(count, cx.mds.options().max_io);
+  if (offset >= n.size || count == 0) {
+    *eof = offset >= n.size;
+    return NFS4_OK;
+  }
+  count = static_cast<uint32_t>(std::min<uint64_t>(count, n.size - offset));
+  auto l = cx.mds.LayoutOf(n.ino);
+  if (!l.ok()) {
+    if (meta::ErrOf(l.status()) != meta::MetaErr::kNoEnt) return FromMeta(l.status());
+    // No data file yet (the file was never written): its bytes are zeros.
+    auto z = Buffer::Allocate(count);
+    std::memset(z->data(), 0, count);
+    *data = Bytes::View(z->data(), count, z);
+  } else {
+    auto r = cx.mds.data_servers()->Read(l.value(), offset, count);
+    if (!r.ok()) return FromDataServer(r.status());
+    *data = std::move(r->data);
+    if (data->size < count) {
+      // The data file is shorter than the metadata size (extended by SETATTR or a write that
+      // reached another stripe): the rest reads as zeros.
+      auto z = Buffer::Allocate(count);
+      std::memcpy(z->data(), data->data, data->size);
+      std::memset(z->data() + data->size, 0, count - data->size);
+      *data = Bytes::View(z->data(), count, z);
+    }
+  }
+  *eof = offset + data->size >= n.size;
+  return NFS4_OK;
+}
+
+}  // namespace
+
+nfsstat4 OpRead(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opread = std::make_unique<READ4res>());
+  r.resop = OP_READ;
+  meta::Inode n;
+  res.status = RegularFile(cx, &n);
+  if (res.status == NFS4_OK) res.status = CheckIo(cx, a.opread->stateid, Access::kRead);
+  if (res.status != NFS4_OK) return res.status;
+  res.status = ReadData(cx, n, a.opread->offset, a.opread->count, &res.resok4.data, &res.resok4.eof);
+  return res.status;
+}
+
+nfsstat4 OpReadPlus(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opread_plus = std::make_unique<READ_PLUS4res>());
+  r.resop = OP_READ_PLUS;
+  const READ_PLUS4args& ra = *a.opread_plus;
+  meta::Inode n;
+  res.rp_status = RegularFile(cx, &n);
+  if (res.rp_status == NFS4_OK) res.rp_status = CheckIo(cx, ra.rpa_stateid, Access::kRead);
+  if (res.rp_status != NFS4_OK) return res.rp_status;
+  Bytes data;
+  bool eof = false;
+  res.rp_status = ReadData(cx, n, ra.rpa_offset, ra.rpa_count, &data, &eof);
+  if (res.rp_status != NFS4_OK) return res.rp_status;
+  // One data segment, or none at all at EOF (RFC 7862 §15.10.3: never a 0-byte segment).
+  res.rp_resok4.rpr_eof = eof;
+  if (data.size > 0) {
+    read_plus_content c;
+    c.rpc_content = NFS4_CONTENT_DATA;
+    c.rpc_data.d_offset = ra.rpa_offset;
+    c.rpc_data.d_data = std::move(data);
+    res.rp_resok4.rpr_contents.push_back(std::move(c));
+  }
+  return NFS4_OK;
+}
+
+nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opwrite = std::make_unique<WRITE4res>());
+  r.resop = OP_WRITE;
+  const WRITE4args& wa = *a.opwrite;
+  meta::Inode n;
+  res.status = RegularFile(cx, &n);
+  if (res.status == NFS4_OK) res.status = CheckIo(cx, wa.stateid, Access::kWrite);
+  if (res.status == NFS4_OK && wa.offset > static_cast<uint64_t>(INT64_MAX) - wa.data.size)
+    res.status = NFS4ERR_FBIG;
+  if (res.status != NFS4_OK) return res.status;
+  auto l = cx.mds.EnsureLayout(n.ino);
+  if (!l.ok()) return res.status = FromDataServer(l.status());
+  auto w = cx.mds.data_servers()->Write(l.value(), wa.offset, wa.data, static_cast<nfs3::stable_how>(wa.stable));
+  if (!w.ok()) return res.status = FromDataServer(w.status());
+  // The file's size, mtime and change attribute live in the metadata store.
+  meta::SetAttrArgs sa;
+  uint64_t end = wa.offset + w->count;
+  if (end > n.size) sa.size = end;
+  sa.mtime = meta::NowRealtime();
+  auto u = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::Inode> {
+    // Another writer may have extended the file meanwhile: never shrink it here.
+    if (sa.size) {
+      auto cur = cx.mds.ns().GetAttr(t, n.ino);
+      if (!cur.ok()) return cur.status();
+      if (cur->size >= *sa.size) sa.size.reset();
+    }
+    return cx.mds.ns().SetAttr(t, n.ino, sa);
+  });
+  if (!u.ok()) return res.status = FromMeta(u.status());
+  res.resok4.count = w->count;
+  res.resok4.committed = static_cast<stable_how4>(w->committed);
+  std::copy(w->verifier.begin(), w->verifier.end(), res.resok4.writeverf.begin());
+  return res.status = NFS4_OK;
+}
+
+nfsstat4 OpCommit(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
+  auto& res = *(r.opcommit = std::make_unique<COMMIT4res>());
+  r.resop = OP_COMMIT;
+  meta::Inode n;
+  res.status = RegularFile(cx, &n);
+  if (res.status != NFS4_OK) return res.status;
+  auto l = cx.mds.LayoutOf(n.ino);
+  if (!l.ok()) {
+    if (meta::ErrOf(l.status()) != meta::MetaErr::kNoEnt) return res.status = FromMeta(l.status());
+    res.resok4.writeverf = cx.mds.write_verifier();  // nothing was ever written
+    return res.status = NFS4_OK;
+  }
+  auto c = cx.mds.data_servers()->Commit(l.value());
+  if (!c.ok()) return res.status = FromDataServer(c.status());
+  std::copy(c->verifier.begin(), c->verifier.end(), res.resok4.writeverf.begin());
+  return res.status = NFS4_OK;
+}
+
+nfsstat4 OpSeek(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opseek = std::make_unique<SEEK4res>());
+  r.resop = OP_SEEK;
+  const SEEK4args& sa = *a.opseek;
+  meta::Inode n;
+  res.sa_status = RegularFile(cx, &n);
+  if (res.sa_status == NFS4_OK) res.sa_status = CheckIo(cx, sa.sa_stateid, Access::kRead);
+  if (res.sa_status != NFS4_OK) return res.sa_status;
+  // The data servers do not report holes over NFSv3, so the file is one data extent:
+  // SEEK_DATA finds the offset itself, SEEK_HOLE the end of file; past EOF is NXIO.
+  if (sa.sa_offset >= n.size) return res.sa_status = NFS4ERR_NXIO;
+  res.resok4.sr_offset = sa.sa_what == NFS4_CONTENT_DATA ? sa.sa_offset : n.size;
+  res.resok4.sr_eof = sa.sa_what != NFS4_CONTENT_DATA;
+  return res.sa_status = NFS4_OK;
+}
+
+nfsstat4 OpAllocate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opallocate = std::make_unique<ALLOCATE4res>());
+  r.resop = OP_ALLOCATE;
+  const ALLOCATE4args& aa = *a.opallocate;
+  meta::Inode n;
+  res.ar_status = RegularFile(cx, &n);
+  if (res.ar_status == NFS4_OK) res.ar_status = CheckIo(cx, aa.aa_stateid, Access::kWrite);
+  if (res.ar_status == NFS4_OK && aa.aa_length == 0) res.ar_status = NFS4ERR_INVAL;
+  if (res.ar_status == NFS4_OK && aa.aa_offset > static_cast<uint64_t>(INT64_MAX) - aa.aa_length)
+    res.ar_status = NFS4ERR_FBIG;
+  if (res.ar_status != NFS4_OK) return res.ar_status;
+  // Space is not reserved on the data servers (NFSv3 has no ALLOCATE); the file is extended
+  // so that its size covers the range, as fallocate(2) without KEEP_SIZE would.
+  uint64_t end = aa.aa_offset + aa.aa_length;
+  if (end <= n.size) return res.ar_status = NFS4_OK;
+  Settable s;
+  s.size = end;
+  return res.ar_status = SetattrOn(cx, n.ino, s, true);
+}
+
+nfsstat4 OpDeallocate(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
+  // Punching holes needs an operation NFSv3 data servers do not have.
+  SetOpError(r, OP_DEALLOCATE, NFS4ERR_NOTSUPP);
+  return NFS4ERR_NOTSUPP;
+}
+
+}  // namespace loom::nfs4

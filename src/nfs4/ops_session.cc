@@ -1,0 +1,78 @@
+// Session and client-id operations (RFC 8881 §18.35-18.37, §18.34, §18.50, §18.51).
+#include "nfs4/mds.h"
+
+namespace loom::nfs4 {
+
+namespace {
+// The caller's identity for client-record ownership: AUTH_SYS uid and machine name.
+std::string Principal(const rpc::CallContext& c) {
+  return std::to_string(c.cred.uid) + "@" + c.cred.machine;
+}
+}  // namespace
+
+nfsstat4 OpExchangeId(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opexchange_id = std::make_unique<EXCHANGE_ID4res>());
+  r.resop = OP_EXCHANGE_ID;
+  res.eir_status = cx.mds.sessions().ExchangeId(*a.opexchange_id, Principal(cx.rpc), &res.eir_resok4);
+  return res.eir_status;
+}
+
+nfsstat4 OpCreateSession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opcreate_session = std::make_unique<CREATE_SESSION4res>());
+  r.resop = OP_CREATE_SESSION;
+  bool was_confirmed = cx.mds.sessions().Confirmed(a.opcreate_session->csa_clientid);
+  res.csr_status = cx.mds.sessions().CreateSession(*a.opcreate_session, Principal(cx.rpc),
+                                                   cx.rpc.conn.lock(), &res.csr_resok4);
+  if (res.csr_status == NFS4_OK && !was_confirmed) {
+    // §8.4.3: the confirmed client is recorded durably before the reply, so that after a
+    // restart the server knows it may reclaim.
+    std::string owner;
+    verifier4 verf;
+    if (cx.mds.sessions().OwnerOf(a.opcreate_session->csa_clientid, &owner, &verf)) {
+      Status s = cx.mds.PersistClient(a.opcreate_session->csa_clientid, owner, verf, false);
+      if (!s.ok()) return res.csr_status = NFS4ERR_SERVERFAULT;
+    }
+  }
+  return res.csr_status;
+}
+
+nfsstat4 OpDestroySession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opdestroy_session = std::make_unique<DESTROY_SESSION4res>());
+  r.resop = OP_DESTROY_SESSION;
+  res.dsr_status = cx.mds.sessions().DestroySession(a.opdestroy_session->dsa_sessionid);
+  return res.dsr_status;
+}
+
+nfsstat4 OpDestroyClientId(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opdestroy_clientid = std::make_unique<DESTROY_CLIENTID4res>());
+  r.resop = OP_DESTROY_CLIENTID;
+  res.dcr_status = cx.mds.sessions().DestroyClientId(a.opdestroy_clientid->dca_clientid);
+  return res.dcr_status;
+}
+
+nfsstat4 OpBindConnToSession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opbind_conn_to_session = std::make_unique<BIND_CONN_TO_SESSION4res>());
+  r.resop = OP_BIND_CONN_TO_SESSION;
+  res.bctsr_status = cx.mds.sessions().BindConnToSession(*a.opbind_conn_to_session,
+                                                         cx.rpc.conn.lock(), &res.bctsr_resok4);
+  return res.bctsr_status;
+}
+
+nfsstat4 OpReclaimComplete(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
+  auto& res = *(r.opreclaim_complete = std::make_unique<RECLAIM_COMPLETE4res>());
+  r.resop = OP_RECLAIM_COMPLETE;
+  // rca_one_fs: per-filesystem completion; we have one filesystem, so both forms are the same.
+  res.rcr_status = cx.mds.sessions().ReclaimComplete(cx.client);
+  if (res.rcr_status == NFS4_OK) {
+    std::string owner;
+    verifier4 verf;
+    if (cx.mds.sessions().OwnerOf(cx.client, &owner, &verf)) {
+      Status s = cx.mds.PersistClient(cx.client, owner, verf, true);
+      if (!s.ok()) return res.rcr_status = NFS4ERR_SERVERFAULT;
+      cx.mds.ReclaimDone(owner);
+    }
+  }
+  return res.rcr_status;
+}
+
+}  // namespace loom::nfs4

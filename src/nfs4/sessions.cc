@@ -1,0 +1,363 @@
+#include "nfs4/sessions.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "rpc/event_loop.h"
+#include "rpc/server.h"
+
+namespace loom::nfs4 {
+
+namespace {
+constexpr uint32_t kMinRequest = 4096;
+}
+
+ClientRecord* SessionTable::FindLocked(clientid4 id) {
+  auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : &it->second;
+}
+
+Session* SessionTable::FindSessionLocked(const SessionId& id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
+nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& principal,
+                                  EXCHANGE_ID4resok* res) {
+  // State protection: only SP4_NONE, or SP4_MACH_CRED answered with empty must-enforce and
+  // must-allow sets (no operation is restricted to the machine credential).
+  if (a.eia_state_protect.spa_how == SP4_SSV) return NFS4ERR_ENCR_ALG_UNSUPP;
+  if (a.eia_flags & ~(EXCHGID4_FLAG_SUPP_MOVED_REFER | EXCHGID4_FLAG_SUPP_MOVED_MIGR |
+                      EXCHGID4_FLAG_BIND_PRINC_STATEID | EXCHGID4_FLAG_USE_NON_PNFS |
+                      EXCHGID4_FLAG_USE_PNFS_MDS | EXCHGID4_FLAG_USE_PNFS_DS |
+                      EXCHGID4_FLAG_UPD_CONFIRMED_REC_A | EXCHGID4_FLAG_SUPP_FENCE_OPS))
+    return NFS4ERR_INVAL;
+  const std::string owner = a.eia_clientowner.co_ownerid.str();
+  const verifier4& verf = a.eia_clientowner.co_verifier;
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* confirmed = nullptr;
+  ClientRecord* unconfirmed = nullptr;
+  for (auto& [id, c] : clients_) {
+    if (c.owner != owner) continue;
+    (c.confirmed ? confirmed : unconfirmed) = &c;
+  }
+  ClientRecord* result = nullptr;
+  bool update = (a.eia_flags & EXCHGID4_FLAG_UPD_CONFIRMED_REC_A) != 0;
+  if (update) {
+    // §18.35.4 cases 6-8: update of a confirmed record.
+    if (!confirmed) return NFS4ERR_NOENT;
+    if (confirmed->verifier != verf) return NFS4ERR_NOT_SAME;
+    if (confirmed->principal != principal) return NFS4ERR_PERM;
+    result = confirmed;
+  } else if (confirmed && confirmed->verifier == verf && confirmed->principal == principal) {
+    result = confirmed;  // case 2: the same client again
+  } else {
+    if (confirmed && confirmed->principal != principal && !confirmed->sessions.empty())
+      return NFS4ERR_CLID_INUSE;  // case 3: another principal while the first holds state
+    // Cases 1, 4, 5: a new unconfirmed record (replacing any older unconfirmed one). A
+    // confirmed record with another verifier (the client rebooted) stays until the new one is
+    // confirmed by CREATE_SESSION.
+    if (unconfirmed) clients_.erase(unconfirmed->id);
+    ClientRecord c;
+    c.id = (uint64_t{opts_.boot_epoch} << 32) | next_client_++;
+    c.owner = owner;
+    c.verifier = verf;
+    c.principal = principal;
+    c.lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+    result = &clients_.emplace(c.id, std::move(c)).first->second;
+  }
+  res->eir_clientid = result->id;
+  res->eir_sequenceid = result->create_seq;
+  res->eir_flags = EXCHGID4_FLAG_USE_NON_PNFS | (result->confirmed ? EXCHGID4_FLAG_CONFIRMED_R : 0);
+  res->eir_state_protect.spr_how = a.eia_state_protect.spa_how;
+  res->eir_server_owner.so_minor_id = 0;
+  std::memcpy(&res->eir_server_owner.so_minor_id, opts_.server_owner_minor.data(), 8);
+  res->eir_server_owner.so_major_id = Bytes::Copy(opts_.server_owner_major);
+  res->eir_server_scope = Bytes::Copy(opts_.server_scope);
+  nfs_impl_id4 impl;
+  impl.nii_domain = Bytes::Copy("loom.dev");
+  impl.nii_name = Bytes::Copy("loom-mds");
+  res->eir_server_impl_id.push_back(impl);
+  return NFS4_OK;
+}
+
+channel_attrs4 SessionTable::Negotiate(const channel_attrs4& want, bool fore) const {
+  const ChannelLimits& l = opts_.limits;
+  channel_attrs4 c;
+  c.ca_headerpadsize = 0;
+  c.ca_maxrequestsize = std::max(kMinRequest, std::min(want.ca_maxrequestsize, l.max_request));
+  c.ca_maxresponsesize = std::max(kMinRequest, std::min(want.ca_maxresponsesize, l.max_response));
+  c.ca_maxresponsesize_cached = std::min(want.ca_maxresponsesize_cached, l.max_response_cached);
+  c.ca_maxoperations = std::max(2u, std::min(want.ca_maxoperations, l.max_ops));
+  // The back channel: we send one callback at a time (slot 0).
+  c.ca_maxrequests = fore ? std::max(1u, std::min(want.ca_maxrequests, l.max_slots)) : 1;
+  return c;
+}
+
+nfsstat4 SessionTable::CreateSession(const CREATE_SESSION4args& a, const std::string& principal,
+                                     const std::shared_ptr<rpc::Connection>& conn,
+                                     CREATE_SESSION4resok* res) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(a.csa_clientid);
+  if (!c) return NFS4ERR_STALE_CLIENTID;
+  if (c->principal != principal) return NFS4ERR_CLID_INUSE;
+  // §18.36.4: the sequence id detects replays of CREATE_SESSION itself.
+  if (a.csa_sequence + 1 == c->create_seq && c->last_create) {
+    if (c->last_create->csr_status != NFS4_OK) return c->last_create->csr_status;
+    *res = c->last_create->csr_resok4;
+    return NFS4_OK;
+  }
+  if (a.csa_sequence != c->create_seq) return NFS4ERR_SEQ_MISORDERED;
+  if (a.csa_fore_chan_attrs.ca_maxrequests == 0 || a.csa_fore_chan_attrs.ca_maxoperations == 0)
+    return NFS4ERR_TOOSMALL;
+  if (!c->confirmed) {
+    // Confirming a record replaces any confirmed record of the same owner (the client
+    // rebooted): its sessions and state go.
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      if (it->second.confirmed && it->second.owner == c->owner && it->first != c->id) {
+        clientid4 old = it->first;
+        ++it;
+        ExpireLocked(old);
+      } else {
+        ++it;
+      }
+    }
+    c->confirmed = true;
+  }
+  Session s;
+  uint32_t n = next_session_++;
+  std::memcpy(s.id.data(), &c->id, 8);
+  std::memcpy(s.id.data() + 8, &n, 4);
+  std::memcpy(s.id.data() + 12, &opts_.boot_epoch, 4);
+  s.client = c->id;
+  s.fore = Negotiate(a.csa_fore_chan_attrs, true);
+  s.back = Negotiate(a.csa_back_chan_attrs, false);
+  s.flags = 0;
+  s.cb_program = a.csa_cb_program;
+  if ((a.csa_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) && conn) {
+    s.back_channel = rpc::MakeBackChannel(conn, 10000);
+    s.flags |= CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
+  }
+  s.slots.resize(s.fore.ca_maxrequests);
+  res->csr_sessionid = s.id;
+  res->csr_sequence = a.csa_sequence;
+  res->csr_flags = s.flags;
+  res->csr_fore_chan_attrs = s.fore;
+  res->csr_back_chan_attrs = s.back;
+  c->sessions.push_back(s.id);
+  c->create_seq++;
+  auto cached = std::make_shared<CREATE_SESSION4res>();
+  cached->csr_status = NFS4_OK;
+  cached->csr_resok4 = *res;
+  c->last_create = std::move(cached);
+  c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+  sessions_.emplace(s.id, std::move(s));
+  return NFS4_OK;
+}
+
+void SessionTable::DestroySessionLocked(const SessionId& id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (it->second.back_channel)
+    it->second.back_channel->FailAll(Status::Unavailable("session destroyed"));
+  if (ClientRecord* c = FindLocked(it->second.client)) {
+    c->sessions.erase(std::remove(c->sessions.begin(), c->sessions.end(), id), c->sessions.end());
+  }
+  sessions_.erase(it);
+}
+
+nfsstat4 SessionTable::DestroySession(const SessionId& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!FindSessionLocked(id)) return NFS4ERR_BADSESSION;
+  DestroySessionLocked(id);
+  return NFS4_OK;
+}
+
+nfsstat4 SessionTable::DestroyClientId(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  if (!c) return NFS4ERR_STALE_CLIENTID;
+  if (!c->sessions.empty()) return NFS4ERR_CLIENTID_BUSY;  // §18.50.3
+  clients_.erase(id);
+  return NFS4_OK;
+}
+
+nfsstat4 SessionTable::BindConnToSession(const BIND_CONN_TO_SESSION4args& a,
+                                         const std::shared_ptr<rpc::Connection>& conn,
+                                         BIND_CONN_TO_SESSION4resok* res) {
+  std::lock_guard<std::mutex> l(mu_);
+  Session* s = FindSessionLocked(a.bctsa_sessid);
+  if (!s) return NFS4ERR_BADSESSION;
+  res->bctsr_sessid = s->id;
+  res->bctsr_use_conn_in_rdma_mode = false;
+  switch (a.bctsa_dir) {
+    case CDFC4_FORE:
+      res->bctsr_dir = CDFS4_FORE;
+      break;
+    case CDFC4_BACK:
+    case CDFC4_FORE_OR_BOTH:
+    case CDFC4_BACK_OR_BOTH:
+      if (conn) {
+        s->back_channel = rpc::MakeBackChannel(conn, 10000);
+        s->flags |= CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
+      }
+      res->bctsr_dir = a.bctsa_dir == CDFC4_BACK ? CDFS4_BACK : CDFS4_BOTH;
+      break;
+    default:
+      return NFS4ERR_INVAL;
+  }
+  return NFS4_OK;
+}
+
+nfsstat4 SessionTable::ReclaimComplete(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  if (!c) return NFS4ERR_STALE_CLIENTID;
+  if (c->reclaim_complete) return NFS4ERR_COMPLETE_ALREADY;
+  c->reclaim_complete = true;
+  return NFS4_OK;
+}
+
+SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_bytes, size_t nops) {
+  SequenceResult r;
+  std::lock_guard<std::mutex> l(mu_);
+  Session* s = FindSessionLocked(a.sa_sessionid);
+  if (!s) {
+    r.status = NFS4ERR_BADSESSION;
+    return r;
+  }
+  if (a.sa_slotid >= s->slots.size()) {
+    r.status = NFS4ERR_BADSLOT;
+    return r;
+  }
+  if (request_bytes > s->fore.ca_maxrequestsize) {
+    r.status = NFS4ERR_REQ_TOO_BIG;
+    return r;
+  }
+  if (nops > s->fore.ca_maxoperations) {
+    r.status = NFS4ERR_TOO_MANY_OPS;
+    return r;
+  }
+  Slot& slot = s->slots[a.sa_slotid];
+  if (a.sa_sequenceid == slot.seqid) {
+    // §2.10.6.1.3: a retransmission.
+    if (slot.busy) {
+      r.status = NFS4ERR_DELAY;
+    } else if (slot.reply) {
+      r.replay = slot.reply;
+    } else {
+      r.status = NFS4ERR_RETRY_UNCACHED_REP;
+    }
+    return r;
+  }
+  if (a.sa_sequenceid != slot.seqid + 1) {  // wraps at 2^32 as the RFC requires
+    r.status = NFS4ERR_SEQ_MISORDERED;
+    return r;
+  }
+  if (slot.busy) {
+    r.status = NFS4ERR_DELAY;
+    return r;
+  }
+  slot.busy = true;
+  slot.seqid = a.sa_sequenceid;
+  slot.reply.reset();
+  ClientRecord* c = FindLocked(s->client);
+  if (c) c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+  r.client = s->client;
+  SEQUENCE4resok& ok = r.resok;
+  ok.sr_sessionid = s->id;
+  ok.sr_sequenceid = a.sa_sequenceid;
+  ok.sr_slotid = a.sa_slotid;
+  ok.sr_highest_slotid = static_cast<slotid4>(s->slots.size() - 1);
+  ok.sr_target_highest_slotid = ok.sr_highest_slotid;
+  ok.sr_status_flags = 0;
+  if (!s->back_channel || !s->back_channel->usable()) ok.sr_status_flags |= SEQ4_STATUS_CB_PATH_DOWN;
+  return r;
+}
+
+void SessionTable::Complete(const SessionId& sid, slotid4 slot,
+                            std::shared_ptr<const std::string> reply, bool cache) {
+  std::lock_guard<std::mutex> l(mu_);
+  Session* s = FindSessionLocked(sid);
+  if (!s || slot >= s->slots.size()) return;
+  s->slots[slot].busy = false;
+  if (cache) s->slots[slot].reply = std::move(reply);
+}
+
+bool SessionTable::Renew(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  if (!c) return false;
+  c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+  return true;
+}
+
+bool SessionTable::Confirmed(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  return c && c->confirmed;
+}
+
+bool SessionTable::Known(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return FindLocked(id) != nullptr;
+}
+
+bool SessionTable::OwnerOf(clientid4 id, std::string* owner, verifier4* verf) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  if (!c) return false;
+  *owner = c->owner;
+  if (verf) *verf = c->verifier;
+  return true;
+}
+
+void SessionTable::ExpireLocked(clientid4 id) {
+  ClientRecord* c = FindLocked(id);
+  if (!c) return;
+  std::vector<SessionId> ss = c->sessions;
+  for (const auto& s : ss) DestroySessionLocked(s);
+  clients_.erase(id);
+}
+
+void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
+  std::vector<clientid4> gone;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    int64_t now = rpc::NowMs();
+    for (auto& [id, c] : clients_) {
+      if (c.lease_expiry_ms >= now) continue;
+      bool busy = false;
+      for (const auto& sid : c.sessions) {
+        Session* s = FindSessionLocked(sid);
+        for (const Slot& sl : s->slots) busy |= sl.busy;
+      }
+      if (!busy) gone.push_back(id);
+    }
+    for (clientid4 id : gone) ExpireLocked(id);
+  }
+  for (clientid4 id : gone) on_expire(id);
+}
+
+std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, SessionId* sid,
+                                                              uint32_t* seq) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  if (!c) return nullptr;
+  for (const auto& s : c->sessions) {
+    Session* ss = FindSessionLocked(s);
+    if (ss && ss->back_channel && ss->back_channel->usable()) {
+      *sid = ss->id;
+      *seq = ++ss->cb_seqid;
+      return ss->back_channel;
+    }
+  }
+  return nullptr;
+}
+
+size_t SessionTable::clients() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return clients_.size();
+}
+
+}  // namespace loom::nfs4
