@@ -339,13 +339,14 @@ void RpcServer::Execute(std::shared_ptr<Connection> c, Record r, const Registere
       drc_.Abandon(drc_key);
     }
   }
-  c->Send(std::move(reply));
-  c->RecordDone();
+  // Counted before the reply leaves, so a client that sees the reply also sees the count.
   OpStats* s = prog->stats[ctx.proc];
   if (s) {
     s->Record(static_cast<uint64_t>(NowUs() - start), r.size, out_bytes,
               st != SUCCESS || ctx.op_status != 0);
   }
+  c->Send(std::move(reply));
+  c->RecordDone();
 }
 
 }  // namespace loom::rpc
