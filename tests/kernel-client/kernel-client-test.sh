@@ -79,9 +79,13 @@ if [ $INNER = 0 ]; then
         LOOM_DS=$(realpath "$LOOM_DS") ;;
     ganesha)
         kc_ensure_packages nfs-ganesha nfs-ganesha-vfs rpcbind || kc_skip "nfs-ganesha is not available" ;;
+    loom-mds)
+        # A loom-ds and a loom-mds (scripts/loom-cluster.sh) from the same build as LOOM_DS.
+        [ -x "$LOOM_DS" ] || kc_skip "no loom-ds binary at $LOOM_DS"
+        LOOM_DS=$(realpath "$LOOM_DS") ;;
     cmd)
         [ -n "$SERVER_CMD" ] || kc_die "--server cmd needs --server-cmd or LOOM_KC_SERVER_CMD" ;;
-    *) kc_die "unknown server '$SERVER' (loom-ds, ganesha, cmd)" ;;
+    *) kc_die "unknown server '$SERVER' (loom-ds, loom-mds, ganesha, cmd)" ;;
     esac
     if ! command -v qemu-system-x86_64 >/dev/null; then
         kc_ensure_packages qemu-system-x86 || kc_skip "qemu-system-x86_64 is not available"
@@ -240,6 +244,7 @@ for attempt in 1 2 3; do
     : >"$W/server.log"
     case "$SERVER" in
     loom-ds) start_cmd_server "\"$LOOM_DS\" --root \"@ROOT@\" --listen 127.0.0.1:@PORT@" && started=1 ;;
+    loom-mds) start_cmd_server "\"$REPO/scripts/loom-cluster.sh\" --dir \"@ROOT@\" --port @PORT@ --lease 10 --grace 5 --bin \"$(dirname "$(dirname "$LOOM_DS")")\"" && started=1 ;;
     cmd) start_cmd_server "$SERVER_CMD" && started=1 ;;
     ganesha)
         MOUNT_PORT=$(free_port) || kc_die "no free port"
@@ -299,7 +304,22 @@ fi
 
 # ---- host-side check: the guest's files are in the export, byte for byte ----------
 sums=0 dirs=0 bad=0
+# With loom-mds the export is not a tree: the bytes live in data-server files named by inode.
+# Then every file the guest wrote must exist, byte for byte, as a data file on a loom-ds.
+ds_sums=
+if [ "$SERVER" = loom-mds ]; then
+    ds_sums=$(find "$EXPORT"/ds*/loom -type f -exec sha256sum {} + 2>/dev/null | cut -d' ' -f1 | sort -u)
+fi
 while read -r tag a b; do
+    if [ "$SERVER" = loom-mds ]; then
+        case "$tag" in
+        SUM)
+            sums=$((sums + 1))
+            [ "$a" = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 ] || grep -qx "$a" <<<"$ds_sums" ||
+                { kc_log "host check: no data file holds $b"; bad=$((bad + 1)); } ;;
+        esac
+        continue
+    fi
     case "$tag" in
     SUM)
         sums=$((sums + 1))
