@@ -183,18 +183,18 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     EncodeResult(e, status, hdr.tag, results);
     return rpc::SUCCESS;
   }
-  // In a session: the reply goes to the slot's cache when the client asked (sa_cachethis)
-  // and it fits; otherwise a retransmission gets NFS4ERR_RETRY_UNCACHED_REP.
-  size_t start = e.inline_size();
-  EncodeResult(e, status, hdr.tag, results);
+  // In a session: the reply goes to the slot's cache when the client asked (sa_cachethis);
+  // otherwise a retransmission gets NFS4ERR_RETRY_UNCACHED_REP.
   std::shared_ptr<const std::string> cached;
   bool cache = cx.cachethis;
   if (cache) {
-    xdr::Encoder copy;
-    EncodeResult(copy, status, hdr.tag, results);
-    cached = std::make_shared<const std::string>(copy.Flatten());
+    xdr::Encoder body;
+    EncodeResult(body, status, hdr.tag, results);
+    cached = std::make_shared<const std::string>(body.Flatten());
+    e.raw(cached->data(), cached->size());
+  } else {
+    EncodeResult(e, status, hdr.tag, results);
   }
-  (void)start;
   mds.sessions().Complete(cx.sid, cx.slot, std::move(cached), cache);
   return rpc::SUCCESS;
 }

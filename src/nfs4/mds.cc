@@ -135,8 +135,8 @@ void Mds::ReclaimDone(const std::string& owner) {
 }
 
 void Mds::OnSequence(Cx& cx, SEQUENCE4resok& res) {
-  (void)cx;
-  (void)res;
+  // §18.46.3: tell the client about state it lost so it can FREE_STATEID / recover.
+  if (state_->HasRevoked(cx.client)) res.sr_status_flags |= SEQ4_STATUS_ADMIN_STATE_REVOKED;
 }
 
 const OpDesc* Mds::LookupOp(nfs_opnum4 op) const {
