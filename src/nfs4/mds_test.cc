@@ -1,147 +1,9 @@
 // loom-mds end to end in one process: two loom-ds data servers, the metadata server over a
 // RocksDB store, and a small NFSv4.1 client, all over loopback TCP.
-#include "nfs4/mds.h"
-
-#include <filesystem>
-
-#include <gtest/gtest.h>
-
-#include "mds/data_servers.h"
-#include "meta/rocks_kv.h"
-#include "nfs3/local_fs.h"
-#include "nfs3/nfs3_service.h"
-#include "nfs4/v4_test_client.h"
+#include "nfs4/mds_fixture.h"
 
 namespace loom::nfs4 {
 namespace {
-
-using namespace testing;
-namespace fsys = std::filesystem;
-
-struct DataServer {
-  std::unique_ptr<nfs3::LocalFs> fs;
-  std::unique_ptr<nfs3::Nfs3Service> svc;
-  std::unique_ptr<rpc::RpcServer> server;
-};
-
-class MdsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/loom-mds-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    std::vector<mds::DataServerConfig> cfg;
-    for (int i = 0; i < 2; i++) {
-      std::string root = dir_ + "/ds" + std::to_string(i);
-      fsys::create_directories(root);
-      DataServer ds;
-      auto fs = nfs3::LocalFs::Open(nfs3::LocalFs::Options{root, "", 64});
-      ASSERT_TRUE(fs.ok());
-      ds.fs = std::move(fs.value());
-      ds.svc = std::make_unique<nfs3::Nfs3Service>(ds.fs.get(), nfs3::Nfs3Service::Options{});
-      rpc::ServerOptions o;
-      o.listen = "127.0.0.1:0";
-      o.workers = 2;
-      o.loops = 1;
-      ds.server = std::make_unique<rpc::RpcServer>(o);
-      ds.server->Register(ds.svc->NfsProgram());
-      ds.server->Register(ds.svc->MountProgram());
-      ASSERT_TRUE(ds.server->Start().ok());
-      mds::DataServerConfig c;
-      c.id = i + 1;
-      c.address = "127.0.0.1:" + std::to_string(ds.server->port());
-      cfg.push_back(c);
-      ds_.push_back(std::move(ds));
-    }
-    auto pool = mds::DataServerPool::Create(cfg, mds::DataServerPool::Options{});
-    ASSERT_TRUE(pool.ok()) << pool.status().ToString();
-    pool_ = std::move(pool.value());
-    StartMds();
-  }
-  void StartMds(uint32_t grace = 0, bool reclaim_complete = true) {
-    meta::RocksKvStore::Options ko;
-    ko.path = dir_ + "/meta";
-    auto store = meta::RocksKvStore::Open(ko);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store.value());
-    Mds::Options mo;
-    mo.state_dir = dir_ + "/state";
-    mo.lease_seconds = 30;
-    mo.grace_seconds = grace;
-    mds_ = std::make_unique<Mds>(mo, store_.get(), pool_.get());
-    ASSERT_TRUE(mds_->Init().ok());
-    rpc::ServerOptions o;
-    o.listen = "127.0.0.1:" + std::to_string(port_);
-    o.workers = 2;
-    o.loops = 1;
-    server_ = std::make_unique<rpc::RpcServer>(o);
-    server_->Register(mds_->Program());
-    ASSERT_TRUE(server_->Start().ok());
-    port_ = server_->port();
-    loops_ = std::make_unique<rpc::LoopGroup>(1);
-    loops_->Start();
-    client_ = NewClient("client-a", true, reclaim_complete);
-  }
-  void StopMds() {
-    client_.reset();
-    loops_.reset();
-    server_.reset();
-    mds_.reset();
-    store_.reset();
-  }
-  std::unique_ptr<V4Client> NewClient(const std::string& owner, bool setup = true,
-                                      bool reclaim_complete = true) {
-    auto rpc = rpc::RpcClient::Connect(loops_->At(0), "127.0.0.1:" + std::to_string(port_));
-    EXPECT_TRUE(rpc.ok());
-    auto c = std::make_unique<V4Client>(rpc.value(), owner);
-    if (setup) {
-      EXPECT_EQ(c->Setup(reclaim_complete), NFS4_OK);
-    }
-    return c;
-  }
-  void TearDown() override {
-    StopMds();
-    pool_.reset();
-    ds_.clear();
-    fsys::remove_all(dir_);
-  }
-  // Runs ops after SEQUENCE; returns the compound status.
-  nfsstat4 Run(std::vector<nfs_argop4> ops, COMPOUND4res* out = nullptr, V4Client* c = nullptr) {
-    auto r = (c ? c : client_.get())->Call(std::move(ops));
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (!r.ok()) return NFS4ERR_SERVERFAULT;
-    nfsstat4 st = r->status;
-    if (out) *out = std::move(r.value());
-    return st;
-  }
-  template <typename... T>
-  static std::vector<nfs_argop4> Ops(T&&... ops) {
-    std::vector<nfs_argop4> v;
-    (v.push_back(std::forward<T>(ops)), ...);
-    return v;
-  }
-  // Creates and writes a file at the root; returns its handle and open stateid.
-  void CreateFile(const std::string& name, const std::string& data, Bytes* fh, stateid4* sid) {
-    COMPOUND4res r;
-    ASSERT_EQ(Run(Ops(PutRootFh(), Open("owner1", name, OPEN4_SHARE_ACCESS_BOTH, true), GetFh()), &r),
-              NFS4_OK);
-    *sid = r.resarray[2].opopen->resok4.stateid;
-    *fh = r.resarray[3].opgetfh->resok4.object;
-    if (!data.empty()) {
-      ASSERT_EQ(Run(Ops(PutFh(*fh), Write(*sid, 0, data)), &r), NFS4_OK);
-      EXPECT_EQ(r.resarray[2].opwrite->resok4.count, data.size());
-    }
-  }
-
-  std::string dir_;
-  std::vector<DataServer> ds_;
-  std::unique_ptr<mds::DataServerPool> pool_;
-  std::unique_ptr<meta::RocksKvStore> store_;
-  std::unique_ptr<Mds> mds_;
-  std::unique_ptr<rpc::RpcServer> server_;
-  std::unique_ptr<rpc::LoopGroup> loops_;
-  std::unique_ptr<V4Client> client_;
-  uint16_t port_ = 0;
-};
 
 TEST_F(MdsTest, CompoundAndSessionRules) {
   // Minor version 0 is refused with no results (RFC 8881 §16.2.3).
@@ -285,7 +147,9 @@ TEST_F(MdsTest, ReaddirPagesWithStableCookies) {
       cookie = e.cookie;
     }
     // An entry added between pages does not disturb the walk.
-    if (pages == 1) ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Mkdir("late"))), NFS4_OK);
+    if (pages == 1) {
+      ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Mkdir("late"))), NFS4_OK);
+    }
     eof = rd.eof;
     pages++;
   }
