@@ -123,6 +123,23 @@ bool Mds::MayReclaim(const std::string& owner) const {
   return InGrace() && reclaimable_.count(owner) > 0;
 }
 
+void Mds::ProbeBackChannel(clientid4 id) {
+  SessionId sid;
+  uint32_t seq, prog = NFS4_CALLBACK;
+  auto bc = sessions_->BackChannelOf(id, &sid, &seq, &prog);
+  if (!bc) return;
+  bc->CallAsync(prog, NFS_CB, CB_NULL, rpc::Cred(), [](xdr::Encoder&) {},
+                [this, sid, id](Result<rpc::Reply> r) {
+                  sessions_->SetCallbackPath(sid, r.ok());
+                  if (r.ok()) {
+                    LOG_INFO("loom-mds: back channel to client %016llx works", (unsigned long long)id);
+                  } else {
+                    LOG_WARN("loom-mds: back channel to client %016llx: %s", (unsigned long long)id,
+                             r.status().ToString().c_str());
+                  }
+                });
+}
+
 void Mds::ReclaimDone(const std::string& owner) {
   bool all = false;
   {

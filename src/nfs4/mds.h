@@ -81,6 +81,9 @@ class Mds {
   // Persists a confirmed client record (RFC 8881 §8.4.3) before its CREATE_SESSION reply.
   Status PersistClient(clientid4 id, const std::string& owner, const verifier4& verf,
                        bool reclaim_complete);
+  // CB_NULL over the client's back channel (RFC 8881 §20): verifies the path callbacks will
+  // take; a failure shows as SEQ4_STATUS_CB_PATH_DOWN. Asynchronous.
+  void ProbeBackChannel(clientid4 id);
   // The last open of `ino` went away.
   void OnLastClose(uint64_t ino);
   // The server's write verifier for proxied writes (changes on restart).

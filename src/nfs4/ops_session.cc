@@ -33,6 +33,8 @@ nfsstat4 OpCreateSession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       if (!s.ok()) return res.csr_status = NFS4ERR_SERVERFAULT;
     }
   }
+  if (res.csr_status == NFS4_OK && (res.csr_resok4.csr_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN))
+    cx.mds.ProbeBackChannel(a.opcreate_session->csa_clientid);
   return res.csr_status;
 }
 

@@ -271,7 +271,8 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
   ok.sr_highest_slotid = static_cast<slotid4>(s->slots.size() - 1);
   ok.sr_target_highest_slotid = ok.sr_highest_slotid;
   ok.sr_status_flags = 0;
-  if (!s->back_channel || !s->back_channel->usable()) ok.sr_status_flags |= SEQ4_STATUS_CB_PATH_DOWN;
+  if (!s->back_channel || !s->back_channel->usable() || s->cb_down)
+    ok.sr_status_flags |= SEQ4_STATUS_CB_PATH_DOWN;
   return r;
 }
 
@@ -340,7 +341,7 @@ void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
 }
 
 std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, SessionId* sid,
-                                                              uint32_t* seq) {
+                                                              uint32_t* seq, uint32_t* cb_program) {
   std::lock_guard<std::mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return nullptr;
@@ -349,10 +350,16 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, Sess
     if (ss && ss->back_channel && ss->back_channel->usable()) {
       *sid = ss->id;
       *seq = ++ss->cb_seqid;
+      if (cb_program) *cb_program = ss->cb_program;
       return ss->back_channel;
     }
   }
   return nullptr;
+}
+
+void SessionTable::SetCallbackPath(const SessionId& sid, bool ok) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (Session* s = FindSessionLocked(sid)) s->cb_down = !ok;
 }
 
 size_t SessionTable::clients() const {

@@ -47,6 +47,7 @@ struct Session {
   std::vector<Slot> slots;
   std::shared_ptr<rpc::BackChannel> back_channel;  // null until the client binds one
   uint32_t cb_seqid = 0;                           // CB_SEQUENCE sequence on back slot 0
+  bool cb_down = false;                            // the last callback attempt failed
 };
 
 struct ClientRecord {
@@ -111,7 +112,10 @@ class SessionTable {
   // Expires clients whose lease ran out; calls on_expire(clientid) for each (to drop state).
   void Reap(const std::function<void(clientid4)>& on_expire);
   // The back channel of one of the client's sessions, or null.
-  std::shared_ptr<rpc::BackChannel> BackChannelOf(clientid4 id, SessionId* sid, uint32_t* seq);
+  std::shared_ptr<rpc::BackChannel> BackChannelOf(clientid4 id, SessionId* sid, uint32_t* seq,
+                                                  uint32_t* cb_program = nullptr);
+  // Records whether a callback over the session's back channel worked (CB_PATH_DOWN).
+  void SetCallbackPath(const SessionId& sid, bool ok);
   size_t clients() const;
 
  private:

@@ -123,8 +123,10 @@ EXPORT=$W/export
 mkdir -p "$EXPORT"
 server_pid=
 rpcbind_pid=
+guest_pid=
 cleanup() {
     local rc=$?
+    if [ -n "$guest_pid" ]; then kill "$guest_pid" 2>/dev/null || true; wait "$guest_pid" 2>/dev/null || true; fi
     stop_server
     if [ -n "$rpcbind_pid" ]; then kill "$rpcbind_pid" 2>/dev/null || true; wait "$rpcbind_pid" 2>/dev/null || true; fi
     if [ $rc -eq 0 ] && [ $KEEP = 0 ]; then
@@ -269,6 +271,9 @@ kc_log "$SERVER is serving $EXPORT on 127.0.0.1:$PORT${MOUNT_PORT:+ (MOUNT on $M
 defaults=()
 [ -n "$MOUNT_PORT" ] && defaults+=(MOUNT_PORT="$MOUNT_PORT")
 given() { printf '%s\n' "${guest_params[@]}" | grep -q "^$1="; }
+if [ "$SERVER" = loom-mds ] && [ "$TEST" = nfs4-mds ] && ! given MDS_RESTART; then
+    defaults+=(MDS_RESTART=1)  # crash + restart loom-mds under the guest's mount
+fi
 if [ "$SERVER" = ganesha ] && [ "$KERNEL" = 7 ]; then
     # Two nfs-ganesha 4.3 bugs that the 7.x client trips over (not Loom's concern):
     # - it answers GET_DIR_DELEGATION with NFS4ERR_OP_ILLEGAL instead of
@@ -285,9 +290,45 @@ if [ "$SERVER" = ganesha ] && [ "$KERNEL" = 7 ]; then
     fi
 fi
 
+# Host actions: a guest line "LOOM-HOST-ACTION: restart-mds" makes us crash and restart the
+# metadata server (SIGUSR1 to scripts/loom-cluster.sh) while the guest keeps its mount.
+host_actions=0
+host_action() {
+    local action=$1
+    host_actions=$((host_actions + 1))
+    case "$SERVER:$action" in
+    loom-mds:restart-mds)
+        kc_log "guest asks for host action #$host_actions '$action': crashing loom-mds (SIGUSR1 to loom-cluster.sh)"
+        kill -USR1 "$server_pid" 2>/dev/null || kc_log "could not signal the cluster script (pid $server_pid)" ;;
+    *)
+        kc_log "guest asks for host action '$action', which server $SERVER does not support: ignored" ;;
+    esac
+}
+
 rc=0
+: >"$W/guest.log"
 "$HERE/run-guest.sh" -k "$KERNEL" -s "$SCRIPT" -t "$TIMEOUT" -l "$W/guest.log" \
-    SERVER_PORT="$PORT" "${defaults[@]}" "${guest_params[@]}" || rc=$?
+    SERVER_PORT="$PORT" "${defaults[@]}" "${guest_params[@]}" &
+guest_pid=$!
+seen=0
+while kill -0 "$guest_pid" 2>/dev/null; do
+    n=$(tr -d '\r' <"$W/guest.log" | grep -ac '^LOOM-HOST-ACTION: ' || true)
+    while [ "$seen" -lt "$n" ]; do
+        seen=$((seen + 1))
+        host_action "$(tr -d '\r' <"$W/guest.log" | grep -a '^LOOM-HOST-ACTION: ' | sed -n "${seen}{s/^LOOM-HOST-ACTION: *//;s/ .*//;p}")"
+    done
+    sleep 0.2
+done
+wait "$guest_pid" || rc=$?
+guest_pid=
+if [ "$host_actions" -gt 0 ] && [ "$SERVER" = loom-mds ]; then
+    restarts=$(grep -c '^loom-cluster: restarted loom-mds' "$W/server.log" || true)
+    kc_log "host actions: $host_actions; loom-mds restarts: $restarts"
+    if [ "$restarts" -ne "$host_actions" ] && [ $rc -eq 0 ]; then
+        kc_log "FAIL: the guest asked for $host_actions loom-mds restarts, $restarts happened"
+        rc=1
+    fi
+fi
 if ! kill -0 "$server_pid" 2>/dev/null; then
     st=0; wait "$server_pid" 2>/dev/null || st=$?
     server_pid=

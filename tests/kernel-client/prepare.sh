@@ -9,7 +9,7 @@
 # with `dpkg -x`. Only the modules the guest needs are kept. Results live in
 #   $LOOM_KCACHE/<flavor>/   (default LOOM_KCACHE=/var/cache/loom-kernel)
 #     kernel/vmlinuz, kernel/lib/modules/KVER/...   the kernel and its module subset
-#     initramfs.cpio.gz                              busybox, modules, nfsmount, /init
+#     initramfs.cpio.gz                              busybox, modules, nfsmount, locktest, /init
 #     guest.env                                      what run-guest.sh needs (KVER, qemu accel)
 # A second run with everything cached takes well under a second. LOOM_KREFRESH=1
 # fetches the kernel again (to pick up a newer one).
@@ -169,11 +169,12 @@ fi
 
 # ---- the initramfs -----------------------------------------------------------
 # Rebuilt when any input changes (this script, /init, the helper library, nfsmount.c,
-# busybox, the kernel). The per-test script is NOT part of it: run-guest.sh appends
+# locktest.c, busybox, the kernel). The per-test script is NOT part of it: run-guest.sh appends
 # it as a second cpio archive, so changing a test never rebuilds this.
 inputs_hash=$( {
     echo "$KVER $KERNEL_LAYOUT $MODULES"
-    cat "$HERE/prepare.sh" "$HERE/initramfs/init" "$HERE/initramfs/loom-guest.sh" "$HERE/initramfs/nfsmount.c"
+    cat "$HERE/prepare.sh" "$HERE/initramfs/init" "$HERE/initramfs/loom-guest.sh" "$HERE/initramfs/nfsmount.c" \
+        "$HERE/initramfs/locktest.c"
     sha256sum /bin/busybox
 } | sha256sum | cut -d' ' -f1)
 
@@ -193,6 +194,7 @@ done
 # The kernel's built-in initramfs provides /dev/console too; this is a fallback.
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
 gcc -static -Os -s -Wall -o "$stage/bin/nfsmount" "$HERE/initramfs/nfsmount.c"
+gcc -static -Os -s -Wall -o "$stage/bin/locktest" "$HERE/initramfs/locktest.c"
 install -m 755 "$HERE/initramfs/init" "$stage/init"
 install -m 644 "$HERE/initramfs/loom-guest.sh" "$stage/lib/loom-guest.sh"
 mkdir -p "$stage/lib/modules"

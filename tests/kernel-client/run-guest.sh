@@ -89,11 +89,18 @@ qemu=(qemu-system-x86_64 -accel "$QEMU_ACCEL" -m "${LOOM_GUEST_MEM:-1024}" -smp 
 kc_log "booting $KVER ($QEMU_ACCEL) with $(basename "$SCRIPT"); ${params[*]:-no parameters}; timeout ${TIMEOUT}s; log $LOG"
 t0=$(kc_now)
 qrc=0
+# In the background, so that a SIGTERM/SIGINT to this script (e.g. from
+# kernel-client-test.sh, which runs us in the background) stops qemu too.
 if [ "$VERBOSE" = 1 ]; then
-    timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 | tee -a "$LOG" || qrc=${PIPESTATUS[0]}
+    timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null > >(tee -a "$LOG") 2>&1 &
 else
-    timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null >>"$LOG" 2>&1 || qrc=$?
+    timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null >>"$LOG" 2>&1 &
 fi
+qemu_pid=$!
+trap 'kill -TERM "$qemu_pid" 2>/dev/null || true; exit 1' TERM INT
+wait "$qemu_pid" || qrc=$?
+trap - TERM INT
+[ "$VERBOSE" = 1 ] && sleep 0.3  # let tee write the last lines
 secs=$(kc_elapsed "$t0")
 
 result=$(tr -d '\r' <"$LOG" | grep -a '^LOOM-GUEST-RESULT:' | tail -n 1 || true)
