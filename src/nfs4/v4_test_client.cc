@@ -249,7 +249,8 @@ nfsstat4 V4Client::Setup(bool reclaim_complete) {
   auto& ca = *c.opcreate_session;
   ca.csa_clientid = clientid;
   ca.csa_sequence = eir.eir_sequenceid;
-  ca.csa_fore_chan_attrs = channel_attrs4{0, 1 << 20, 1 << 20, 64 << 10, 16, 8, {}};
+  // Room for a 1 MiB WRITE or READ plus the COMPOUND around it.
+  ca.csa_fore_chan_attrs = channel_attrs4{0, (1 << 20) + (64 << 10), (1 << 20) + (64 << 10), 64 << 10, 16, 8, {}};
   ca.csa_back_chan_attrs = channel_attrs4{0, 4096, 4096, 0, 2, 1, {}};
   ca.csa_cb_program = 0x40000000;
   std::vector<nfs_argop4> v2;
