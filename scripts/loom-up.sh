@@ -1,81 +1,62 @@
 #!/usr/bin/env bash
 # Loom's main job on its embedded defaults: installs what is needed, builds, and starts a local
-# cluster on loopback — three loom-ds data servers, each exporting a directory under
-# $LOOM_DATA (default ./loom-data) — then proves it works by writing and reading files through
-# a real NFS client (libnfs) and prints how to use it. Runs until Ctrl-C.
+# cluster on loopback — one loom-mds metadata server (NFSv4.1/4.2) and three loom-ds data
+# servers, with everything under $LOOM_DATA (default ./loom-data) — then shows it working:
+# a file goes in through the metadata server, its bytes land on a data server, and it comes
+# back identical. Runs until Ctrl-C.
 #   scripts/loom-up.sh            start, demo, keep serving
 #   scripts/loom-up.sh --demo     start, demo, stop (exit status = demo result)
-#   LOOM_BASE_PORT=20490          first port (one per data server)
+#   LOOM_PORT=20490               the metadata server's port
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo_only=0
 [ "${1:-}" = "--demo" ] && demo_only=1
 
 bash scripts/setup.sh >/dev/null
-bash scripts/build.sh loom-ds >/dev/null
-DS=build/apps/loom-ds/loom-ds
+bash scripts/build.sh loom-ds loom-mds loom >/dev/null
 DATA=${LOOM_DATA:-$PWD/loom-data}
-BASE=${LOOM_BASE_PORT:-20490}
-N=3
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
+PORT=${LOOM_PORT:-20490}
+LOOM=build/apps/loom/loom
+export LOOM_MDS=127.0.0.1:$PORT
 mkdir -p "$DATA"
-for i in $(seq 0 $((N - 1))); do
-  port=$((BASE + i))
-  mkdir -p "$DATA/ds$i"
-  "$DS" --root "$DATA/ds$i" --listen "127.0.0.1:$port" --stats-file "$DATA/ds$i.stats.json" \
-    >"$DATA/ds$i.log" 2>&1 &
-  pids+=($!)
-done
-for i in $(seq 0 $((N - 1))); do
-  for _ in $(seq 50); do grep -q "loom-ds ready" "$DATA/ds$i.log" 2>/dev/null && break; sleep 0.1; done
-  if ! grep -q "loom-ds ready" "$DATA/ds$i.log"; then
-    echo "loom-ds $i failed to start:"; cat "$DATA/ds$i.log"; exit 1
-  fi
-  head -1 "$DATA/ds$i.log"
-done
+
+bash scripts/loom-cluster.sh --dir "$DATA" --port "$PORT" --ds 3 >"$DATA/cluster.log" 2>&1 &
+cluster=$!
+trap 'kill $cluster 2>/dev/null; wait $cluster 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 100); do grep -q "loom-mds ready" "$DATA/cluster.log" && break; sleep 0.1; done
+if ! grep -q "loom-mds ready" "$DATA/cluster.log"; then
+  echo "the cluster did not start:"; cat "$DATA/cluster.log" "$DATA"/ds*.log 2>/dev/null; exit 1
+fi
+for f in "$DATA"/ds*.log; do head -1 "$f"; done
+grep "loom-mds ready" "$DATA/cluster.log"
 
 echo
-echo "== demo: a 32 MiB file through each data server with libnfs (nfs-cp), checksums compared"
+echo "== demo: 32 MiB through the metadata server with the loom CLI (NFSv4.1)"
 tmp=$(mktemp -d)
 head -c $((32 << 20)) /dev/urandom >"$tmp/sample.bin"
 want=$(sha256sum <"$tmp/sample.bin" | cut -d' ' -f1)
-ok=1
-for i in $(seq 0 $((N - 1))); do
-  port=$((BASE + i))
-  url="nfs://127.0.0.1//sample.bin?nfsport=$port&mountport=$port&version=3"
-  t0=$(date +%s.%N)
-  nfs-cp "$tmp/sample.bin" "$url" >/dev/null
-  nfs-cp "$url" "$tmp/back$i.bin" >/dev/null
-  t1=$(date +%s.%N)
-  got=$(sha256sum <"$tmp/back$i.bin" | cut -d' ' -f1)
-  if [ "$got" = "$want" ]; then
-    printf "  ds%d (port %d): wrote and read back 32 MiB, sha256 match (%.2fs)\n" "$i" "$port" \
-      "$(echo "$t1 - $t0" | bc -l 2>/dev/null || echo 0)"
-  else
-    echo "  ds$i: CHECKSUM MISMATCH"; ok=0
-  fi
-done
+"$LOOM" mkdir /demo 2>/dev/null || true
+"$LOOM" put "$tmp/sample.bin" /demo/sample.bin
+"$LOOM" get /demo/sample.bin "$tmp/back.bin"
+got=$(sha256sum <"$tmp/back.bin" | cut -d' ' -f1)
+"$LOOM" ls /demo
+where=$(find "$DATA"/ds*/loom -type f -size 32M -newer "$tmp/sample.bin" 2>/dev/null | head -1)
 rm -rf "$tmp"
-sleep 1.2  # let the stats files refresh
-echo "  per-operation counters of ds0: $DATA/ds0.stats.json"
-head -c 400 "$DATA/ds0.stats.json"; echo " ..."
-if [ $ok -ne 1 ]; then echo "demo: FAILED"; exit 1; fi
+echo "  the bytes live on a data server: ${where:-?}"
+if [ "$got" != "$want" ]; then echo "demo: CHECKSUM MISMATCH"; exit 1; fi
+echo "  sha256 $want: identical"
+sleep 1.2  # counters are written every second
+echo "  per-operation counters: $DATA/mds.stats.json, $DATA/ds*.stats.json"
 echo "demo: OK"
 [ $demo_only -eq 1 ] && exit 0
 
 cat <<EOT
 
-Loom data servers are running (Ctrl-C stops them). Try:
-  nfs-ls 'nfs://127.0.0.1//?nfsport=$BASE&mountport=$BASE'
-  nfs-cp somefile 'nfs://127.0.0.1//somefile?nfsport=$BASE&mountport=$BASE'
+Loom is running (Ctrl-C stops it). Try:
+  $LOOM ls /            # LOOM_MDS=$LOOM_MDS
+  $LOOM put FILE /demo/FILE ; $LOOM get /demo/FILE copy ; $LOOM stat /demo/FILE
   # the Linux kernel client (on a machine with NFS support):
-  mount -t nfs -o vers=3,proto=tcp,port=$BASE,mountport=$BASE,mountproto=tcp,nolock 127.0.0.1:/ /mnt
-Data lives in $DATA/ds*/ ; logs and counters next to it.
+  mount -t nfs -o vers=4.2,port=$PORT 127.0.0.1:/ /mnt
+Metadata: $DATA/mds ; data servers: $DATA/ds0..2 ; logs next to them.
 EOT
-wait
+wait $cluster
