@@ -137,6 +137,10 @@ Result<Inode> Namespace::SetAttr(Txn& t, Ino ino, const SetAttrArgs& a) {
     n->size = *a.size;
     n->mtime = now;  // truncate changes the data, so mtime too (POSIX)
   }
+  if (a.size_at_least && *a.size_at_least > n->size) {
+    if (n->type != FileType::kReg) return MetaError(MetaErr::kInval, "size of a non-file");
+    n->size = *a.size_at_least;
+  }
   if (a.mode) n->mode = *a.mode;
   if (a.uid) n->uid = *a.uid;
   if (a.gid) n->gid = *a.gid;

@@ -59,6 +59,9 @@ struct CreateArgs {
 struct SetAttrArgs {
   std::optional<uint32_t> mode, uid, gid;
   std::optional<uint64_t> size;              // regular files; also sets mtime unless given
+  // Regular files: extend the size to at least this, never shrink (a WRITE that ended past
+  // EOF). Applied under the inode's lock, so concurrent writers cannot lose an extension.
+  std::optional<uint64_t> size_at_least;
   std::optional<Timespec> atime, mtime;
 };
 

@@ -5,6 +5,7 @@
 #include <rocksdb/utilities/transaction.h>
 #include <rocksdb/utilities/transaction_db.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace loom::meta {
@@ -31,7 +32,7 @@ Status Finished() { return Status::Invalid("transaction already finished"); }
 
 class RocksKvStore::RocksTxn final : public Txn {
  public:
-  explicit RocksTxn(rocksdb::Transaction* t) : txn_(t) {}
+  RocksTxn(rocksdb::Transaction* t, RocksKvStore* store) : txn_(t), store_(store) {}
   // Destroying an unfinished rocksdb::Transaction rolls it back and releases its locks.
   ~RocksTxn() override = default;
 
@@ -81,9 +82,18 @@ class RocksKvStore::RocksTxn final : public Txn {
 
   Status Commit() override {
     if (!txn_) return Finished();
+    if (txn_->GetNumPuts() + txn_->GetNumDeletes() + txn_->GetNumMerges() == 0) {
+      // A read-only transaction: nothing to make durable, so no WAL write and no fsync.
+      Rollback();
+      return Status::Ok();
+    }
     rocksdb::Status s = txn_->Commit();
     txn_.reset();
-    return FromRocks(s, "commit");
+    if (!s.ok()) return FromRocks(s, "commit");
+    // The commit is in the WAL (and visible, its locks released); it is acknowledged only once
+    // the WAL is on disk. Waiting after the locks are gone lets concurrent commits share one
+    // fsync (group commit).
+    return store_->opts_.sync ? store_->WaitDurable() : Status::Ok();
   }
 
   void Rollback() override {
@@ -100,7 +110,30 @@ class RocksKvStore::RocksTxn final : public Txn {
   }
 
   std::unique_ptr<rocksdb::Transaction> txn_;
+  RocksKvStore* store_;
 };
+
+Status RocksKvStore::WaitDurable() {
+  std::unique_lock<std::mutex> l(sync_mu_);
+  uint64_t mine = ++sync_requested_;
+  while (sync_done_ < mine) {
+    if (syncing_) {
+      sync_cv_.wait(l);
+      continue;
+    }
+    // Leader: one fsync covers every commit that reached the WAL before it started.
+    syncing_ = true;
+    uint64_t target = sync_requested_;
+    l.unlock();
+    rocksdb::Status s = db_->SyncWAL();
+    l.lock();
+    syncing_ = false;
+    if (s.ok()) sync_done_ = std::max(sync_done_, target);
+    sync_cv_.notify_all();
+    if (!s.ok()) return FromRocks(s, "sync wal");
+  }
+  return Status::Ok();
+}
 
 RocksKvStore::RocksKvStore(Options opts, rocksdb::TransactionDB* db)
     : opts_(std::move(opts)), db_(db) {}
@@ -123,10 +156,10 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
 
 Result<std::unique_ptr<Txn>> RocksKvStore::Begin() {
   rocksdb::WriteOptions w;
-  w.sync = opts_.sync;
+  w.sync = false;  // durability comes from WaitDurable (group commit) after Commit
   rocksdb::TransactionOptions t;
   t.deadlock_detect = opts_.deadlock_detect;
-  return std::unique_ptr<Txn>(std::make_unique<RocksTxn>(db_->BeginTransaction(w, t)));
+  return std::unique_ptr<Txn>(std::make_unique<RocksTxn>(db_->BeginTransaction(w, t), this));
 }
 
 }  // namespace loom::meta

@@ -10,6 +10,10 @@
 // This header does not include RocksDB's, so only rocks_kv.cc pays for them.
 #pragma once
 
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,7 +31,8 @@ class RocksKvStore final : public KvStore {
  public:
   struct Options {
     std::string path;
-    // fsync the WAL before Commit returns. Off only for tests and benchmarks that say so.
+    // The WAL is on disk before Commit returns (group commit: concurrent commits share one
+    // fsync). Off only for tests and benchmarks that say so.
     bool sync = true;
     bool create_if_missing = true;
     // How long a lock request waits before failing with kConflict.
@@ -44,9 +49,17 @@ class RocksKvStore final : public KvStore {
  private:
   class RocksTxn;
   RocksKvStore(Options opts, rocksdb::TransactionDB* db);
+  // Returns once the WAL holds every commit made before the call on disk (group commit:
+  // one caller syncs for all that are waiting).
+  Status WaitDurable();
 
   const Options opts_;
   std::unique_ptr<rocksdb::TransactionDB> db_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t sync_requested_ = 0;  // guarded by sync_mu_
+  uint64_t sync_done_ = 0;       // guarded by sync_mu_
+  bool syncing_ = false;         // guarded by sync_mu_
 };
 
 }  // namespace loom::meta

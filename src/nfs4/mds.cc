@@ -242,8 +242,7 @@ rpc::ProgramDesc Mds::Program() {
 void Mds::Tick() {
   sessions_->Reap([this](clientid4 id) {
     LOG_INFO("loom-mds: lease of client %016llx expired", (unsigned long long)id);
-    DropClientState(id);
-    Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return meta::DeleteClient(t, id); });
+    Status s = ForgetClient(id);
     if (!s.ok()) LOG_WARN("delete client record: %s", s.ToString().c_str());
   });
   if (InGrace() && rpc::NowMs() >= grace_end_ms_) EndGrace();
@@ -284,6 +283,11 @@ void Mds::ReleaseOrphans() {
     Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ReleaseOrphan(t, o.ino); });
     if (!s.ok()) LOG_WARN("release orphan %llu: %s", (unsigned long long)o.ino, s.ToString().c_str());
   }
+}
+
+Status Mds::ForgetClient(clientid4 id) {
+  DropClientState(id);
+  return meta::RunTxn(*store_, [&](meta::Txn& t) { return meta::DeleteClient(t, id); });
 }
 
 bool Mds::IsOpen(uint64_t ino) { return state_->IsOpen(ino); }

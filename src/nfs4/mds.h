@@ -84,6 +84,8 @@ class Mds {
   // CB_NULL over the client's back channel (RFC 8881 §20): verifies the path callbacks will
   // take; a failure shows as SEQ4_STATUS_CB_PATH_DOWN. Asynchronous.
   void ProbeBackChannel(clientid4 id);
+  // Drops a client's state and its durable record (DESTROY_CLIENTID, lease expiry).
+  Status ForgetClient(clientid4 id);
   // The last open of `ino` went away.
   void OnLastClose(uint64_t ino);
   // The server's write verifier for proxied writes (changes on restart).

@@ -209,6 +209,38 @@ TEST_F(MdsTest, RemoveRenameErrorsAndStaleHandles) {
   EXPECT_EQ(Run(Ops(PutFh(fh2), Getattr({FATTR4_SIZE}))), NFS4ERR_STALE);
 }
 
+TEST_F(MdsTest, WritesFinishingOutOfOrderNeverShrinkTheFile) {
+  // The Linux client sends the tail of a file and its body in parallel; whichever WRITE
+  // completes last must not cut the size back.
+  Bytes fh;
+  stateid4 sid;
+  CreateFile("race", "", &fh, &sid);
+  std::string body(1 << 20, 'b');
+  ASSERT_EQ(Run(Ops(PutFh(fh), Write(sid, 1 << 20, "tail!!!"))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutFh(fh), Write(sid, 0, body))), NFS4_OK);
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_SIZE})), &r), NFS4_OK);
+  xdr::Decoder d(r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals.data,
+                 r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals.size);
+  uint64_t size = 0;
+  ASSERT_TRUE(d.u64(size));
+  EXPECT_EQ(size, (1u << 20) + 7u);
+}
+
+TEST_F(MdsTest, DestroyedClientsDoNotHoldGraceAfterARestart) {
+  auto ds = Op(OP_DESTROY_SESSION);
+  ds.opdestroy_session = std::make_unique<DESTROY_SESSION4args>();
+  ds.opdestroy_session->dsa_sessionid = client_->session;
+  ASSERT_EQ(client_->Raw(Ops(std::move(ds)))->status, NFS4_OK);
+  auto dc = Op(OP_DESTROY_CLIENTID);
+  dc.opdestroy_clientid = std::make_unique<DESTROY_CLIENTID4args>();
+  dc.opdestroy_clientid->dca_clientid = client_->clientid;
+  ASSERT_EQ(client_->Raw(Ops(std::move(dc)))->status, NFS4_OK);
+  StopMds();
+  StartMds(/*grace=*/30);
+  EXPECT_FALSE(mds_->InGrace());  // the only client said goodbye: nobody to wait for
+}
+
 TEST_F(MdsTest, SessionLifecycle) {
   // DESTROY_CLIENTID with a session left: busy.
   auto dc = Op(OP_DESTROY_CLIENTID);

@@ -118,20 +118,13 @@ nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (!l.ok()) return res.status = FromDataServer(l.status());
   auto w = cx.mds.data_servers()->Write(l.value(), wa.offset, wa.data, static_cast<nfs3::stable_how>(wa.stable));
   if (!w.ok()) return res.status = FromDataServer(w.status());
-  // The file's size, mtime and change attribute live in the metadata store.
+  // The file's size, mtime and change attribute live in the metadata store. Two WRITEs of one
+  // file may finish in either order: the size only ever grows here (size_at_least, applied
+  // under the inode lock), or a late short write would cut off an earlier long one.
   meta::SetAttrArgs sa;
-  uint64_t end = wa.offset + w->count;
-  if (end > n.size) sa.size = end;
+  sa.size_at_least = wa.offset + w->count;
   sa.mtime = meta::NowRealtime();
-  auto u = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::Inode> {
-    // Another writer may have extended the file meanwhile: never shrink it here.
-    if (sa.size) {
-      auto cur = cx.mds.ns().GetAttr(t, n.ino);
-      if (!cur.ok()) return cur.status();
-      if (cur->size >= *sa.size) sa.size.reset();
-    }
-    return cx.mds.ns().SetAttr(t, n.ino, sa);
-  });
+  auto u = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, n.ino, sa); });
   if (!u.ok()) return res.status = FromMeta(u.status());
   res.resok4.count = w->count;
   res.resok4.committed = static_cast<stable_how4>(w->committed);

@@ -49,6 +49,12 @@ nfsstat4 OpDestroyClientId(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opdestroy_clientid = std::make_unique<DESTROY_CLIENTID4res>());
   r.resop = OP_DESTROY_CLIENTID;
   res.dcr_status = cx.mds.sessions().DestroyClientId(a.opdestroy_clientid->dca_clientid);
+  if (res.dcr_status == NFS4_OK) {
+    // A client that said goodbye has nothing to reclaim after a restart (§18.50.3): its record
+    // goes, so it does not hold the next grace period open.
+    Status s = cx.mds.ForgetClient(a.opdestroy_clientid->dca_clientid);
+    if (!s.ok()) return res.dcr_status = NFS4ERR_SERVERFAULT;
+  }
   return res.dcr_status;
 }
 
