@@ -3,8 +3,10 @@
 # server running on this host. For ctest.
 #
 # usage: kernel-client-test.sh [options] [LOOM_DS [KERNEL]] [-- KEY=VALUE ...]
-#   --server loom-ds|ganesha|cmd  server to test (env LOOM_KC_SERVER, default loom-ds)
+#   --server loom-ds|loom-mds|ganesha|cmd  server to test (env LOOM_KC_SERVER, default loom-ds)
 #       loom-ds: "$LOOM_DS" --root DIR --listen 127.0.0.1:PORT, waits for "ready" on stdout
+#       loom-mds: scripts/loom-cluster.sh (a loom-ds and a loom-mds from LOOM_DS's build,
+#                --lease 10 --grace 5); NFSv4.1/4.2 only
 #       ganesha: nfs-ganesha (FSAL VFS) as a reference peer, NFS and MOUNT on one port
 #       cmd:     the command in --server-cmd / LOOM_KC_SERVER_CMD, with @ROOT@ and @PORT@
 #                replaced; it must print a line containing "ready" once it listens
@@ -20,7 +22,13 @@
 #   KEY=VALUE words after -- go to the guest (e.g. BIG_MB=4, NFS_OPTS=rsize=65536).
 #
 # After the guest passes, every "SUM <sha256> <path>" line it printed is checked
-# against the server's export directory on the host.
+# against the server's export directory on the host (loom-mds: against the data files of
+# its loom-ds).
+# Host actions: while the guest runs, its console is watched for "LOOM-HOST-ACTION: NAME"
+# lines. "restart-mds" (loom-mds only) crashes loom-mds (SIGKILL) and starts it again on the
+# same port and state (SIGUSR1 to loom-cluster.sh); the test fails unless every request
+# led to a restart. nfs4-mds gets MDS_RESTART=1 by default with --server loom-mds.
+# If the server dies during the test, the guest is stopped at once.
 # Exit: 0 pass, 1 fail, 77 skip (no qemu, no kernel, no server binary).
 set -euo pipefail
 
@@ -82,7 +90,9 @@ if [ $INNER = 0 ]; then
     loom-mds)
         # A loom-ds and a loom-mds (scripts/loom-cluster.sh) from the same build as LOOM_DS.
         [ -x "$LOOM_DS" ] || kc_skip "no loom-ds binary at $LOOM_DS"
-        LOOM_DS=$(realpath "$LOOM_DS") ;;
+        LOOM_DS=$(realpath "$LOOM_DS")
+        mds_bin=$(dirname "$(dirname "$LOOM_DS")")/loom-mds/loom-mds
+        [ -x "$mds_bin" ] || kc_skip "no loom-mds binary at $mds_bin (build it: ninja -C build loom-mds)" ;;
     cmd)
         [ -n "$SERVER_CMD" ] || kc_die "--server cmd needs --server-cmd or LOOM_KC_SERVER_CMD" ;;
     *) kc_die "unknown server '$SERVER' (loom-ds, loom-mds, ganesha, cmd)" ;;
@@ -312,6 +322,12 @@ rc=0
 guest_pid=$!
 seen=0
 while kill -0 "$guest_pid" 2>/dev/null; do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        # A hard NFS mount would wait for it until the guest's watchdog fires: stop now.
+        kc_log "the server exited during the test; stopping the guest"
+        kill -TERM "$guest_pid" 2>/dev/null || true
+        break
+    fi
     n=$(tr -d '\r' <"$W/guest.log" | grep -ac '^LOOM-HOST-ACTION: ' || true)
     while [ "$seen" -lt "$n" ]; do
         seen=$((seen + 1))
