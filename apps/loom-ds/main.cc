@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "nfs3/local_fs.h"
 #include "nfs3/nfs3_service.h"
@@ -36,14 +37,6 @@ void Usage() {
                "  --verbose           debug logging\n");
 }
 
-bool WriteFileAtomic(const std::string& path, const std::string& body) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return false;
-  std::fwrite(body.data(), 1, body.size(), f);
-  std::fclose(f);
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 }  // namespace
 

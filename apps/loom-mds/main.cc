@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "mds/data_servers.h"
 #include "mds/gc_worker.h"
@@ -37,14 +38,6 @@ void Usage() {
                "  --verbose           debug logging\n");
 }
 
-bool WriteFileAtomic(const std::string& path, const std::string& body) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return false;
-  std::fwrite(body.data(), 1, body.size(), f);
-  std::fclose(f);
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 }  // namespace
 

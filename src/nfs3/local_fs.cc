@@ -9,46 +9,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "nfs3/file_handle.h"
 
 namespace loom::nfs3 {
-
-namespace {
-
-// Reads or creates the 16-byte handle key in state_dir/secret. Written with fsync before use:
-// a key lost in a crash would make every handle the clients hold stale.
-Status LoadSecret(const std::string& dir, SipKey* key) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::FromErrno(errno, "mkdir " + dir);
-  std::string path = dir + "/secret";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = ::read(fd, key->data(), key->size());
-    ::close(fd);
-    if (n == static_cast<ssize_t>(key->size())) return Status::Ok();
-    return Status::Io("short handle secret in " + path);
-  }
-  if (errno != ENOENT) return Status::FromErrno(errno, "open " + path);
-  if (getrandom(key->data(), key->size(), 0) != static_cast<ssize_t>(key->size()))
-    return Status::FromErrno(errno, "getrandom");
-  std::string tmp = path + ".tmp";
-  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  bool ok = ::write(fd, key->data(), key->size()) == static_cast<ssize_t>(key->size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status::FromErrno(errno, "write " + path);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
-
-}  // namespace
 
 Result<std::unique_ptr<LocalFs>> LocalFs::Open(Options opts) {
   std::unique_ptr<LocalFs> fs(new LocalFs());
@@ -59,7 +24,7 @@ Result<std::unique_ptr<LocalFs>> LocalFs::Open(Options opts) {
     opts.state_dir = opts.root + "/" + kHiddenName;
     fs->state_inside_ = true;
   }
-  LOOM_RETURN_IF_ERROR(LoadSecret(opts.state_dir, &fs->key_));
+  LOOM_RETURN_IF_ERROR(LoadOrCreateSecret(opts.state_dir, "secret", fs->key_.data(), fs->key_.size()));
   // Raise the descriptor limit so the cache and many client connections fit.
   rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

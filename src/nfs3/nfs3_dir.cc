@@ -33,6 +33,22 @@ bool StickyDenies(const rpc::Cred& c, const Node& dir, const char* name) {
   return c.uid != st.st_uid;
 }
 
+// The name of an object about to be created: valid, not "." or "..", not the hidden state
+// directory (those exist already: EXIST).
+nfsstat3 CheckNewName(const LocalFs& fs, const Node& dir, const std::string& name) {
+  nfsstat3 st = CheckName(name);
+  if (st == NFS3_OK && (IsDotOrDotDot(name) || fs.Hidden(dir, name))) st = NFS3ERR_EXIST;
+  return st;
+}
+
+// Gives a just-created `name` to the caller and sets its mode regardless of the umask.
+nfsstat3 GiveToCaller(const rpc::Cred& c, const Node& dir, const std::string& name, mode_t mode) {
+  if (::fchownat(dir.fd(), name.c_str(), c.uid, NewGid(c, dir.st), AT_SYMLINK_NOFOLLOW) != 0 ||
+      ::fchmodat(dir.fd(), name.c_str(), mode, 0) != 0)
+    return Nfs3Service::FromErrno(errno);
+  return NFS3_OK;
+}
+
 sattr3 WithoutMode(const sattr3& s) {
   sattr3 o = s;
   o.mode.set_it = false;
@@ -126,8 +142,7 @@ void Nfs3Service::Create(const CallContext& c, const CREATE3args& a, CREATE3res&
   if (r.status != NFS3_OK) return;
   struct stat before = dir.st;
   const std::string& name = a.where.name;
-  nfsstat3 st = CheckName(name);
-  if (st == NFS3_OK && (IsDotOrDotDot(name) || fs_->Hidden(dir, name))) st = NFS3ERR_EXIST;
+  nfsstat3 st = CheckNewName(*fs_, dir, name);
   if (st != NFS3_OK) return FinishCreate(c, dir, before, name, st, r);
 
   const sattr3* sa = a.how.mode == EXCLUSIVE ? nullptr : &a.how.obj_attributes;
@@ -183,16 +198,13 @@ void Nfs3Service::Mkdir(const CallContext& c, const MKDIR3args& a, MKDIR3res& r)
   if (r.status != NFS3_OK) return;
   struct stat before = dir.st;
   const std::string& name = a.where.name;
-  nfsstat3 st = CheckName(name);
-  if (st == NFS3_OK && (IsDotOrDotDot(name) || fs_->Hidden(dir, name))) st = NFS3ERR_EXIST;
+  nfsstat3 st = CheckNewName(*fs_, dir, name);
   if (st != NFS3_OK) return FinishCreate(c, dir, before, name, st, r);
   mode_t mode = a.attributes.mode.set_it ? (a.attributes.mode.mode & 07777) : 0755;
   if (dir.st.st_mode & S_ISGID) mode |= S_ISGID;
   if (::mkdirat(dir.fd(), name.c_str(), mode) != 0)
     return FinishCreate(c, dir, before, name, FromErrno(errno), r);
-  if (::fchownat(dir.fd(), name.c_str(), c.cred.uid, NewGid(c.cred, dir.st), AT_SYMLINK_NOFOLLOW) != 0 ||
-      ::fchmodat(dir.fd(), name.c_str(), mode, 0) != 0)
-    st = FromErrno(errno);
+  st = GiveToCaller(c.cred, dir, name, mode);
   if (st == NFS3_OK) {
     Node obj;
     int err = fs_->LookupAt(dir, name, &obj);
@@ -207,8 +219,7 @@ void Nfs3Service::Symlink(const CallContext& c, const SYMLINK3args& a, SYMLINK3r
   if (r.status != NFS3_OK) return;
   struct stat before = dir.st;
   const std::string& name = a.where.name;
-  nfsstat3 st = CheckName(name);
-  if (st == NFS3_OK && (IsDotOrDotDot(name) || fs_->Hidden(dir, name))) st = NFS3ERR_EXIST;
+  nfsstat3 st = CheckNewName(*fs_, dir, name);
   if (st == NFS3_OK && (a.symlink.symlink_data.empty() ||
                         a.symlink.symlink_data.size() >= PATH_MAX ||
                         a.symlink.symlink_data.find('\0') != std::string::npos))
@@ -227,8 +238,7 @@ void Nfs3Service::Mknod(const CallContext& c, const MKNOD3args& a, MKNOD3res& r)
   if (r.status != NFS3_OK) return;
   struct stat before = dir.st;
   const std::string& name = a.where.name;
-  nfsstat3 st = CheckName(name);
-  if (st == NFS3_OK && (IsDotOrDotDot(name) || fs_->Hidden(dir, name))) st = NFS3ERR_EXIST;
+  nfsstat3 st = CheckNewName(*fs_, dir, name);
   mode_t type = 0;
   dev_t dev = 0;
   const sattr3* sa = nullptr;
@@ -252,9 +262,7 @@ void Nfs3Service::Mknod(const CallContext& c, const MKNOD3args& a, MKNOD3res& r)
   mode_t mode = sa->mode.set_it ? (sa->mode.mode & 07777) : 0644;
   if (::mknodat(dir.fd(), name.c_str(), type | mode, dev) != 0)
     return FinishCreate(c, dir, before, name, FromErrno(errno), r);
-  if (::fchownat(dir.fd(), name.c_str(), c.cred.uid, NewGid(c.cred, dir.st), AT_SYMLINK_NOFOLLOW) != 0 ||
-      ::fchmodat(dir.fd(), name.c_str(), mode, 0) != 0)
-    st = FromErrno(errno);
+  st = GiveToCaller(c.cred, dir, name, mode);
   FinishCreate(c, dir, before, name, st, r);
 }
 

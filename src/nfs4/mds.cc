@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "mds/data_servers.h"
 #include "meta/client_state.h"
@@ -20,28 +21,6 @@ namespace {
 
 constexpr const char* kServerName = "loom-mds";
 
-Status LoadOrCreateKey(const std::string& dir, SipKey* key) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::FromErrno(errno, "mkdir " + dir);
-  std::string path = dir + "/fh-secret";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = ::read(fd, key->data(), key->size());
-    ::close(fd);
-    return n == static_cast<ssize_t>(key->size()) ? Status::Ok() : Status::Io("short " + path);
-  }
-  if (getrandom(key->data(), key->size(), 0) != static_cast<ssize_t>(key->size()))
-    return Status::FromErrno(errno, "getrandom");
-  std::string tmp = path + ".tmp";
-  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  bool ok = ::write(fd, key->data(), key->size()) == static_cast<ssize_t>(key->size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "write " + path);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Mds::Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds)
@@ -50,7 +29,7 @@ Mds::Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds)
 Mds::~Mds() = default;
 
 Status Mds::Init() {
-  LOOM_RETURN_IF_ERROR(LoadOrCreateKey(opts_.state_dir, &fh_key_));
+  LOOM_RETURN_IF_ERROR(LoadOrCreateSecret(opts_.state_dir, "fh-secret", fh_key_.data(), fh_key_.size()));
   ns_ = std::make_unique<meta::Namespace>(store_, opts_.fsid);
   Status mk = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->Mkfs(t, 0777, 0, 0); });
   if (!mk.ok() && meta::ErrOf(mk) != meta::MetaErr::kExist) return mk;
