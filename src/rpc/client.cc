@@ -52,7 +52,10 @@ Result<std::shared_ptr<RpcClient>> RpcClient::Connect(EventLoop* loop, const std
   c->conn_ = Connection::Create(loop, fd, addr, opts.conn, std::move(cb));
   c->conn_->Start();
   loop->Every(250, [weak] {
-    if (auto self = weak.lock()) self->calls_.Sweep();
+    auto self = weak.lock();
+    if (!self) return false;  // the client is gone: drop the timer
+    self->calls_.Sweep();
+    return true;
   });
   return c;
 }

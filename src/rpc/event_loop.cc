@@ -84,7 +84,7 @@ void EventLoop::Post(std::function<void()> fn) {
   (void)r;
 }
 
-void EventLoop::Every(int ms, std::function<void()> fn) {
+void EventLoop::Every(int ms, std::function<bool()> fn) {
   Post([this, ms, fn = std::move(fn)]() mutable {
     timers_.push_back(Timer{NowMs() + ms, ms, std::move(fn)});
   });
@@ -101,11 +101,15 @@ void EventLoop::RunPosted() {
 
 void EventLoop::RunTimers() {
   int64_t now = NowMs();
-  for (size_t i = 0; i < timers_.size(); i++) {
+  for (size_t i = 0; i < timers_.size();) {
     if (timers_[i].next_ms <= now) {
       timers_[i].next_ms = now + timers_[i].period_ms;
-      timers_[i].fn();
+      if (!timers_[i].fn()) {
+        timers_.erase(timers_.begin() + static_cast<ptrdiff_t>(i));
+        continue;
+      }
     }
+    i++;
   }
 }
 

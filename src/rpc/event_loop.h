@@ -42,8 +42,9 @@ class EventLoop {
   void Stop();
   // Thread-safe: queue fn to run on the loop thread.
   void Post(std::function<void()> fn);
-  // Thread-safe: run fn on the loop thread every `ms` milliseconds until the loop stops.
-  void Every(int ms, std::function<void()> fn);
+  // Thread-safe: run fn on the loop thread every `ms` milliseconds while it returns true (and
+  // the loop runs); returning false removes the timer.
+  void Every(int ms, std::function<bool()> fn);
   bool InLoopThread() const { return std::this_thread::get_id() == thread_id_.load(); }
 
   // epoll_ctl wrappers; thread-safe (epoll is).
@@ -55,7 +56,7 @@ class EventLoop {
   struct Timer {
     int64_t next_ms;
     int period_ms;
-    std::function<void()> fn;
+    std::function<bool()> fn;
   };
   void RunPosted();
   void RunTimers();

@@ -81,10 +81,11 @@ std::shared_ptr<BackChannel> MakeBackChannel(const std::shared_ptr<Connection>& 
     if (auto b = weak.lock()) b->OnReply(std::move(r));
   });
   conn->loop()->Every(500, [weak] {
-    if (auto b = weak.lock()) {
-      if (!b->usable()) b->FailAll(Status::Unavailable("back channel connection closed"));
-      b->Sweep();
-    }
+    auto b = weak.lock();
+    if (!b) return false;
+    if (!b->usable()) b->FailAll(Status::Unavailable("back channel connection closed"));
+    b->Sweep();
+    return true;
   });
   return bc;
 }
