@@ -219,7 +219,10 @@ class Client {
     if (!c.ok()) return "connect " + o_.server + ": " + c.status().ToString();
     rpc_ = c.value();
     // Delayed retries (NFS4ERR_DELAY) are run by this timer on the loop thread.
-    loops_.At(0)->Every(1, [this] { RunDelayed(); });
+    loops_.At(0)->Every(1, [this] {
+      RunDelayed();
+      return true;
+    });
 
     auto x = Op(OP_EXCHANGE_ID);
     x.opexchange_id = std::make_unique<EXCHANGE_ID4args>();
