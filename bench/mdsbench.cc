@@ -4,7 +4,7 @@
 // Why not libnfs: libnfs 4.0's NFSv4 support is NFSv4.0 only (SETCLIENTID, minorversion 0);
 // loom-mds serves 4.1/4.2 and correctly answers NFS4ERR_MINOR_VERS_MISMATCH. See
 // bench/README.md. This client is built on the project's RPC client (rpc::RpcClient, async,
-// replies matched by xid) and the NFSv4 operation builders of src/nfs4/v4_test_client.h.
+// replies matched by xid) and the NFSv4 operation builders of src/nfs4/simple_client.h.
 //
 // Phases, per --qd value, in a fresh directory under the export root:
 //   create   OPEN(CREATE, GUARDED4, WRITE, no delegation)+GETFH+GETATTR, then CLOSE
@@ -42,14 +42,14 @@
 #include <string>
 #include <vector>
 
-#include "nfs4/v4_test_client.h"
+#include "nfs4/simple_client.h"
 #include "rpc/client.h"
 #include "rpc/event_loop.h"
 #include "xdr/nfs4.h"
 
 using namespace loom;
 using namespace loom::nfs4;
-using namespace loom::nfs4::testing;
+using namespace loom::nfs4::simple;
 using Clock = std::chrono::steady_clock;
 
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "nfs4/v4_test_client.h"
+#include "nfs4/simple_client.h"
 #include "rpc/event_loop.h"
 #include "xdr/nfs4.h"
 
@@ -18,7 +18,7 @@ namespace {
 
 using namespace loom;
 using namespace loom::nfs4;
-using namespace loom::nfs4::testing;
+using namespace loom::nfs4::simple;
 
 constexpr uint32_t kChunk = 1u << 20;
 
@@ -123,7 +123,7 @@ int Mkdir(V4Client& c, const std::string& path) {
   auto comps = Split(path);
   if (comps.empty()) return Fail(path, NFS4ERR_EXIST);
   auto ops = Walk(comps, true);
-  ops.push_back(testing::Mkdir(comps.back()));
+  ops.push_back(simple::Mkdir(comps.back()));
   auto r = c.Call(std::move(ops));
   if (!r.ok()) return Fail(path, NFS4ERR_IO);
   return r->status == NFS4_OK ? 0 : Fail(path, r->status);

@@ -12,11 +12,11 @@
 #include "nfs3/local_fs.h"
 #include "nfs3/nfs3_service.h"
 #include "nfs4/mds.h"
-#include "nfs4/v4_test_client.h"
+#include "nfs4/simple_client.h"
 
 namespace loom::nfs4 {
 
-using namespace testing;
+using namespace simple;
 namespace fsys = std::filesystem;
 
 struct DataServer {

@@ -1,5 +1,5 @@
-// A minimal NFSv4.1 client for tests: builds operations, runs COMPOUNDs over RpcClient, and
-// keeps one session with one slot.
+// A small synchronous NFSv4.1 client: operation builders, COMPOUNDs over RpcClient, and one
+// session. Used by the tests, the metadata benchmark and the loom command-line tool.
 #pragma once
 
 #include <memory>
@@ -9,7 +9,7 @@
 #include "rpc/client.h"
 #include "xdr/nfs4.h"
 
-namespace loom::nfs4::testing {
+namespace loom::nfs4::simple {
 
 // Operation builders.
 inline nfs_argop4 Op(nfs_opnum4 op) {
@@ -70,4 +70,4 @@ class V4Client {
   std::string owner_;
 };
 
-}  // namespace loom::nfs4::testing
+}  // namespace loom::nfs4::simple

@@ -1,8 +1,8 @@
-#include "nfs4/v4_test_client.h"
+#include "nfs4/simple_client.h"
 
 #include <cstring>
 
-namespace loom::nfs4::testing {
+namespace loom::nfs4::simple {
 
 nfs_argop4 PutRootFh() { return Op(OP_PUTROOTFH); }
 nfs_argop4 GetFh() { return Op(OP_GETFH); }
@@ -272,4 +272,4 @@ nfsstat4 V4Client::Setup(bool reclaim_complete) {
   return NFS4_OK;
 }
 
-}  // namespace loom::nfs4::testing
+}  // namespace loom::nfs4::simple
