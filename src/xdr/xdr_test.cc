@@ -16,6 +16,7 @@ std::string Encode(const T& v) {
   return e.Flatten();
 }
 
+// REQUIRES: `s` outlives `v` (decoded opaques are views into it).
 template <typename T>
 bool Decode(const std::string& s, T& v) {
   xdr::Decoder d(reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -140,7 +141,8 @@ TEST(XdrTest, RpcCallBody) {
   sys.gids = {1, 2, 3};
   cb.cred.body = Bytes::Copy(Encode(sys));
   rpc::call_body back;
-  ASSERT_TRUE(Decode(Encode(cb), back));
+  std::string wire = Encode(cb);  // decoded opaques are views: the buffer must outlive them
+  ASSERT_TRUE(Decode(wire, back));
   rpc::authsys_parms sys2;
   ASSERT_TRUE(Decode(back.cred.body.str(), sys2));
   EXPECT_EQ(sys2.uid, 1000u);
