@@ -92,7 +92,7 @@ int Ls(V4Client& c, const std::string& path) {
   for (;;) {
     auto ops = Walk(Split(path), false);
     ops.push_back(Readdir(cookie, 64 * 1024, Mask(kStatBits)));
-    auto r = c.Call(std::move(ops));
+    auto r = c.Call(std::move(ops), /*cachethis=*/false);  // idempotent; too big for the slot cache
     if (!r.ok()) return Fail(path, NFS4ERR_IO);
     if (r->status != NFS4_OK) return Fail(path, r->status);
     const auto& rd = r->resarray.back().opreaddir->resok4.reply;

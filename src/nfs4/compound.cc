@@ -1,5 +1,7 @@
 #include "nfs4/compound.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -41,6 +43,19 @@ nfsstat4 OpStatus(const nfs_resop4& r) {
 const char* OpName(uint32_t op) {
   const char* n = nfs_opnum4_name(static_cast<int32_t>(op));
   return n ? n : "?";
+}
+
+uint32_t MaxReply(const OpDesc& d, const nfs_argop4& a) {
+  // Data-carrying replies: the op number, status and fixed fields, then what was asked for.
+  // Kept tight: clients size ca_maxresponsesize for exactly one full READ plus its compound.
+  uint64_t n = d.max_reply;
+  switch (a.argop) {
+    case OP_READ: n = 16 + uint64_t{a.opread ? a.opread->count : 0}; break;
+    case OP_READ_PLUS: n = 40 + uint64_t{a.opread_plus ? a.opread_plus->rpa_count : 0}; break;
+    case OP_READDIR: n = 8 + uint64_t{a.opreaddir ? a.opreaddir->maxcount : 0}; break;
+    default: break;
+  }
+  return static_cast<uint32_t>(std::min<uint64_t>(n, UINT32_MAX));
 }
 
 bool Cx::ResolveCurrentStateid(stateid4* s) const {
@@ -95,6 +110,8 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
   results.reserve(std::min<uint32_t>(nops, 64));
   bool replayed = false;
   std::shared_ptr<const std::string> replay;
+  uint64_t reply_bound = 0;
+  uint32_t max_response = 0, max_response_cached = 0;
   for (uint32_t i = 0; i < nops; i++) {
     const uint8_t* op_start = d.pos();
     xdr::Decoder peek(op_start, d.remaining());
@@ -167,8 +184,28 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       cx.slot = arg.opsequence->sa_slotid;
       cx.cachethis = arg.opsequence->sa_cachethis;
       cx.client = sr.client;
+      max_response = sr.max_response;
+      max_response_cached = sr.max_response_cached;
+      // COMPOUND4res header (status, tag, count) and the SEQUENCE result (44 bytes).
+      reply_bound = 12 + xdr::Decoder::Pad(hdr.tag.size) + 44;
       mds.OnSequence(cx, res.opsequence->sr_resok4);
       continue;
+    }
+    if (cx.in_session) {
+      // §2.10.6.4: refuse an op whose reply could exceed what the session allows (or, when
+      // the client wants the reply cached, what the slot may hold).
+      reply_bound += MaxReply(*desc, arg);
+      nfsstat4 big = NFS4_OK;
+      if (reply_bound > max_response) big = NFS4ERR_REP_TOO_BIG;
+      else if (cx.cachethis && reply_bound > max_response_cached) big = NFS4ERR_REP_TOO_BIG_TO_CACHE;
+      if (big != NFS4_OK) {
+        LOG_INFO("compound: %s would need %llu reply bytes; session allows %u (%u cached, "
+                 "cachethis %d): %s", OpName(op), (unsigned long long)reply_bound, max_response,
+                 max_response_cached, cx.cachethis ? 1 : 0, nfsstat4_name(big));
+        SetOpError(res, op, big);
+        status = big;
+        break;
+      }
     }
     status = desc->fn(cx, arg, res);
     if (status != NFS4_OK) break;

@@ -63,7 +63,13 @@ struct OpDesc {
   const char* name = nullptr;
   OpHandler fn = nullptr;  // nullptr: NFS4ERR_NOTSUPP
   uint32_t flags = 0;
+  // Largest reply this op can add (bytes), checked against the session's response limits
+  // before the op runs (§2.10.6.4). READ, READ_PLUS and READDIR add what their args ask for.
+  uint32_t max_reply = 128;
 };
+
+// The most reply bytes `a` can produce (its desc's max_reply, plus the data it asks for).
+uint32_t MaxReply(const OpDesc& d, const nfs_argop4& a);
 
 // Sets op's result arm to an error result with status `st`.
 void SetOpError(nfs_resop4& r, nfs_opnum4 op, nfsstat4 st);

@@ -198,6 +198,19 @@ void Mds::BuildOpTable() {
   set(OP_COMMIT, OpCommit, kNeedCfh);
   set(OP_GET_DIR_DELEGATION, OpGetDirDelegation, kNeedCfh);
   set(OP_SEEK, OpSeek, kNeedCfh | kMinor2);
+  // Replies that can be large: attributes (fattr4 with a handle and owner strings), handles,
+  // symlink targets, security flavors, layouts later.
+  ops_[OP_GETATTR].max_reply = 2048;
+  ops_[OP_GETFH].max_reply = 16 + NFS4_FHSIZE;
+  ops_[OP_READLINK].max_reply = 16 + 4096;
+  ops_[OP_EXCHANGE_ID].max_reply = 2048;
+  ops_[OP_CREATE_SESSION].max_reply = 256;
+  ops_[OP_TEST_STATEID].max_reply = 4096;
+  ops_[OP_SECINFO].max_reply = 256;
+  ops_[OP_SECINFO_NO_NAME].max_reply = 256;
+  ops_[OP_OPEN].max_reply = 256;
+  ops_[OP_LOCK].max_reply = 64 + NFS4_OPAQUE_LIMIT;   // LOCK4denied carries the owner
+  ops_[OP_LOCKT].max_reply = 64 + NFS4_OPAQUE_LIMIT;
   set(OP_ALLOCATE, OpAllocate, kNeedCfh | kMinor2);
   set(OP_DEALLOCATE, OpDeallocate, kNeedCfh | kMinor2);
   set(OP_READ_PLUS, OpReadPlus, kNeedCfh | kMinor2);

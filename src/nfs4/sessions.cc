@@ -264,6 +264,8 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
   ClientRecord* c = FindLocked(s->client);
   if (c) c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
   r.client = s->client;
+  r.max_response = s->fore.ca_maxresponsesize;
+  r.max_response_cached = s->fore.ca_maxresponsesize_cached;
   SEQUENCE4resok& ok = r.resok;
   ok.sr_sessionid = s->id;
   ok.sr_sequenceid = a.sa_sequenceid;

@@ -71,6 +71,8 @@ struct SequenceResult {
   std::shared_ptr<const std::string> replay;
   SEQUENCE4resok resok{};
   clientid4 client = 0;
+  uint32_t max_response = 0;         // the session's ca_maxresponsesize
+  uint32_t max_response_cached = 0;  // and ca_maxresponsesize_cached
 };
 
 class SessionTable {

@@ -217,6 +217,7 @@ Result<COMPOUND4res> V4Client::Raw(std::vector<nfs_argop4> ops, uint32_t minor) 
 
 Result<COMPOUND4res> V4Client::Call(std::vector<nfs_argop4> ops, bool cachethis) {
   seq++;
+  cachethis_ = cachethis;
   return Replay(std::move(ops));
 }
 
@@ -226,7 +227,7 @@ Result<COMPOUND4res> V4Client::Replay(std::vector<nfs_argop4> ops) {
   s.opsequence->sa_sessionid = session;
   s.opsequence->sa_sequenceid = seq;
   s.opsequence->sa_slotid = 0;
-  s.opsequence->sa_cachethis = true;
+  s.opsequence->sa_cachethis = cachethis_;
   ops.insert(ops.begin(), std::move(s));
   return Raw(std::move(ops));
 }

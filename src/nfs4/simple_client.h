@@ -53,7 +53,8 @@ class V4Client {
   nfsstat4 Setup(bool reclaim_complete = true);
   // A COMPOUND without SEQUENCE (session-less ops), or any raw compound.
   Result<COMPOUND4res> Raw(std::vector<nfs_argop4> ops, uint32_t minor = 1);
-  // SEQUENCE on slot 0 (next seqid) + ops.
+  // SEQUENCE on slot 0 (next seqid) + ops. cachethis asks the server to keep the reply for a
+  // retransmission (it must then fit ca_maxresponsesize_cached): leave it off for big READs.
   Result<COMPOUND4res> Call(std::vector<nfs_argop4> ops, bool cachethis = true);
   // Sends the previous Call's SEQUENCE again (same seqid) with `ops`.
   Result<COMPOUND4res> Replay(std::vector<nfs_argop4> ops);
@@ -68,6 +69,7 @@ class V4Client {
  private:
   std::shared_ptr<rpc::RpcClient> rpc_;
   std::string owner_;
+  bool cachethis_ = true;
 };
 
 }  // namespace loom::nfs4::simple
