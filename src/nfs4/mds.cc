@@ -209,6 +209,12 @@ void Mds::BuildOpTable() {
   ops_[OP_SECINFO].max_reply = 256;
   ops_[OP_SECINFO_NO_NAME].max_reply = 256;
   ops_[OP_OPEN].max_reply = 256;
+  // Status-only results (op number + status): keep the READ compound's bound tight, since
+  // clients size ca_maxresponsesize as one full READ plus little more.
+  for (nfs_opnum4 op : {OP_PUTFH, OP_PUTROOTFH, OP_PUTPUBFH, OP_SAVEFH, OP_RESTOREFH, OP_LOOKUP,
+                        OP_LOOKUPP, OP_VERIFY, OP_NVERIFY, OP_RECLAIM_COMPLETE}) {
+    ops_[op].max_reply = 8;
+  }
   ops_[OP_LOCK].max_reply = 64 + NFS4_OPAQUE_LIMIT;   // LOCK4denied carries the owner
   ops_[OP_LOCKT].max_reply = 64 + NFS4_OPAQUE_LIMIT;
   set(OP_ALLOCATE, OpAllocate, kNeedCfh | kMinor2);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/log.h"
 #include "rpc/event_loop.h"
 #include "rpc/server.h"
 
@@ -139,6 +140,11 @@ nfsstat4 SessionTable::CreateSession(const CREATE_SESSION4args& a, const std::st
     s.flags |= CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
   }
   s.slots.resize(s.fore.ca_maxrequests);
+  LOG_INFO("session for client %016llx: fore channel req %u resp %u cached %u ops %u slots %u "
+           "(asked resp %u cached %u)", (unsigned long long)c->id, s.fore.ca_maxrequestsize,
+           s.fore.ca_maxresponsesize, s.fore.ca_maxresponsesize_cached, s.fore.ca_maxoperations,
+           s.fore.ca_maxrequests, a.csa_fore_chan_attrs.ca_maxresponsesize,
+           a.csa_fore_chan_attrs.ca_maxresponsesize_cached);
   res->csr_sessionid = s.id;
   res->csr_sequence = a.csa_sequence;
   res->csr_flags = s.flags;
