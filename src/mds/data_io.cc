@@ -95,12 +95,11 @@ Result<ReadResult> DataServerPool::ReadFile(const meta::Layout& l, uint32_t stri
   Status first;
   for (size_t m : order) {
     const meta::DataFile& f = l.mirrors[m].files[stripe];
-    Server* s = Lookup(f.ds_id);
-    Status st;
+    auto known = Known(f.ds_id);
+    Status st = known.status();
     READ3res r;
-    if (!s) {
-      st = Status::NotFound("unknown data server " + std::to_string(f.ds_id));
-    } else {
+    if (known.ok()) {
+      Server* s = *known;
       READ3args a;
       a.file = Fh(f.fh);
       a.offset = ds_offset;
@@ -195,11 +194,12 @@ Result<WriteResult> DataServerPool::Write(const meta::Layout& l, uint64_t offset
     std::vector<WRITE3res> res(nm);
     ForEach(nm, [&](size_t m) {
       const meta::DataFile& f = l.mirrors[m].files[p.stripe];
-      Server* s = Lookup(f.ds_id);
-      if (!s) {
-        st[m] = Status::NotFound("unknown data server " + std::to_string(f.ds_id));
+      auto known = Known(f.ds_id);
+      if (!known.ok()) {
+        st[m] = known.status();
         return;
       }
+      Server* s = *known;
       WRITE3args a;
       a.file = Fh(f.fh);
       a.offset = p.ds_offset;
@@ -242,11 +242,12 @@ Result<CommitResult> DataServerPool::Commit(const meta::Layout& l) {
   std::vector<Status> st(nm * ns);
   ForEach(nm * ns, [&](size_t k) {
     const meta::DataFile& f = l.mirrors[k / ns].files[k % ns];
-    Server* s = Lookup(f.ds_id);
-    if (!s) {
-      st[k] = Status::NotFound("unknown data server " + std::to_string(f.ds_id));
+    auto known = Known(f.ds_id);
+    if (!known.ok()) {
+      st[k] = known.status();
       return;
     }
+    Server* s = *known;
     COMMIT3args a;
     a.file = Fh(f.fh);  // offset 0, count 0: the whole file
     COMMIT3res r;
@@ -275,11 +276,12 @@ Status DataServerPool::SetAttrAll(const meta::Layout& l,
   std::vector<Status> st(nm * ns);
   ForEach(nm * ns, [&](size_t k) {
     const meta::DataFile& f = l.mirrors[k / ns].files[k % ns];
-    Server* s = Lookup(f.ds_id);
-    if (!s) {
-      st[k] = Status::NotFound("unknown data server " + std::to_string(f.ds_id));
+    auto known = Known(f.ds_id);
+    if (!known.ok()) {
+      st[k] = known.status();
       return;
     }
+    Server* s = *known;
     SETATTR3args a;
     a.object = Fh(f.fh);
     a.new_attributes = attrs(static_cast<uint32_t>(k % ns));
@@ -325,11 +327,12 @@ Result<uint64_t> DataServerPool::GetSize(const meta::Layout& l) {
     bool got = false;
     for (size_t m : order) {
       const meta::DataFile& f = l.mirrors[m].files[stripe];
-      Server* s = Lookup(f.ds_id);
-      if (!s) {
-        if (first.ok()) first = Status::NotFound("unknown data server " + std::to_string(f.ds_id));
+      auto known = Known(f.ds_id);
+      if (!known.ok()) {
+        if (first.ok()) first = known.status();
         continue;
       }
+      Server* s = *known;
       GETATTR3args a;
       a.object = Fh(f.fh);
       GETATTR3res r;

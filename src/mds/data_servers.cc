@@ -223,9 +223,16 @@ void DataServerPool::DropClient(Server& s, const std::shared_ptr<nfs3::Nfs3Clien
   c->rpc().Close();
 }
 
-Status DataServerPool::Ping(uint32_t id) {
+Result<DataServerPool::Server*> DataServerPool::Known(uint32_t id) const {
   Server* s = Lookup(id);
   if (!s) return Status::NotFound("unknown data server " + std::to_string(id));
+  return s;
+}
+
+Status DataServerPool::Ping(uint32_t id) {
+  auto known = Known(id);
+  if (!known.ok()) return known.status();
+  Server* s = *known;
   auto c = Client(*s);  // marks down on failure
   if (!c.ok()) return c.status();
   auto done = std::make_shared<std::promise<Status>>();
@@ -449,8 +456,9 @@ Result<meta::Layout> DataServerPool::CreateDataFile(meta::FsId fsid, meta::Ino i
 // --- Removing data files ---
 
 Status DataServerPool::RemoveDataFile(meta::FsId fsid, meta::Ino ino, const meta::DataFile& f) {
-  Server* s = Lookup(f.ds_id);
-  if (!s) return Status::NotFound("unknown data server " + std::to_string(f.ds_id));
+  auto known = Known(f.ds_id);
+  if (!known.ok()) return known.status();
+  Server* s = *known;
   Result<std::string> dir = FsDir(*s, fsid, false);
   if (!dir.ok()) return dir.status().code() == Code::kNotFound ? Status::Ok() : dir.status();
   LOOKUP3args la;

@@ -199,6 +199,8 @@ class DataServerPool {
   DataServerPool(std::vector<DataServerConfig> servers, Options opts, rpc::LoopGroup* loops);
 
   Server* Lookup(uint32_t id) const;
+  // Lookup, with NotFound ("unknown data server N") for an id not in the configuration.
+  Result<Server*> Known(uint32_t id) const;
   // The connected client of `s`, connecting (and MOUNTing, FSINFO) if needed.
   Result<std::shared_ptr<nfs3::Nfs3Client>> Client(Server& s);
   void DropClient(Server& s, const std::shared_ptr<nfs3::Nfs3Client>& c);

@@ -57,6 +57,13 @@ sattr3 WithoutMode(const sattr3& s) {
 
 }  // namespace
 
+nfsstat3 Nfs3Service::ApplySattrAt(const CallContext& c, const Node& dir, const std::string& name,
+                                    const sattr3& sa) {
+  Node obj;
+  int err = fs_->LookupAt(dir, name, &obj);
+  return err ? FromErrno(err) : ApplySattr(c, obj, WithoutMode(sa), false);
+}
+
 nfsstat3 Nfs3Service::ResolveDirForChange(const CallContext& c, const nfs_fh3& fh, Node* dir) {
   int err = fs_->Resolve(fh.data.view(), dir);
   if (err != 0) return FromErrno(err);
@@ -166,10 +173,7 @@ void Nfs3Service::Create(const CallContext& c, const CREATE3args& a, CREATE3res&
     }
     // UNCHECKED on an existing object: like open(O_CREAT) — apply the attributes (e.g. size 0).
     if (!S_ISREG(cur.st_mode)) return FinishCreate(c, dir, before, name, NFS3ERR_EXIST, r);
-    Node obj;
-    int err = fs_->LookupAt(dir, name, &obj);
-    if (err != 0) return FinishCreate(c, dir, before, name, FromErrno(err), r);
-    st = ApplySattr(c, obj, WithoutMode(*sa), false);
+    st = ApplySattrAt(c, dir, name, *sa);
     return FinishCreate(c, dir, before, name, st, r);
   }
   // A new file: give it to the caller, fix the mode against the umask, then the rest.
@@ -184,11 +188,7 @@ void Nfs3Service::Create(const CallContext& c, const CREATE3args& a, CREATE3res&
     if (::futimens(fd, ts) != 0) st = FromErrno(errno);
   }
   ::close(fd);
-  if (st == NFS3_OK && sa) {
-    Node obj;
-    int err = fs_->LookupAt(dir, name, &obj);
-    st = err ? FromErrno(err) : ApplySattr(c, obj, WithoutMode(*sa), false);
-  }
+  if (st == NFS3_OK && sa) st = ApplySattrAt(c, dir, name, *sa);
   FinishCreate(c, dir, before, name, st, r);
 }
 
@@ -205,11 +205,7 @@ void Nfs3Service::Mkdir(const CallContext& c, const MKDIR3args& a, MKDIR3res& r)
   if (::mkdirat(dir.fd(), name.c_str(), mode) != 0)
     return FinishCreate(c, dir, before, name, FromErrno(errno), r);
   st = GiveToCaller(c.cred, dir, name, mode);
-  if (st == NFS3_OK) {
-    Node obj;
-    int err = fs_->LookupAt(dir, name, &obj);
-    st = err ? FromErrno(err) : ApplySattr(c, obj, WithoutMode(a.attributes), false);
-  }
+  if (st == NFS3_OK) st = ApplySattrAt(c, dir, name, a.attributes);
   FinishCreate(c, dir, before, name, st, r);
 }
 

@@ -76,19 +76,19 @@ int WalkDir(int dirfd, uint64_t cookie, bool* eof, Fn fn) {
 
 }  // namespace
 
+nfsstat3 Nfs3Service::ResolveReadableDir(const CallContext& c, const nfs_fh3& fh, Node* dir) {
+  nfsstat3 st = FromErrno(fs_->Resolve(fh.data.view(), dir));
+  if (st != NFS3_OK) return st;
+  if (!S_ISDIR(dir->st.st_mode)) return NFS3ERR_NOTDIR;
+  if (!LocalFs::CheckAccess(c.cred, dir->st, kMayRead)) return NFS3ERR_ACCES;
+  return NFS3_OK;
+}
+
 void Nfs3Service::Readdir(const CallContext& c, const READDIR3args& a, READDIR3res& r) {
   Node dir;
-  r.status = FromErrno(fs_->Resolve(a.dir.data.view(), &dir));
+  r.status = ResolveReadableDir(c, a.dir, &dir);
+  if (dir.ref) r.resfail.dir_attributes = PostOp(dir);
   if (r.status != NFS3_OK) return;
-  r.resfail.dir_attributes = PostOp(dir);
-  if (!S_ISDIR(dir.st.st_mode)) {
-    r.status = NFS3ERR_NOTDIR;
-    return;
-  }
-  if (!LocalFs::CheckAccess(c.cred, dir.st, kMayRead)) {
-    r.status = NFS3ERR_ACCES;
-    return;
-  }
   size_t limit = std::min<size_t>(a.count, opts_.max_io);
   size_t used = kReplyOverhead;
   auto& entries = r.resok.reply.entries;
@@ -120,17 +120,9 @@ void Nfs3Service::Readdir(const CallContext& c, const READDIR3args& a, READDIR3r
 
 void Nfs3Service::Readdirplus(const CallContext& c, const READDIRPLUS3args& a, READDIRPLUS3res& r) {
   Node dir;
-  r.status = FromErrno(fs_->Resolve(a.dir.data.view(), &dir));
+  r.status = ResolveReadableDir(c, a.dir, &dir);
+  if (dir.ref) r.resfail.dir_attributes = PostOp(dir);
   if (r.status != NFS3_OK) return;
-  r.resfail.dir_attributes = PostOp(dir);
-  if (!S_ISDIR(dir.st.st_mode)) {
-    r.status = NFS3ERR_NOTDIR;
-    return;
-  }
-  if (!LocalFs::CheckAccess(c.cred, dir.st, kMayRead)) {
-    r.status = NFS3ERR_ACCES;
-    return;
-  }
   size_t maxcount = std::min<size_t>(a.maxcount, opts_.max_io);
   size_t dircount = a.dircount;
   size_t used = kReplyOverhead, dirused = 0;

@@ -64,6 +64,11 @@ class Nfs3Service {
   void FinishCreate(const rpc::CallContext& c, Node& dir, const struct stat& before,
                     const std::string& name, nfsstat3 st, CREATE3res& res);
   nfsstat3 ApplySattr(const rpc::CallContext& c, Node& n, const sattr3& sa, bool is_new);
+  // ApplySattr (mode excepted: set at creation) on `name` in `dir`, just created or found.
+  nfsstat3 ApplySattrAt(const rpc::CallContext& c, const Node& dir, const std::string& name,
+                        const sattr3& sa);
+  // READDIR/READDIRPLUS: the directory behind `fh`, readable by the caller.
+  nfsstat3 ResolveReadableDir(const rpc::CallContext& c, const nfs_fh3& fh, Node* dir);
   void Fattr(const struct stat& st, fattr3* a) const;
   post_op_attr PostOp(const Node& n) const;
   post_op_attr PostOpFd(int fd) const;

@@ -34,6 +34,12 @@ nfsstat4 RegularFile(Cx& cx, meta::Inode* n) {
   return NFS4_OK;
 }
 
+// The current file, a regular file, for an I/O with stateid `sid` needing `want`.
+nfsstat4 IoTarget(Cx& cx, const stateid4& sid, Access want, meta::Inode* n) {
+  nfsstat4 st = RegularFile(cx, n);
+  return st == NFS4_OK ? CheckIo(cx, sid, want) : st;
+}
+
 // Reads [offset, offset+count) of the file whose size is n.size: data and eof.
 nfsstat4 ReadData(Cx& cx, const meta::Inode& n, uint64_t offset, uint32_t count, Bytes* data,
                   bool* eof) {
@@ -44,24 +50,20 @@ nfsstat4 ReadData(Cx& cx, const meta::Inode& n, uint64_t offset, uint32_t count,
   }
   count = static_cast<uint32_t>(std::min<uint64_t>(count, n.size - offset));
   auto l = cx.mds.LayoutOf(n.ino);
-  if (!l.ok()) {
-    if (meta::ErrOf(l.status()) != meta::MetaErr::kNoEnt) return FromMeta(l.status());
-    // No data file yet (the file was never written): its bytes are zeros.
-    auto z = Buffer::Allocate(count);
-    std::memset(z->data(), 0, count);
-    *data = Bytes::View(z->data(), count, z);
-  } else {
+  if (l.ok()) {
     auto r = cx.mds.data_servers()->Read(l.value(), offset, count);
     if (!r.ok()) return FromDataServer(r.status());
     *data = std::move(r->data);
-    if (data->size < count) {
-      // The data file is shorter than the metadata size (extended by SETATTR or a write that
-      // reached another stripe): the rest reads as zeros.
-      auto z = Buffer::Allocate(count);
-      std::memcpy(z->data(), data->data, data->size);
-      std::memset(z->data() + data->size, 0, count - data->size);
-      *data = Bytes::View(z->data(), count, z);
-    }
+  } else if (meta::ErrOf(l.status()) != meta::MetaErr::kNoEnt) {
+    return FromMeta(l.status());
+  }
+  if (data->size < count) {
+    // Bytes the data servers do not have read as zeros: a file never written has no data file,
+    // and one extended by SETATTR or by a write to another stripe is shorter there.
+    auto z = Buffer::Allocate(count);
+    if (data->size) std::memcpy(z->data(), data->data, data->size);
+    std::memset(z->data() + data->size, 0, count - data->size);
+    *data = Bytes::View(z->data(), count, z);
   }
   *eof = offset + data->size >= n.size;
   return NFS4_OK;
@@ -73,8 +75,7 @@ nfsstat4 OpRead(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opread = std::make_unique<READ4res>());
   r.resop = OP_READ;
   meta::Inode n;
-  res.status = RegularFile(cx, &n);
-  if (res.status == NFS4_OK) res.status = CheckIo(cx, a.opread->stateid, Access::kRead);
+  res.status = IoTarget(cx, a.opread->stateid, Access::kRead, &n);
   if (res.status != NFS4_OK) return res.status;
   res.status = ReadData(cx, n, a.opread->offset, a.opread->count, &res.resok4.data, &res.resok4.eof);
   return res.status;
@@ -85,8 +86,7 @@ nfsstat4 OpReadPlus(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_READ_PLUS;
   const READ_PLUS4args& ra = *a.opread_plus;
   meta::Inode n;
-  res.rp_status = RegularFile(cx, &n);
-  if (res.rp_status == NFS4_OK) res.rp_status = CheckIo(cx, ra.rpa_stateid, Access::kRead);
+  res.rp_status = IoTarget(cx, ra.rpa_stateid, Access::kRead, &n);
   if (res.rp_status != NFS4_OK) return res.rp_status;
   Bytes data;
   bool eof = false;
@@ -109,8 +109,7 @@ nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_WRITE;
   const WRITE4args& wa = *a.opwrite;
   meta::Inode n;
-  res.status = RegularFile(cx, &n);
-  if (res.status == NFS4_OK) res.status = CheckIo(cx, wa.stateid, Access::kWrite);
+  res.status = IoTarget(cx, wa.stateid, Access::kWrite, &n);
   if (res.status == NFS4_OK && wa.offset > static_cast<uint64_t>(INT64_MAX) - wa.data.size)
     res.status = NFS4ERR_FBIG;
   if (res.status != NFS4_OK) return res.status;
@@ -155,8 +154,7 @@ nfsstat4 OpSeek(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_SEEK;
   const SEEK4args& sa = *a.opseek;
   meta::Inode n;
-  res.sa_status = RegularFile(cx, &n);
-  if (res.sa_status == NFS4_OK) res.sa_status = CheckIo(cx, sa.sa_stateid, Access::kRead);
+  res.sa_status = IoTarget(cx, sa.sa_stateid, Access::kRead, &n);
   if (res.sa_status != NFS4_OK) return res.sa_status;
   // The data servers do not report holes over NFSv3, so the file is one data extent:
   // SEEK_DATA finds the offset itself, SEEK_HOLE the end of file; past EOF is NXIO.
@@ -171,8 +169,7 @@ nfsstat4 OpAllocate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_ALLOCATE;
   const ALLOCATE4args& aa = *a.opallocate;
   meta::Inode n;
-  res.ar_status = RegularFile(cx, &n);
-  if (res.ar_status == NFS4_OK) res.ar_status = CheckIo(cx, aa.aa_stateid, Access::kWrite);
+  res.ar_status = IoTarget(cx, aa.aa_stateid, Access::kWrite, &n);
   if (res.ar_status == NFS4_OK && aa.aa_length == 0) res.ar_status = NFS4ERR_INVAL;
   if (res.ar_status == NFS4_OK && aa.aa_offset > static_cast<uint64_t>(INT64_MAX) - aa.aa_length)
     res.ar_status = NFS4ERR_FBIG;
