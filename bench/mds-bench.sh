@@ -149,7 +149,10 @@ wait_log() {  # file pattern pid -> 0 when pattern shows up, 1 if pid died / tim
 start_loom() {  # work statedir
     local w=$1 state=$2 dsport dspid mdspid
     mkdir -p "$w/ds0"
-    "$LOOM_DS_BIN" --root "$w/ds0" --listen 127.0.0.1:0 >"$w/ds0.log" 2>&1 &
+    # The MDS on loopback keeps root on the data server (--mds); the benchmark client runs as
+    # root, so the MDS's export keeps loopback's root too (docs/security.md).
+    "$LOOM_DS_BIN" --root "$w/ds0" --state-dir "$w/ds0-state" --listen 127.0.0.1:0 \
+        --mds 127.0.0.1 >"$w/ds0.log" 2>&1 &
     dspid=$!
     _SRV_PIDS+=("$dspid")
     if ! wait_log "$w/ds0.log" "loom-ds ready" "$dspid"; then
@@ -159,8 +162,9 @@ start_loom() {  # work statedir
     free_port || return 1
     PORT=$FREE_PORT
     # shellcheck disable=SC2086  # LOOM_MDS_ARGS is a word list on purpose
+    printf '127.0.0.0/8(rw,no_root_squash)\n' >"$w/mds.exports"
     "$LOOM_MDS_BIN" --state-dir "$state" --listen "127.0.0.1:$PORT" --ds "127.0.0.1:$dsport" \
-        ${LOOM_MDS_ARGS:-} >"$w/mds.log" 2>&1 &
+        --exports "$w/mds.exports" ${LOOM_MDS_ARGS:-} >"$w/mds.log" 2>&1 &
     mdspid=$!
     _SRV_PIDS+=("$mdspid")
     if ! wait_log "$w/mds.log" "loom-mds ready" "$mdspid"; then

@@ -3,6 +3,11 @@
 # 127.0.0.1, with their data and logs under DIR. Prints the loom-mds ready line (with its
 # port) once the metadata server answers; SIGTERM/SIGINT stop everything.
 #   loom-cluster.sh --dir DIR [--port PORT] [--ds N] [--lease S] [--grace S] [--bin BUILD/apps]
+#                   [--mds-exports FILE]
+# Access (docs/security.md): the data servers trust 127.0.0.1 (where loom-mds connects from)
+# with root (--mds 127.0.0.1) and squash everyone else's root; loom-mds gets DIR/mds.exports
+# (or the --mds-exports file), written when missing as 127.0.0.0/8(rw,no_root_squash), so local
+# clients and a qemu guest behind slirp (whose connections come from 127.0.0.1) act as root.
 # Logs: DIR/dsI.log, DIR/mds.log (every loom-mds run appends to it; its lines are also copied
 # to this script's stdout).
 # SIGUSR1 crashes the metadata server and starts it again: loom-mds gets SIGKILL, and a new
@@ -12,7 +17,7 @@
 # with its status.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-DIR= PORT=2049 NDS=1 LEASE=90 GRACE= BIN=${LOOM_BIN:-$here/build/apps}
+DIR= PORT=2049 NDS=1 LEASE=90 GRACE= BIN=${LOOM_BIN:-$here/build/apps} MDS_EXPORTS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$2; shift 2 ;;
@@ -21,11 +26,20 @@ while [ $# -gt 0 ]; do
     --lease) LEASE=$2; shift 2 ;;
     --grace) GRACE=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
+    --mds-exports) MDS_EXPORTS=$2; shift 2 ;;
     *) echo "loom-cluster: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$DIR" ] || { echo "loom-cluster: --dir is required" >&2; exit 2; }
 mkdir -p "$DIR"
+if [ -z "$MDS_EXPORTS" ]; then
+  MDS_EXPORTS=$DIR/mds.exports
+  [ -e "$MDS_EXPORTS" ] || cat >"$MDS_EXPORTS" <<'EOT'
+# Written by scripts/loom-cluster.sh: a loopback cluster. Local clients (and a qemu guest
+# behind slirp, whose connections arrive from 127.0.0.1) may write and keep root.
+127.0.0.0/8(rw,no_root_squash)
+EOT
+fi
 ds_pids=() mds_pid= tail_pid= restart=0 restarts=0
 stop() {
   local p
@@ -44,8 +58,9 @@ trap 'restart=1' USR1
 ds_args=()
 for i in $(seq 0 $((NDS - 1))); do
   mkdir -p "$DIR/ds$i"
-  "$BIN/loom-ds/loom-ds" --root "$DIR/ds$i" --listen 127.0.0.1:0 --stats-file "$DIR/ds$i.stats.json" \
-    >"$DIR/ds$i.log" 2>&1 &
+  # The handle secret stays with the cluster's directory (DIR/ds<i>.state), outside the export.
+  "$BIN/loom-ds/loom-ds" --root "$DIR/ds$i" --state-dir "$DIR/ds$i.state" --listen 127.0.0.1:0 \
+    --stats-file "$DIR/ds$i.stats.json" --mds 127.0.0.1 >"$DIR/ds$i.log" 2>&1 &
   ds_pids+=($!)
   for _ in $(seq 100); do grep -q "loom-ds ready" "$DIR/ds$i.log" 2>/dev/null && break; sleep 0.05; done
   port=$(sed -n 's/.*loom-ds ready.* port \([0-9]*\).*/\1/p' "$DIR/ds$i.log" | head -1)
@@ -64,7 +79,7 @@ start_mds() {
   local before i
   before=$(grep -c "loom-mds ready" "$DIR/mds.log" || true)
   "$BIN/loom-mds/loom-mds" --state-dir "$DIR/mds" --listen "127.0.0.1:$PORT" --lease "$LEASE" \
-    ${GRACE:+--grace "$GRACE"} --stats-file "$DIR/mds.stats.json" "${ds_args[@]}" >>"$DIR/mds.log" 2>&1 &
+    --exports "$MDS_EXPORTS" ${GRACE:+--grace "$GRACE"} --stats-file "$DIR/mds.stats.json" "${ds_args[@]}" >>"$DIR/mds.log" 2>&1 &
   mds_pid=$!
   for i in $(seq 300); do
     [ "$(grep -c "loom-mds ready" "$DIR/mds.log" || true)" -gt "$before" ] && return 0

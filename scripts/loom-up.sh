@@ -7,6 +7,9 @@
 #   scripts/loom-up.sh            start, demo, keep serving
 #   scripts/loom-up.sh --demo     start, demo, stop (exit status = demo result)
 #   LOOM_PORT=20490               the metadata server's port
+# Access (docs/security.md): loom-cluster.sh starts the data servers with --mds 127.0.0.1 and
+# the metadata server with $LOOM_DATA/mds.exports = 127.0.0.0/8(rw,no_root_squash), so local
+# clients keep root; edit that file (and restart) to try other export rules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo_only=0
@@ -58,5 +61,6 @@ Loom is running (Ctrl-C stops it). Try:
   # the Linux kernel client (on a machine with NFS support):
   mount -t nfs -o vers=4.2,port=$PORT 127.0.0.1:/ /mnt
 Metadata: $DATA/mds ; data servers: $DATA/ds0..2 ; logs next to them.
+Export rules: $DATA/mds.exports (loopback: local users keep root; see docs/security.md).
 EOT
 wait $cluster

@@ -2,7 +2,8 @@
 //  - crash safety: bytes acknowledged by COMMIT (or written FILE_SYNC) survive SIGKILL, and the
 //    write verifier changes on restart so clients know to resend uncommitted writes;
 //  - hostile input: truncated, oversized and garbage records get GARBAGE_ARGS or a closed
-//    connection, and the server keeps serving other clients.
+//    connection, and the server keeps serving other clients;
+//  - the handle secret: never silently replaced over an export that holds data.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -14,11 +15,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
+#include "nfs3/local_fs.h"
 #include "nfs3/nfs3_client.h"
 
 #ifndef LOOM_DS_BINARY
@@ -32,32 +36,64 @@ using namespace nfs3;
 
 class DsProcess {
  public:
-  explicit DsProcess(std::string root) : root_(std::move(root)) {}
+  // `state_dir` is passed as --state-dir (empty: loom-ds picks its default).
+  DsProcess(std::string root, std::string state_dir)
+      : root_(std::move(root)), state_dir_(std::move(state_dir)) {}
   ~DsProcess() { Kill(SIGKILL); }
 
-  // Starts loom-ds on a free port (the first start picks it; restarts reuse it).
-  void Start() {
-    int pipefd[2];
-    ASSERT_EQ(::pipe(pipefd), 0);
+  // Starts loom-ds on a free port (the first start picks it; restarts reuse it). Fails the
+  // test when it does not start.
+  void Start(std::vector<std::string> extra = {}) {
+    int code = TryStart(std::move(extra));
+    ASSERT_EQ(code, -1) << "loom-ds did not start: " << stderr_;
+  }
+  // -1 when loom-ds started, else its exit status (its stderr is then in last_stderr()).
+  int TryStart(std::vector<std::string> extra = {}) {
+    int out[2], err[2];
+    EXPECT_EQ(::pipe(out), 0);
+    EXPECT_EQ(::pipe(err), 0);
     std::string listen = "127.0.0.1:" + std::to_string(port_);
+    // The tests act as the metadata server (uid 0 stays root only for --mds peers).
+    std::vector<std::string> args = {"loom-ds", "--root", root_, "--listen", listen,
+                                     "--workers", "2", "--mds", "127.0.0.1"};
+    if (!state_dir_.empty()) args.insert(args.end(), {"--state-dir", state_dir_});
+    args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::dup2(pipefd[1], 1);
-      ::close(pipefd[0]);
-      ::execl(LOOM_DS_BINARY, "loom-ds", "--root", root_.c_str(), "--listen", listen.c_str(),
-              "--workers", "2", nullptr);
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+      ::close(out[0]);
+      ::close(err[0]);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(LOOM_DS_BINARY, argv.data());
       _exit(127);
     }
-    ::close(pipefd[1]);
+    ::close(out[1]);
+    ::close(err[1]);
     // The ready line carries the port.
-    FILE* f = ::fdopen(pipefd[0], "r");
+    FILE* f = ::fdopen(out[0], "r");
     char line[512] = {0};
-    ASSERT_NE(std::fgets(line, sizeof line, f), nullptr) << "loom-ds did not start";
+    bool ready = std::fgets(line, sizeof line, f) != nullptr;
     std::fclose(f);
+    stderr_.clear();
+    if (!ready) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(err[0], buf, sizeof buf)) > 0) stderr_.append(buf, static_cast<size_t>(n));
+      ::close(err[0]);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    ::close(err[0]);
     std::string s(line);
     auto p = s.find(" port ");
-    ASSERT_NE(p, std::string::npos) << s;
-    port_ = static_cast<uint16_t>(std::stoi(s.substr(p + 6)));
+    EXPECT_NE(p, std::string::npos) << s;
+    if (p != std::string::npos) port_ = static_cast<uint16_t>(std::stoi(s.substr(p + 6)));
+    return -1;
   }
   void Kill(int sig) {
     if (pid_ > 0) {
@@ -69,11 +105,13 @@ class DsProcess {
   bool Alive() { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
   std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
   uint16_t port() const { return port_; }
+  const std::string& last_stderr() const { return stderr_; }
 
  private:
-  std::string root_;
+  std::string root_, state_dir_;
   pid_t pid_ = -1;
   uint16_t port_ = 0;
+  std::string stderr_;
 };
 
 class DsProcessTest : public ::testing::Test {
@@ -81,7 +119,8 @@ class DsProcessTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/loom-ds-proc-XXXXXX";
     root_ = ::mkdtemp(tmpl);
-    ds_ = std::make_unique<DsProcess>(root_);
+    state_ = root_ + "-state";  // outside the export, removed with it
+    ds_ = std::make_unique<DsProcess>(root_, state_);
     ds_->Start();
     loops_ = std::make_unique<rpc::LoopGroup>(1);
     loops_->Start();
@@ -90,6 +129,7 @@ class DsProcessTest : public ::testing::Test {
     ds_.reset();
     loops_.reset();
     std::filesystem::remove_all(root_);
+    std::filesystem::remove_all(state_);
   }
   std::unique_ptr<Nfs3Client> Connect() {
     auto c = Nfs3Client::Connect(loops_->At(0), ds_->addr());
@@ -108,7 +148,7 @@ class DsProcessTest : public ::testing::Test {
     return fd;
   }
 
-  std::string root_;
+  std::string root_, state_;
   std::unique_ptr<DsProcess> ds_;
   std::unique_ptr<rpc::LoopGroup> loops_;
 };
@@ -227,6 +267,104 @@ TEST_F(DsProcessTest, HostileRecordsAreBoundedAndOthersKeepBeingServed) {
   auto root = fresh->Mount("/");
   EXPECT_TRUE(root.ok());
   ::close(stall);
+}
+
+nfs_fh3 CreateFile(Nfs3Client& c, const nfs_fh3& dir, const std::string& name,
+                   const std::string& data) {
+  CREATE3args ca;
+  ca.where = {dir, name};
+  ca.how.mode = GUARDED;
+  CREATE3res cr;
+  EXPECT_TRUE(c.Call(NFSPROC3_CREATE, ca, &cr).ok());
+  EXPECT_EQ(cr.status, NFS3_OK);
+  WRITE3args w;
+  w.file = cr.resok.obj.handle;
+  w.count = static_cast<uint32_t>(data.size());
+  w.stable = FILE_SYNC;
+  w.data = Bytes::Copy(data);
+  WRITE3res wr;
+  EXPECT_TRUE(c.Call(NFSPROC3_WRITE, w, &wr).ok());
+  EXPECT_EQ(wr.status, NFS3_OK);
+  return cr.resok.obj.handle;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Issue 10 item 6: a lost handle secret is not silently replaced over an export with data
+// (every handle the clients and loom-mds hold would go STALE); --new-secret accepts that.
+TEST_F(DsProcessTest, LostSecretOverDataIsRefusedUnlessNewSecret) {
+  auto c = Connect();
+  auto root = c->Mount("/");
+  ASSERT_TRUE(root.ok());
+  nfs_fh3 fh = CreateFile(*c, *root, "precious", "bytes that must stay");
+  c.reset();
+  ds_->Kill(SIGTERM);
+  // The secret is kept outside the export.
+  EXPECT_TRUE(std::filesystem::exists(state_ + "/secret"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/.loom-ds"));
+  ASSERT_TRUE(std::filesystem::remove(state_ + "/secret"));
+  int code = ds_->TryStart();
+  EXPECT_NE(code, -1) << "loom-ds started with a new secret over existing files";
+  EXPECT_NE(code, 0);
+  EXPECT_NE(ds_->last_stderr().find("--new-secret"), std::string::npos) << ds_->last_stderr();
+  EXPECT_EQ(Slurp(root_ + "/precious"), "bytes that must stay");
+  EXPECT_FALSE(std::filesystem::exists(state_ + "/secret"));
+  // Asked for: it starts, the old handle is STALE, the file is still there by name.
+  ds_->Start({"--new-secret"});
+  auto c2 = Connect();
+  GETATTR3res gr;
+  ASSERT_TRUE(c2->Call(NFSPROC3_GETATTR, GETATTR3args{fh}, &gr).ok());
+  EXPECT_EQ(gr.status, NFS3ERR_STALE);
+  auto root2 = c2->Mount("/");
+  ASSERT_TRUE(root2.ok());
+  LOOKUP3args la;
+  la.what = {*root2, "precious"};
+  LOOKUP3res lr;
+  ASSERT_TRUE(c2->Call(NFSPROC3_LOOKUP, la, &lr).ok());
+  EXPECT_EQ(lr.status, NFS3_OK);
+  EXPECT_EQ(Slurp(root_ + "/precious"), "bytes that must stay");
+}
+
+// A secret in the old location inside the export (ROOT/.loom-ds) keeps being used, so
+// existing handles stay valid after an upgrade; it stays hidden from clients.
+TEST_F(DsProcessTest, SecretInTheOldLocationKeepsHandlesValid) {
+  ds_->Kill(SIGTERM);
+  DsProcess old(root_, root_ + "/.loom-ds");
+  old.Start();
+  nfs_fh3 fh;
+  {
+    auto c = Nfs3Client::Connect(loops_->At(0), old.addr());
+    ASSERT_TRUE(c.ok());
+    auto root = (*c)->Mount("/");
+    ASSERT_TRUE(root.ok());
+    fh = CreateFile(**c, *root, "kept", "old handle");
+  }
+  old.Kill(SIGTERM);
+  std::filesystem::remove_all(state_);
+  ds_->Start();  // --state-dir state_: empty, the old secret is found in the export
+  auto c = Connect();
+  READ3res rr;
+  ASSERT_TRUE(c->Call(NFSPROC3_READ, READ3args{fh, 0, 100}, &rr).ok());
+  ASSERT_EQ(rr.status, NFS3_OK);
+  EXPECT_EQ(rr.resok.data.view(), "old handle");
+  EXPECT_FALSE(std::filesystem::exists(state_ + "/secret"));
+}
+
+// Without --state-dir the secret goes to LocalFs::DefaultStateDir(root), outside the export.
+TEST_F(DsProcessTest, DefaultStateDirIsOutsideTheExport) {
+  ds_->Kill(SIGTERM);
+  std::filesystem::remove_all(state_);
+  std::string def = LocalFs::DefaultStateDir(root_);
+  EXPECT_EQ(def.rfind("/var/lib/loom-ds/", 0), 0u) << def;
+  DsProcess ds(root_, "");
+  ds.Start();
+  ds.Kill(SIGTERM);
+  EXPECT_TRUE(std::filesystem::exists(def + "/secret"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/.loom-ds"));
+  std::filesystem::remove_all(def);
 }
 
 }  // namespace

@@ -28,13 +28,20 @@ void Usage() {
                "  --listen HOST:PORT  bind address (default 0.0.0.0:2049); NFS and MOUNT share it\n"
                "  --advertise HOST    address clients should use (reported in the ready line)\n"
                "  --export PATH       MOUNT path clients ask for (default /)\n"
-               "  --state-dir DIR     handle secret and stats (default ROOT/.loom-ds, hidden)\n"
+               "  --state-dir DIR     where the handle secret is kept (default\n"
+               "                      /var/lib/loom-ds/<hash of ROOT's real path>; a secret in\n"
+               "                      the old location ROOT/.loom-ds is still used when found)\n"
+               "  --new-secret        start with a new handle secret even though ROOT holds\n"
+               "                      files (their old handles become STALE); refused otherwise\n"
                "  --loops N           event-loop threads (default 2)\n"
                "  --workers N         I/O worker threads (default 8)\n"
                "  --max-io BYTES      largest READ/WRITE (default 1048576)\n"
                "  --stats-file FILE   write per-operation counters as JSON every second\n"
                "  --sendfile          send large READ payloads with sendfile(2) (default: copy)\n"
-               "  --verbose           debug logging\n");
+               "  --verbose           debug logging\n"
+               "  --mds ADDR[/PREFIX] a metadata server (or its network): rw, and its root stays\n"
+               "                      root; everyone else's root is squashed; repeat\n");
+  std::fputs(loom::rpc::kServerFlagsUsage, stderr);
 }
 
 
@@ -46,6 +53,7 @@ int main(int argc, char** argv) {
   nfs3::Nfs3Service::Options so;
   rpc::ServerOptions ro;
   ro.listen = "0.0.0.0:2049";
+  ro.exports = rpc::ExportRules::Default();  // without --exports: *(rw,root_squash)
   std::string advertise, stats_file;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
@@ -61,12 +69,15 @@ int main(int argc, char** argv) {
     else if (a == "--advertise") advertise = next();
     else if (a == "--export") so.export_path = next();
     else if (a == "--state-dir") fso.state_dir = next();
+    else if (a == "--new-secret") fso.new_secret = true;
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--max-io") so.max_io = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--sendfile") so.read_sendfile = true;
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
+    else if (a == "--mds") ro.trusted.push_back(next());
+    else if (rpc::ParseServerFlag(a, next, &ro)) continue;
     else if (a == "--help" || a == "-h") {
       Usage();
       return 0;
@@ -85,11 +96,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   ro.conn.max_record = so.max_io + 64 * 1024;  // a full WRITE plus its headers
+  if (fso.state_dir.empty()) fso.state_dir = nfs3::LocalFs::DefaultStateDir(fso.root);
   auto fs = nfs3::LocalFs::Open(fso);
   if (!fs.ok()) {
     std::fprintf(stderr, "loom-ds: %s\n", fs.status().ToString().c_str());
     return 1;
   }
+  LOG_INFO("loom-ds: handle secret in %s", (*fs)->state_dir().c_str());
   nfs3::Nfs3Service svc(fs->get(), so);
   rpc::RpcServer server(ro);
   server.Register(svc.NfsProgram());

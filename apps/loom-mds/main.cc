@@ -14,7 +14,9 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "mds/data_servers.h"
+#include "mds/fs_identity.h"
 #include "mds/gc_worker.h"
+#include "mds/scrub.h"
 #include "meta/rocks_kv.h"
 #include "nfs4/mds.h"
 #include "rpc/server.h"
@@ -35,7 +37,19 @@ void Usage() {
                "  --loops N           event-loop threads (default 2)\n"
                "  --workers N         worker threads (default 8)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
-               "  --verbose           debug logging\n");
+               "  --verbose           debug logging\n"
+               "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
+               "                      data servers (its id and loom/<id> tree), link its data files\n"
+               "                      into /lost+found; nothing is truncated or removed\n"
+               "  --recover-id ID     --recover, of the filesystem with this id (loom/<ID>)\n"
+               "  --force-new         the store is empty: make a new filesystem (new id) beside the\n"
+               "                      trees already on the data servers, which stay untouched\n"
+               "  --scrub             compare the store with the data servers, print findings and a\n"
+               "                      summary, exit 0 if consistent, 1 if not (see docs/mds.md)\n"
+               "  --repair            with --scrub: repair what can be repaired\n"
+               "  --new-secret        start although the handle secret of an existing namespace\n"
+               "                      is missing (every file handle clients hold becomes stale)\n");
+  std::fputs(loom::rpc::kServerFlagsUsage, stderr);
 }
 
 
@@ -46,9 +60,13 @@ int main(int argc, char** argv) {
   nfs4::Mds::Options mo;
   rpc::ServerOptions ro;
   ro.listen = "0.0.0.0:2049";
+  ro.exports = rpc::ExportRules::Default();  // without --exports: *(rw,root_squash)
   std::vector<mds::DataServerConfig> servers;
   std::string stats_file;
   int grace = -1;
+  mds::StartMode start_mode = mds::StartMode::kNormal;
+  bool scrub = false, repair = false, new_secret = false;
+  std::string recover_id;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -71,6 +89,16 @@ int main(int argc, char** argv) {
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
+    else if (rpc::ParseServerFlag(a, next, &ro)) continue;
+    else if (a == "--recover") start_mode = mds::StartMode::kRecover;
+    else if (a == "--recover-id") {
+      start_mode = mds::StartMode::kRecover;
+      recover_id = next();
+    }
+    else if (a == "--force-new") start_mode = mds::StartMode::kForceNew;
+    else if (a == "--scrub") scrub = true;
+    else if (a == "--new-secret") new_secret = true;
+    else if (a == "--repair") repair = true;
     else if (a == "--help" || a == "-h") {
       Usage();
       return 0;
@@ -89,24 +117,88 @@ int main(int argc, char** argv) {
   ::mkdir(mo.state_dir.c_str(), 0700);
   meta::RocksKvStore::Options ko;
   ko.path = mo.state_dir + "/meta";
+  if (repair && !scrub) {
+    std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");
+    return 2;
+  }
+  if (scrub && start_mode != mds::StartMode::kNormal) {
+    std::fprintf(stderr, "loom-mds: --scrub cannot be combined with --recover or --force-new\n");
+    return 2;
+  }
   auto store = meta::RocksKvStore::Open(ko);
   if (!store.ok()) {
-    std::fprintf(stderr, "loom-mds: %s\n", store.status().ToString().c_str());
+    std::fprintf(stderr,
+                 "loom-mds: refusing to start: the metadata store %s cannot be opened (%s). It may "
+                 "be damaged: restore it from a backup, or move it aside and start with "
+                 "--recover to adopt the files on the data servers\n",
+                 ko.path.c_str(), store.status().ToString().c_str());
     return 1;
   }
   mds::DataServerPool::Options po;
   po.health_interval_ms = 5000;
+  // Which filesystem this is and which data server is which, before anything is served or
+  // written (issue 10: never destroy data because state was lost). See mds/fs_identity.h.
+  auto plan = mds::PlanStart(**store, mo.fsid, servers, start_mode, po, recover_id);
+  if (!plan.ok()) {
+    std::fprintf(stderr, "loom-mds: refusing to start: %s\n", plan.status().ToString().c_str());
+    return 1;
+  }
+  servers = plan->servers;
   auto pool = mds::DataServerPool::Create(servers, po);
   if (!pool.ok()) {
     std::fprintf(stderr, "loom-mds: %s\n", pool.status().ToString().c_str());
     return 1;
   }
+  (*pool)->SetTree(mo.fsid, plan->identity.tree, mds::UuidHex(plan->identity.uuid));
+  mds::StoreJournal journal(store->get());
+  (*pool)->SetCreateJournal(&journal);
+  if (scrub) {
+    auto rep = mds::Scrub(**store, mo.fsid, **pool, repair, stdout);
+    if (!rep.ok()) {
+      std::fprintf(stderr, "loom-mds: scrub: %s\n", rep.status().ToString().c_str());
+      return 2;
+    }
+    return rep->unrepaired() == 0 ? 0 : 1;
+  }
+  // A new handle secret over an existing namespace turns every handle clients hold STALE
+  // (issue 10: lost state is refused, not silently replaced).
+  const std::string secret = mo.state_dir + "/fh-secret";
+  struct stat sst;
+  if (plan->had_namespace && !new_secret && ::stat(secret.c_str(), &sst) != 0) {
+    std::fprintf(stderr,
+                 "loom-mds: refusing to start: the handle secret %s is missing, but the store "
+                 "holds filesystem %s; a new secret would make every file handle its clients "
+                 "hold stale. Restore the file, or start with --new-secret\n",
+                 secret.c_str(), mds::UuidHex(plan->identity.uuid).c_str());
+    return 1;
+  }
+  LOG_INFO("loom-mds: %s", plan->summary.c_str());
   nfs4::Mds mds(mo, store->get(), pool->get());
   Status st = mds.Init();
   if (!st.ok()) {
     std::fprintf(stderr, "loom-mds: %s\n", st.ToString().c_str());
     return 1;
   }
+  if (plan->adopt_tree) {
+    auto n = mds::AdoptTree(**store, mds.ns(), **pool);
+    if (!n.ok()) {
+      std::fprintf(stderr, "loom-mds: --recover: %s (run it again once fixed)\n",
+                   n.status().ToString().c_str());
+      return 1;
+    }
+    LOG_INFO("loom-mds: --recover linked %zu data files into /%s", *n, mds::kLostFound);
+  }
+  // Data files a previous run created but never recorded in a layout (it died in between).
+  auto resolved = mds::ResolveIntents(**store, mo.fsid, **pool);
+  if (!resolved.ok()) {
+    std::fprintf(stderr, "loom-mds: %s\n", resolved.status().ToString().c_str());
+    return 1;
+  }
+  if (*resolved) LOG_INFO("loom-mds: removed %zu data files of interrupted creations", *resolved);
+  // The tree and its owner marker on every data server now, so that a store-less loom-mds
+  // pointed at them later finds this filesystem even before its first write.
+  st = (*pool)->PrepareFilesystem(mo.fsid);
+  if (!st.ok()) LOG_WARN("loom-mds: preparing data servers: %s", st.ToString().c_str());
   mds::GcWorker gc(store->get(), {&mds.ns()}, pool->get(), mds::GcWorker::Options{});
   gc.Start();
   rpc::RpcServer server(ro);

@@ -34,6 +34,17 @@ std::string DataFileName(meta::Ino ino) {
   return buf;
 }
 
+std::optional<meta::Ino> ParseDataFileName(std::string_view name) {
+  if (name.size() != 16) return std::nullopt;
+  meta::Ino v = 0;
+  for (char c : name) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    v = v << 4 | static_cast<meta::Ino>(d);
+  }
+  return v;
+}
+
 Status FromNfs3(nfsstat3 st, uint32_t ds_id, const char* what) {
   if (st == NFS3_OK) return Status::Ok();
   std::string where = "data server " + std::to_string(ds_id) + " " + what + " " +
@@ -306,6 +317,17 @@ Result<std::string> DataServerPool::MakeDir(Server& s, const std::string& parent
   return lr.resok.object.data.str();
 }
 
+void DataServerPool::SetTree(meta::FsId fsid, std::string dir, std::string owner) {
+  std::lock_guard<std::mutex> l(trees_mu_);
+  trees_[fsid] = Tree{std::move(dir), std::move(owner)};
+}
+
+std::string DataServerPool::TreeDir(meta::FsId fsid) const {
+  std::lock_guard<std::mutex> l(trees_mu_);
+  auto it = trees_.find(fsid);
+  return it != trees_.end() ? it->second.dir : FsDirName(fsid);
+}
+
 Result<std::string> DataServerPool::FsDir(Server& s, meta::FsId fsid, bool create) {
   auto c = Client(s);  // sets root_fh
   if (!c.ok()) return c.status();
@@ -322,8 +344,15 @@ Result<std::string> DataServerPool::FsDir(Server& s, meta::FsId fsid, bool creat
     if (!r.ok()) return r.status();
     loom = *r;
   }
-  Result<std::string> dir = MakeDir(s, loom, FsDirName(fsid), create);
+  Tree tree{FsDirName(fsid), ""};
+  {
+    std::lock_guard<std::mutex> l(trees_mu_);
+    auto it = trees_.find(fsid);
+    if (it != trees_.end()) tree = it->second;
+  }
+  Result<std::string> dir = MakeDir(s, loom, tree.dir, create);
   if (!dir.ok()) return dir.status();
+  if (!tree.owner.empty()) LOOM_RETURN_IF_ERROR(CheckOwner(s, *dir, tree.dir, tree.owner, create));
   std::lock_guard<std::mutex> l(s.mu);
   s.loom_fh = loom;
   s.fs_dirs[fsid] = *dir;
@@ -346,6 +375,12 @@ Status DataServerPool::PrepareFilesystem(meta::FsId fsid) {
 // --- Creating data files ---
 
 Result<std::string> DataServerPool::CreateOn(Server& s, meta::FsId fsid, meta::Ino ino) {
+  bool ours = false;  // an earlier attempt of this store may have made the file
+  if (journal_) {
+    Result<bool> prior = journal_->Intend(fsid, ino, s.cfg.id);
+    if (!prior.ok()) return prior.status();
+    ours = *prior;
+  }
   for (int attempt = 0;; ++attempt) {
     Result<std::string> dir = FsDir(s, fsid, true);
     if (!dir.ok()) return dir.status();
@@ -360,8 +395,15 @@ Result<std::string> DataServerPool::CreateOn(Server& s, meta::FsId fsid, meta::I
     CREATE3res r;
     LOOM_RETURN_IF_ERROR(Call(s, NFSPROC3_CREATE, a, &r));
     if (r.status == NFS3ERR_EXIST) {
-      // Left by an attempt that failed before its layout was stored (inode numbers are never
-      // reused, so nothing else can own the name): take it over, emptied.
+      // Only a file an intent record of this store vouches for is taken over (emptied: its
+      // layout was never stored, so no client saw its bytes). Anything else there is data
+      // this store does not know — from a lost or another store — and is never touched.
+      if (!ours && journal_) LOOM_RETURN_IF_ERROR(journal_->Cancel(fsid, ino, s.cfg.id));
+      if (!ours)
+        return Status(Code::kExists, "data server " + std::to_string(s.cfg.id) + ": " +
+                                         TreeDir(fsid) + "/" + a.where.name +
+                                         " exists and this metadata store did not create it; "
+                                         "left alone (see loom-mds --scrub)");
       a.how.mode = UNCHECKED;
       sa.size = {true, 0};
       LOOM_RETURN_IF_ERROR(Call(s, NFSPROC3_CREATE, a, &r));
@@ -471,7 +513,7 @@ Status DataServerPool::RemoveDataFile(meta::FsId fsid, meta::Ino ino, const meta
   if (lr.status != NFS3_OK) return FromNfs3(lr.status, s->cfg.id, "LOOKUP");
   if (lr.resok.object.data.view() != f.fh) {
     LOG_WARN("data server %u: %s/%s is not the layout's file; left alone", s->cfg.id,
-             FsDirName(fsid).c_str(), la.what.name.c_str());
+             TreeDir(fsid).c_str(), la.what.name.c_str());
     return Status::Ok();
   }
   REMOVE3args ra;

@@ -3,9 +3,15 @@
 // — for NFSv4 clients that do no pNFS, or until Flex Files layouts exist — proxies READ, WRITE
 // and COMMIT to them.
 //
-// Where data files live: on each data server, under its export, `loom/<fsid>/<ino>` with fsid
-// in decimal and ino as 16 lower-case hex digits (so a listing sorts numerically). The name is
-// a function of (fsid, ino) only: a file's data files are always on distinct data servers
+// Where data files live: on each data server, under its export, `loom/<tree>/<ino>` with ino as
+// 16 lower-case hex digits (so a listing sorts numerically). <tree> is the directory SetTree
+// registered for the fsid (loom-mds registers its filesystem's 128-bit id in hex, see
+// mds/fs_identity.h), else the fsid in decimal. A registered tree carries an owner marker,
+// `loom/<tree>/.owner`, holding the owner string: the pool writes it when it makes the tree
+// and refuses (kPermission) to use a tree whose marker names another owner. Beside the trees,
+// `loom/ds-id` holds the data server's own UUID and `loom/lost+found/` receives orphan data
+// files that scrub could not prove were ours. The name is a function of (fsid, ino) only: a
+// file's data files are always on distinct data servers
 // (CreateDataFile refuses a placement that would need two on one server), which is what lets
 // REMOVE, which needs a name, work from a layout or a GcItem that carries only handles.
 // Data files are mode 0600, owned by uid/gid 0; the MDS talks to data servers as AUTH_SYS root.
@@ -20,6 +26,10 @@
 //   kNoSpace      NFS3ERR_NOSPC; kIo + EDQUOT for NFS3ERR_DQUOT; kIo + EFBIG / EROFS likewise
 //   kIo           anything else (EIO)
 //
+// Creating a data file never empties or takes over a file that is already there unless the
+// CreateJournal says an earlier attempt of this store made it (issue 10: nothing lost is
+// silently replaced).
+//
 // Thread-safety: DataServerPool is thread-safe; its calls block (they are meant for the MDS
 // worker pool, never an event-loop thread).
 #pragma once
@@ -31,7 +41,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -118,9 +130,37 @@ uint64_t FileEndOfStripe(const meta::Layout& l, uint32_t stripe, uint64_t ds_siz
 // after any data server restarted.
 Verifier CombineVerifiers(const std::vector<Verifier>& v);
 
-// The <fsid> and <ino> components of loom/<fsid>/<ino>, as described above.
+// The default <tree> (fsid in decimal) and the <ino> component of loom/<tree>/<ino>.
 std::string FsDirName(meta::FsId fsid);
 std::string DataFileName(meta::Ino ino);
+// The ino a data-file name stands for, or nullopt for any other name.
+std::optional<meta::Ino> ParseDataFileName(std::string_view name);
+
+constexpr const char* kOwnerFile = ".owner";
+constexpr const char* kDsIdFile = "ds-id";
+constexpr const char* kLostFound = "lost+found";
+
+// Durable intent before a data file is made (issue 10.7): the MDS records "ino's data file is
+// about to be created on data server ds" in its store before the CREATE, so a crash between
+// the CREATE and the layout's commit leaves a record that names the leftover file.
+class CreateJournal {
+ public:
+  virtual ~CreateJournal() = default;
+  // Records the intent (durably, before returning). True if the record already existed: an
+  // earlier attempt of this store may have made the file, so it may be reused.
+  virtual Result<bool> Intend(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) = 0;
+  // Withdraws an intent that created nothing (the name was taken by a file that is not ours):
+  // left in place, it would make recovery remove that file.
+  virtual Status Cancel(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) = 0;
+};
+
+// One entry of a data-server directory (ListDir).
+struct DsEntry {
+  std::string name;
+  std::string fh;        // empty if the server sent none
+  bool is_dir = false;
+  uint64_t size = 0;
+};
 
 class DataServerPool {
  public:
@@ -160,15 +200,45 @@ class DataServerPool {
   Status Ping(uint32_t id);
   void CheckHealth();  // pings every server
 
-  // Makes loom/<fsid> on every data server (EXIST is fine). Optional: CreateDataFile makes it
+  // Makes loom/<tree> on every data server (EXIST is fine). Optional: CreateDataFile makes it
   // on first use. Returns the first error; the servers that failed are marked down.
   Status PrepareFilesystem(meta::FsId fsid);
+  // Data files of `fsid` live in loom/<dir>, owned by `owner` (see the top). Call before use.
+  void SetTree(meta::FsId fsid, std::string dir, std::string owner);
+  std::string TreeDir(meta::FsId fsid) const;
+  // REQUIRES: set before the first CreateDataFile; outlives the pool. Without one, a data file
+  // that already exists is never reused (CreateDataFile fails with kExists).
+  void SetCreateJournal(CreateJournal* j) { journal_ = j; }
+
+  // --- Small control files and listings under the export (ds_files.cc) ---
+  // `path` is a list of names below the export root. The contents of a file of at most 4 KiB,
+  // or nullopt if it (or a directory on the way) does not exist.
+  Result<std::optional<std::string>> ReadControlFile(uint32_t id, const std::vector<std::string>& path);
+  // Makes the directories on the way and the file (GUARDED, written FILE_SYNC). False if the
+  // file already existed (it is left as it is).
+  Result<bool> CreateControlFile(uint32_t id, const std::vector<std::string>& path,
+                                 std::string_view content);
+  // The entries of a directory ("." and ".." left out), or nullopt if it does not exist.
+  Result<std::optional<std::vector<DsEntry>>> ListDir(uint32_t id, const std::vector<std::string>& path);
+  // Moves loom/<tree>/<name> to loom/lost+found/<tree>-<name> (".1", ".2"... appended when
+  // taken; nothing is replaced): scrub's repair of a file it cannot prove is ours.
+  Status MoveToLostFound(uint32_t id, const std::string& tree, const std::string& name);
+  // RENAME of loom/<tree>/<from> to loom/<tree>/<to> (the handle stays): AdoptTree gives an
+  // adopted data file the name of its new inode.
+  Status RenameDataFile(uint32_t id, meta::FsId fsid, meta::Ino from, meta::Ino to);
+  // Whether the data file behind a layout entry still exists (GETATTR of its handle).
+  Result<bool> DataFileExists(const meta::DataFile& f);
+  // REMOVE of loom/<tree>/<ino> whatever handle it has. Only for a file an intent record
+  // proves this store created (scrub, start-up recovery). Gone already is success.
+  Status RemoveDataFileByName(meta::FsId fsid, meta::Ino ino, uint32_t ds_id);
 
   // --- Data files ---
   // Creates the data files of a new file (round-robin over the servers not known to be down)
   // and returns its layout: every DataFile has ds_id, the NFSv3 handle and uid = gid = 0.
-  // Idempotent: a file left by an earlier, interrupted attempt for the same ino is reused and
-  // emptied. A server that fails is marked down and the placement retried without it.
+  // With a CreateJournal, the intent is recorded before each CREATE, and a file left by an
+  // earlier, interrupted attempt of this store for the same ino and server is reused and
+  // emptied; any other existing file fails the call with kExists and is not touched. A server
+  // that fails is marked down and the placement retried without it.
   Result<meta::Layout> CreateDataFile(meta::FsId fsid, meta::Ino ino,
                                       const Placement& placement = Placement());
   // REMOVE of every data file; a file already gone is success. A name that now holds a
@@ -215,8 +285,18 @@ class DataServerPool {
   template <typename Args, typename Res>
   Status CallOnce(Server& s, uint32_t proc, const Args& args, Res* res);
 
-  // Handle of loom/<fsid> on `s`, made when `create`.
+  // Handle of loom/<tree> on `s`, made when `create`; its owner marker checked (and written
+  // when `create` and missing).
   Result<std::string> FsDir(Server& s, meta::FsId fsid, bool create);
+  Status CheckOwner(Server& s, const std::string& dir_fh, const std::string& tree,
+                    const std::string& owner, bool create);
+  // Small-file pieces (ds_files.cc). nullopt: no such name.
+  Result<std::optional<std::string>> LookupIn(Server& s, const std::string& dir, const std::string& name);
+  Result<std::optional<std::string>> ReadSmall(Server& s, const std::string& fh);
+  Result<bool> CreateSmallIn(Server& s, const std::string& dir, const std::string& name,
+                             std::string_view content);
+  Result<std::optional<std::string>> WalkDirs(Server& s, const std::vector<std::string>& path,
+                                              size_t n, bool create);
   void ForgetFsDir(Server& s, meta::FsId fsid);
   Result<std::string> MakeDir(Server& s, const std::string& parent, const std::string& name,
                               bool create);
@@ -241,6 +321,12 @@ class DataServerPool {
   std::vector<std::unique_ptr<Server>> servers_;  // sorted by id
   std::atomic<uint64_t> next_{0};                 // round-robin cursor
   std::unique_ptr<rpc::WorkerPool> fanout_;
+  CreateJournal* journal_ = nullptr;
+  struct Tree {
+    std::string dir, owner;
+  };
+  mutable std::mutex trees_mu_;
+  std::unordered_map<meta::FsId, Tree> trees_;  // guarded by trees_mu_
 
   std::mutex health_mu_;
   std::condition_variable health_cv_;

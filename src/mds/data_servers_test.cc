@@ -15,7 +15,9 @@
 
 #include <gtest/gtest.h>
 
+#include "mds/fs_identity.h"
 #include "mds/gc_worker.h"
+#include "mds/scrub.h"
 #include "meta/mem_kv.h"
 #include "meta/namespace.h"
 #include "nfs3/local_fs.h"
@@ -228,18 +230,186 @@ TEST_F(DataServersTest, CreatePlacesRoundRobin) {
   for (size_t i = 0; i < ds_.size(); i++) EXPECT_EQ(pool_->HealthOf(Id(i)), Health::kUp);
 }
 
-TEST_F(DataServersTest, CreateIsIdempotent) {
-  // A data file left behind by an interrupted attempt, with junk in it, on every server.
+TEST_F(DataServersTest, CreateNeverEmptiesAFileItDidNotCreate) {
+  // Issue 10.5: a file already at the name (a lost store's, another store's) is data this
+  // store knows nothing of. It used to be "taken over, emptied".
+  meta::MemKvStore store;
+  StoreJournal journal(&store);
+  pool_->SetCreateJournal(&journal);
   ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());
-  for (auto& d : ds_) {
-    std::ofstream(d->Path(kFs, 99)) << "left over";
+  for (auto& d : ds_) std::ofstream(d->Path(kFs, 99)) << "left over";
+  auto l = pool_->CreateDataFile(kFs, 99);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), Code::kExists) << l.status().ToString();
+  for (auto& d : ds_) EXPECT_EQ(FileContents(d->Path(kFs, 99)), "left over");
+  // No intent is left behind to make recovery remove them later.
+  ASSERT_OK(ResolveIntents(store, kFs, *pool_));
+  for (auto& d : ds_) EXPECT_EQ(FileContents(d->Path(kFs, 99)), "left over");
+}
+
+TEST_F(DataServersTest, CreateReusesOnlyWhatItsIntentVouchesFor) {
+  meta::MemKvStore store;
+  StoreJournal journal(&store);
+  pool_->SetCreateJournal(&journal);
+  ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());
+  // An earlier attempt of this store recorded its intent everywhere, then died after CREATE.
+  for (size_t i = 0; i < ds_.size(); i++) {
+    ASSERT_OK(journal.Intend(kFs, 99, Id(i)));
+    std::ofstream(ds_[i]->Path(kFs, 99)) << "half made";
   }
   auto l = pool_->CreateDataFile(kFs, 99);
   ASSERT_OK(l);
   const meta::DataFile& f = l->mirrors[0].files[0];
   EXPECT_EQ(fsys::file_size(Ds(f.ds_id).Path(kFs, 99)), 0u);
-  // And creating the same ino again simply succeeds.
-  ASSERT_OK(pool_->CreateDataFile(kFs, 99));
+  // A new file's intent is on record until the layout's commit resolves it.
+  auto pending = [&](meta::Ino ino) {
+    return meta::RunTxn(store, [&](meta::Txn& t) -> Result<size_t> {
+      size_t n = 0;
+      LOOM_RETURN_IF_ERROR(t.Scan(meta::KeyRange::Prefix(meta::keys::PendingPrefix(kFs, ino)), 0,
+                                  [&](std::string_view, std::string_view) { return ++n; }));
+      return n;
+    });
+  };
+  meta::Namespace ns(&store, kFs);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
+  auto made = meta::RunTxn(store, [&](meta::Txn& t) { return ns.Create(t, ns.root(), "x", {}); });
+  ASSERT_OK(made);
+  const meta::Ino ino = made->inode.ino;
+  auto nl = pool_->CreateDataFile(kFs, ino);
+  ASSERT_OK(nl);
+  EXPECT_EQ(*pending(ino), 1u);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, ino, *nl); }).ok());
+  EXPECT_EQ(*pending(ino), 0u);
+}
+
+TEST_F(DataServersTest, OwnerMarkerGuardsTheTree) {
+  pool_->SetTree(kFs, "tree1", "aaaa");
+  ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());  // the tree and its marker everywhere
+  auto l = pool_->CreateDataFile(kFs, 5);
+  ASSERT_OK(l);
+  const uint32_t ds = l->mirrors[0].files[0].ds_id;
+  const std::string dir = fsys::path(Ds(ds).Path(kFs, 5)).parent_path().parent_path().string();
+  EXPECT_EQ(FileContents(dir + "/tree1/.owner"), "aaaa\n");
+  EXPECT_TRUE(fsys::exists(dir + "/tree1/" + DataFileName(5)));
+  // Another filesystem claiming the same tree is refused, and makes nothing there.
+  MakePool();
+  pool_->SetTree(kFs, "tree1", "bbbb");
+  for (meta::Ino ino = 6; ino < 9; ino++) {
+    auto other = pool_->CreateDataFile(kFs, ino);
+    ASSERT_FALSE(other.ok());
+    EXPECT_EQ(other.status().code(), Code::kPermission) << other.status().ToString();
+    EXPECT_FALSE(fsys::exists(dir + "/tree1/" + DataFileName(ino)));
+  }
+}
+
+TEST_F(DataServersTest, ResolveIntentsRemovesLeftovers) {
+  meta::MemKvStore store;
+  StoreJournal journal(&store);
+  pool_->SetCreateJournal(&journal);
+  meta::Namespace ns(&store, kFs);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
+  auto create = [&](const char* name) {
+    auto r = meta::RunTxn(store, [&](meta::Txn& t) { return ns.Create(t, ns.root(), name, {}); });
+    EXPECT_TRUE(r.ok());
+    return r->inode.ino;
+  };
+  // A crash between the data file's CREATE and the layout's commit.
+  const meta::Ino lost = create("lost");
+  auto l = pool_->CreateDataFile(kFs, lost);
+  ASSERT_OK(l);
+  const std::string lost_path = Ds(l->mirrors[0].files[0].ds_id).Path(kFs, lost);
+  ASSERT_TRUE(fsys::exists(lost_path));
+  // A placement that gave up on one server (its intent stays) and used another.
+  const meta::Ino moved = create("moved");
+  ASSERT_OK(journal.Intend(kFs, moved, Id(0)));
+  std::ofstream(Ds(Id(0)).Path(kFs, moved)) << "";
+  auto ml = pool_->CreateDataFile(kFs, moved, Placement{1, 1, 0});
+  ASSERT_OK(ml);
+  if (ml->mirrors[0].files[0].ds_id == Id(0)) GTEST_SKIP() << "placement chose the same server";
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, moved, *ml); }).ok());
+  // While serving only the settled one goes (the other may still be in flight)...
+  auto settled = ResolveIntents(store, kFs, *pool_, true);
+  ASSERT_OK(settled);
+  EXPECT_EQ(*settled, 1u);
+  EXPECT_FALSE(fsys::exists(Ds(Id(0)).Path(kFs, moved)));
+  EXPECT_TRUE(fsys::exists(Ds(ml->mirrors[0].files[0].ds_id).Path(kFs, moved)));
+  EXPECT_TRUE(fsys::exists(lost_path));
+  // ...and at start-up every leftover.
+  auto all = ResolveIntents(store, kFs, *pool_);
+  ASSERT_OK(all);
+  EXPECT_EQ(*all, 1u);
+  EXPECT_FALSE(fsys::exists(lost_path));
+  EXPECT_EQ(*ResolveIntents(store, kFs, *pool_), 0u);
+}
+
+TEST_F(DataServersTest, ScrubReportsAndRepairs) {
+  meta::MemKvStore store;
+  StoreJournal journal(&store);
+  pool_->SetCreateJournal(&journal);
+  meta::Namespace ns(&store, kFs);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
+  auto file = [&](const char* name, bool record) -> std::pair<meta::Ino, meta::Layout> {
+    auto r = meta::RunTxn(store, [&](meta::Txn& t) { return ns.Create(t, ns.root(), name, {}); });
+    EXPECT_TRUE(r.ok());
+    auto l = pool_->CreateDataFile(kFs, r->inode.ino);
+    EXPECT_TRUE(l.ok());
+    if (record) {
+      EXPECT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, r->inode.ino, *l); }).ok());
+    }
+    return {r->inode.ino, *l};
+  };
+  auto [good, lgood] = file("good", true);
+  auto [gone, lgone] = file("gone", true);
+  auto [half, lhalf] = file("half", false);  // crashed before its layout: intent on record
+  const uint32_t gone_ds = lgone.mirrors[0].files[0].ds_id;
+  ASSERT_TRUE(fsys::remove(Ds(gone_ds).Path(kFs, gone)));
+  const std::string stranger = Ds(Id(0)).Path(kFs, 0x777);  // no record of any kind
+  std::ofstream(stranger) << "whose?";
+  auto run = [&](bool repair, std::string* text) {
+    char* buf = nullptr;
+    size_t len = 0;
+    std::FILE* out = ::open_memstream(&buf, &len);
+    auto rep = Scrub(store, kFs, *pool_, repair, out);
+    std::fclose(out);
+    *text = std::string(buf, len);
+    std::free(buf);
+    return rep;
+  };
+  std::string text;
+  auto rep = run(false, &text);
+  ASSERT_OK(rep);
+  EXPECT_EQ(rep->layouts, 2u);
+  EXPECT_EQ(rep->missing, 1u);
+  EXPECT_EQ(rep->orphans, 2u);
+  EXPECT_EQ(rep->unrepaired(), 3u);
+  EXPECT_NE(text.find("missing-data ino=" + std::to_string(gone) + " ds=" + std::to_string(gone_ds)),
+            std::string::npos) << text;
+  EXPECT_NE(text.find(DataFileName(half) + " size=0 proof=intent action=none"), std::string::npos) << text;
+  EXPECT_NE(text.find(DataFileName(0x777) + " size=6 proof=none action=none"), std::string::npos) << text;
+  EXPECT_NE(text.find("summary layouts=2 data_files=2 missing=1 orphans=2"), std::string::npos) << text;
+  EXPECT_TRUE(fsys::exists(stranger));
+
+  rep = run(true, &text);
+  ASSERT_OK(rep);
+  EXPECT_EQ(rep->repaired, 2u);
+  EXPECT_EQ(rep->unrepaired(), 1u);  // lost bytes cannot be repaired
+  EXPECT_FALSE(fsys::exists(Ds(lhalf.mirrors[0].files[0].ds_id).Path(kFs, half)));
+  EXPECT_FALSE(fsys::exists(stranger));
+  const std::string moved = fsys::path(stranger).parent_path().parent_path().string() +
+                            "/lost+found/" + FsDirName(kFs) + "-" + DataFileName(0x777);
+  EXPECT_EQ(FileContents(moved), "whose?");
+  // The same name found again later does not replace what lost+found holds.
+  std::ofstream(stranger) << "again";
+  rep = run(true, &text);
+  ASSERT_OK(rep);
+  EXPECT_EQ(FileContents(moved), "whose?");
+  EXPECT_EQ(FileContents(moved + ".1"), "again");
+  EXPECT_TRUE(fsys::exists(Ds(lgood.mirrors[0].files[0].ds_id).Path(kFs, good)));
+
+  rep = run(false, &text);
+  ASSERT_OK(rep);
+  EXPECT_EQ(rep->inconsistencies(), 1u) << text;
+  EXPECT_EQ(rep->missing, 1u);
 }
 
 TEST_F(DataServersTest, MirrorsOnDistinctServers) {
@@ -488,6 +658,33 @@ TEST_F(DataServersTest, GcWorkerRemovesQueuedFiles) {
   EXPECT_EQ(queued(), 0u);
   EXPECT_EQ(on_disk(keep, lkeep), 0u);
   gc.Stop();
+}
+
+TEST_F(DataServersTest, GcAdvancesPastItemsThatKeepFailing) {
+  meta::MemKvStore store;
+  meta::Namespace ns(&store, kFs);
+  // Three items that can never succeed (their data server left the configuration) queued
+  // ahead of one that can.
+  auto l = pool_->CreateDataFile(kFs, 50);
+  ASSERT_OK(l);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) -> Status {
+    for (meta::Ino ino = 1; ino <= 3; ino++) {
+      meta::GcItem g{ino, meta::DataFile{999, "fh" + std::to_string(ino), 0, 0}, {}};
+      LOOM_RETURN_IF_ERROR(t.Put(meta::keys::Gc(kFs, ino, 999, g.file.fh), meta::Encode(g)));
+    }
+    meta::GcItem g{50, l->mirrors[0].files[0], {}};
+    return t.Put(meta::keys::Gc(kFs, 50, g.file.ds_id, g.file.fh), meta::Encode(g));
+  }).ok());
+  GcWorker gc(&store, {&ns}, pool_.get(), GcWorker::Options{50, 2});
+  size_t removed = 0;
+  for (int pass = 0; pass < 4; pass++) {
+    auto r = gc.RunOnce();
+    ASSERT_OK(r);
+    removed += r->removed;
+  }
+  EXPECT_EQ(removed, 1u);
+  EXPECT_FALSE(fsys::exists(Ds(l->mirrors[0].files[0].ds_id).Path(kFs, 50)));
+  EXPECT_EQ(meta::RunTxn(store, [&](meta::Txn& t) { return ns.ListGc(t, 100); })->size(), 3u);
 }
 
 TEST_F(DataServersTest, ReconnectAfterDataServerRestart) {

@@ -3,6 +3,10 @@
 // lists the queue, removes each file through the DataServerPool, and only then deletes the
 // item, so a crash anywhere repeats work (harmless: a file already gone is success) and never
 // loses it. An item whose data server is down stays queued for the next pass.
+// A pass also resolves settled intent records (fs_identity.h, ResolveIntents): files a
+// placement left on a server it then gave up on. Each pass takes up to Options::batch items starting after where the previous pass stopped
+// (wrapping at the end of the queue), so items that keep failing cannot hold back the ones
+// behind them.
 //
 // Thread-safe. Start() runs passes on a thread every Options::interval_ms; RunOnce() runs one
 // on the caller's thread (tests, or a shutdown drain).
@@ -11,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -36,7 +41,7 @@ class GcWorker {
   void Kick();  // run the next pass now
 
   struct PassResult {
-    size_t removed = 0;  // data files removed (or found gone) and their items deleted
+    size_t removed = 0;  // data files removed (or found gone), their items or intents deleted
     size_t failed = 0;   // left queued
   };
   // One pass over every filesystem. Fails only if the store does.
@@ -50,6 +55,7 @@ class GcWorker {
   DataServerPool* const pool_;
   const Options opts_;
   std::mutex run_mu_;  // one pass at a time
+  std::vector<std::string> cursors_;  // per filesystem: the G key to start from; run_mu_
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, kick_ = false;

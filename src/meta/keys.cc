@@ -40,6 +40,7 @@ std::string Readdir(FsId fs, Ino dir, uint64_t cookie) {
 std::string ReaddirPrefix(FsId fs, Ino dir) { return Tagged(tag::kReaddir, fs, dir); }
 
 std::string Layout(FsId fs, Ino ino) { return Tagged(tag::kLayout, fs, ino); }
+std::string LayoutPrefix(FsId fs) { return Tagged(tag::kLayout, fs); }
 
 std::string Xattr(FsId fs, Ino ino, std::string_view name) {
   std::string k = XattrPrefix(fs, ino);
@@ -58,6 +59,21 @@ std::string Gc(FsId fs, Ino ino, uint32_t ds_id, std::string_view fh) {
   return k;
 }
 std::string GcPrefix(FsId fs) { return Tagged(tag::kGc, fs); }
+
+std::string Pending(FsId fs, Ino ino, uint32_t ds_id) {
+  std::string k = PendingPrefix(fs, ino);
+  PutU32(k, ds_id);
+  return k;
+}
+std::string PendingPrefix(FsId fs) { return Tagged(tag::kPending, fs); }
+std::string PendingPrefix(FsId fs, Ino ino) { return Tagged(tag::kPending, fs, ino); }
+std::string Identity(FsId fs) { return Tagged(tag::kIdentity, fs); }
+std::string DataServer(std::string_view uuid) {
+  std::string k(1, tag::kDataServer);
+  k.append(uuid);
+  return k;
+}
+std::string DataServerPrefix() { return std::string(1, tag::kDataServer); }
 
 std::string Client(uint64_t clientid) { return Tagged(tag::kClient, clientid); }
 std::string ClientPrefix() { return std::string(1, tag::kClient); }

@@ -17,10 +17,13 @@
 //  X|fsid|ino|name            -> xattr value (raw bytes)
 //  O|fsid|ino                 -> Orphan          nlink 0 but still open
 //  G|fsid|ino|ds|fh           -> GcItem          data-server file to delete
+//  P|fsid|ino|ds              -> PendingFile     data file about to be created (intent)
+//  V|fsid                     -> FsIdentity      the filesystem's unique id and data tree
+//  K|uuid                     -> DataServerRecord  a data server's stable id, by its UUID
 //  C|clientid                 -> ClientRecord    NFSv4 client state that survives restart
 //  S|name                     -> GraceState      grace/epoch state, per server name
 //
-// fsid, ino, parent, cookie, clientid: u64; ds: u32.
+// fsid, ino, parent, cookie, clientid: u64; ds: u32; uuid: 16 raw bytes.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +45,9 @@ constexpr char kLayout = 'L';
 constexpr char kXattr = 'X';
 constexpr char kOrphan = 'O';
 constexpr char kGc = 'G';
+constexpr char kPending = 'P';
+constexpr char kIdentity = 'V';
+constexpr char kDataServer = 'K';
 constexpr char kClient = 'C';
 constexpr char kState = 'S';
 }  // namespace tag
@@ -56,12 +62,19 @@ std::string DentryPrefix(FsId fs, Ino parent);
 std::string Readdir(FsId fs, Ino dir, uint64_t cookie);
 std::string ReaddirPrefix(FsId fs, Ino dir);
 std::string Layout(FsId fs, Ino ino);
+std::string LayoutPrefix(FsId fs);
 std::string Xattr(FsId fs, Ino ino, std::string_view name);
 std::string XattrPrefix(FsId fs, Ino ino);
 std::string Orphan(FsId fs, Ino ino);
 std::string OrphanPrefix(FsId fs);
 std::string Gc(FsId fs, Ino ino, uint32_t ds_id, std::string_view fh);
 std::string GcPrefix(FsId fs);
+std::string Pending(FsId fs, Ino ino, uint32_t ds_id);
+std::string PendingPrefix(FsId fs);            // every intent of the filesystem
+std::string PendingPrefix(FsId fs, Ino ino);   // the intents of one file
+std::string Identity(FsId fs);
+std::string DataServer(std::string_view uuid);
+std::string DataServerPrefix();
 std::string Client(uint64_t clientid);
 std::string ClientPrefix();
 std::string State(std::string_view name);

@@ -18,6 +18,14 @@
 //  - Commit makes all writes visible atomically; with the backend's default options an OK
 //    Commit is durable (survives a crash). Rollback, or destroying an unfinished Txn, discards
 //    every write and releases every lock.
+//  - Neither Commit nor Rollback returns while a kSync commit this transaction could have
+//    read is not durable yet: a reply built from a read — an error such as "no such file"
+//    included — never shows a change that a crash could undo. kDeferred commits (below) are
+//    the exception the writer asks for: they are visible before they are durable.
+//  - If the backend cannot make a commit durable (a failed log sync), it stops the process
+//    (fail-stop): the change may already be visible, and after a failed fsync the kernel may
+//    have dropped the data while a retried fsync reports success, so serving on would show
+//    readers changes that a restart loses. Restarting recovers the last durable state.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +39,16 @@
 #include "common/status.h"
 
 namespace loom::meta {
+
+// When an OK Commit of a transaction that wrote something is durable.
+enum class Durability {
+  kSync,      // before Commit returns (the default)
+  // Visible at once, durable at the next KvStore::Sync (or when a later kSync commit's log
+  // sync covers it). For changes that the client redoes itself if the server restarts before
+  // it asked for them to be stable, e.g. the size and mtime of an NFS UNSTABLE WRITE
+  // (RFC 8881 §18.32.3: the client resends when the write verifier changes).
+  kDeferred,
+};
 
 // A present value, or nullopt for "no such key".
 using MaybeValue = std::optional<std::string>;
@@ -71,6 +89,8 @@ class Txn {
   // calls fail with kInvalidArgument.
   virtual Status Commit() = 0;
   virtual void Rollback() = 0;
+  // Applies to this transaction's Commit; kSync unless set. Call before Commit.
+  virtual void SetDurability(Durability d) = 0;
 };
 
 // A store. Thread-safe: any number of threads may Begin and run transactions concurrently.
@@ -79,6 +99,9 @@ class KvStore {
  public:
   virtual ~KvStore() = default;
   virtual Result<std::unique_ptr<Txn>> Begin() = 0;
+  // Makes every commit that returned before this call durable (kDeferred ones included).
+  // Costs nothing when there is nothing to sync.
+  virtual Status Sync() = 0;
 };
 
 constexpr int kDefaultTxnRetries = 16;

@@ -79,6 +79,9 @@ class MemKvStore::MemTxn final : public Txn {
     ReleaseLocked();
   }
 
+  // Memory is never durable: kSync and kDeferred are the same here.
+  void SetDurability(Durability) override {}
+
  private:
   static Status Finished() { return Status::Invalid("transaction already finished"); }
 
@@ -140,6 +143,8 @@ Result<std::unique_ptr<Txn>> MemKvStore::Begin() {
   }
   return std::unique_ptr<Txn>(std::make_unique<MemTxn>(this, id));
 }
+
+Status MemKvStore::Sync() { return Status::Ok(); }
 
 size_t MemKvStore::Size() const {
   std::lock_guard<std::mutex> g(mu_);

@@ -28,6 +28,7 @@ class MemKvStore final : public KvStore {
   explicit MemKvStore(Options opts) : opts_(opts) {}
 
   Result<std::unique_ptr<Txn>> Begin() override;
+  Status Sync() override;  // nothing to do: memory is not durable
 
   // Committed key count (for tests).
   size_t Size() const;

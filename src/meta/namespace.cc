@@ -142,6 +142,10 @@ Result<Inode> Namespace::SetAttr(Txn& t, Ino ino, const SetAttrArgs& a) {
     n->size = *a.size_at_least;
   }
   if (a.mode) n->mode = *a.mode;
+  if (a.kill_setid && n->type != FileType::kDir) {
+    n->mode &= ~04000u;
+    if (n->mode & 0010) n->mode &= ~02000u;
+  }
   if (a.uid) n->uid = *a.uid;
   if (a.gid) n->gid = *a.gid;
   if (a.atime) n->atime = *a.atime;
@@ -274,6 +278,11 @@ Status Namespace::SetLayout(Txn& t, Ino ino, const Layout& l) {
   auto n = LoadInode(t, fs_, ino, true);
   if (!n.ok()) return n.status();
   if (n->type != FileType::kReg) return MetaError(MetaErr::kInval, "layout for a non-file");
+  // The layout now holds its data files: their intent records (P keys, written before the
+  // CREATEs) are resolved in the same commit. Intents for servers the layout does not use
+  // (a failed placement) stay, naming leftovers for start-up recovery and scrub.
+  for (const Mirror& m : l.mirrors)
+    for (const DataFile& f : m.files) LOOM_RETURN_IF_ERROR(t.Delete(keys::Pending(fs_, ino, f.ds_id)));
   return t.Put(keys::Layout(fs_, ino), Encode(l));
 }
 

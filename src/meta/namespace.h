@@ -45,6 +45,16 @@ constexpr uint32_t kMaxLink = 0xfffffff0u;
 // its last name goes. Called inside the transaction; must not block on the store.
 using IsOpenFn = std::function<bool(Ino)>;
 
+// The caller's permission checks of a rename, run by Rename on the two directories and the
+// objects as locked, before anything is written, so that what they check is what the rename
+// acts on (no chmod, chown or replaced entry can come between). dst_obj is null when the
+// target name is free. Not called for a rename that does nothing (a name onto itself or onto
+// another link of the same file). A non-OK Status refuses the rename: Rename returns it.
+using RenameCheckFn = std::function<Status(const Inode& src_dir, const Inode& src_obj,
+                                           const Inode& dst_dir, const Inode* dst_obj)>;
+// The same for a remove: the directory and the object named, as locked.
+using RemoveCheckFn = std::function<Status(const Inode& dir, const Inode& obj)>;
+
 struct CreateArgs {
   FileType type = FileType::kReg;
   uint32_t mode = 0644;                      // permission bits only
@@ -63,6 +73,10 @@ struct SetAttrArgs {
   // EOF). Applied under the inode's lock, so concurrent writers cannot lose an extension.
   std::optional<uint64_t> size_at_least;
   std::optional<Timespec> atime, mtime;
+  // Non-directories: clear S_ISUID, and S_ISGID where group execute is set (without it the
+  // bit marks mandatory locking, not set-group-ID), after `mode` is applied and under the
+  // inode's lock. For a data or owner change by a caller without CAP_FSETID, as Linux does.
+  bool kill_setid = false;
 };
 
 // A directory's change attribute before and after an operation (NFSv4 change_info4; atomic,
@@ -125,16 +139,20 @@ class Namespace {
   Result<ChangeInfo> Link(Txn& t, Ino ino, Ino parent, std::string_view name);
 
   // NFSv4 REMOVE: a name of any type (a directory must be empty: kNotEmpty).
-  Result<RemoveResult> Remove(Txn& t, Ino parent, std::string_view name, const IsOpenFn& is_open);
+  // `check`, if set, may refuse it (RemoveCheckFn).
+  Result<RemoveResult> Remove(Txn& t, Ino parent, std::string_view name, const IsOpenFn& is_open,
+                              const RemoveCheckFn& check = nullptr);
   // POSIX unlink (kIsDir for a directory) and rmdir (kNotDir for a non-directory).
   Result<RemoveResult> Unlink(Txn& t, Ino parent, std::string_view name, const IsOpenFn& is_open);
   Result<RemoveResult> Rmdir(Txn& t, Ino parent, std::string_view name);
 
   // POSIX rename within this filesystem (the caller returns kXDev when the handles' fsids
   // differ): replaces a compatible target, refuses to move a directory into its own subtree
-  // (kInval), renaming onto another name of the same file does nothing.
+  // (kInval), renaming onto another name of the same file does nothing. `check`, if set,
+  // may refuse it (RenameCheckFn).
   Result<RenameResult> Rename(Txn& t, Ino src_dir, std::string_view src_name, Ino dst_dir,
-                              std::string_view dst_name, const IsOpenFn& is_open);
+                              std::string_view dst_name, const IsOpenFn& is_open,
+                              const RenameCheckFn& check = nullptr);
 
   // Up to max_entries entries with cookies greater than `cookie` (0 = from the start), in
   // cookie order. A cookie names its entry for good: entries added later get larger cookies,
@@ -158,7 +176,7 @@ class Namespace {
  private:
   enum class RemoveKind { kAny, kNonDir, kDir };
   Result<RemoveResult> RemoveImpl(Txn& t, Ino parent, std::string_view name, RemoveKind kind,
-                                  const IsOpenFn& is_open);
+                                  const IsOpenFn& is_open, const RemoveCheckFn& check = nullptr);
   // Drops one link of `obj` (already locked): orphans or deletes it at nlink 0.
   Result<Unlinked> DropLink(Txn& t, Inode& obj, Timespec now, const IsOpenFn& is_open);
   // Deletes inode, layout, xattrs and orphan record; queues the layout's files for GC.

@@ -11,8 +11,8 @@ namespace loom::meta {
 using namespace detail;
 
 Result<RemoveResult> Namespace::Remove(Txn& t, Ino parent, std::string_view name,
-                                       const IsOpenFn& is_open) {
-  return RemoveImpl(t, parent, name, RemoveKind::kAny, is_open);
+                                       const IsOpenFn& is_open, const RemoveCheckFn& check) {
+  return RemoveImpl(t, parent, name, RemoveKind::kAny, is_open, check);
 }
 
 Result<RemoveResult> Namespace::Unlink(Txn& t, Ino parent, std::string_view name,
@@ -25,7 +25,8 @@ Result<RemoveResult> Namespace::Rmdir(Txn& t, Ino parent, std::string_view name)
 }
 
 Result<RemoveResult> Namespace::RemoveImpl(Txn& t, Ino parent, std::string_view name,
-                                           RemoveKind kind, const IsOpenFn& is_open) {
+                                           RemoveKind kind, const IsOpenFn& is_open,
+                                           const RemoveCheckFn& check) {
   LOOM_RETURN_IF_ERROR(CheckName(name));
   auto dir = LoadDir(t, fs_, parent, true);
   if (!dir.ok()) return dir.status();
@@ -37,6 +38,7 @@ Result<RemoveResult> Namespace::RemoveImpl(Txn& t, Ino parent, std::string_view 
   if (kind == RemoveKind::kDir && !is_dir) return MetaError(MetaErr::kNotDir, "not a directory");
   auto obj = LoadInode(t, fs_, (*d)->ino, true);
   if (!obj.ok()) return obj.status();
+  if (check) LOOM_RETURN_IF_ERROR(check(*dir, *obj));
   if (is_dir) {
     // The directory's lock (just taken) keeps anyone from adding to it meanwhile.
     auto empty = DirIsEmpty(t, fs_, obj->ino);
@@ -126,7 +128,7 @@ Status Namespace::ReleaseOrphan(Txn& t, Ino ino) {
 
 Result<RenameResult> Namespace::Rename(Txn& t, Ino src_dir, std::string_view src_name,
                                        Ino dst_dir, std::string_view dst_name,
-                                       const IsOpenFn& is_open) {
+                                       const IsOpenFn& is_open, const RenameCheckFn& check) {
   LOOM_RETURN_IF_ERROR(CheckName(src_name));
   LOOM_RETURN_IF_ERROR(CheckName(dst_name));
   const bool one_dir = src_dir == dst_dir;
@@ -193,6 +195,7 @@ Result<RenameResult> Namespace::Rename(Txn& t, Ino src_dir, std::string_view src
     if (!n.ok()) return n.status();
     (ino == src.ino ? src_obj : dst_obj).emplace(std::move(*n));
   }
+  if (check) LOOM_RETURN_IF_ERROR(check(sdir, *src_obj, ddir, dst_obj ? &*dst_obj : nullptr));
   if (dst_obj) {
     bool dst_is_dir = dst_obj->type == FileType::kDir;
     if (src_is_dir && !dst_is_dir) return MetaError(MetaErr::kNotDir, "target not a directory");

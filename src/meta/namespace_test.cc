@@ -182,6 +182,28 @@ TYPED_TEST(NamespaceTest, SetAttrBumpsCtimeAndChange) {
   EXPECT_ERR(this->Tx([&](Txn& t) { return this->ns_->SetAttr(t, kRootIno, size); }), kIsDir);
 }
 
+TYPED_TEST(NamespaceTest, SetAttrKillSetidClearsSetIdBitsOfNonDirectories) {
+  Ino f = this->MakeIno(kRootIno, "f");
+  Ino d = this->MakeIno(kRootIno, "d", FileType::kDir);
+  auto set = [&](Ino ino, std::optional<uint32_t> mode, bool kill) {
+    SetAttrArgs a;
+    a.mode = mode;
+    a.kill_setid = kill;
+    auto r = this->Tx([&](Txn& t) { return this->ns_->SetAttr(t, ino, a); });
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->mode : ~0u;
+  };
+  ASSERT_EQ(set(f, 06755, false), 06755u);
+  EXPECT_EQ(set(f, std::nullopt, true), 0755u);
+  // Without group execute S_ISGID marks mandatory locking and stays.
+  ASSERT_EQ(set(f, 06745, false), 06745u);
+  EXPECT_EQ(set(f, std::nullopt, true), 02745u);
+  // A mode given in the same change is cleared too; directories keep theirs.
+  EXPECT_EQ(set(f, 06711, true), 0711u);
+  ASSERT_EQ(set(d, 06775, false), 06775u);
+  EXPECT_EQ(set(d, std::nullopt, true), 06775u);
+}
+
 TYPED_TEST(NamespaceTest, ReadDirPagesWithStableCookies) {
   Ino dir = this->MakeIno(kRootIno, "d", FileType::kDir);
   for (int i = 0; i < 50; ++i) this->MakeIno(dir, "e" + std::to_string(i));
@@ -415,6 +437,81 @@ TYPED_TEST(NamespaceTest, RenameDirectories) {
   ASSERT_OK(this->Rename(a, "empty", a, "b"));
   EXPECT_EQ(this->Attr(a)->nlink, 3u);
   EXPECT_EQ(this->Attr(b)->parent, a);
+}
+
+// A rename's check (RenameCheckFn) sees the directories and the objects as the rename holds
+// them locked: a chmod of any of them cannot commit meanwhile, so what is checked is what is
+// renamed. A refusal writes nothing; a rename that does nothing is not checked.
+TYPED_TEST(NamespaceTest, RenameCheckRunsUnderTheRenameLocks) {
+  Ino a = this->MakeIno(kRootIno, "a", FileType::kDir);
+  Ino b = this->MakeIno(kRootIno, "b", FileType::kDir);
+  Ino d = this->MakeIno(a, "d", FileType::kDir);
+  Ino v = this->MakeIno(b, "v", FileType::kDir);
+  int calls = 0;
+  RenameCheckFn check = [&](const Inode& sd, const Inode& obj, const Inode& td,
+                            const Inode* target) -> Status {
+    ++calls;
+    EXPECT_EQ(sd.ino, a);
+    EXPECT_EQ(obj.ino, d);
+    EXPECT_EQ(td.ino, b);
+    EXPECT_TRUE(target && target->ino == v);
+    // Another transaction's chmod of the moving directory or of the target directory waits
+    // for the rename's locks and gives up.
+    for (Ino ino : {d, b}) {
+      auto t2 = this->b_.store()->Begin();
+      if (!t2.ok()) return t2.status();
+      SetAttrArgs m;
+      m.mode = 0777;
+      auto set = this->ns_->SetAttr(**t2, ino, m);
+      EXPECT_FALSE(set.ok()) << ino;
+    }
+    return Status(Code::kPermission, "refused");
+  };
+  auto r = this->Tx([&](Txn& t) { return this->ns_->Rename(t, a, "d", b, "v", nullptr, check); });
+  EXPECT_EQ(StatusOf(r).code(), Code::kPermission);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(this->Lookup(a, "d")->ino, d);
+  EXPECT_EQ(this->Lookup(b, "v")->ino, v);
+  EXPECT_EQ(this->Attr(d)->parent, a);
+  EXPECT_EQ(this->Attr(d)->mode & 07777, 0755u);
+  EXPECT_EQ(this->Attr(b)->mode & 07777, 0755u);
+  ASSERT_OK(this->Tx([&](Txn& t) { return this->ns_->Rename(t, a, "d", a, "d", nullptr, check); }));
+  EXPECT_EQ(calls, 1);
+  RenameCheckFn allow = [&](const Inode&, const Inode&, const Inode&, const Inode* target) {
+    ++calls;
+    EXPECT_EQ(target, nullptr);
+    return Status::Ok();
+  };
+  ASSERT_OK(this->Tx([&](Txn& t) { return this->ns_->Rename(t, a, "d", b, "e", nullptr, allow); }));
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(this->Attr(d)->parent, b);
+}
+
+// The same for a remove's check (RemoveCheckFn): it sees the directory and the object locked,
+// and a refusal removes nothing.
+TYPED_TEST(NamespaceTest, RemoveCheckRunsUnderTheRemoveLocks) {
+  Ino a = this->MakeIno(kRootIno, "a", FileType::kDir);
+  Ino f = this->MakeIno(a, "f");
+  int calls = 0;
+  RemoveCheckFn check = [&](const Inode& dir, const Inode& obj) -> Status {
+    ++calls;
+    EXPECT_EQ(dir.ino, a);
+    EXPECT_EQ(obj.ino, f);
+    auto t2 = this->b_.store()->Begin();
+    if (!t2.ok()) return t2.status();
+    SetAttrArgs m;
+    m.uid = 1000;  // a chown that would change what a sticky directory allows
+    EXPECT_FALSE(this->ns_->SetAttr(**t2, f, m).ok());
+    return Status(Code::kPermission, "refused");
+  };
+  auto r = this->Tx([&](Txn& t) { return this->ns_->Remove(t, a, "f", nullptr, check); });
+  EXPECT_EQ(StatusOf(r).code(), Code::kPermission);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(this->Lookup(a, "f")->ino, f);
+  EXPECT_EQ(this->Attr(f)->uid, 0u);
+  RemoveCheckFn allow = [&](const Inode&, const Inode&) { return Status::Ok(); };
+  ASSERT_OK(this->Tx([&](Txn& t) { return this->ns_->Remove(t, a, "f", nullptr, allow); }));
+  EXPECT_ERR(this->Lookup(a, "f"), kNoEnt);
 }
 
 TYPED_TEST(NamespaceTest, CrossedDirectoryRenamesNeverMakeACycle) {

@@ -193,6 +193,50 @@ Status Decode(std::string_view in, GcItem* g) {
   });
 }
 
+std::string Encode(const PendingFile& p) {
+  std::string out = Header('P');
+  PutU64(out, p.ino);
+  PutU32(out, p.ds_id);
+  PutTime(out, p.since);
+  return out;
+}
+
+Status Decode(std::string_view in, PendingFile* p) {
+  return DecodeRecord(in, 'P', "pending file", [&](ByteReader& r, uint8_t) {
+    return r.U64(p->ino) && r.U32(p->ds_id) && Time(r, p->since);
+  });
+}
+
+std::string Encode(const FsIdentity& f) {
+  std::string out = Header('V');
+  PutBytes(out, f.uuid);
+  PutBytes(out, f.tree);
+  PutTime(out, f.created);
+  return out;
+}
+
+Status Decode(std::string_view in, FsIdentity* f) {
+  return DecodeRecord(in, 'V', "filesystem identity", [&](ByteReader& r, uint8_t) {
+    return r.Bytes(f->uuid, 16) && f->uuid.size() == 16 && r.Bytes(f->tree, kMaxNameLen) &&
+           !f->tree.empty() && Time(r, f->created);
+  });
+}
+
+std::string Encode(const DataServerRecord& d) {
+  std::string out = Header('K');
+  PutBytes(out, d.uuid);
+  PutU32(out, d.id);
+  PutBytes(out, d.address);
+  return out;
+}
+
+Status Decode(std::string_view in, DataServerRecord* d) {
+  return DecodeRecord(in, 'K', "data server", [&](ByteReader& r, uint8_t) {
+    return r.Bytes(d->uuid, 16) && d->uuid.size() == 16 && r.U32(d->id) && d->id != 0 &&
+           r.Bytes(d->address, 1024);
+  });
+}
+
 std::string Encode(const ClientRecord& c) {
   std::string out = Header('C');
   PutU64(out, c.clientid);

@@ -112,6 +112,36 @@ struct GcItem {
   bool operator==(const GcItem&) const = default;
 };
 
+// P|fsid|ino|ds: the MDS is about to create ino's data file on data server ds (issue 10.7).
+// Written (durably) before the CREATE, deleted with the layout's commit (Namespace::SetLayout);
+// one left over after a crash names a data file that this store made and no layout holds.
+struct PendingFile {
+  Ino ino = 0;
+  uint32_t ds_id = 0;
+  Timespec since;
+  bool operator==(const PendingFile&) const = default;
+};
+
+// V|fsid: the filesystem's identity, written once when its store is made (issue 10.5). `uuid`
+// is 16 random bytes, the owner the data servers' loom/<tree>/.owner markers name; `tree` is
+// the directory under loom/ that holds its data files.
+struct FsIdentity {
+  std::string uuid;
+  std::string tree;
+  Timespec created;
+  bool operator==(const FsIdentity&) const = default;
+};
+
+// K|uuid: a data server known to this store (issue 10.8). Layouts name data servers by `id`;
+// the id belongs to the server's UUID (its loom/ds-id file), not to its place on the command
+// line. `address` is where it was last seen.
+struct DataServerRecord {
+  std::string uuid;
+  uint32_t id = 0;
+  std::string address;
+  bool operator==(const DataServerRecord&) const = default;
+};
+
 // C|clientid: what RFC 8881 §8.4.3 requires to survive a restart, to refuse a wrong reclaim.
 struct ClientRecord {
   enum Flags : uint32_t {
@@ -141,6 +171,9 @@ std::string Encode(const Dentry& r);
 std::string Encode(const Layout& r);
 std::string Encode(const Orphan& r);
 std::string Encode(const GcItem& r);
+std::string Encode(const PendingFile& r);
+std::string Encode(const FsIdentity& r);
+std::string Encode(const DataServerRecord& r);
 std::string Encode(const ClientRecord& r);
 std::string Encode(const GraceState& r);
 std::string EncodeU64(uint64_t v);  // N|fsid
@@ -151,6 +184,9 @@ Status Decode(std::string_view in, Dentry* out);
 Status Decode(std::string_view in, Layout* out);
 Status Decode(std::string_view in, Orphan* out);
 Status Decode(std::string_view in, GcItem* out);
+Status Decode(std::string_view in, PendingFile* out);
+Status Decode(std::string_view in, FsIdentity* out);
+Status Decode(std::string_view in, DataServerRecord* out);
 Status Decode(std::string_view in, ClientRecord* out);
 Status Decode(std::string_view in, GraceState* out);
 Status DecodeU64(std::string_view in, uint64_t* out);

@@ -102,6 +102,9 @@ TEST(RecordsTest, RoundTripAndRejectDamage) {
   CheckRoundTripAndDamage(Dentry{"name", 5, FileType::kDir, 17});
   CheckRoundTripAndDamage(SampleLayout());
   CheckRoundTripAndDamage(Orphan{9, {3, 4}});
+  CheckRoundTripAndDamage(PendingFile{12, 3, {5, 6}});
+  CheckRoundTripAndDamage(FsIdentity{std::string(16, '\x5a'), "5a5a", {7, 8}});
+  CheckRoundTripAndDamage(DataServerRecord{std::string(16, '\x01'), 4, "10.0.0.1:2049"});
   CheckRoundTripAndDamage(GcItem{9, {3, std::string("\0\1fh", 4), 1, 2}, {5, 6}});
   CheckRoundTripAndDamage(ClientRecord{0xabcdef, "Linux NFSv4.2 host", 42,
                                        ClientRecord::kReclaimComplete, {1, 0}});

@@ -6,15 +6,26 @@
 // The child is this same test binary, started with fork + exec so that it begins with a
 // clean RocksDB (a fork alone would inherit the parent's RocksDB background threads' state
 // without the threads).
+//
+// Then fail-stop (kv.h): a WAL sync that fails — injected through Options::before_sync —
+// must stop the process before anyone is told about the commit, reader or writer. Those run
+// as gtest death tests in the "threadsafe" style (the child is an exec of this binary too).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -140,6 +151,252 @@ TEST(RocksCrashTest, AcknowledgedCreatesSurviveSigkill) {
     EXPECT_GE(page->entries.size(), acked.size());
     EXPECT_LE(page->entries.size(), acked.size() + round + 1);
   }
+}
+
+// --- Fail-stop on a failed WAL sync ---
+
+constexpr const char* kFailDirEnv = "LOOM_META_FAILSTOP_DIR";
+constexpr const char* kFailStopMessage = "WAL sync failed";
+
+bool IsWal(const std::string& path) { return path.size() > 4 && path.ends_with(".log"); }
+
+// The database directory for a fail-stop test: made by the parent (and named to its death-test
+// children in the environment, since a threadsafe death test reruns the test body).
+class FailStopDir {
+ public:
+  FailStopDir() {
+    if (const char* d = std::getenv(kFailDirEnv)) {
+      path_ = d;
+      child_ = true;
+      return;
+    }
+    tmp_.emplace();
+    path_ = tmp_->path() + "/db";
+    ::setenv(kFailDirEnv, path_.c_str(), 1);
+  }
+  ~FailStopDir() {
+    if (!child_) ::unsetenv(kFailDirEnv);
+  }
+  const std::string& path() const { return path_; }
+  bool child() const { return child_; }
+
+ private:
+  std::optional<testing::TempDir> tmp_;
+  std::string path_;
+  bool child_ = false;
+};
+
+Status PutOne(KvStore& store, const std::string& k, const std::string& v) {
+  return RunTxn(store, [&](Txn& t) { return t.Put(k, v); });
+}
+
+MaybeValue GetOne(KvStore& store, const std::string& k) {
+  auto v = RunTxn(store, [&](Txn& t) { return t.Get(k); });
+  EXPECT_TRUE(v.ok()) << v.status().ToString();
+  return v.ok() ? *v : MaybeValue();
+}
+
+// Child: "b" is committed while every WAL sync fails. Returning at all is the bug.
+void CommitWithFailingSync(const std::string& path) {
+  RocksKvStore::Options o;
+  o.path = path;
+  o.before_sync = [](const std::string& f) {
+    return IsWal(f) ? Status(Code::kIo, "disk says no") : Status::Ok();
+  };
+  auto store = RocksKvStore::Open(o);
+  if (!store.ok()) _exit(2);
+  Status s = PutOne(**store, "b", "2");
+  std::fprintf(stderr, "commit returned: %s\n", s.ToString().c_str());
+  _exit(0);
+}
+
+TEST(RocksFailStopTest, FailedWalSyncStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  FailStopDir dir;
+  if (!dir.child()) {
+    RocksKvStore::Options o;
+    o.path = dir.path();
+    auto store = RocksKvStore::Open(o);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE(PutOne(**store, "a", "1").ok());
+  }
+  EXPECT_DEATH(CommitWithFailingSync(dir.path()), kFailStopMessage);
+  // After the restart: what was durable is there; "b" is either absent or (its WAL write
+  // reached the disk after all) present — never acknowledged as failed and served.
+  RocksKvStore::Options o;
+  o.path = dir.path();
+  auto store = RocksKvStore::Open(o);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(GetOne(**store, "a"), "1");
+  MaybeValue b = GetOne(**store, "b");
+  EXPECT_TRUE(!b || *b == "2");
+}
+
+// Child: a writer's WAL sync is held (then fails) while a reader reads the writer's commit,
+// which is visible already. The reader must not finish with it: its Commit (or its Rollback,
+// the way an operation that fails on what it read ends) waits for the sync, which stops the
+// process.
+void ReadWhileSyncFails(const std::string& path, bool rollback) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_sync = false, reader_read = false;
+  RocksKvStore::Options o;
+  o.path = path;
+  o.before_sync = [&](const std::string& f) {
+    if (!IsWal(f)) return Status::Ok();
+    std::unique_lock<std::mutex> l(mu);
+    in_sync = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return reader_read; });
+    return Status(Code::kIo, "disk says no");
+  };
+  auto store = RocksKvStore::Open(o);
+  if (!store.ok()) _exit(2);
+  std::thread writer([&] { (void)PutOne(**store, "b", "2"); });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return in_sync; });
+  }
+  auto t = (*store)->Begin();
+  if (!t.ok()) _exit(3);
+  auto v = (*t)->Get("b");  // visible: the WAL write is done, its sync is not
+  {
+    std::lock_guard<std::mutex> l(mu);
+    reader_read = true;
+    cv.notify_all();
+  }
+  Status s;
+  if (rollback) {
+    (*t)->Rollback();
+  } else {
+    s = (*t)->Commit();
+  }
+  std::fprintf(stderr, "reader finished: %s, b=%s\n", s.ToString().c_str(),
+               v.ok() && *v ? (*v)->c_str() : "(none)");
+  _exit(0);
+}
+
+TEST(RocksFailStopTest, NoReaderFinishesWithACommitWhoseSyncFailed) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  FailStopDir dir;
+  EXPECT_DEATH(ReadWhileSyncFails(dir.path(), /*rollback=*/false), kFailStopMessage);
+  EXPECT_DEATH(ReadWhileSyncFails(dir.path(), /*rollback=*/true), kFailStopMessage);
+}
+
+// --- Deferred durability (NFS UNSTABLE writes) ---
+
+TEST(RocksDurabilityTest, DeferredCommitsAreSyncedOnceBySync) {
+  testing::TempDir tmp;
+  RocksKvStore::Options o;
+  o.path = tmp.path() + "/db";
+  auto opened = RocksKvStore::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  RocksKvStore& store = **opened;
+  const uint64_t base = store.stats().wal_syncs;
+  ASSERT_TRUE(PutOne(store, "durable", "x").ok());
+  EXPECT_EQ(store.stats().wal_syncs, base + 1);
+  for (int i = 0; i < 20; i++) {
+    Status s = RunTxn(store, [&](Txn& t) {
+      t.SetDurability(Durability::kDeferred);
+      return t.Put("k" + std::to_string(i), "v");
+    });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(GetOne(store, "k" + std::to_string(i)), "v");  // visible at once
+  }
+  EXPECT_EQ(store.stats().wal_syncs, base + 1);  // neither the writes nor the reads synced
+  EXPECT_EQ(store.stats().deferred_commits, 20u);
+  ASSERT_TRUE(store.Sync().ok());
+  EXPECT_EQ(store.stats().wal_syncs, base + 2);  // one sync for all twenty
+  ASSERT_TRUE(store.Sync().ok());
+  EXPECT_EQ(store.stats().wal_syncs, base + 2);  // nothing new: no fsync
+}
+
+// A deferred commit that is not yet synced fails with the process too (no one was told it
+// was durable, and the process that could serve it is gone).
+void SyncDeferredWithFailingDisk(const std::string& path) {
+  std::atomic<bool> fail{false};
+  RocksKvStore::Options o;
+  o.path = path;
+  o.before_sync = [&](const std::string& f) {
+    return IsWal(f) && fail.load() ? Status(Code::kIo, "disk says no") : Status::Ok();
+  };
+  auto store = RocksKvStore::Open(o);
+  if (!store.ok()) _exit(2);
+  Status s = RunTxn(**store, [&](Txn& t) {
+    t.SetDurability(Durability::kDeferred);
+    return t.Put("d", "1");
+  });
+  if (!s.ok()) _exit(3);
+  fail = true;
+  s = (*store)->Sync();
+  std::fprintf(stderr, "sync returned: %s\n", s.ToString().c_str());
+  _exit(0);
+}
+
+TEST(RocksFailStopTest, FailedSyncOfDeferredCommitsStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  FailStopDir dir;
+  EXPECT_DEATH(SyncDeferredWithFailingDisk(dir.path()), kFailStopMessage);
+}
+
+// Power loss, simulated: the child records, at every WAL sync, how long the WAL file is (what
+// that sync makes durable), commits, and is SIGKILLed; the parent then cuts each WAL file back
+// to its last synced length — what a power failure would leave — and reopens. Everything
+// Sync() covered is there; what was only ever written is gone, which shows the simulation
+// really drops unsynced data.
+void DeferredThenKilled(const std::string& path) {
+  const std::string record = path + ".synced";
+  RocksKvStore::Options o;
+  o.path = path;
+  o.before_sync = [&](const std::string& f) {
+    if (!IsWal(f)) return Status::Ok();
+    struct stat st;
+    if (::stat(f.c_str(), &st) != 0) return Status(Code::kIo, "stat");
+    FILE* out = std::fopen(record.c_str(), "a");
+    if (!out) return Status(Code::kIo, "record");
+    std::fprintf(out, "%s %lld\n", f.c_str(), static_cast<long long>(st.st_size));
+    std::fclose(out);
+    return Status::Ok();
+  };
+  auto store = RocksKvStore::Open(o);
+  if (!store.ok()) _exit(2);
+  auto deferred = [&](const std::string& k) {
+    Status s = RunTxn(**store, [&](Txn& t) {
+      t.SetDurability(Durability::kDeferred);
+      return t.Put(k, "v");
+    });
+    if (!s.ok()) _exit(3);
+  };
+  for (int i = 0; i < 20; i++) deferred("synced-" + std::to_string(i));
+  if (!(*store)->Sync().ok()) _exit(4);
+  for (int i = 0; i < 5; i++) deferred("unsynced-" + std::to_string(i));
+  ::raise(SIGKILL);
+}
+
+TEST(RocksDurabilityTest, WhatSyncCoveredSurvivesPowerLoss) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  FailStopDir dir;
+  EXPECT_EXIT(DeferredThenKilled(dir.path()), ::testing::KilledBySignal(SIGKILL), "");
+  std::map<std::string, long long> synced;
+  if (FILE* in = std::fopen((dir.path() + ".synced").c_str(), "r")) {
+    char f[4096];
+    long long n;
+    while (std::fscanf(in, "%4095s %lld", f, &n) == 2) synced[f] = n;
+    std::fclose(in);
+  }
+  ASSERT_FALSE(synced.empty());
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    std::string f = e.path().string();
+    if (!IsWal(f)) continue;
+    auto it = synced.find(f);
+    ASSERT_EQ(::truncate(f.c_str(), it == synced.end() ? 0 : it->second), 0) << f;
+  }
+  RocksKvStore::Options o;
+  o.path = dir.path();
+  auto store = RocksKvStore::Open(o);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (int i = 0; i < 20; i++) EXPECT_EQ(GetOne(**store, "synced-" + std::to_string(i)), "v") << i;
+  for (int i = 0; i < 5; i++) EXPECT_EQ(GetOne(**store, "unsynced-" + std::to_string(i)), std::nullopt) << i;
 }
 
 }  // namespace

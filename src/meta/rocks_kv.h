@@ -1,26 +1,38 @@
 // RocksKvStore: the embedded, persistent KvStore — a rocksdb::TransactionDB with pessimistic
 // (lock-based) transactions, matching the contract in kv.h.
 //
-// Durability: WriteOptions.sync is on by default, so an OK Commit has reached stable storage
-// (an acknowledged metadata change survives a crash or power loss). Commits from concurrent
-// threads are group-committed by RocksDB's write thread: one leader appends the group's
-// batches to the WAL and fsyncs once for all of them, so throughput grows with the number of
-// workers committing at once. The MDS can also put several NFS operations into one Txn.
+// Durability (Options::sync, the default). A commit writes the WAL without syncing it, which
+// makes it visible and releases its row locks; then the committer waits until a WAL fsync
+// covers it. One waiting committer calls SyncWAL for everyone queued (group commit), so
+// commits to one directory do not wait for each other's fsync under its lock. Because a
+// commit is visible before it is durable, every other Commit — read-only, kDeferred — first
+// waits until the newest kSync commit that could have been read is durable (usually no wait:
+// nothing is pending). kDeferred commits reach the WAL at once and are synced by Sync() or by
+// the next kSync commit's sync.
+//
+// A failed WAL sync stops the process (kv.h, fail-stop): RocksDB keeps such a commit in its
+// memtable and a retried fsync may succeed without the lost pages, so there is no safe way
+// to go on.
+//
+// Ordering of the bookkeeping: every writing commit takes a ticket before its WAL write and
+// settles it when the write returns. A sync covers the longest prefix of settled tickets
+// (all of them were in the WAL file before SyncWAL began).
 //
 // This header does not include RocksDB's, so only rocks_kv.cc pays for them.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
-
-#include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "meta/kv.h"
 
 namespace rocksdb {
+class Env;
 class TransactionDB;
 }
 
@@ -31,35 +43,64 @@ class RocksKvStore final : public KvStore {
  public:
   struct Options {
     std::string path;
-    // The WAL is on disk before Commit returns (group commit: concurrent commits share one
-    // fsync). Off only for tests and benchmarks that say so.
+    // Commits are durable before they return (see above). Off only for tests and
+    // benchmarks that say so.
     bool sync = true;
     bool create_if_missing = true;
     // How long a lock request waits before failing with kConflict.
     int64_t lock_timeout_ms = 1000;
     // Detect lock cycles at once (kConflict) instead of waiting for the timeout.
     bool deadlock_detect = true;
+    // Fault injection, the seam leveldb's Env gives tests: when set, the database's files go
+    // through a FileSystem wrapper that calls this before every sync of a file (fsync,
+    // fdatasync, range sync) with the file's path. A non-OK result fails that sync with an
+    // I/O error, as a failing disk would; the hook may also block, holding a commit between
+    // "visible" and "durable". Tests only.
+    std::function<Status(const std::string& path)> before_sync;
+  };
+
+  // Counters since Open (for tests and monitoring).
+  struct Stats {
+    uint64_t wal_syncs = 0;         // WAL fsyncs made (each may cover many commits)
+    uint64_t sync_commits = 0;      // writing commits with Durability::kSync
+    uint64_t deferred_commits = 0;  // writing commits with Durability::kDeferred
   };
 
   static Result<std::unique_ptr<RocksKvStore>> Open(const Options& opts);
   ~RocksKvStore() override;
 
   Result<std::unique_ptr<Txn>> Begin() override;
+  Status Sync() override;
+  Stats stats() const;
 
  private:
   class RocksTxn;
-  RocksKvStore(Options opts, rocksdb::TransactionDB* db);
-  // Returns once the WAL holds every commit made before the call on disk (group commit:
-  // one caller syncs for all that are waiting).
-  Status WaitDurable();
+  RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rocksdb::TransactionDB* db);
+
+  // A writing commit is about to reach the WAL: its ticket.
+  uint64_t Reserve(Durability d);
+  // Its WAL write returned (OK or not).
+  void Settle(uint64_t ticket);
+  // Returns once tickets up to `ticket` are durable (leading a SyncWAL when no one is).
+  // kWhatWasSeen: up to the newest kSync ticket handed out, which covers every kSync commit
+  // a transaction ending now may have read.
+  static constexpr uint64_t kWhatWasSeen = ~uint64_t{0};
+  void WaitDurable(uint64_t ticket);
+  [[noreturn]] void FailStop(const std::string& why);
 
   const Options opts_;
+  std::unique_ptr<rocksdb::Env> env_;  // before db_: the database uses it until closed
   std::unique_ptr<rocksdb::TransactionDB> db_;
-  std::mutex sync_mu_;
+
+  mutable std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  uint64_t sync_requested_ = 0;  // guarded by sync_mu_
-  uint64_t sync_done_ = 0;       // guarded by sync_mu_
-  bool syncing_ = false;         // guarded by sync_mu_
+  // All guarded by sync_mu_.
+  uint64_t next_ticket_ = 0;        // the last ticket handed out
+  uint64_t last_sync_ticket_ = 0;   // the last kSync ticket handed out
+  std::set<uint64_t> unsettled_;    // tickets whose WAL write has not returned
+  uint64_t synced_ = 0;             // tickets up to this are durable
+  bool syncing_ = false;
+  Stats stats_;
 };
 
 }  // namespace loom::meta

@@ -1,5 +1,6 @@
 #include "nfs3/local_fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -7,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/file_util.h"
@@ -15,16 +18,99 @@
 
 namespace loom::nfs3 {
 
+int SyncOps::Sync(int fd, Kind kind) {
+  int rc = kind == kData ? ::fdatasync(fd) : kind == kFilesystem ? ::syncfs(fd) : ::fsync(fd);
+  return rc == 0 ? 0 : errno;
+}
+
+namespace {
+
+SyncOps g_real_sync;
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Whether the export holds anything besides the state directory (and an ext* lost+found).
+Result<bool> HoldsData(int root_fd) {
+  int fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open export root");
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return Status::FromErrno(errno, "read export root");
+  }
+  bool data = false;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != ".." && n != LocalFs::kHiddenName && n != "lost+found") {
+      data = true;
+      break;
+    }
+  }
+  ::closedir(d);
+  return data;
+}
+
+}  // namespace
+
+std::string LocalFs::DefaultStateDir(const std::string& root) {
+  char real[PATH_MAX];
+  std::string path = ::realpath(root.c_str(), real) ? std::string(real) : root;
+  static const SipKey kPathKey = {'l', 'o', 'o', 'm', '-', 'd', 's', '-', 's', 't', 'a', 't', 'e'};
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(SipHash24(kPathKey, path.data(), path.size())));
+  return std::string("/var/lib/loom-ds/") + hex;
+}
+
+// The handle secret: from the state directory; else from the old location inside the export
+// (ROOT/.loom-ds), used as is; else a new one, but only over an empty export or when asked:
+// a new secret makes every handle issued before STALE although the files are still there.
+Status LocalFs::LoadSecret() {
+  std::string legacy = opts_.root + "/" + kHiddenName;
+  if (opts_.state_dir.empty() || opts_.state_dir == legacy) opts_.state_dir = legacy;
+  struct stat st;
+  if (::fstatat(root_fd_, kHiddenName, &st, AT_SYMLINK_NOFOLLOW) == 0 || opts_.state_dir == legacy)
+    state_inside_ = true;  // hidden from clients wherever the secret is kept
+  if (!Exists(opts_.state_dir + "/secret") && opts_.state_dir != legacy &&
+      Exists(legacy + "/secret")) {
+    LOG_INFO("loom-ds: using the handle secret in %s (inside the export; move it to %s to "
+             "keep it apart from the data)", legacy.c_str(), opts_.state_dir.c_str());
+    opts_.state_dir = legacy;
+  }
+  if (!Exists(opts_.state_dir + "/secret")) {
+    Result<bool> data = HoldsData(root_fd_);
+    if (!data.ok()) return data.status();
+    if (*data && !opts_.new_secret) {
+      return Status(Code::kNotFound,
+                    "no handle secret in " + opts_.state_dir + ", but the export " + opts_.root +
+                        " already holds files: a new secret would make every file handle "
+                        "issued for them STALE. Give --state-dir where the secret is, restore " +
+                        opts_.state_dir + "/secret, or start with --new-secret to accept that");
+    }
+    if (*data) LOG_WARN("loom-ds: new handle secret over an export with files: old handles STALE");
+    // Parents of the state directory (e.g. /var/lib/loom-ds); LoadOrCreateSecret makes the last.
+    for (size_t p = opts_.state_dir.find('/', 1); p != std::string::npos;
+         p = opts_.state_dir.find('/', p + 1)) {
+      std::string parent = opts_.state_dir.substr(0, p);
+      if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
+        return Status::FromErrno(errno, "mkdir " + parent);
+    }
+  }
+  return LoadOrCreateSecret(opts_.state_dir, "secret", key_.data(), key_.size());
+}
+
 Result<std::unique_ptr<LocalFs>> LocalFs::Open(Options opts) {
   std::unique_ptr<LocalFs> fs(new LocalFs());
   fs->root_fd_ = ::open(opts.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fs->root_fd_ < 0) return Status::FromErrno(errno, "open export root " + opts.root);
   if (::fstat(fs->root_fd_, &fs->root_st_) != 0) return Status::FromErrno(errno, "stat root");
-  if (opts.state_dir.empty()) {
-    opts.state_dir = opts.root + "/" + kHiddenName;
-    fs->state_inside_ = true;
-  }
-  LOOM_RETURN_IF_ERROR(LoadOrCreateSecret(opts.state_dir, "secret", fs->key_.data(), fs->key_.size()));
+  fs->sync_ = opts.sync ? opts.sync : &g_real_sync;
+  fs->opts_ = opts;
+  LOOM_RETURN_IF_ERROR(fs->LoadSecret());
+  opts.state_dir = fs->opts_.state_dir;
   // Raise the descriptor limit so the cache and many client connections fit.
   rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -66,7 +152,8 @@ int LocalFs::HandleOf(int dirfd, const char* name, std::string* fh) {
   } u;
   u.h.handle_bytes = MAX_HANDLE_SZ;
   int mount_id;
-  if (name_to_handle_at(dirfd, name, &u.h, &mount_id, 0) != 0) return errno;
+  int flags = name[0] == '\0' ? AT_EMPTY_PATH : 0;  // never follows a symlink
+  if (name_to_handle_at(dirfd, name, &u.h, &mount_id, flags) != 0) return errno;
   KernelHandle kh;
   kh.type = u.h.handle_type;
   kh.bytes.assign(reinterpret_cast<const char*>(u.h.f_handle), u.h.handle_bytes);
@@ -74,6 +161,39 @@ int LocalFs::HandleOf(int dirfd, const char* name, std::string* fh) {
   if (!w.ok()) return EOVERFLOW;
   *fh = std::move(w.value());
   return 0;
+}
+
+int LocalFs::OpenCreated(const Node& dir, const std::string& name, mode_t type, Node* out) {
+  int flags = type == S_IFDIR ? (O_RDONLY | O_DIRECTORY) : O_PATH;
+  int fd = ::openat(dir.fd(), name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ELOOP || errno == ENOTDIR ? EEXIST : errno;
+  int err = AdoptFd(fd, out);
+  if (err != 0) return err;
+  // What we made has no other link (a directory: no subdirectory) and is still owned by us
+  // (objects are given to the caller only after this check); anything else was swapped in.
+  const struct stat& st = out->st;
+  nlink_t links = type == S_IFDIR ? 2 : 1;
+  if ((st.st_mode & S_IFMT) != type || st.st_uid != ::geteuid() || st.st_nlink != links) {
+    *out = Node();
+    return EEXIST;
+  }
+  return 0;
+}
+
+int LocalFs::AdoptFd(int fd, Node* out) {
+  auto ref = std::make_shared<FileRef>(fd);
+  if (::fstat(fd, &out->st) != 0) return errno;
+  int err = HandleOf(fd, "", &out->fh);
+  if (err != 0) return err;
+  out->ref = std::move(ref);
+  out->is_root = is_root_ino(out->st);
+  return 0;
+}
+
+int LocalFs::SyncObject(const Node& n, bool data_only) {
+  if (S_ISREG(n.st.st_mode) || S_ISDIR(n.st.st_mode))
+    return sync_->Sync(n.fd(), data_only ? SyncOps::kData : SyncOps::kFile);
+  return sync_->Sync(root_fd_, SyncOps::kFilesystem);
 }
 
 int LocalFs::OpenKernelHandle(std::string_view fh, std::shared_ptr<const FileRef>* ref) {
@@ -169,6 +289,41 @@ void LocalFs::Forget(const std::string& fh) {
   if (it == cache_.end()) return;
   lru_.erase(it->second.it);
   cache_.erase(it);
+}
+
+int LocalFs::Chmod(const Node& n, mode_t mode) {
+  mode_t t = n.st.st_mode & S_IFMT;
+  if (t == S_IFLNK) return 0;
+  if (t == S_IFREG || t == S_IFDIR) return ::fchmod(n.fd(), mode) == 0 ? 0 : errno;
+  // An O_PATH descriptor: chmod(2) through its /proc link, which names the inode itself.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", n.fd());
+  return ::chmod(path, mode) == 0 ? 0 : errno;
+}
+
+int LocalFs::Chown(const Node& n, uid_t uid, gid_t gid) {
+  return ::fchownat(n.fd(), "", uid, gid, AT_EMPTY_PATH) == 0 ? 0 : errno;
+}
+
+int LocalFs::SetTimes(const Node& n, const timespec ts[2]) {
+  // With an empty path and AT_EMPTY_PATH the descriptor itself is the object, O_PATH included.
+  return ::utimensat(n.fd(), "", ts, AT_EMPTY_PATH) == 0 ? 0 : errno;
+}
+
+mode_t LocalFs::PrivsToDrop(mode_t mode) {
+  if (S_ISDIR(mode)) return 0;
+  mode_t kill = mode & S_ISUID;
+  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  return kill;
+}
+
+int LocalFs::DropPrivs(const rpc::Cred& c, Node& n) {
+  mode_t kill = PrivsToDrop(n.st.st_mode);
+  if (c.uid == 0 || kill == 0) return 0;  // root has CAP_FSETID
+  mode_t mode = n.st.st_mode & 07777 & ~kill;
+  int err = Chmod(n, mode);
+  if (err == 0) n.st.st_mode = (n.st.st_mode & S_IFMT) | mode;
+  return err;
 }
 
 bool LocalFs::CheckAccess(const rpc::Cred& c, const struct stat& st, int want) {

@@ -40,15 +40,40 @@ struct Node {
 // Access bits for CheckAccess.
 enum : int { kMayRead = 4, kMayWrite = 2, kMayExec = 1 };
 
+// How LocalFs makes changes durable. A seam for tests (like leveldb's Env): a test substitutes
+// one that counts the syncs or makes them fail.
+class SyncOps {
+ public:
+  enum Kind {
+    kDir,         // fsync(2) of a directory: its entries
+    kFile,        // fsync(2) of a file or directory: data and all of its metadata
+    kData,        // fdatasync(2): data and the metadata needed to read it back (size)
+    kFilesystem,  // syncfs(2): objects that cannot be opened for I/O (symlinks, devices)
+  };
+  virtual ~SyncOps() = default;
+  // 0 or an errno.
+  virtual int Sync(int fd, Kind kind);
+};
+
 class LocalFs {
  public:
   struct Options {
     std::string root;       // the exported directory
-    std::string state_dir;  // holds the handle secret; default <root>/.loom-ds (hidden)
+    std::string state_dir;  // holds the handle secret; empty: <root>/.loom-ds (hidden)
     size_t fd_cache = 4096;
+    // Create a new handle secret even when the export already holds data (every handle
+    // issued before becomes STALE). Without it, Open refuses such an export.
+    bool new_secret = false;
+    SyncOps* sync = nullptr;  // nullptr: the real fsync family
   };
   static Result<std::unique_ptr<LocalFs>> Open(Options opts);
   ~LocalFs();
+
+  // The state directory loom-ds uses when none is given: /var/lib/loom-ds/<hash of the
+  // export's real path>, outside the export so that the secret is not lost with its data.
+  static std::string DefaultStateDir(const std::string& root);
+  // Where the handle secret was found or created.
+  const std::string& state_dir() const { return opts_.state_dir; }
 
   // The name of the state directory when it lives inside the export; hidden from clients.
   static constexpr const char* kHiddenName = ".loom-ds";
@@ -65,6 +90,18 @@ class LocalFs {
   void Forget(const std::string& fh);
   // Handle for the object `name` in dir without opening it for I/O.
   int HandleOf(int dirfd, const char* name, std::string* fh);
+  // The object this server just created as `name` in `dir` (of type `type`, S_IF*), opened
+  // without following links (O_PATH for symlinks and special files). EEXIST when what the
+  // name now holds is not a fresh object of ours: a client swapped something in between.
+  int OpenCreated(const Node& dir, const std::string& name, mode_t type, Node* out);
+  // A node for `fd`, an object this server created and holds open (CREATE's new file).
+  int AdoptFd(int fd, Node* out);
+
+  // Durability (RFC 1813 §1.6). Each returns 0 or an errno.
+  int SyncDir(const Node& dir) { return sync_->Sync(dir.fd(), SyncOps::kDir); }
+  // The object itself: fsync (or fdatasync when data_only) where it can be opened for I/O,
+  // syncfs for symlinks and special files.
+  int SyncObject(const Node& n, bool data_only);
 
   // true when `name` in `dir` is the hidden state directory.
   bool Hidden(const Node& dir, std::string_view name) const {
@@ -77,12 +114,27 @@ class LocalFs {
   // Caller's permission for `want` (kMay* bits) on an object with attributes `st`.
   static bool CheckAccess(const rpc::Cred& c, const struct stat& st, int want);
 
+  // Attribute changes on the object behind a node's descriptor, never by name (a name can be
+  // swapped for a symlink between two calls). 0 or an errno. They work on O_PATH descriptors
+  // too (FIFOs, sockets, devices, symlinks); Chmod does nothing for a symlink, which has no
+  // mode of its own on Linux.
+  static int Chmod(const Node& n, mode_t mode);
+  static int Chown(const Node& n, uid_t uid, gid_t gid);
+  static int SetTimes(const Node& n, const timespec ts[2]);
+  // The set-ID bits a write, truncate or chown by an unprivileged caller clears from a
+  // non-directory with mode `mode`, as Linux does: set-user-ID always, set-group-ID when
+  // group-execute is set (without it, S_ISGID marks mandatory locking and stays).
+  static mode_t PrivsToDrop(mode_t mode);
+  // Clears those bits on `n` (a regular file) for a caller other than root. 0 or an errno.
+  static int DropPrivs(const rpc::Cred& c, Node& n);
+
   uint64_t fsid() const { return static_cast<uint64_t>(root_st_.st_dev); }
   int root_fd() const { return root_fd_; }
 
  private:
   LocalFs() = default;
   int OpenKernelHandle(std::string_view fh, std::shared_ptr<const FileRef>* ref);
+  Status LoadSecret();
 
   Options opts_;
   int root_fd_ = -1;
@@ -91,6 +143,7 @@ class LocalFs {
   std::string root_fh_;
   std::array<uint8_t, 8> verf_{};
   bool state_inside_ = false;
+  SyncOps* sync_ = nullptr;
 
   // LRU cache of open descriptors, keyed by wire handle.
   std::mutex mu_;

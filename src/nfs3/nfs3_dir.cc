@@ -1,6 +1,13 @@
 // Namespace procedures: LOOKUP, READLINK, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR,
 // RENAME, LINK. Objects are created as root and then given to the caller (uid, and gid or
 // the directory's gid when it is set-group-ID), as a local create by that user would be.
+//
+// Names are resolved once: a created object is opened without following links and checked to
+// be the one just made, and every later change goes through that descriptor, so a client that
+// swaps the name for a symlink cannot redirect a chown or chmod outside the export.
+// RFC 1813 §1.6: CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME and LINK are synchronous
+// modifications: the changed directories (and a new file) are synced before the reply, and a
+// failed sync is NFS3ERR_IO.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -41,12 +48,31 @@ nfsstat3 CheckNewName(const LocalFs& fs, const Node& dir, const std::string& nam
   return st;
 }
 
-// Gives a just-created `name` to the caller and sets its mode regardless of the umask.
-nfsstat3 GiveToCaller(const rpc::Cred& c, const Node& dir, const std::string& name, mode_t mode) {
-  if (::fchownat(dir.fd(), name.c_str(), c.uid, NewGid(c, dir.st), AT_SYMLINK_NOFOLLOW) != 0 ||
-      ::fchmodat(dir.fd(), name.c_str(), mode, 0) != 0)
-    return Nfs3Service::FromErrno(errno);
-  return NFS3_OK;
+// The mode a new object of the caller gets: as Linux, a non-root caller outside the object's
+// group cannot create a set-group-ID file.
+mode_t NewMode(const rpc::Cred& c, mode_t type, mode_t mode, gid_t gid) {
+  if (c.uid != 0 && type != S_IFDIR && !c.in_group(gid)) mode &= ~S_ISGID;
+  return mode;
+}
+
+// Gives a just-created object (held by `obj`) to the caller and sets its mode regardless of
+// the umask; then refreshes obj.st.
+nfsstat3 GiveToCaller(const rpc::Cred& c, const struct stat& dir, Node& obj, mode_t mode) {
+  gid_t gid = NewGid(c, dir);
+  mode_t type = obj.st.st_mode & S_IFMT;
+  int err = LocalFs::Chown(obj, c.uid, gid);
+  if (err == 0) err = LocalFs::Chmod(obj, NewMode(c, type, mode, gid));
+  if (err == 0 && ::fstat(obj.fd(), &obj.st) != 0) err = errno;
+  return Nfs3Service::FromErrno(err);
+}
+
+// LINK of a file the caller does not own, as Linux with fs.protected_hardlinks=1 (the usual
+// default; Linux nfsd checks it as the caller): only a regular file, not set-ID, that the caller
+// may read and write.
+bool MayLink(const rpc::Cred& c, const struct stat& st) {
+  if (c.uid == 0 || c.uid == st.st_uid) return true;
+  return S_ISREG(st.st_mode) && LocalFs::PrivsToDrop(st.st_mode) == 0 &&
+         LocalFs::CheckAccess(c, st, kMayRead | kMayWrite);
 }
 
 sattr3 WithoutMode(const sattr3& s) {
@@ -57,17 +83,18 @@ sattr3 WithoutMode(const sattr3& s) {
 
 }  // namespace
 
-nfsstat3 Nfs3Service::ApplySattrAt(const CallContext& c, const Node& dir, const std::string& name,
-                                    const sattr3& sa) {
-  Node obj;
-  int err = fs_->LookupAt(dir, name, &obj);
-  return err ? FromErrno(err) : ApplySattr(c, obj, WithoutMode(sa), false);
+nfsstat3 Nfs3Service::Durable(const Node& dir, const Node* obj) {
+  if (obj && (S_ISREG(obj->st.st_mode) || S_ISDIR(obj->st.st_mode)) &&
+      fs_->SyncObject(*obj, false) != 0)
+    return NFS3ERR_IO;
+  return fs_->SyncDir(dir) == 0 ? NFS3_OK : NFS3ERR_IO;
 }
 
 nfsstat3 Nfs3Service::ResolveDirForChange(const CallContext& c, const nfs_fh3& fh, Node* dir) {
   int err = fs_->Resolve(fh.data.view(), dir);
   if (err != 0) return FromErrno(err);
   if (!S_ISDIR(dir->st.st_mode)) return NFS3ERR_NOTDIR;
+  if (c.read_only) return NFS3ERR_ROFS;
   if (!LocalFs::CheckAccess(c.cred, dir->st, kMayWrite | kMayExec)) return NFS3ERR_ACCES;
   return NFS3_OK;
 }
@@ -122,9 +149,10 @@ void Nfs3Service::Readlink(const CallContext&, const READLINK3args& a, READLINK3
   r.resok.data.assign(buf, static_cast<size_t>(len));
 }
 
-// Fills the CREATE-style result for `name`, just created (or found) in `dir`.
-void Nfs3Service::FinishCreate(const CallContext& c, Node& dir, const struct stat& before,
-                               const std::string& name, nfsstat3 st, CREATE3res& r) {
+// Fills the CREATE-style result for `name`, just created (`obj`) or found in `dir`.
+void Nfs3Service::FinishCreate(const CallContext&, Node& dir, const struct stat& before,
+                               const std::string& name, nfsstat3 st, CREATE3res& r,
+                               const Node* obj) {
   r.status = st;
   wcc_data wcc;
   wcc.before = PreOp(before);
@@ -133,13 +161,13 @@ void Nfs3Service::FinishCreate(const CallContext& c, Node& dir, const struct sta
     r.resfail.dir_wcc = wcc;
     return;
   }
-  Node obj;
-  int err = fs_->LookupAt(dir, name, &obj);
+  Node found;
+  if (!obj && fs_->LookupAt(dir, name, &found) == 0) obj = &found;
   r.resok.dir_wcc = wcc;
-  if (err == 0) {
+  if (obj) {
     r.resok.obj.handle_follows = true;
-    r.resok.obj.handle.data = Bytes::Copy(obj.fh);
-    r.resok.obj_attributes = PostOp(obj);
+    r.resok.obj.handle.data = Bytes::Copy(obj->fh);
+    r.resok.obj_attributes = PostOpFd(obj->fd());
   }
 }
 
@@ -154,42 +182,52 @@ void Nfs3Service::Create(const CallContext& c, const CREATE3args& a, CREATE3res&
 
   const sattr3* sa = a.how.mode == EXCLUSIVE ? nullptr : &a.how.obj_attributes;
   mode_t mode = (sa && sa->mode.set_it) ? (sa->mode.mode & 07777) : 0644;
-  int fd = ::openat(dir.fd(), name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, mode);
-  bool created = fd >= 0;
-  if (!created && errno != EEXIST) return FinishCreate(c, dir, before, name, FromErrno(errno), r);
-  if (!created) {
-    struct stat cur;
-    if (::fstatat(dir.fd(), name.c_str(), &cur, AT_SYMLINK_NOFOLLOW) != 0)
-      return FinishCreate(c, dir, before, name, FromErrno(errno), r);
+  int fd = ::openat(dir.fd(), name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC,
+                    0600);
+  if (fd < 0 && errno != EEXIST) return FinishCreate(c, dir, before, name, FromErrno(errno), r);
+  if (fd < 0) {
+    Node cur;
+    int err = fs_->LookupAt(dir, name, &cur);
+    if (err != 0) return FinishCreate(c, dir, before, name, FromErrno(err), r);
     if (a.how.mode == GUARDED) return FinishCreate(c, dir, before, name, NFS3ERR_EXIST, r);
     if (a.how.mode == EXCLUSIVE) {
       // §3.3.8: a retransmitted EXCLUSIVE create finds the verifier it stored and succeeds.
       uint32_t v0, v1;
       std::memcpy(&v0, a.how.verf.data(), 4);
       std::memcpy(&v1, a.how.verf.data() + 4, 4);
-      bool same = S_ISREG(cur.st_mode) && static_cast<uint32_t>(cur.st_atim.tv_sec) == v0 &&
-                  static_cast<uint32_t>(cur.st_mtim.tv_sec) == v1;
-      return FinishCreate(c, dir, before, name, same ? NFS3_OK : NFS3ERR_EXIST, r);
+      bool same = S_ISREG(cur.st.st_mode) && static_cast<uint32_t>(cur.st.st_atim.tv_sec) == v0 &&
+                  static_cast<uint32_t>(cur.st.st_mtim.tv_sec) == v1;
+      return FinishCreate(c, dir, before, name, same ? NFS3_OK : NFS3ERR_EXIST, r, &cur);
     }
-    // UNCHECKED on an existing object: like open(O_CREAT) — apply the attributes (e.g. size 0).
-    if (!S_ISREG(cur.st_mode)) return FinishCreate(c, dir, before, name, NFS3ERR_EXIST, r);
-    st = ApplySattrAt(c, dir, name, *sa);
-    return FinishCreate(c, dir, before, name, st, r);
+    // UNCHECKED on an existing object: like open(O_CREAT) — apply the attributes (e.g. size 0)
+    // with the caller's permissions, to the object the name held when it was looked up.
+    if (!S_ISREG(cur.st.st_mode)) return FinishCreate(c, dir, before, name, NFS3ERR_EXIST, r);
+    st = ApplySattr(c, cur, WithoutMode(*sa), false);
+    return FinishCreate(c, dir, before, name, st, r, &cur);
   }
-  // A new file: give it to the caller, fix the mode against the umask, then the rest.
-  if (::fchown(fd, c.cred.uid, NewGid(c.cred, dir.st)) != 0 || ::fchmod(fd, mode) != 0) {
-    st = FromErrno(errno);
-  }
+  // A new file, ours by O_EXCL: give it to the caller, fix the mode against the umask, then
+  // the rest — all through the descriptor that created it.
+  Node obj;
+  int err = fs_->AdoptFd(fd, &obj);
+  st = err != 0 ? FromErrno(err) : GiveToCaller(c.cred, dir.st, obj, mode);
   if (st == NFS3_OK && a.how.mode == EXCLUSIVE) {
     uint32_t v0, v1;
     std::memcpy(&v0, a.how.verf.data(), 4);
     std::memcpy(&v1, a.how.verf.data() + 4, 4);
     timespec ts[2] = {{static_cast<time_t>(v0), 0}, {static_cast<time_t>(v1), 0}};
-    if (::futimens(fd, ts) != 0) st = FromErrno(errno);
+    st = FromErrno(LocalFs::SetTimes(obj, ts));
   }
-  ::close(fd);
-  if (st == NFS3_OK && sa) st = ApplySattrAt(c, dir, name, *sa);
-  FinishCreate(c, dir, before, name, st, r);
+  if (st == NFS3_OK && sa) st = ApplySattr(c, obj, WithoutMode(*sa), true);
+  if (st == NFS3_OK) st = Durable(dir, &obj);
+  FinishCreate(c, dir, before, name, st, r, &obj);
+}
+
+// Opens what mkdirat/mknodat/symlinkat just made as `name` and gives it to the caller.
+nfsstat3 Nfs3Service::TakeCreated(const CallContext& c, const Node& dir, const std::string& name,
+                                  mode_t type, mode_t mode, Node* obj) {
+  int err = fs_->OpenCreated(dir, name, type, obj);
+  if (err != 0) return FromErrno(err);
+  return GiveToCaller(c.cred, dir.st, *obj, mode);
 }
 
 void Nfs3Service::Mkdir(const CallContext& c, const MKDIR3args& a, MKDIR3res& r) {
@@ -202,11 +240,14 @@ void Nfs3Service::Mkdir(const CallContext& c, const MKDIR3args& a, MKDIR3res& r)
   if (st != NFS3_OK) return FinishCreate(c, dir, before, name, st, r);
   mode_t mode = a.attributes.mode.set_it ? (a.attributes.mode.mode & 07777) : 0755;
   if (dir.st.st_mode & S_ISGID) mode |= S_ISGID;
-  if (::mkdirat(dir.fd(), name.c_str(), mode) != 0)
+  // Private until it is the caller's, with its final mode.
+  if (::mkdirat(dir.fd(), name.c_str(), 0700) != 0)
     return FinishCreate(c, dir, before, name, FromErrno(errno), r);
-  st = GiveToCaller(c.cred, dir, name, mode);
-  if (st == NFS3_OK) st = ApplySattrAt(c, dir, name, a.attributes);
-  FinishCreate(c, dir, before, name, st, r);
+  Node obj;
+  st = TakeCreated(c, dir, name, S_IFDIR, mode, &obj);
+  if (st == NFS3_OK) st = ApplySattr(c, obj, WithoutMode(a.attributes), true);
+  if (st == NFS3_OK) st = Durable(dir, &obj);
+  FinishCreate(c, dir, before, name, st, r, st == NFS3_OK ? &obj : nullptr);
 }
 
 void Nfs3Service::Symlink(const CallContext& c, const SYMLINK3args& a, SYMLINK3res& r) {
@@ -223,9 +264,10 @@ void Nfs3Service::Symlink(const CallContext& c, const SYMLINK3args& a, SYMLINK3r
   if (st != NFS3_OK) return FinishCreate(c, dir, before, name, st, r);
   if (::symlinkat(a.symlink.symlink_data.c_str(), dir.fd(), name.c_str()) != 0)
     return FinishCreate(c, dir, before, name, FromErrno(errno), r);
-  if (::fchownat(dir.fd(), name.c_str(), c.cred.uid, NewGid(c.cred, dir.st), AT_SYMLINK_NOFOLLOW) != 0)
-    st = FromErrno(errno);
-  FinishCreate(c, dir, before, name, st, r);
+  Node obj;
+  st = TakeCreated(c, dir, name, S_IFLNK, 0777, &obj);
+  if (st == NFS3_OK) st = Durable(dir, &obj);
+  FinishCreate(c, dir, before, name, st, r, st == NFS3_OK ? &obj : nullptr);
 }
 
 void Nfs3Service::Mknod(const CallContext& c, const MKNOD3args& a, MKNOD3res& r) {
@@ -256,10 +298,13 @@ void Nfs3Service::Mknod(const CallContext& c, const MKNOD3args& a, MKNOD3res& r)
   }
   if (st != NFS3_OK) return FinishCreate(c, dir, before, name, st, r);
   mode_t mode = sa->mode.set_it ? (sa->mode.mode & 07777) : 0644;
-  if (::mknodat(dir.fd(), name.c_str(), type | mode, dev) != 0)
+  if (::mknodat(dir.fd(), name.c_str(), type | 0600, dev) != 0)
     return FinishCreate(c, dir, before, name, FromErrno(errno), r);
-  st = GiveToCaller(c.cred, dir, name, mode);
-  FinishCreate(c, dir, before, name, st, r);
+  Node obj;
+  st = TakeCreated(c, dir, name, type, mode, &obj);
+  if (st == NFS3_OK) st = ApplySattr(c, obj, WithoutMode(*sa), true);
+  if (st == NFS3_OK) st = Durable(dir, &obj);
+  FinishCreate(c, dir, before, name, st, r, st == NFS3_OK ? &obj : nullptr);
 }
 
 void Nfs3Service::Remove(const CallContext& c, const REMOVE3args& a, REMOVE3res& r) {
@@ -276,6 +321,7 @@ void Nfs3Service::Remove(const CallContext& c, const REMOVE3args& a, REMOVE3res&
   if (st == NFS3_OK) {
     fs_->HandleOf(dir.fd(), name.c_str(), &fh);  // to drop it from the descriptor cache
     if (::unlinkat(dir.fd(), name.c_str(), 0) != 0) st = FromErrno(errno);
+    if (st == NFS3_OK) st = Durable(dir, nullptr);
   }
   if (st == NFS3_OK && !fh.empty()) fs_->Forget(fh);
   r.status = st;
@@ -299,6 +345,7 @@ void Nfs3Service::Rmdir(const CallContext& c, const RMDIR3args& a, RMDIR3res& r)
   if (st == NFS3_OK) {
     fs_->HandleOf(dir.fd(), name.c_str(), &fh);
     if (::unlinkat(dir.fd(), name.c_str(), AT_REMOVEDIR) != 0) st = FromErrno(errno);
+    if (st == NFS3_OK) st = Durable(dir, nullptr);
   }
   if (st == NFS3_OK && !fh.empty()) fs_->Forget(fh);
   r.status = st;
@@ -321,13 +368,23 @@ void Nfs3Service::Rename(const CallContext& c, const RENAME3args& a, RENAME3res&
   if (st == NFS3_OK && (StickyDenies(c.cred, from, a.from.name.c_str()) ||
                         StickyDenies(c.cred, to, a.to.name.c_str())))
     st = NFS3ERR_ACCES;
+  // A directory moved to another parent has its ".." rewritten: that needs write permission
+  // on the directory itself (POSIX rename(2); Linux vfs_rename).
+  bool same_dir = from.st.st_ino == to.st.st_ino && from.st.st_dev == to.st.st_dev;
+  struct stat src;
+  if (st == NFS3_OK && !same_dir &&
+      ::fstatat(from.fd(), a.from.name.c_str(), &src, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(src.st_mode) && !LocalFs::CheckAccess(c.cred, src, kMayWrite))
+    st = NFS3ERR_ACCES;
   if (st == NFS3_OK) {
     std::string target_fh;
     fs_->HandleOf(to.fd(), a.to.name.c_str(), &target_fh);
     if (::renameat(from.fd(), a.from.name.c_str(), to.fd(), a.to.name.c_str()) != 0) {
       st = FromErrno(errno);
-    } else if (!target_fh.empty()) {
-      fs_->Forget(target_fh);  // a replaced target is gone
+    } else {
+      if (!target_fh.empty()) fs_->Forget(target_fh);  // a replaced target is gone
+      st = Durable(from, nullptr);
+      if (st == NFS3_OK && !same_dir) st = Durable(to, nullptr);
     }
   }
   r.status = st;
@@ -349,9 +406,13 @@ void Nfs3Service::Link(const CallContext& c, const LINK3args& a, LINK3res& r) {
   if (st == NFS3_OK && (IsDotOrDotDot(a.link.name) || fs_->Hidden(dir, a.link.name))) st = NFS3ERR_EXIST;
   if (st == NFS3_OK && S_ISDIR(file.st.st_mode)) st = NFS3ERR_ISDIR;
   if (st == NFS3_OK && file.st.st_dev != dir.st.st_dev) st = NFS3ERR_XDEV;
+  if (st == NFS3_OK && !MayLink(c.cred, file.st)) st = NFS3ERR_PERM;
   if (st == NFS3_OK &&
       ::linkat(file.fd(), "", dir.fd(), a.link.name.c_str(), AT_EMPTY_PATH) != 0)
     st = FromErrno(errno);
+  // The new entry; the file's link count goes with it in the journal of the filesystems
+  // loom-ds runs on (ext4, xfs), as it does for Linux nfsd's commit_metadata of the parent.
+  if (st == NFS3_OK) st = Durable(dir, nullptr);
   r.status = st;
   r.resfail.linkdir_wcc.after = PostOpFd(dir.fd());
   r.resfail.file_attributes = PostOpFd(file.fd());

@@ -7,7 +7,7 @@
 // skb fragments cost the sender and the receiver more than one copy: 2.2-2.6 vs 4.1-4.4 GiB/s,
 // 0.40 vs 0.24 server CPU s/GiB; bench/ds-bench.sh); on a NIC with TSO it may win.
 // WRITE: the payload is a view into the receive buffer and goes to pwritev2 as is; FILE_SYNC
-// and DATA_SYNC use RWF_SYNC / RWF_DSYNC. COMMIT is fdatasync.
+// and DATA_SYNC use RWF_SYNC / RWF_DSYNC. COMMIT is fdatasync (through LocalFs's SyncOps).
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -91,6 +91,7 @@ void Nfs3Service::Write(const CallContext& c, const WRITE3args& a, WRITE3res& r)
     r.status = st;
     r.resfail.file_wcc.after = PostOpFd(n.fd());
   };
+  if (c.read_only) return fail(NFS3ERR_ROFS);
   if (!S_ISREG(n.st.st_mode)) return fail(S_ISDIR(n.st.st_mode) ? NFS3ERR_ISDIR : NFS3ERR_INVAL);
   if (!MayIo(c.cred, n.st, kMayWrite)) return fail(NFS3ERR_ACCES);
   // §3.3.7: count is the number of bytes of data; more data than that is ignored, less is
@@ -110,6 +111,10 @@ void Nfs3Service::Write(const CallContext& c, const WRITE3args& a, WRITE3res& r)
   // instead keeps workers from spinning on that lock (measured: a new 1 GiB file written with
   // 8 writes in flight cost 4 s of system time without this, 0.4 s with it).
   std::lock_guard<std::mutex> file_lock(WriteLockFor(n.st));
+  // A write by a caller without CAP_FSETID (anyone but root) clears set-user-ID, and
+  // set-group-ID with group-execute, as Linux does; loom-ds itself is root, so the kernel
+  // keeps them unless we do it.
+  if (int err = LocalFs::DropPrivs(c.cred, n)) return fail(FromErrno(err));
   size_t done = 0;
   while (done < a.count) {
     iovec iov{const_cast<uint8_t*>(a.data.data) + done, a.count - done};
@@ -141,8 +146,8 @@ void Nfs3Service::Commit(const CallContext&, const COMMIT3args& a, COMMIT3res& r
   }
   // The whole file is flushed whatever the range (allowed by §3.3.21: the server may commit
   // more than asked). fdatasync covers the data and the size needed to read it back.
-  if (::fdatasync(n.fd()) != 0) {
-    r.status = FromErrno(errno);
+  if (fs_->SyncObject(n, true) != 0) {
+    r.status = NFS3ERR_IO;
     r.resfail.file_wcc.after = PostOpFd(n.fd());
     return;
   }

@@ -123,36 +123,56 @@ void Nfs3Service::Getattr(const CallContext&, const GETATTR3args& a, GETATTR3res
 
 nfsstat3 Nfs3Service::ApplySattr(const CallContext& c, Node& n, const sattr3& sa, bool is_new) {
   const rpc::Cred& cr = c.cred;
-  bool owner = cr.uid == 0 || cr.uid == n.st.st_uid;
-  int fd = n.fd();
-  bool is_link = S_ISLNK(n.st.st_mode);
-  // Ownership: only root changes the owner; the owner may change the group to one of its own.
-  if (sa.uid.set_it || sa.gid.set_it) {
+  bool root = cr.uid == 0;
+  bool owner = root || cr.uid == n.st.st_uid;
+  mode_t type = n.st.st_mode & S_IFMT;
+  // Linux nfsd ignores the owner and group a non-root caller asks for when it creates an
+  // object: the object is already the caller's.
+  bool chown = (sa.uid.set_it || sa.gid.set_it) && (root || !is_new);
+  if (chown) {
     uid_t uid = sa.uid.set_it ? sa.uid.uid : static_cast<uid_t>(-1);
     gid_t gid = sa.gid.set_it ? sa.gid.gid : static_cast<gid_t>(-1);
-    if (!is_new) {
-      if (sa.uid.set_it && sa.uid.uid != n.st.st_uid && cr.uid != 0) return NFS3ERR_PERM;
-      if (sa.gid.set_it && sa.gid.gid != n.st.st_gid && cr.uid != 0 &&
-          !(owner && cr.in_group(sa.gid.gid)))
+    // As chown(2) on Linux: only the owner may chown at all, even to the values it has; only
+    // root gives an object away; the owner may change the group to one of its own.
+    if (!root) {
+      if (!owner) return NFS3ERR_PERM;
+      if (sa.uid.set_it && sa.uid.uid != n.st.st_uid) return NFS3ERR_PERM;
+      if (sa.gid.set_it && sa.gid.gid != n.st.st_gid && !cr.in_group(sa.gid.gid))
         return NFS3ERR_PERM;
     }
-    if (::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
-      return FromErrno(errno);
+    if (int err = LocalFs::Chown(n, uid, gid)) return FromErrno(err);
+    // A chown by an unprivileged caller clears the set-ID bits (loom-ds runs as root, which
+    // keeps them: the kernel does not do it for us). With a mode in the same call, the bits
+    // are taken out of that mode instead, as Linux nfsd does.
+    if (!root && !sa.mode.set_it) {
+      if (int err = LocalFs::DropPrivs(cr, n)) return FromErrno(err);
+    }
   }
-  if (sa.mode.set_it && !is_link) {
-    if (!owner && !is_new) return NFS3ERR_PERM;
-    if (::fchmod(fd, sa.mode.mode & 07777) != 0) return FromErrno(errno);
+  if (sa.mode.set_it && type != S_IFLNK) {  // Linux nfsd ignores mode updates on symlinks
+    if (!owner) return NFS3ERR_PERM;
+    mode_t mode = sa.mode.mode & 07777;
+    if (chown && !root) mode &= ~LocalFs::PrivsToDrop(type | mode);
+    // chmod by a caller outside the file's group (its new group, if this call changes it)
+    // cannot set set-group-ID.
+    gid_t group = chown && sa.gid.set_it ? sa.gid.gid : n.st.st_gid;
+    if (!root && !cr.in_group(group)) mode &= ~S_ISGID;
+    if (int err = LocalFs::Chmod(n, mode)) return FromErrno(err);
   }
   if (sa.size.set_it) {
-    if (S_ISDIR(n.st.st_mode)) return NFS3ERR_ISDIR;
-    if (!S_ISREG(n.st.st_mode)) return NFS3ERR_INVAL;
-    if (!is_new && !owner && !LocalFs::CheckAccess(cr, n.st, kMayWrite)) return NFS3ERR_ACCES;
-    if (::ftruncate(fd, static_cast<off_t>(sa.size.size)) != 0) return FromErrno(errno);
+    if (type == S_IFDIR) return NFS3ERR_ISDIR;
+    if (type != S_IFREG) return NFS3ERR_INVAL;
+    if (!owner && !LocalFs::CheckAccess(cr, n.st, kMayWrite)) return NFS3ERR_ACCES;
+    if (::fstat(n.fd(), &n.st) != 0) return FromErrno(errno);
+    if (int err = LocalFs::DropPrivs(cr, n)) return FromErrno(err);  // a truncate is a write
+    if (::ftruncate(n.fd(), static_cast<off_t>(sa.size.size)) != 0) return FromErrno(errno);
+    // The new size is durable before the reply (a later COMMIT of other bytes would not say
+    // whether the size it covers is the old or the new one).
+    if (fs_->SyncObject(n, true) != 0) return NFS3ERR_IO;
   }
-  if ((sa.atime.set_it != DONT_CHANGE || sa.mtime.set_it != DONT_CHANGE) && !is_link) {
+  if (sa.atime.set_it != DONT_CHANGE || sa.mtime.set_it != DONT_CHANGE) {
     bool client_time = sa.atime.set_it == SET_TO_CLIENT_TIME || sa.mtime.set_it == SET_TO_CLIENT_TIME;
     // Setting explicit times needs ownership; "now" needs write permission (as utimes(2)).
-    if (!is_new && !owner && (client_time || !LocalFs::CheckAccess(cr, n.st, kMayWrite)))
+    if (!owner && (client_time || !LocalFs::CheckAccess(cr, n.st, kMayWrite)))
       return client_time ? NFS3ERR_PERM : NFS3ERR_ACCES;
     timespec ts[2];
     auto pick = [](time_how how, const nfstime3& t, timespec* out) {
@@ -167,7 +187,7 @@ nfsstat3 Nfs3Service::ApplySattr(const CallContext& c, Node& n, const sattr3& sa
     };
     pick(sa.atime.set_it, sa.atime.atime, &ts[0]);
     pick(sa.mtime.set_it, sa.mtime.mtime, &ts[1]);
-    if (::futimens(fd, ts) != 0) return FromErrno(errno);
+    if (int err = LocalFs::SetTimes(n, ts)) return FromErrno(err);
   }
   return NFS3_OK;
 }
@@ -178,6 +198,11 @@ void Nfs3Service::Setattr(const CallContext& c, const SETATTR3args& a, SETATTR3r
   if (r.status != NFS3_OK) return;
   r.resok.obj_wcc.before = PreOp(n.st);
   r.resfail.obj_wcc.before = r.resok.obj_wcc.before;
+  if (c.read_only) {
+    r.status = NFS3ERR_ROFS;
+    r.resfail.obj_wcc.after = PostOp(n);
+    return;
+  }
   // §3.3.2: with guard.check the ctime must match, or NFS3ERR_NOT_SYNC.
   if (a.guard.check && (a.guard.obj_ctime.seconds != static_cast<uint32_t>(n.st.st_ctim.tv_sec) ||
                         a.guard.obj_ctime.nseconds != static_cast<uint32_t>(n.st.st_ctim.tv_nsec))) {
@@ -201,7 +226,7 @@ void Nfs3Service::Access(const CallContext& c, const ACCESS3args& a, ACCESS3res&
   uint32_t granted = 0;
   bool dir = S_ISDIR(st.st_mode);
   if (LocalFs::CheckAccess(c.cred, st, kMayRead)) granted |= ACCESS3_READ;
-  if (LocalFs::CheckAccess(c.cred, st, kMayWrite)) {
+  if (!c.read_only && LocalFs::CheckAccess(c.cred, st, kMayWrite)) {
     granted |= ACCESS3_MODIFY | ACCESS3_EXTEND;
     if (dir) granted |= ACCESS3_DELETE;
   }

@@ -62,11 +62,16 @@ class Nfs3Service {
   // Shared pieces of the directory-modifying procedures.
   nfsstat3 ResolveDirForChange(const rpc::CallContext& c, const nfs_fh3& fh, Node* dir);
   void FinishCreate(const rpc::CallContext& c, Node& dir, const struct stat& before,
-                    const std::string& name, nfsstat3 st, CREATE3res& res);
+                    const std::string& name, nfsstat3 st, CREATE3res& res,
+                    const Node* obj = nullptr);
+  nfsstat3 TakeCreated(const rpc::CallContext& c, const Node& dir, const std::string& name,
+                       mode_t type, mode_t mode, Node* obj);
+  // Makes a change durable (RFC 1813 §1.6): the object (files and directories) and then the
+  // directory holding it. NFS3ERR_IO when a sync fails.
+  nfsstat3 Durable(const Node& dir, const Node* obj);
+  // Applies `sa` to `n` with the caller's permissions. is_new: attributes given at creation
+  // (an unprivileged caller's uid and gid are then ignored, as by Linux nfsd).
   nfsstat3 ApplySattr(const rpc::CallContext& c, Node& n, const sattr3& sa, bool is_new);
-  // ApplySattr (mode excepted: set at creation) on `name` in `dir`, just created or found.
-  nfsstat3 ApplySattrAt(const rpc::CallContext& c, const Node& dir, const std::string& name,
-                        const sattr3& sa);
   // READDIR/READDIRPLUS: the directory behind `fh`, readable by the caller.
   nfsstat3 ResolveReadableDir(const rpc::CallContext& c, const nfs_fh3& fh, Node* dir);
   void Fattr(const struct stat& st, fattr3* a) const;

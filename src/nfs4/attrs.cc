@@ -23,7 +23,7 @@ struct AttrInfo {
   Access access = kGet;
 };
 
-constexpr uint32_t kNumAttrs = FATTR4_CHANGE_ATTR_TYPE + 1;
+constexpr uint32_t kNumAttrs = FATTR4_XATTR_SUPPORT + 1;
 
 constexpr std::array<AttrInfo, kNumAttrs> MakeTable() {
   std::array<AttrInfo, kNumAttrs> t{};
@@ -79,6 +79,7 @@ constexpr std::array<AttrInfo, kNumAttrs> MakeTable() {
   get(FATTR4_SUPPATTR_EXCLCREAT, kBitmap, 1);
   get(FATTR4_CLONE_BLKSIZE, kU32, 2);
   get(FATTR4_CHANGE_ATTR_TYPE, kU32, 2);
+  get(FATTR4_XATTR_SUPPORT, kBool, 2);  // RFC 8276 §8.1 (a 4.2 extension)
   return t;
 }
 constexpr std::array<AttrInfo, kNumAttrs> kTable = MakeTable();
@@ -189,6 +190,8 @@ void EncodeOne(Encoder& e, uint32_t attr, const AttrSource& s, uint32_t minor) {
     // RFC 7862 §12.2.3: the change counter only grows. It is not bumped per data-server
     // WRITE, so the stronger VERSION_COUNTER would be untrue under pNFS.
     case FATTR4_CHANGE_ATTR_TYPE: e.i32(NFS4_CHANGE_TYPE_IS_MONOTONIC_INCR); break;
+    // RFC 8276 §8.1: false until the xattr operations exist, so clients do not try them.
+    case FATTR4_XATTR_SUPPORT: e.boolean(false); break;
   }
 }
 

@@ -223,6 +223,7 @@ TEST_F(AttrsTest, FullGetattrDecodesFieldByField) {
   EXPECT_EQ(r.Words(), ExclCreatAttrs());               // 75 suppattr_exclcreat
   EXPECT_EQ(r.U32(), 0u);                               // 77 clone_blksize
   EXPECT_EQ(r.U32(), uint32_t{NFS4_CHANGE_TYPE_IS_MONOTONIC_INCR});  // 79 change_attr_type
+  EXPECT_EQ(r.U32(), 0u);                               // 82 xattr_support: false
   EXPECT_TRUE(r.AtEnd());
 }
 

@@ -74,6 +74,15 @@ bool Sessionless(nfs_opnum4 op) {
          op == OP_DESTROY_CLIENTID || op == OP_BIND_CONN_TO_SESSION;
 }
 
+// The RPC call header in front of the COMPOUND, as ca_maxrequestsize counts it (§18.36.3):
+// six words, the credential and the verifier (AUTH_NONE with AUTH_SYS and AUTH_NONE).
+size_t RpcCallHeaderBytes(const rpc::Cred& c) {
+  size_t cred = 0;
+  if (c.flavor == rpc::AUTH_SYS)  // stamp, machine name, uid, gid, gids
+    cred = 4 + 4 + xdr::Decoder::Pad(c.machine.size()) + 4 + 4 + 4 + 4 * c.gids.size();
+  return kRpcCallHeaderMin + cred;
+}
+
 void EncodeResult(xdr::Encoder& e, nfsstat4 status, const Bytes& tag,
                   const std::vector<nfs_resop4>& res) {
   e.i32(status);
@@ -88,6 +97,8 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
                              xdr::Encoder& e) {
   COMPOUND4args hdr;
   uint32_t nops;
+  // §2.10.6.4: the whole request counts against ca_maxrequestsize, RPC header included.
+  const size_t request_bytes = RpcCallHeaderBytes(ctx.cred) + d.remaining();
   // The header: tag, minor version, op count. A bad header is BADXDR with no results.
   if (!d.opaque(hdr.tag, NFS4_OPAQUE_LIMIT) || !d.u32(hdr.minorversion) ||
       !d.array_len(nops, 0xffffffffu)) {
@@ -106,7 +117,6 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
   }
   Cx cx(mds, ctx);
   cx.minor = hdr.minorversion;
-  size_t request_bytes = d.remaining();
   results.reserve(std::min<uint32_t>(nops, 64));
   bool replayed = false;
   std::shared_ptr<const std::string> replay;
@@ -186,8 +196,9 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       cx.client = sr.client;
       max_response = sr.max_response;
       max_response_cached = sr.max_response_cached;
-      // COMPOUND4res header (status, tag, count) and the SEQUENCE result (44 bytes).
-      reply_bound = 12 + xdr::Decoder::Pad(hdr.tag.size) + 44;
+      // The RPC reply header (ca_maxresponsesize counts it, §18.36.3), the COMPOUND4res
+      // header (status, tag, count) and the SEQUENCE result (44 bytes).
+      reply_bound = kRpcReplyHeader + 12 + xdr::Decoder::Pad(hdr.tag.size) + 44;
       mds.OnSequence(cx, res.opsequence->sr_resok4);
       continue;
     }

@@ -31,7 +31,9 @@ Mds::~Mds() = default;
 Status Mds::Init() {
   LOOM_RETURN_IF_ERROR(LoadOrCreateSecret(opts_.state_dir, "fh-secret", fh_key_.data(), fh_key_.size()));
   ns_ = std::make_unique<meta::Namespace>(store_, opts_.fsid);
-  Status mk = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->Mkfs(t, 0777, 0, 0); });
+  Status mk = meta::RunTxn(*store_, [&](meta::Txn& t) {
+    return ns_->Mkfs(t, opts_.root_mode, opts_.root_uid, opts_.root_gid);
+  });
   if (!mk.ok() && meta::ErrOf(mk) != meta::MetaErr::kExist) return mk;
   // A new boot epoch (persisted) makes client ids, session ids and stateids of the previous
   // boot recognisably stale; the client records of that boot may reclaim during grace.
@@ -58,11 +60,17 @@ Status Mds::Init() {
     LOG_INFO("loom-mds: %zu clients of the previous boot may reclaim for %us", previous.size(),
              opts_.grace_seconds);
   }
+  BuildOpTable();
   SessionTable::Options so;
   so.lease_seconds = opts_.lease_seconds;
   so.boot_epoch = static_cast<uint32_t>(epoch);
   so.limits.max_request = opts_.max_io + 64 * 1024;
   so.limits.max_response = opts_.max_io + 64 * 1024;
+  // The smallest fore channel that works: SEQUENCE + PUTROOTFH + GETATTR as the op table
+  // bounds their replies (sessions.h).
+  so.limits.min_fore_response = kRpcReplyHeader + 12 + 44 + ops_[OP_PUTROOTFH].max_reply +
+                                ops_[OP_GETATTR].max_reply;
+  so.has_state = [this](clientid4 id) { return state_->HasState(id); };
   if (getrandom(so.server_owner_minor.data(), 8, 0) != 8) so.server_owner_minor.fill(1);
   sessions_ = std::make_unique<SessionTable>(so);
   StateManager::Options sto;
@@ -75,7 +83,6 @@ Status Mds::Init() {
   fs_stats_->lease_time = opts_.lease_seconds;
   fs_stats_->maxread = fs_stats_->maxwrite = opts_.max_io;
   RefreshFsStats();
-  BuildOpTable();
   return Status::Ok();
 }
 
@@ -102,11 +109,14 @@ bool Mds::MayReclaim(const std::string& owner) const {
   return InGrace() && reclaimable_.count(owner) > 0;
 }
 
-void Mds::ProbeBackChannel(clientid4 id) {
-  SessionId sid;
-  uint32_t seq, prog = NFS4_CALLBACK;
-  auto bc = sessions_->BackChannelOf(id, &sid, &seq, &prog);
+void Mds::ProbeBackChannel(const SessionId& sid) {
+  uint32_t prog = NFS4_CALLBACK;
+  auto bc = sessions_->BackChannelOfSession(sid, &prog);
   if (!bc) return;
+  clientid4 id = 0;
+  std::memcpy(&id, sid.data(), 8);  // session ids start with the client id
+  // The completion may run on this thread (a closed connection fails the call at once), so
+  // it takes the session table's lock itself and must not be called with it held.
   bc->CallAsync(prog, NFS_CB, CB_NULL, rpc::Cred(), [](xdr::Encoder&) {},
                 [this, sid, id](Result<rpc::Reply> r) {
                   sessions_->SetCallbackPath(sid, r.ok());
@@ -117,6 +127,10 @@ void Mds::ProbeBackChannel(clientid4 id) {
                              r.status().ToString().c_str());
                   }
                 });
+}
+
+bool Mds::NonReclaimAllowed(clientid4 client) {
+  return !InGrace() && sessions_->ReclaimCompleted(client);
 }
 
 void Mds::ReclaimDone(const std::string& owner) {
@@ -367,6 +381,19 @@ nfsstat4 FromDataServer(const Status& s) {
       LOG_WARN("data server: %s", s.ToString().c_str());
       return NFS4ERR_IO;
   }
+}
+
+Status Mds::ConfirmClient(const SessionTable::Confirmation& conf) {
+  meta::ClientRecord c;
+  c.clientid = conf.id;
+  c.owner = conf.owner;
+  std::memcpy(&c.verifier, conf.verifier.data(), 8);
+  c.flags = meta::ClientRecord::kConfirmed;
+  c.created = meta::NowRealtime();
+  return meta::RunTxn(*store_, [&](meta::Txn& t) -> Status {
+    for (clientid4 old : conf.replaced) LOOM_RETURN_IF_ERROR(meta::DeleteClient(t, old));
+    return meta::PutClient(t, c);
+  });
 }
 
 Status Mds::PersistClient(clientid4 id, const std::string& owner, const verifier4& verf,

@@ -16,6 +16,7 @@
 #include "meta/namespace.h"
 #include "nfs4/compound.h"
 #include "nfs4/sessions.h"
+#include "nfs4/size_locks.h"
 #include "rpc/server.h"
 
 namespace loom::mds {
@@ -35,6 +36,9 @@ class Mds {
     uint32_t grace_seconds = 90;  // after a restart, time for clients to reclaim
     uint64_t fsid = 1;
     uint32_t max_io = 1u << 20;   // READ/WRITE size advertised (maxread/maxwrite)
+    // The namespace root made on the first start (0755 root:root: only root adds names there).
+    uint32_t root_mode = 0755;
+    uint32_t root_uid = 0, root_gid = 0;
   };
   Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds);
   ~Mds();
@@ -81,22 +85,31 @@ class Mds {
   // Persists a confirmed client record (RFC 8881 §8.4.3) before its CREATE_SESSION reply.
   Status PersistClient(clientid4 id, const std::string& owner, const verifier4& verf,
                        bool reclaim_complete);
-  // CB_NULL over the client's back channel (RFC 8881 §20): verifies the path callbacks will
+  // CREATE_SESSION confirming a client: its record is persisted and the records it replaces
+  // (earlier incarnations of the same owner) are deleted, in one commit.
+  Status ConfirmClient(const SessionTable::Confirmation& c);
+  // Whether `client` may take locking state other than by reclaim: not during grace, and
+  // not before its own RECLAIM_COMPLETE (RFC 8881 §8.4.2.1, §18.51.3); else NFS4ERR_GRACE.
+  bool NonReclaimAllowed(clientid4 client);
+  // CB_NULL over the session's back channel (RFC 8881 §20): verifies the path callbacks will
   // take; a failure shows as SEQ4_STATUS_CB_PATH_DOWN. Asynchronous.
-  void ProbeBackChannel(clientid4 id);
+  void ProbeBackChannel(const SessionId& sid);
+  // Drops a client's open, lock and orphan state (not its durable record).
+  void DropClientState(clientid4 id);
   // Drops a client's state and its durable record (DESTROY_CLIENTID, lease expiry).
   Status ForgetClient(clientid4 id);
   // The last open of `ino` went away.
   void OnLastClose(uint64_t ino);
   // The server's write verifier for proxied writes (changes on restart).
   const verifier4& write_verifier() const { return write_verf_; }
+  // Serializes size changes of a file across data servers and store (size_locks.h).
+  SizeLocks& size_locks() { return size_locks_; }
 
  private:
   void BuildOpTable();
   void RefreshFsStats();
   void EndGrace();
   void ReleaseOrphans();
-  void DropClientState(clientid4 id);
 
   Options opts_;
   meta::KvStore* store_;
@@ -114,6 +127,7 @@ class Mds {
   std::mutex create_mu_;  // serializes data-file creation (EnsureLayout)
   std::set<std::string> reclaimable_;                     // guarded by mu_
   std::unordered_map<uint64_t, meta::Layout> layouts_;    // guarded by mu_
+  SizeLocks size_locks_;
 };
 
 // Operation handlers, grouped by file (ops_*.cc). Registered in Mds::BuildOpTable.

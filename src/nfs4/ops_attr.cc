@@ -8,6 +8,9 @@
 
 namespace loom::nfs4 {
 
+// SetattrOn for a caller that holds the file's size lock exclusively already (ALLOCATE).
+nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
+
 namespace {
 
 AttrSource Source(Cx& cx, const meta::Inode& n, std::string_view fh) {
@@ -16,19 +19,20 @@ AttrSource Source(Cx& cx, const meta::Inode& n, std::string_view fh) {
 
 meta::Timespec ToTime(const SetTime& t) { return t.server_time ? meta::NowRealtime() : t.time; }
 
-// Who may change what (POSIX rules, as chown(2)/chmod(2)/utimes(2)/truncate(2)).
-nfsstat4 CheckSetattrPermission(const rpc::Cred& c, const meta::Inode& n, const Settable& s,
-                                bool have_write_open) {
+// Who may change what (POSIX rules, as chown(2)/chmod(2)/utimes(2)/truncate(2)). Owner and
+// group may be "changed" to their present values only by the owner (Linux's chown_ok and
+// chgrp_ok), so a stranger's no-op chown is EPERM as well. A size change needs write access
+// (or ownership) whatever stateid came with it, as Linux nfsd checks it.
+nfsstat4 CheckSetattrPermission(const rpc::Cred& c, const meta::Inode& n, const Settable& s) {
   bool root = c.uid == 0, owner = c.uid == n.uid;
   bool dir = n.type == meta::FileType::kDir;
-  if (s.uid && *s.uid != n.uid && !root) return NFS4ERR_PERM;
-  if (s.gid && *s.gid != n.gid && !root && !(owner && c.in_group(*s.gid))) return NFS4ERR_PERM;
+  if (s.uid && !root && !(owner && *s.uid == n.uid)) return NFS4ERR_PERM;
+  if (s.gid && !root && !(owner && (*s.gid == n.gid || c.in_group(*s.gid)))) return NFS4ERR_PERM;
   if (s.mode && !root && !owner) return NFS4ERR_PERM;
   if (s.size) {
     if (dir) return NFS4ERR_ISDIR;
     if (n.type != meta::FileType::kReg) return NFS4ERR_INVAL;
-    if (!root && !owner && !have_write_open && !c.MayAccess(n.mode, n.uid, n.gid, false, 2))
-      return NFS4ERR_ACCESS;
+    if (!root && !owner && !c.MayAccess(n.mode, n.uid, n.gid, false, 2)) return NFS4ERR_ACCESS;
   }
   bool explicit_time = (s.atime && !s.atime->server_time) || (s.mtime && !s.mtime->server_time);
   if ((s.atime || s.mtime) && !root && !owner) {
@@ -38,9 +42,17 @@ nfsstat4 CheckSetattrPermission(const rpc::Cred& c, const meta::Inode& n, const 
   return NFS4_OK;
 }
 
-meta::SetAttrArgs ToMeta(const Settable& s) {
+// The change to make, with set-user-ID and set-group-ID kept as Linux keeps them:
+//  - chmod by a caller outside the file's (new) group, root aside, drops S_ISGID
+//    (setattr_copy);
+//  - chown/chgrp of a non-directory, by anyone, drops S_ISUID and a group-executable S_ISGID,
+//    from the mode given alongside too (nfsd_sanitize_attrs, chown_common);
+//  - a size change by anyone but root drops them as a write does (do_truncate).
+meta::SetAttrArgs ToMeta(const rpc::Cred& c, const meta::Inode& n, const Settable& s) {
   meta::SetAttrArgs m;
   m.mode = s.mode;
+  if (m.mode && c.uid != 0 && !c.in_group(s.gid.value_or(n.gid))) *m.mode &= ~02000u;
+  m.kill_setid = (s.uid || s.gid || (s.size && c.uid != 0)) && n.type != meta::FileType::kDir;
   m.uid = s.uid;
   m.gid = s.gid;
   m.size = s.size;
@@ -63,18 +75,27 @@ nfsstat4 OpGetattr(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
 }
 
 nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open) {
+  // A size change holds the file's size lock from reading the old size to storing the new
+  // one, excluding WRITEs (size_locks.h).
+  std::unique_lock<std::shared_mutex> size_lock;
+  if (s.size) size_lock = cx.mds.size_locks().Exclusive(ino);
+  return SetattrHoldingSizeLock(cx, ino, s, have_write_open);
+}
+
+nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open) {
   meta::Inode n;
   nfsstat4 st = GetInode(cx, ino, &n);
   if (st != NFS4_OK) return st;
-  st = CheckSetattrPermission(cx.rpc.cred, n, s, have_write_open);
+  st = CheckSetattrPermission(cx.rpc.cred, n, s);
   if (st != NFS4_OK) return st;
   if (s.size && *s.size != n.size) {
     // The data files first: a crash in between leaves metadata at the old size, which the
     // client's retried SETATTR fixes; the other order could expose stale bytes past EOF.
     st = cx.mds.TruncateData(ino, *s.size);
     if (st != NFS4_OK) return st;
+    cx.mds.size_locks().Reached(ino, SizeLocks::Step::kTruncateDataDone);
   }
-  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, ino, ToMeta(s)); });
+  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, ino, ToMeta(cx.rpc.cred, n, s)); });
   return rr.ok() ? NFS4_OK : FromMeta(rr.status());
 }
 
@@ -83,7 +104,8 @@ nfsstat4 OpSetattr(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_SETATTR;
   Settable s;
   bitmap4 set;
-  res.status = DecodeSettable(a.opsetattr->obj_attributes, &s, &set);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = DecodeSettable(a.opsetattr->obj_attributes, &s, &set);
   if (res.status != NFS4_OK) return res.status;
   bool write_open = false;
   if (s.size) {
@@ -132,7 +154,8 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto type = FileTypeOf(ca.objtype.type);
   // §18.4.3: regular files are made by OPEN; CREATE of NF4REG is BADTYPE.
   if (!type || *type == meta::FileType::kReg) return res.status = NFS4ERR_BADTYPE;
-  res.status = CheckComponent(ca.objname);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = CheckComponent(ca.objname);
   meta::Inode dir;
   if (res.status == NFS4_OK) res.status = GetInode(cx, cx.cfh.ino, &dir);
   if (res.status == NFS4_OK && dir.type != meta::FileType::kDir) res.status = NFS4ERR_NOTDIR;
@@ -152,9 +175,7 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::CreateArgs args;
   args.type = *type;
   args.mode = s.mode.value_or(*type == meta::FileType::kDir ? 0755 : 0777) & 07777;
-  args.uid = cx.rpc.cred.uid;
-  args.gid = (dir.mode & 02000) ? dir.gid : cx.rpc.cred.gid;
-  if (*type == meta::FileType::kDir && (dir.mode & 02000)) args.mode |= 02000;
+  InitOwner(cx.rpc.cred, dir, *type == meta::FileType::kDir, &args);
   args.symlink = ca.objtype.linkdata.str();
   args.rdev_major = ca.objtype.devdata.specdata1;
   args.rdev_minor = ca.objtype.devdata.specdata2;

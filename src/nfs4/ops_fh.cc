@@ -58,6 +58,10 @@ nfsstat4 GetInode(Cx& cx, uint64_t ino, meta::Inode* out) {
 
 nfsstat4 CurrentInode(Cx& cx, meta::Inode* out) { return GetInode(cx, cx.cfh.ino, out); }
 
+nfsstat4 CheckSearch(const Cx& cx, const meta::Inode& dir) {
+  return cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 1) ? NFS4_OK : NFS4ERR_ACCESS;
+}
+
 nfsstat4 OpPutRootFh(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
   SetOpError(r, OP_PUTROOTFH, NFS4_OK);
   cx.SetCfh(MdsHandle{cx.mds.options().fsid, cx.mds.ns().root()}, cx.mds.RootFh());
@@ -136,6 +140,10 @@ nfsstat4 OpSecinfo(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::Inode dir;
   if (res.status == NFS4_OK) res.status = CurrentInode(cx, &dir);
   if (res.status == NFS4_OK && dir.type != meta::FileType::kDir) res.status = NFS4ERR_NOTDIR;
+  // As LOOKUP: the name is resolved only for a caller who may search the directory (nfsd's
+  // SECINFO verifies the directory with NFSD_MAY_EXEC), or SECINFO would tell anyone which
+  // names exist in a directory they may not search.
+  if (res.status == NFS4_OK) res.status = CheckSearch(cx, dir);
   if (res.status == NFS4_OK) {
     auto d = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
       return cx.mds.ns().Lookup(t, cx.cfh.ino, a.opsecinfo->name.view());
@@ -155,6 +163,9 @@ nfsstat4 OpSecinfoNoName(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
     meta::Inode cur;
     res.status = CurrentInode(cx, &cur);
     if (res.status == NFS4_OK && cur.type != meta::FileType::kDir) res.status = NFS4ERR_NOTDIR;
+    // §18.45.3: the root has no parent.
+    if (res.status == NFS4_OK && cur.ino == cx.mds.ns().root()) res.status = NFS4ERR_NOENT;
+    if (res.status == NFS4_OK) res.status = CheckSearch(cx, cur);  // as LOOKUPP
     if (res.status != NFS4_OK) return res.status;
   }
   res.status = NFS4_OK;
@@ -169,8 +180,7 @@ nfsstat4 OpLookup(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (st == NFS4_OK && dir.type != meta::FileType::kDir)
     st = dir.type == meta::FileType::kLnk ? NFS4ERR_SYMLINK : NFS4ERR_NOTDIR;
   if (st == NFS4_OK) st = CheckComponent(a.oplookup->objname);
-  if (st == NFS4_OK && !cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 1))
-    st = NFS4ERR_ACCESS;
+  if (st == NFS4_OK) st = CheckSearch(cx, dir);  // §18.13: a LOOKUP searches the directory
   meta::Dentry d;
   if (st == NFS4_OK) {
     auto res = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
@@ -193,6 +203,10 @@ nfsstat4 OpLookupp(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
     st = cur.type == meta::FileType::kLnk ? NFS4ERR_SYMLINK : NFS4ERR_NOTDIR;
   // §18.14.3: LOOKUPP at the root of the exported tree is NFS4ERR_NOENT.
   if (st == NFS4_OK && cur.ino == cx.mds.ns().root()) st = NFS4ERR_NOENT;
+  // LOOKUPP looks ".." up in the current directory, so it needs search permission there, as
+  // Linux nfsd's (nfsd_lookup of ".." verifies the directory with NFSD_MAY_EXEC). The
+  // parent's own mode is checked by whatever is looked up from it next.
+  if (st == NFS4_OK) st = CheckSearch(cx, cur);
   SetOpError(r, OP_LOOKUPP, st);
   if (st != NFS4_OK) return st;
   MdsHandle h{cx.cfh.fsid, cur.parent};

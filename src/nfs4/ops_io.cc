@@ -11,7 +11,7 @@
 
 namespace loom::nfs4 {
 
-nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
+nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
 
 namespace {
 
@@ -34,10 +34,25 @@ nfsstat4 RegularFile(Cx& cx, meta::Inode* n) {
   return NFS4_OK;
 }
 
-// The current file, a regular file, for an I/O with stateid `sid` needing `want`.
+// The caller's own right to the data. RFC 8881 §8.2.3: the special stateids bypass share
+// reservations, never access rights. Checked on every I/O whatever the stateid, as Linux
+// nfsd does, with its owner override: the owner reads and writes through an open even when
+// the mode does not allow it (a file created 0444 is written through the OPEN that made it).
+// A file one may execute may be read: clients read a binary to run it.
+nfsstat4 CheckIoAccess(Cx& cx, const meta::Inode& n, Access want) {
+  const rpc::Cred& c = cx.rpc.cred;
+  if (want == Access::kNone || c.uid == n.uid) return NFS4_OK;
+  auto may = [&](int bits) { return c.MayAccess(n.mode, n.uid, n.gid, false, bits); };
+  bool ok = want == Access::kWrite ? may(2) : may(4) || may(1);
+  return ok ? NFS4_OK : NFS4ERR_ACCESS;
+}
+
+// The current file, a regular file, for an I/O with stateid `sid` needing `want`: the
+// stateid first (another client's stateid is BAD_STATEID, §8.2.4), then the caller's access.
 nfsstat4 IoTarget(Cx& cx, const stateid4& sid, Access want, meta::Inode* n) {
   nfsstat4 st = RegularFile(cx, n);
-  return st == NFS4_OK ? CheckIo(cx, sid, want) : st;
+  if (st == NFS4_OK) st = CheckIo(cx, sid, want);
+  return st == NFS4_OK ? CheckIoAccess(cx, *n, want) : st;
 }
 
 // Reads [offset, offset+count) of the file whose size is n.size: data and eof.
@@ -67,6 +82,20 @@ nfsstat4 ReadData(Cx& cx, const meta::Inode& n, uint64_t offset, uint32_t count,
   }
   *eof = offset + data->size >= n.size;
   return NFS4_OK;
+}
+
+// The write verifier a client sees (WRITE and COMMIT): the data servers' with this boot of
+// loom-mds mixed in. An UNSTABLE write's size reaches stable storage only at COMMIT, so a
+// restart of loom-mds alone must change the verifier too, or the client would take a write
+// whose size was lost for committed instead of resending it (§18.3.3, §18.32.3).
+verifier4 ClientVerifier(Cx& cx, const mds::Verifier& ds) {
+  const verifier4& boot = cx.mds.write_verifier();
+  mds::Verifier b;
+  std::copy(boot.begin(), boot.end(), b.begin());
+  const mds::Verifier v = mds::CombineVerifiers({ds, b});
+  verifier4 out;
+  std::copy(v.begin(), v.end(), out.begin());
+  return out;
 }
 
 }  // namespace
@@ -109,25 +138,41 @@ nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_WRITE;
   const WRITE4args& wa = *a.opwrite;
   meta::Inode n;
-  res.status = IoTarget(cx, wa.stateid, Access::kWrite, &n);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = IoTarget(cx, wa.stateid, Access::kWrite, &n);
   if (res.status == NFS4_OK && wa.offset > static_cast<uint64_t>(INT64_MAX) - wa.data.size)
     res.status = NFS4ERR_FBIG;
   if (res.status != NFS4_OK) return res.status;
   auto l = cx.mds.EnsureLayout(n.ino);
   if (!l.ok()) return res.status = FromDataServer(l.status());
+  // Held from the data-server write to the size update: size changes wait, other WRITEs do
+  // not (size_locks.h).
+  auto size_lock = cx.mds.size_locks().Shared(n.ino);
   auto w = cx.mds.data_servers()->Write(l.value(), wa.offset, wa.data, static_cast<nfs3::stable_how>(wa.stable));
   if (!w.ok()) return res.status = FromDataServer(w.status());
+  cx.mds.size_locks().Reached(n.ino, SizeLocks::Step::kWriteDataDone);
   // The file's size, mtime and change attribute live in the metadata store. Two WRITEs of one
   // file may finish in either order: the size only ever grows here (size_at_least, applied
   // under the inode lock), or a late short write would cut off an earlier long one.
   meta::SetAttrArgs sa;
   sa.size_at_least = wa.offset + w->count;
   sa.mtime = meta::NowRealtime();
-  auto u = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, n.ino, sa); });
+  // A write by anyone but root drops set-user-ID and set-group-ID (Linux's file_remove_privs;
+  // nfsd runs non-root callers without CAP_FSETID).
+  sa.kill_setid = cx.rpc.cred.uid != 0;
+  // The size and mtime are as stable as the bytes (§18.32.3): an UNSTABLE write's become
+  // durable at COMMIT (OpCommit syncs the store; until then a restart changes the verifier and
+  // the client resends), a write the data servers made stable gets them synced at once.
+  const meta::Durability durability =
+      w->committed == nfs3::UNSTABLE ? meta::Durability::kDeferred : meta::Durability::kSync;
+  auto u = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+    t.SetDurability(durability);
+    return cx.mds.ns().SetAttr(t, n.ino, sa);
+  });
   if (!u.ok()) return res.status = FromMeta(u.status());
   res.resok4.count = w->count;
   res.resok4.committed = static_cast<stable_how4>(w->committed);
-  std::copy(w->verifier.begin(), w->verifier.end(), res.resok4.writeverf.begin());
+  res.resok4.writeverf = ClientVerifier(cx, w->verifier);
   return res.status = NFS4_OK;
 }
 
@@ -135,7 +180,11 @@ nfsstat4 OpCommit(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
   auto& res = *(r.opcommit = std::make_unique<COMMIT4res>());
   r.resop = OP_COMMIT;
   meta::Inode n;
-  res.status = RegularFile(cx, &n);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = RegularFile(cx, &n);
+  // COMMIT has no stateid, but makes the file's data durable: the caller needs write access,
+  // owner override included (as nfsd_commit's file acquisition with NFSD_MAY_WRITE).
+  if (res.status == NFS4_OK) res.status = CheckIoAccess(cx, n, Access::kWrite);
   if (res.status != NFS4_OK) return res.status;
   auto l = cx.mds.LayoutOf(n.ino);
   if (!l.ok()) {
@@ -145,7 +194,10 @@ nfsstat4 OpCommit(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
   }
   auto c = cx.mds.data_servers()->Commit(l.value());
   if (!c.ok()) return res.status = FromDataServer(c.status());
-  std::copy(c->verifier.begin(), c->verifier.end(), res.resok4.writeverf.begin());
+  // The sizes and mtimes of the UNSTABLE writes being committed (OpWrite): one sync.
+  Status synced = cx.mds.store().Sync();
+  if (!synced.ok()) return res.status = FromMeta(synced);
+  res.resok4.writeverf = ClientVerifier(cx, c->verifier);
   return res.status = NFS4_OK;
 }
 
@@ -169,24 +221,41 @@ nfsstat4 OpAllocate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_ALLOCATE;
   const ALLOCATE4args& aa = *a.opallocate;
   meta::Inode n;
-  res.ar_status = IoTarget(cx, aa.aa_stateid, Access::kWrite, &n);
+  res.ar_status = CheckWritableExport(cx);
+  if (res.ar_status == NFS4_OK) res.ar_status = IoTarget(cx, aa.aa_stateid, Access::kWrite, &n);
   if (res.ar_status == NFS4_OK && aa.aa_length == 0) res.ar_status = NFS4ERR_INVAL;
   if (res.ar_status == NFS4_OK && aa.aa_offset > static_cast<uint64_t>(INT64_MAX) - aa.aa_length)
     res.ar_status = NFS4ERR_FBIG;
   if (res.ar_status != NFS4_OK) return res.ar_status;
   // Space is not reserved on the data servers (NFSv3 has no ALLOCATE); the file is extended
-  // so that its size covers the range, as fallocate(2) without KEEP_SIZE would.
+  // so that its size covers the range, as fallocate(2) without KEEP_SIZE would. The size is
+  // read again and extended under the file's size lock, so that a WRITE past `end` meanwhile
+  // is not cut back (size_locks.h).
+  auto size_lock = cx.mds.size_locks().Exclusive(n.ino);
+  res.ar_status = GetInode(cx, n.ino, &n);
+  if (res.ar_status != NFS4_OK) return res.ar_status;
   uint64_t end = aa.aa_offset + aa.aa_length;
-  if (end <= n.size) return res.ar_status = NFS4_OK;
+  if (end <= n.size) {
+    // Nothing to extend, but like any data change by a non-root caller it drops
+    // set-user-ID and set-group-ID (the size change below does so in SetattrOn).
+    if (cx.rpc.cred.uid == 0 || !(n.mode & 06000)) return res.ar_status = NFS4_OK;
+    meta::SetAttrArgs kill;
+    kill.kill_setid = true;
+    auto u = meta::RunTxn(cx.mds.store(),
+                          [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, n.ino, kill); });
+    return res.ar_status = u.ok() ? NFS4_OK : FromMeta(u.status());
+  }
   Settable s;
   s.size = end;
-  return res.ar_status = SetattrOn(cx, n.ino, s, true);
+  return res.ar_status = SetattrHoldingSizeLock(cx, n.ino, s, true);
 }
 
 nfsstat4 OpDeallocate(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
   // Punching holes needs an operation NFSv3 data servers do not have.
-  SetOpError(r, OP_DEALLOCATE, NFS4ERR_NOTSUPP);
-  return NFS4ERR_NOTSUPP;
+  nfsstat4 st = CheckWritableExport(cx);
+  if (st == NFS4_OK) st = NFS4ERR_NOTSUPP;
+  SetOpError(r, OP_DEALLOCATE, st);
+  return st;
 }
 
 }  // namespace loom::nfs4

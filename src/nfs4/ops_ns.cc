@@ -12,25 +12,47 @@ change_info4 Cinfo(const meta::ChangeInfo& c) {
   return change_info4{true, c.before, c.after};
 }
 
+// Adding or removing entries needs write and search permission on the directory.
+bool MayChangeEntries(const rpc::Cred& c, const meta::Inode& dir) {
+  return c.MayAccess(dir.mode, dir.uid, dir.gid, true, 2 | 1);
+}
+
 // The current filehandle must be a directory the caller may modify.
 nfsstat4 WritableDir(Cx& cx, uint64_t ino, meta::Inode* dir) {
   nfsstat4 st = GetInode(cx, ino, dir);
   if (st != NFS4_OK) return st;
   if (dir->type != meta::FileType::kDir) return NFS4ERR_NOTDIR;
-  if (!cx.rpc.cred.MayAccess(dir->mode, dir->uid, dir->gid, true, 2 | 1)) return NFS4ERR_ACCESS;
-  return NFS4_OK;
+  return MayChangeEntries(cx.rpc.cred, *dir) ? NFS4_OK : NFS4ERR_ACCESS;
 }
 
 // Sticky directories: only the owner of the entry or of the directory (or root) may remove
 // or rename the entry.
-nfsstat4 StickyCheck(Cx& cx, const meta::Inode& dir, std::string_view name) {
-  if (!(dir.mode & 01000) || cx.rpc.cred.uid == 0 || cx.rpc.cred.uid == dir.uid) return NFS4_OK;
-  auto d = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().Lookup(t, dir.ino, name); });
-  if (!d.ok()) return FromMeta(d.status());
-  meta::Inode obj;
-  nfsstat4 st = GetInode(cx, d->ino, &obj);
-  if (st != NFS4_OK) return st;
-  return obj.uid == cx.rpc.cred.uid ? NFS4_OK : NFS4ERR_ACCESS;
+bool StickyAllows(const rpc::Cred& c, const meta::Inode& dir, const meta::Inode& obj) {
+  return !(dir.mode & 01000) || c.uid == 0 || c.uid == dir.uid || c.uid == obj.uid;
+}
+
+// REMOVE's permission checks (Linux's may_delete), made by Namespace::Remove on the
+// directory and the object it has locked: the directory writable and searchable, and a
+// sticky directory's entry removable only by root or its or the directory's owner.
+nfsstat4 RemoveChecks(const rpc::Cred& c, const meta::Inode& dir, const meta::Inode& obj) {
+  return MayChangeEntries(c, dir) && StickyAllows(c, dir, obj) ? NFS4_OK : NFS4ERR_ACCESS;
+}
+
+// RENAME's permission checks (Linux's may_delete on both names, may_create, and vfs_rename's
+// check of a moving directory), made by Namespace::Rename on the directories and objects it
+// has locked, so that no chmod, chown or new target slips in between check and rename: both
+// directories writable and searchable; a sticky source directory protects another user's
+// entry from being moved, a sticky target directory another user's entry from being
+// replaced; a directory moving to another parent gets a new "..", a change to the directory
+// itself, so it needs write permission on it.
+nfsstat4 RenameChecks(const rpc::Cred& c, const meta::Inode& sdir, const meta::Inode& obj,
+                      const meta::Inode& tdir, const meta::Inode* target) {
+  if (!MayChangeEntries(c, sdir) || !MayChangeEntries(c, tdir)) return NFS4ERR_ACCESS;
+  if (!StickyAllows(c, sdir, obj)) return NFS4ERR_ACCESS;
+  if (target && !StickyAllows(c, tdir, *target)) return NFS4ERR_ACCESS;
+  bool moving_dir = sdir.ino != tdir.ino && obj.type == meta::FileType::kDir;
+  if (moving_dir && !c.MayAccess(obj.mode, obj.uid, obj.gid, true, 2)) return NFS4ERR_ACCESS;
+  return NFS4_OK;
 }
 
 }  // namespace
@@ -46,7 +68,9 @@ nfsstat4 OpAccess(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto may = [&](int want) { return c.MayAccess(n.mode, n.uid, n.gid, dir, want); };
   uint32_t granted = 0;
   if (may(4)) granted |= ACCESS4_READ;
-  if (may(2)) granted |= ACCESS4_MODIFY | ACCESS4_EXTEND | (dir ? ACCESS4_DELETE : 0);
+  // Nothing is modifiable through a read-only export (as nfsd's ACCESS answers).
+  if (may(2) && !cx.rpc.read_only)
+    granted |= ACCESS4_MODIFY | ACCESS4_EXTEND | (dir ? ACCESS4_DELETE : 0);
   if (may(1)) granted |= dir ? ACCESS4_LOOKUP : ACCESS4_EXECUTE;
   uint32_t known = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND |
                    ACCESS4_DELETE | ACCESS4_EXECUTE;
@@ -70,16 +94,23 @@ nfsstat4 OpRemove(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_REMOVE;
   const Bytes& name = a.opremove->target;
   meta::Inode dir;
-  res.status = CheckComponent(name);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = CheckComponent(name);
   if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.cfh.ino, &dir);
   if (res.status == NFS4_OK && cx.mds.InGrace()) res.status = NFS4ERR_GRACE;  // §8.4.2.1
-  if (res.status == NFS4_OK) res.status = StickyCheck(cx, dir, name.view());
   if (res.status != NFS4_OK) return res.status;
+  // The checks above answer early; RemoveChecks decides, on what the remove locked.
+  nfsstat4 denied = NFS4_OK;
+  auto check = [&](const meta::Inode& d, const meta::Inode& obj) {
+    denied = RemoveChecks(cx.rpc.cred, d, obj);
+    return denied == NFS4_OK ? Status::Ok() : Status(Code::kPermission, "remove not permitted");
+  };
   auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+    denied = NFS4_OK;
     return cx.mds.ns().Remove(t, cx.cfh.ino, name.view(),
-                              [&](meta::Ino ino) { return cx.mds.IsOpen(ino); });
+                              [&](meta::Ino ino) { return cx.mds.IsOpen(ino); }, check);
   });
-  if (!rr.ok()) return res.status = FromMeta(rr.status());
+  if (!rr.ok()) return res.status = denied != NFS4_OK ? denied : FromMeta(rr.status());
   res.resok4.cinfo = Cinfo(rr->dir);
   cx.mds.AfterUnlink(rr->obj);
   return NFS4_OK;
@@ -92,20 +123,28 @@ nfsstat4 OpRename(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (!cx.have_sfh) return res.status = NFS4ERR_NOFILEHANDLE;
   const Bytes& from = a.oprename->oldname;
   const Bytes& to = a.oprename->newname;
-  res.status = CheckComponent(from);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = CheckComponent(from);
   if (res.status == NFS4_OK) res.status = CheckComponent(to);
   if (res.status == NFS4_OK && cx.sfh.fsid != cx.cfh.fsid) res.status = NFS4ERR_XDEV;
   meta::Inode sdir, tdir;
   if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.sfh.ino, &sdir);
   if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.cfh.ino, &tdir);
   if (res.status == NFS4_OK && cx.mds.InGrace()) res.status = NFS4ERR_GRACE;
-  if (res.status == NFS4_OK) res.status = StickyCheck(cx, sdir, from.view());
   if (res.status != NFS4_OK) return res.status;
+  // The checks above answer early; RenameChecks decides, on what the rename locked.
+  nfsstat4 denied = NFS4_OK;
+  auto check = [&](const meta::Inode& sd, const meta::Inode& obj, const meta::Inode& td,
+                   const meta::Inode* target) {
+    denied = RenameChecks(cx.rpc.cred, sd, obj, td, target);
+    return denied == NFS4_OK ? Status::Ok() : Status(Code::kPermission, "rename not permitted");
+  };
   auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+    denied = NFS4_OK;
     return cx.mds.ns().Rename(t, cx.sfh.ino, from.view(), cx.cfh.ino, to.view(),
-                              [&](meta::Ino ino) { return cx.mds.IsOpen(ino); });
+                              [&](meta::Ino ino) { return cx.mds.IsOpen(ino); }, check);
   });
-  if (!rr.ok()) return res.status = FromMeta(rr.status());
+  if (!rr.ok()) return res.status = denied != NFS4_OK ? denied : FromMeta(rr.status());
   res.resok4.source_cinfo = Cinfo(rr->src_dir);
   res.resok4.target_cinfo = Cinfo(rr->dst_dir);
   if (rr->replaced) cx.mds.AfterUnlink(*rr->replaced);
@@ -118,7 +157,8 @@ nfsstat4 OpLink(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   // §18.9: the saved filehandle is the object, the current one the directory.
   if (!cx.have_sfh) return res.status = NFS4ERR_NOFILEHANDLE;
   const Bytes& name = a.oplink->newname;
-  res.status = CheckComponent(name);
+  res.status = CheckWritableExport(cx);
+  if (res.status == NFS4_OK) res.status = CheckComponent(name);
   if (res.status == NFS4_OK && cx.sfh.fsid != cx.cfh.fsid) res.status = NFS4ERR_XDEV;
   meta::Inode dir;
   if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.cfh.ino, &dir);

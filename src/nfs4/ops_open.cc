@@ -15,7 +15,9 @@ nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open
 namespace {
 
 // EXCLUSIVE4/EXCLUSIVE4_1 keep the create verifier in time_access (seconds field), which is
-// left out of suppattr_exclcreat for that reason (§18.16.3).
+// left out of suppattr_exclcreat for that reason (§18.16.3). The reply's attrset names
+// time_access (§18.16.4), so the client follows up with a SETATTR that gives the file a real
+// access time.
 int64_t VerifierTime(const verifier4& v) {
   int64_t t;
   std::memcpy(&t, v.data(), 8);
@@ -29,6 +31,18 @@ nfsstat4 TypeCheckForOpen(const meta::Inode& n) {
     case meta::FileType::kLnk: return NFS4ERR_SYMLINK;
     default: return NFS4ERR_WRONG_TYPE;
   }
+}
+
+// open(2)'s permission check for an OPEN of an existing file, as Linux nfsd makes it: read
+// access for READ (or for denying reads to others), write access for WRITE. No owner
+// override: that is for I/O through an open, not for opening. A file one may execute may be
+// opened for reading (clients read a binary to run it; nfsd's MAY_READ_IF_EXEC).
+nfsstat4 CheckOpenAccess(const rpc::Cred& c, const meta::Inode& n, uint32_t access, uint32_t deny) {
+  auto may = [&](int want) { return c.MayAccess(n.mode, n.uid, n.gid, false, want); };
+  bool read = (access & OPEN4_SHARE_ACCESS_READ) || (deny & OPEN4_SHARE_DENY_READ);
+  if (read && !may(4) && !may(1)) return NFS4ERR_ACCESS;
+  if ((access & OPEN4_SHARE_ACCESS_WRITE) && !may(2)) return NFS4ERR_ACCESS;
+  return NFS4_OK;
 }
 
 struct Opened {
@@ -62,15 +76,20 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
     st = NFS4ERR_INVAL;
   }
   if (st != NFS4_OK) return st;
-  if (!cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 3)) return NFS4ERR_ACCESS;
+  // Write permission on the directory is needed to create, not to open a name that exists
+  // (as nfsd4_create_file, which checks NFSD_MAY_CREATE only for a missing name): without
+  // it the name is looked up and, if it exists, handled below like any existing file.
+  const bool may_create = cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 3);
   meta::CreateArgs args;
   args.type = meta::FileType::kReg;
   args.mode = s.mode.value_or(0644) & 07777;
-  args.uid = cx.rpc.cred.uid;
-  args.gid = (dir.mode & 02000) ? dir.gid : cx.rpc.cred.gid;
-  auto cr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
-    return cx.mds.ns().Create(t, dir.ino, name, args);
-  });
+  InitOwner(cx.rpc.cred, dir, false, &args);
+  Result<meta::CreateResult> cr = meta::MetaError(meta::MetaErr::kExist, "not created");
+  if (may_create) {
+    cr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+      return cx.mds.ns().Create(t, dir.ino, name, args);
+    });
+  }
   if (cr.ok()) {
     out->inode = cr->inode;
     out->created = true;
@@ -89,24 +108,37 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
       GetInode(cx, out->inode.ino, &out->inode);
     }
     out->attrset = std::move(set);
+    if (exclusive) BitmapAdd(&out->attrset, FATTR4_TIME_ACCESS);
     return NFS4_OK;
   }
   if (meta::ErrOf(cr.status()) != meta::MetaErr::kExist) return FromMeta(cr.status());
-  // The name exists.
-  if (how.mode == GUARDED4) return NFS4ERR_EXIST;
+  // The name exists (or, for a caller who may not create, is looked up).
+  if (how.mode == GUARDED4 && may_create) return NFS4ERR_EXIST;  // Create found it
   auto d = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().Lookup(t, dir.ino, name); });
-  if (!d.ok()) return FromMeta(d.status());
+  if (!d.ok()) {
+    bool missing = meta::ErrOf(d.status()) == meta::MetaErr::kNoEnt;
+    return missing && !may_create ? NFS4ERR_ACCESS : FromMeta(d.status());
+  }
+  if (how.mode == GUARDED4) return NFS4ERR_EXIST;
   st = GetInode(cx, d->ino, &out->inode);
   if (st != NFS4_OK) return st;
   out->dir = meta::ChangeInfo{dir.change, dir.change};
   if (exclusive) {
-    // §18.16.4: a retransmitted exclusive create finds its own verifier and succeeds.
-    if (out->inode.type != meta::FileType::kReg || out->inode.atime.sec != VerifierTime(verf))
+    // §18.16.4: a retransmitted exclusive create finds its own verifier and succeeds. Only
+    // the creator's: a verifier read from time_access must not open someone else's file
+    // past the permission check that a created file skips.
+    if (out->inode.type != meta::FileType::kReg || out->inode.atime.sec != VerifierTime(verf) ||
+        out->inode.uid != cx.rpc.cred.uid)
       return NFS4ERR_EXIST;
     out->created = true;
+    out->attrset = std::move(set);
+    BitmapAdd(&out->attrset, FATTR4_TIME_ACCESS);
     return NFS4_OK;
   }
   st = TypeCheckForOpen(out->inode);
+  // The permission check comes before a truncation, which must not happen for an OPEN
+  // that is then refused.
+  if (st == NFS4_OK) st = CheckOpenAccess(cx.rpc.cred, out->inode, a.share_access, a.share_deny);
   if (st != NFS4_OK) return st;
   // UNCHECKED4 on an existing file: only a size (truncation) applies.
   if (s.size) {
@@ -128,6 +160,11 @@ nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
   const OPEN4args& a = *arg.opopen;
   uint32_t access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
   if (access == 0 || a.share_deny > OPEN4_SHARE_DENY_BOTH) return res.status = NFS4ERR_INVAL;
+  // A read-only export opens for reading only, and makes nothing.
+  if (a.openhow.opentype == OPEN4_CREATE || (access & OPEN4_SHARE_ACCESS_WRITE)) {
+    nfsstat4 ro = CheckWritableExport(cx);
+    if (ro != NFS4_OK) return res.status = ro;
+  }
   Opened o;
   bool reclaim = false;
   nfsstat4 st = NFS4_OK;
@@ -138,9 +175,8 @@ nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
       if (st == NFS4_OK) st = CurrentInode(cx, &dir);
       if (st == NFS4_OK && dir.type != meta::FileType::kDir)
         st = dir.type == meta::FileType::kLnk ? NFS4ERR_SYMLINK : NFS4ERR_NOTDIR;
-      if (st == NFS4_OK && cx.mds.InGrace()) st = NFS4ERR_GRACE;  // §8.4.2.1
-      if (st == NFS4_OK && !cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 1))
-        st = NFS4ERR_ACCESS;
+      if (st == NFS4_OK && !cx.mds.NonReclaimAllowed(cx.client)) st = NFS4ERR_GRACE;  // §8.4.2.1, §18.51.3
+      if (st == NFS4_OK) st = CheckSearch(cx, dir);  // the name is looked up in it
       if (st != NFS4_OK) break;
       if (a.openhow.opentype == OPEN4_CREATE) {
         st = OpenCreate(cx, a, dir, &o);
@@ -171,7 +207,7 @@ nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
           st = NFS4ERR_RECLAIM_BAD;
         else if (a.claim.delegate_type != OPEN_DELEGATE_NONE) st = NFS4ERR_RECLAIM_BAD;
         reclaim = true;
-      } else if (cx.mds.InGrace()) {
+      } else if (!cx.mds.NonReclaimAllowed(cx.client)) {
         st = NFS4ERR_GRACE;
       }
       if (st == NFS4_OK) st = CurrentInode(cx, &o.inode);
@@ -182,13 +218,12 @@ nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
       st = NFS4ERR_NOTSUPP;  // delegation claims: we never grant delegations
   }
   if (st == NFS4_OK) st = TypeCheckForOpen(o.inode);
-  if (st == NFS4_OK && !o.created) {
-    // The file's own permissions (the creator may open what it just made, whatever the mode).
-    int want = ((access & OPEN4_SHARE_ACCESS_READ) ? 4 : 0) | ((access & OPEN4_SHARE_ACCESS_WRITE) ? 2 : 0);
-    const meta::Inode& n = o.inode;
-    if (!cx.rpc.cred.MayAccess(n.mode, n.uid, n.gid, false, want) && cx.rpc.cred.uid != n.uid)
-      st = NFS4ERR_ACCESS;
-  }
+  // The file's own permissions. The creator may open what this OPEN just made whatever the
+  // mode (§18.16.3: a file created 0444 is opened for writing by the open(2) that made it),
+  // and an owner reclaiming after a restart gets back the open it had (perhaps that one).
+  bool owner_reclaim = reclaim && cx.rpc.cred.uid == o.inode.uid;
+  if (st == NFS4_OK && !o.created && !owner_reclaim)
+    st = CheckOpenAccess(cx.rpc.cred, o.inode, access, a.share_deny);
   if (st != NFS4_OK) return res.status = st;
   OpenRequest req;
   req.client = cx.client;
@@ -200,7 +235,9 @@ nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
   st = cx.mds.state().Open(req, &res.resok4.stateid);
   if (st != NFS4_OK) return res.status = st;
   res.resok4.cinfo = change_info4{true, o.dir.before, o.dir.after};
-  res.resok4.rflags = OPEN4_RESULT_LOCKTYPE_POSIX;
+  // §18.16.4: PRESERVE_UNLINKED, since a file unlinked while open stays readable and
+  // writable until its last CLOSE (an orphan), so clients need no "silly rename".
+  res.resok4.rflags = OPEN4_RESULT_LOCKTYPE_POSIX | OPEN4_RESULT_PRESERVE_UNLINKED;
   res.resok4.attrset = std::move(o.attrset);
   res.resok4.delegation.delegation_type = OPEN_DELEGATE_NONE;
   if (a.share_access & OPEN4_SHARE_ACCESS_WANT_DELEG_MASK) {
@@ -245,8 +282,9 @@ nfsstat4 OpLock(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   stateid4& sid = args.locker.new_lock_owner ? args.locker.open_owner.open_stateid
                                              : args.locker.lock_owner.lock_stateid;
   if (!cx.ResolveCurrentStateid(&sid)) return res.status = NFS4ERR_BAD_STATEID;
-  // §8.4.2.1: during grace only reclaims; after it, no reclaims.
-  if (cx.mds.InGrace() && !args.reclaim) return res.status = NFS4ERR_GRACE;
+  // §8.4.2.1: during grace only reclaims (and before the client's RECLAIM_COMPLETE, §18.51.3);
+  // after it, no reclaims.
+  if (!args.reclaim && !cx.mds.NonReclaimAllowed(cx.client)) return res.status = NFS4ERR_GRACE;
   if (!cx.mds.InGrace() && args.reclaim) return res.status = NFS4ERR_NO_GRACE;
   meta::Inode n;
   res.status = CurrentInode(cx, &n);

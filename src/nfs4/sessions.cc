@@ -10,7 +10,7 @@
 namespace loom::nfs4 {
 
 namespace {
-constexpr uint32_t kMinRequest = 4096;
+constexpr int kCallbackTimeoutMs = 10000;
 }
 
 ClientRecord* SessionTable::FindLocked(clientid4 id) {
@@ -24,7 +24,7 @@ Session* SessionTable::FindSessionLocked(const SessionId& id) {
 }
 
 nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& principal,
-                                  EXCHANGE_ID4resok* res) {
+                                  EXCHANGE_ID4resok* res, std::vector<clientid4>* replaced) {
   // State protection: only SP4_NONE, or SP4_MACH_CRED answered with empty must-enforce and
   // must-allow sets (no operation is restricted to the machine credential).
   if (a.eia_state_protect.spa_how == SP4_SSV) return NFS4ERR_ENCR_ALG_UNSUPP;
@@ -53,11 +53,19 @@ nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& 
   } else if (confirmed && confirmed->verifier == verf && confirmed->principal == principal) {
     result = confirmed;  // case 2: the same client again
   } else {
-    if (confirmed && confirmed->principal != principal && !confirmed->sessions.empty())
-      return NFS4ERR_CLID_INUSE;  // case 3: another principal while the first holds state
+    if (confirmed && confirmed->principal != principal) {
+      // Case 3: another principal claims the owner. While the record holds state (sessions,
+      // opens, locks) it keeps the owner; one that holds nothing is replaced now.
+      if (!confirmed->sessions.empty() || (opts_.has_state && opts_.has_state(confirmed->id)))
+        return NFS4ERR_CLID_INUSE;
+      if (replaced) replaced->push_back(confirmed->id);
+      clients_.erase(confirmed->id);  // no sessions: nothing else to release
+      confirmed = nullptr;
+    }
     // Cases 1, 4, 5: a new unconfirmed record (replacing any older unconfirmed one). A
     // confirmed record with another verifier (the client rebooted) stays until the new one is
     // confirmed by CREATE_SESSION.
+    if (unconfirmed && unconfirmed->confirming) return NFS4ERR_DELAY;
     if (unconfirmed) clients_.erase(unconfirmed->id);
     ClientRecord c;
     c.id = (uint64_t{opts_.boot_epoch} << 32) | next_client_++;
@@ -82,26 +90,76 @@ nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& 
   return NFS4_OK;
 }
 
-channel_attrs4 SessionTable::Negotiate(const channel_attrs4& want, bool fore) const {
+nfsstat4 SessionTable::Negotiate(const channel_attrs4& want, bool fore,
+                                 channel_attrs4* out) const {
+  // §18.36.3: the server may lower what the client asks, never raise it; a channel too small
+  // to carry the smallest useful compound (see kMin* in sessions.h) is NFS4ERR_TOOSMALL.
   const ChannelLimits& l = opts_.limits;
-  channel_attrs4 c;
+  uint32_t min_request = fore ? kMinForeRequest : kMinBackRequest;
+  uint32_t min_response = fore ? l.min_fore_response : kMinBackResponse;
+  uint32_t min_ops = fore ? kMinForeOps : kMinBackOps;
+  if (want.ca_maxrequestsize < min_request || want.ca_maxresponsesize < min_response ||
+      want.ca_maxoperations < min_ops || want.ca_maxrequests == 0)
+    return NFS4ERR_TOOSMALL;
+  channel_attrs4& c = *out;
+  c = channel_attrs4{};
   c.ca_headerpadsize = 0;
-  c.ca_maxrequestsize = std::max(kMinRequest, std::min(want.ca_maxrequestsize, l.max_request));
-  c.ca_maxresponsesize = std::max(kMinRequest, std::min(want.ca_maxresponsesize, l.max_response));
+  c.ca_maxrequestsize = std::min(want.ca_maxrequestsize, l.max_request);
+  c.ca_maxresponsesize = std::min(want.ca_maxresponsesize, l.max_response);
   c.ca_maxresponsesize_cached = std::min(want.ca_maxresponsesize_cached, l.max_response_cached);
-  c.ca_maxoperations = std::max(2u, std::min(want.ca_maxoperations, l.max_ops));
+  c.ca_maxoperations = std::min(want.ca_maxoperations, l.max_ops);
   // The back channel: we send one callback at a time (slot 0).
-  c.ca_maxrequests = fore ? std::max(1u, std::min(want.ca_maxrequests, l.max_slots)) : 1;
-  return c;
+  c.ca_maxrequests = fore ? std::min(want.ca_maxrequests, l.max_slots) : 1;
+  return NFS4_OK;
+}
+
+std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelFor(
+    const std::shared_ptr<rpc::Connection>& conn) {
+  std::lock_guard<std::mutex> l(bc_mu_);
+  for (auto it = conn_back_.begin(); it != conn_back_.end();) {
+    it = it->second.expired() ? conn_back_.erase(it) : std::next(it);
+  }
+  // A live entry keeps its connection alive (BackChannel holds it), so the address cannot
+  // have been reused by another connection.
+  auto it = conn_back_.find(conn.get());
+  if (it != conn_back_.end()) {
+    if (auto bc = it->second.lock()) return bc;
+  }
+  auto bc = rpc::MakeBackChannel(conn, kCallbackTimeoutMs);
+  conn_back_[conn.get()] = bc;
+  return bc;
+}
+
+void SessionTable::FailIdle(const BackChannels& idle) {
+  for (const auto& bc : idle) bc->FailAll(Status::Unavailable("session destroyed"));
 }
 
 nfsstat4 SessionTable::CreateSession(const CREATE_SESSION4args& a, const std::string& principal,
                                      const std::shared_ptr<rpc::Connection>& conn,
-                                     CREATE_SESSION4resok* res) {
-  std::lock_guard<std::mutex> l(mu_);
+                                     CREATE_SESSION4resok* res, const ConfirmHook& confirm,
+                                     std::vector<clientid4>* replaced) {
+  std::shared_ptr<rpc::BackChannel> bc;
+  if ((a.csa_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) && conn) bc = BackChannelFor(conn);
+  BackChannels idle;
+  nfsstat4 st;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    st = CreateSessionLocked(l, a, principal, std::move(bc), res, confirm, replaced, &idle);
+  }
+  FailIdle(idle);
+  return st;
+}
+
+nfsstat4 SessionTable::CreateSessionLocked(std::unique_lock<std::mutex>& l,
+                                           const CREATE_SESSION4args& a,
+                                           const std::string& principal,
+                                           std::shared_ptr<rpc::BackChannel> bc,
+                                           CREATE_SESSION4resok* res, const ConfirmHook& confirm,
+                                           std::vector<clientid4>* replaced, BackChannels* idle) {
   ClientRecord* c = FindLocked(a.csa_clientid);
   if (!c) return NFS4ERR_STALE_CLIENTID;
   if (c->principal != principal) return NFS4ERR_CLID_INUSE;
+  if (c->confirming) return NFS4ERR_DELAY;  // the same request, still making it durable
   // §18.36.4: the sequence id detects replays of CREATE_SESSION itself.
   if (a.csa_sequence + 1 == c->create_seq && c->last_create) {
     if (c->last_create->csr_status != NFS4_OK) return c->last_create->csr_status;
@@ -109,34 +167,65 @@ nfsstat4 SessionTable::CreateSession(const CREATE_SESSION4args& a, const std::st
     return NFS4_OK;
   }
   if (a.csa_sequence != c->create_seq) return NFS4ERR_SEQ_MISORDERED;
-  if (a.csa_fore_chan_attrs.ca_maxrequests == 0 || a.csa_fore_chan_attrs.ca_maxoperations == 0)
-    return NFS4ERR_TOOSMALL;
+  Session s;
+  nfsstat4 st = Negotiate(a.csa_fore_chan_attrs, true, &s.fore);
+  if (st == NFS4_OK) st = Negotiate(a.csa_back_chan_attrs, false, &s.back);
+  if (st != NFS4_OK) return st;
+  if (c->sessions.size() >= kMaxSessionsPerClient) return NFS4ERR_NOSPC;
+  // The slots' cached replies share one server-wide budget: a session that does not fit gets
+  // fewer slots (§18.36.3 lets the server lower ca_maxrequests), none left is "try later".
+  uint64_t per_slot = s.fore.ca_maxresponsesize_cached;
+  if (per_slot > 0) {
+    uint64_t left = opts_.max_cached_reply_bytes - std::min(cached_bytes_, opts_.max_cached_reply_bytes);
+    s.fore.ca_maxrequests = static_cast<uint32_t>(std::min<uint64_t>(s.fore.ca_maxrequests, left / per_slot));
+    if (s.fore.ca_maxrequests == 0) {
+      LOG_WARN("loom-mds: reply cache budget (%llu bytes) spent: CREATE_SESSION delayed",
+               (unsigned long long)opts_.max_cached_reply_bytes);
+      return NFS4ERR_DELAY;
+    }
+  }
+  s.reserved = per_slot * s.fore.ca_maxrequests;
+  cached_bytes_ += s.reserved;
   if (!c->confirmed) {
-    // Confirming a record replaces any confirmed record of the same owner (the client
-    // rebooted): its sessions and state go.
-    for (auto it = clients_.begin(); it != clients_.end();) {
-      if (it->second.confirmed && it->second.owner == c->owner && it->first != c->id) {
-        clientid4 old = it->first;
-        ++it;
-        ExpireLocked(old);
-      } else {
-        ++it;
+    // Confirming a record replaces every confirmed record of the same owner (the client
+    // rebooted, §18.35.4 case 5). The confirmation is made durable first, without the lock;
+    // `confirming` turns concurrent attempts away meanwhile.
+    Confirmation conf;
+    conf.id = c->id;
+    conf.owner = c->owner;
+    conf.verifier = c->verifier;
+    for (const auto& [id, o] : clients_)
+      if (o.confirmed && o.owner == c->owner && id != c->id) conf.replaced.push_back(id);
+    if (confirm) {
+      c->confirming = true;
+      l.unlock();
+      Status ds = confirm(conf);
+      l.lock();
+      c = FindLocked(conf.id);
+      if (c) c->confirming = false;
+      if (!c || !ds.ok()) {
+        cached_bytes_ -= s.reserved;
+        if (!ds.ok()) {
+          LOG_WARN("loom-mds: client record %016llx not saved: %s", (unsigned long long)conf.id,
+                   ds.ToString().c_str());
+          return NFS4ERR_SERVERFAULT;
+        }
+        return NFS4ERR_STALE_CLIENTID;
       }
     }
+    for (clientid4 old : conf.replaced) ExpireLocked(old, idle);
+    if (replaced) *replaced = conf.replaced;
     c->confirmed = true;
   }
-  Session s;
   uint32_t n = next_session_++;
   std::memcpy(s.id.data(), &c->id, 8);
   std::memcpy(s.id.data() + 8, &n, 4);
   std::memcpy(s.id.data() + 12, &opts_.boot_epoch, 4);
   s.client = c->id;
-  s.fore = Negotiate(a.csa_fore_chan_attrs, true);
-  s.back = Negotiate(a.csa_back_chan_attrs, false);
   s.flags = 0;
   s.cb_program = a.csa_cb_program;
-  if ((a.csa_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) && conn) {
-    s.back_channel = rpc::MakeBackChannel(conn, 10000);
+  if (bc) {
+    s.back_channel = std::move(bc);
     s.flags |= CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
   }
   s.slots.resize(s.fore.ca_maxrequests);
@@ -161,21 +250,32 @@ nfsstat4 SessionTable::CreateSession(const CREATE_SESSION4args& a, const std::st
   return NFS4_OK;
 }
 
-void SessionTable::DestroySessionLocked(const SessionId& id) {
+void SessionTable::DestroySessionLocked(const SessionId& id, BackChannels* idle) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  if (it->second.back_channel)
-    it->second.back_channel->FailAll(Status::Unavailable("session destroyed"));
-  if (ClientRecord* c = FindLocked(it->second.client)) {
+  Session& s = it->second;
+  cached_bytes_ -= std::min(cached_bytes_, s.reserved);
+  if (ClientRecord* c = FindLocked(s.client)) {
     c->sessions.erase(std::remove(c->sessions.begin(), c->sessions.end(), id), c->sessions.end());
   }
+  std::shared_ptr<rpc::BackChannel> bc = std::move(s.back_channel);
   sessions_.erase(it);
+  // The connection's back channel may serve other sessions still: only an unused one has its
+  // pending calls failed.
+  if (!bc) return;
+  for (const auto& [sid, other] : sessions_)
+    if (other.back_channel == bc) return;
+  idle->push_back(std::move(bc));
 }
 
 nfsstat4 SessionTable::DestroySession(const SessionId& id) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (!FindSessionLocked(id)) return NFS4ERR_BADSESSION;
-  DestroySessionLocked(id);
+  BackChannels idle;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!FindSessionLocked(id)) return NFS4ERR_BADSESSION;
+    DestroySessionLocked(id, &idle);
+  }
+  FailIdle(idle);
   return NFS4_OK;
 }
 
@@ -183,6 +283,7 @@ nfsstat4 SessionTable::DestroyClientId(clientid4 id) {
   std::lock_guard<std::mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return NFS4ERR_STALE_CLIENTID;
+  if (c->confirming) return NFS4ERR_DELAY;
   if (!c->sessions.empty()) return NFS4ERR_CLIENTID_BUSY;  // §18.50.3
   clients_.erase(id);
   return NFS4_OK;
@@ -191,27 +292,31 @@ nfsstat4 SessionTable::DestroyClientId(clientid4 id) {
 nfsstat4 SessionTable::BindConnToSession(const BIND_CONN_TO_SESSION4args& a,
                                          const std::shared_ptr<rpc::Connection>& conn,
                                          BIND_CONN_TO_SESSION4resok* res) {
-  std::lock_guard<std::mutex> l(mu_);
-  Session* s = FindSessionLocked(a.bctsa_sessid);
-  if (!s) return NFS4ERR_BADSESSION;
-  res->bctsr_sessid = s->id;
-  res->bctsr_use_conn_in_rdma_mode = false;
-  switch (a.bctsa_dir) {
-    case CDFC4_FORE:
-      res->bctsr_dir = CDFS4_FORE;
-      break;
-    case CDFC4_BACK:
-    case CDFC4_FORE_OR_BOTH:
-    case CDFC4_BACK_OR_BOTH:
-      if (conn) {
-        s->back_channel = rpc::MakeBackChannel(conn, 10000);
-        s->flags |= CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
-      }
-      res->bctsr_dir = a.bctsa_dir == CDFC4_BACK ? CDFS4_BACK : CDFS4_BOTH;
-      break;
-    default:
-      return NFS4ERR_INVAL;
+  bool back = a.bctsa_dir == CDFC4_BACK || a.bctsa_dir == CDFC4_FORE_OR_BOTH ||
+              a.bctsa_dir == CDFC4_BACK_OR_BOTH;
+  if (!back && a.bctsa_dir != CDFC4_FORE) return NFS4ERR_INVAL;
+  std::shared_ptr<rpc::BackChannel> bc = back && conn ? BackChannelFor(conn) : nullptr;
+  BackChannels idle;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Session* s = FindSessionLocked(a.bctsa_sessid);
+    if (!s) return NFS4ERR_BADSESSION;
+    res->bctsr_sessid = s->id;
+    res->bctsr_use_conn_in_rdma_mode = false;
+    res->bctsr_dir = !back                       ? CDFS4_FORE
+                     : a.bctsa_dir == CDFC4_BACK ? CDFS4_BACK
+                                                 : CDFS4_BOTH;
+    if (bc && s->back_channel != bc) {
+      std::shared_ptr<rpc::BackChannel> old = std::move(s->back_channel);
+      s->back_channel = bc;
+      s->flags |= CREATE_SESSION4_FLAG_CONN_BACK_CHAN;
+      s->cb_down = false;  // a new path: the probe that follows tells
+      bool used = false;
+      for (const auto& [sid, other] : sessions_) used |= old && other.back_channel == old;
+      if (old && !used) idle.push_back(std::move(old));
+    }
   }
+  FailIdle(idle);
   return NFS4_OK;
 }
 
@@ -222,6 +327,12 @@ nfsstat4 SessionTable::ReclaimComplete(clientid4 id) {
   if (c->reclaim_complete) return NFS4ERR_COMPLETE_ALREADY;
   c->reclaim_complete = true;
   return NFS4_OK;
+}
+
+bool SessionTable::ReclaimCompleted(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  return c && c->reclaim_complete;
 }
 
 SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_bytes, size_t nops) {
@@ -290,7 +401,11 @@ void SessionTable::Complete(const SessionId& sid, slotid4 slot,
   Session* s = FindSessionLocked(sid);
   if (!s || slot >= s->slots.size()) return;
   s->slots[slot].busy = false;
-  if (cache) s->slots[slot].reply = std::move(reply);
+  // The slot's share of the reply-cache budget is ca_maxresponsesize_cached: a larger reply
+  // (the op table's bounds missed it) is not kept; a retransmission then gets
+  // NFS4ERR_RETRY_UNCACHED_REP.
+  if (cache && reply && reply->size() <= s->fore.ca_maxresponsesize_cached)
+    s->slots[slot].reply = std::move(reply);
 }
 
 bool SessionTable::Renew(clientid4 id) {
@@ -321,21 +436,22 @@ bool SessionTable::OwnerOf(clientid4 id, std::string* owner, verifier4* verf) {
   return true;
 }
 
-void SessionTable::ExpireLocked(clientid4 id) {
+void SessionTable::ExpireLocked(clientid4 id, BackChannels* idle) {
   ClientRecord* c = FindLocked(id);
   if (!c) return;
   std::vector<SessionId> ss = c->sessions;
-  for (const auto& s : ss) DestroySessionLocked(s);
+  for (const auto& s : ss) DestroySessionLocked(s, idle);
   clients_.erase(id);
 }
 
 void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
   std::vector<clientid4> gone;
+  BackChannels idle;
   {
     std::lock_guard<std::mutex> l(mu_);
     int64_t now = rpc::NowMs();
     for (auto& [id, c] : clients_) {
-      if (c.lease_expiry_ms >= now) continue;
+      if (c.lease_expiry_ms >= now || c.confirming) continue;
       bool busy = false;
       for (const auto& sid : c.sessions) {
         Session* s = FindSessionLocked(sid);
@@ -343,8 +459,9 @@ void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
       }
       if (!busy) gone.push_back(id);
     }
-    for (clientid4 id : gone) ExpireLocked(id);
+    for (clientid4 id : gone) ExpireLocked(id, &idle);
   }
+  FailIdle(idle);
   for (clientid4 id : gone) on_expire(id);
 }
 
@@ -363,6 +480,15 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, Sess
     }
   }
   return nullptr;
+}
+
+std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOfSession(const SessionId& sid,
+                                                                     uint32_t* cb_program) {
+  std::lock_guard<std::mutex> l(mu_);
+  Session* s = FindSessionLocked(sid);
+  if (!s || !s->back_channel) return nullptr;
+  if (cb_program) *cb_program = s->cb_program;
+  return s->back_channel;
 }
 
 void SessionTable::SetCallbackPath(const SessionId& sid, bool ok) {

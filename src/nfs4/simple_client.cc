@@ -221,51 +221,79 @@ Result<COMPOUND4res> V4Client::Call(std::vector<nfs_argop4> ops, bool cachethis)
   return Replay(std::move(ops));
 }
 
+nfs_argop4 ExchangeId(const std::string& owner, const verifier4& verifier) {
+  auto x = Op(OP_EXCHANGE_ID);
+  x.opexchange_id = std::make_unique<EXCHANGE_ID4args>();
+  x.opexchange_id->eia_clientowner.co_ownerid = Bytes::Copy(owner);
+  x.opexchange_id->eia_clientowner.co_verifier = verifier;
+  x.opexchange_id->eia_state_protect.spa_how = SP4_NONE;
+  return x;
+}
+
+nfs_argop4 CreateSession(clientid4 id, sequenceid4 seq, uint32_t flags,
+                         const channel_attrs4& fore, const channel_attrs4& back) {
+  auto c = Op(OP_CREATE_SESSION);
+  c.opcreate_session = std::make_unique<CREATE_SESSION4args>();
+  auto& ca = *c.opcreate_session;
+  ca.csa_clientid = id;
+  ca.csa_sequence = seq;
+  ca.csa_flags = flags;
+  ca.csa_fore_chan_attrs = fore;
+  ca.csa_back_chan_attrs = back;
+  ca.csa_cb_program = 0x40000000;
+  return c;
+}
+
+nfs_argop4 DestroySession(const sessionid4& s) {
+  auto d = Op(OP_DESTROY_SESSION);
+  d.opdestroy_session = std::make_unique<DESTROY_SESSION4args>();
+  d.opdestroy_session->dsa_sessionid = s;
+  return d;
+}
+
+nfs_argop4 Sequence(const sessionid4& s, sequenceid4 seq, bool cachethis) {
+  auto q = Op(OP_SEQUENCE);
+  q.opsequence = std::make_unique<SEQUENCE4args>();
+  q.opsequence->sa_sessionid = s;
+  q.opsequence->sa_sequenceid = seq;
+  q.opsequence->sa_slotid = 0;
+  q.opsequence->sa_cachethis = cachethis;
+  return q;
+}
+
+nfs_argop4 ReclaimComplete(bool one_fs) {
+  auto rc = Op(OP_RECLAIM_COMPLETE);
+  rc.opreclaim_complete = std::make_unique<RECLAIM_COMPLETE4args>();
+  rc.opreclaim_complete->rca_one_fs = one_fs;
+  return rc;
+}
+
 Result<COMPOUND4res> V4Client::Replay(std::vector<nfs_argop4> ops) {
-  auto s = Op(OP_SEQUENCE);
-  s.opsequence = std::make_unique<SEQUENCE4args>();
-  s.opsequence->sa_sessionid = session;
-  s.opsequence->sa_sequenceid = seq;
-  s.opsequence->sa_slotid = 0;
-  s.opsequence->sa_cachethis = cachethis_;
-  ops.insert(ops.begin(), std::move(s));
+  ops.insert(ops.begin(), Sequence(session, seq, cachethis_));
   return Raw(std::move(ops));
 }
 
 nfsstat4 V4Client::Setup(bool reclaim_complete) {
-  auto x = Op(OP_EXCHANGE_ID);
-  x.opexchange_id = std::make_unique<EXCHANGE_ID4args>();
-  x.opexchange_id->eia_clientowner.co_ownerid = Bytes::Copy(owner_);
-  x.opexchange_id->eia_clientowner.co_verifier = {1, 2, 3, 4, 5, 6, 7, 8};
-  x.opexchange_id->eia_state_protect.spa_how = SP4_NONE;
   std::vector<nfs_argop4> v;
-  v.push_back(std::move(x));
+  v.push_back(ExchangeId(owner_, verifier));
   auto r = Raw(std::move(v));
   if (!r.ok()) return NFS4ERR_SERVERFAULT;
   if (r->status != NFS4_OK) return r->status;
   const auto& eir = r->resarray[0].opexchange_id->eir_resok4;
   clientid = eir.eir_clientid;
-  auto c = Op(OP_CREATE_SESSION);
-  c.opcreate_session = std::make_unique<CREATE_SESSION4args>();
-  auto& ca = *c.opcreate_session;
-  ca.csa_clientid = clientid;
-  ca.csa_sequence = eir.eir_sequenceid;
   // Room for a 1 MiB WRITE or READ plus the COMPOUND around it.
-  ca.csa_fore_chan_attrs = channel_attrs4{0, (1 << 20) + (64 << 10), (1 << 20) + (64 << 10), 64 << 10, 16, 8, {}};
-  ca.csa_back_chan_attrs = channel_attrs4{0, 4096, 4096, 0, 2, 1, {}};
-  ca.csa_cb_program = 0x40000000;
+  const channel_attrs4 fore{0, (1 << 20) + (64 << 10), (1 << 20) + (64 << 10), 64 << 10, 16, 8, {}};
+  const channel_attrs4 back{0, 4096, 4096, 0, 2, 1, {}};
   std::vector<nfs_argop4> v2;
-  v2.push_back(std::move(c));
+  v2.push_back(CreateSession(clientid, eir.eir_sequenceid, 0, fore, back));
   auto cr = Raw(std::move(v2));
   if (!cr.ok()) return NFS4ERR_SERVERFAULT;
   if (cr->status != NFS4_OK) return cr->status;
   session = cr->resarray[0].opcreate_session->csr_resok4.csr_sessionid;
   seq = 0;
   if (reclaim_complete) {
-    auto rc = Op(OP_RECLAIM_COMPLETE);
-    rc.opreclaim_complete = std::make_unique<RECLAIM_COMPLETE4args>();
     std::vector<nfs_argop4> v3;
-    v3.push_back(std::move(rc));
+    v3.push_back(ReclaimComplete());
     auto rr = Call(std::move(v3));
     if (!rr.ok()) return NFS4ERR_SERVERFAULT;
     return rr->status;

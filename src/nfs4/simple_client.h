@@ -44,6 +44,14 @@ nfs_argop4 Lock(const stateid4& open, const std::string& lock_owner, bool write,
                 uint64_t len);
 nfs_argop4 Lockt(const std::string& lock_owner, bool write, uint64_t off, uint64_t len);
 nfs_argop4 Locku(const stateid4& lock, uint64_t off, uint64_t len);
+// Session operations (RFC 8881 §18.35-18.37, §18.46, §18.51), as V4Client::Setup sends them.
+nfs_argop4 ExchangeId(const std::string& owner, const verifier4& verifier);
+nfs_argop4 CreateSession(clientid4 id, sequenceid4 seq, uint32_t flags,
+                         const channel_attrs4& fore, const channel_attrs4& back);
+nfs_argop4 DestroySession(const sessionid4& s);
+// SEQUENCE on slot 0.
+nfs_argop4 Sequence(const sessionid4& s, sequenceid4 seq, bool cachethis = false);
+nfs_argop4 ReclaimComplete(bool one_fs = false);
 
 class V4Client {
  public:
@@ -65,6 +73,7 @@ class V4Client {
   sessionid4 session{};
   uint32_t seq = 0;
   rpc::Cred cred = rpc::Cred::Sys(0, 0, {}, "test");
+  verifier4 verifier{1, 2, 3, 4, 5, 6, 7, 8};  // co_verifier: a new one means a reboot
 
  private:
   std::shared_ptr<rpc::RpcClient> rpc_;

@@ -580,6 +580,11 @@ void StateManager::RevokeClient(clientid4 client, nfsstat4 why) {
   NotifyClosed(closed);
 }
 
+bool StateManager::HasState(clientid4 client) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return by_client_.count(client) > 0;
+}
+
 bool StateManager::HasRevoked(clientid4 client) const {
   std::lock_guard<std::mutex> l(mu_);
   auto c = by_client_.find(client);

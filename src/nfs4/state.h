@@ -177,6 +177,8 @@ class StateManager {
   void RevokeClient(clientid4 client, nfsstat4 why);
   // Whether the client has revoked stateids not yet freed (SEQ4_STATUS_*_STATE_REVOKED).
   bool HasRevoked(clientid4 client) const;
+  // Whether the client holds any stateid, revoked ones included (EXCHANGE_ID §18.35.4 case 3).
+  bool HasState(clientid4 client) const;
 
   // Whether any open of `file` exists (orphan handling: an unlinked file stays while open).
   bool IsOpen(uint64_t file) const;

@@ -31,8 +31,8 @@ Connection::Connection(EventLoop* loop, int fd, std::string peer, Options opts, 
       peer_(std::move(peer)),
       opts_(opts),
       cb_(std::move(cb)),
-      assembler_(opts.max_record) {
-  staging_.resize(kStagingSize);
+      last_active_ms_(NowMs()),
+      assembler_(opts.max_record, opts.budget) {
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
@@ -98,17 +98,25 @@ void Connection::HandleRead() {
       // A large fragment body (a WRITE payload): read it straight into the record buffer.
       n = ::read(fd_, direct, want);
       if (n > 0) {
+        last_active_ms_.store(NowMs(), std::memory_order_relaxed);
         assembler_.DirectDone(static_cast<size_t>(n), &recs);
         Deliver(&recs);
         continue;
       }
     } else {
-      n = ::read(fd_, staging_.data(), staging_.size());
+      // Small reads land in a buffer of the loop thread, shared by its connections (each read
+      // is consumed before the next): an idle connection holds no receive memory.
+      static thread_local std::vector<uint8_t> staging(kStagingSize);
+      n = ::read(fd_, staging.data(), staging.size());
       if (n > 0) {
-        bool ok = assembler_.Feed(staging_.data(), static_cast<size_t>(n), &recs);
+        last_active_ms_.store(NowMs(), std::memory_order_relaxed);
+        bool ok = assembler_.Feed(staging.data(), static_cast<size_t>(n), &recs);
         Deliver(&recs);
         if (!ok) {
-          LOG_DEBUG("closing %s: record over the size limit", peer_.c_str());
+          LOG_DEBUG("closing %s: %s", peer_.c_str(),
+                    assembler_.over_budget() ? "the server's buffer budget for partial records "
+                                               "is spent"
+                                             : "record over the size limit");
           Close();
           return;
         }
@@ -151,6 +159,7 @@ void Connection::RecordDone() {
 
 void Connection::Send(std::unique_ptr<xdr::Encoder> msg) {
   if (closed()) return;
+  last_active_ms_.store(NowMs(), std::memory_order_relaxed);
   msg->patch_u32(0, kLastFragment | static_cast<uint32_t>(msg->size() - 4));
   {
     std::lock_guard<std::mutex> l(send_mu_);

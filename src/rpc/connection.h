@@ -17,6 +17,7 @@
 
 #include "common/buffer.h"
 #include "rpc/event_loop.h"
+#include "rpc/export_rules.h"
 #include "rpc/record.h"
 #include "xdr/xdr.h"
 
@@ -28,6 +29,9 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
     size_t max_record = (1u << 20) + (64u << 10);
     // Stop reading new records while this many are being processed (admission control).
     int max_inflight = 32;
+    // Shared bound on the bytes of partial records (server side; may be null). A connection
+    // whose record would take more than is left is closed.
+    std::shared_ptr<ByteBudget> budget;
   };
   struct Callbacks {
     // Called on the loop thread with each complete record.
@@ -56,6 +60,13 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   std::function<void(Record)> reply_sink();
   const std::string& peer() const { return peer_; }
   EventLoop* loop() const { return loop_; }
+  // Records handed to on_record and not yet done.
+  int inflight() const { return inflight_.load(std::memory_order_acquire); }
+  // NowMs() of the last bytes read or message sent (or of creation).
+  int64_t last_active_ms() const { return last_active_ms_.load(std::memory_order_relaxed); }
+  // The server's export rule for this peer (see RpcServer); set before Start().
+  void set_export_rule(const ExportRule* r) { export_rule_ = r; }
+  const ExportRule* export_rule() const { return export_rule_; }
 
   // Reserves the record-mark word at the start of a new message.
   static void BeginRecord(xdr::Encoder& e) { e.reserve_u32(); }
@@ -78,9 +89,10 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   Callbacks cb_;
   std::atomic<bool> closed_{false};
   bool registered_ = false;
+  std::atomic<int64_t> last_active_ms_;
+  const ExportRule* export_rule_ = nullptr;
 
   // Receive state (loop thread only).
-  std::vector<uint8_t> staging_;
   RecordAssembler assembler_;
   std::atomic<int> inflight_{0};
   bool reading_paused_ = false;

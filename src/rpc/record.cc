@@ -7,6 +7,41 @@ namespace loom::rpc {
 
 namespace {
 constexpr uint32_t kLastFragment = 0x80000000u;
+constexpr size_t kMinAlloc = 4096;
+}  // namespace
+
+bool ByteBudget::Take(size_t n) {
+  size_t cur = used_.load(std::memory_order_relaxed);
+  do {
+    if (n > limit_ || cur > limit_ - n) return false;
+  } while (!used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+  return true;
+}
+
+RecordAssembler::~RecordAssembler() { Release(); }
+
+void RecordAssembler::Release() {
+  if (budget_ && cap_) budget_->Give(cap_);
+  cap_ = 0;
+  record_.reset();
+}
+
+bool RecordAssembler::Reserve(size_t need) {
+  if (need <= cap_) return true;
+  // Twice what is needed, but never more than the record can still grow to: the bytes that
+  // came plus the rest of the fragment that is being received.
+  size_t limit = have_ + frag_left_;
+  size_t want = std::min(std::max(need * 2, kMinAlloc), limit);
+  want = std::max(want, need);
+  if (budget_ && !budget_->Take(want - cap_)) {
+    over_budget_ = true;
+    return false;
+  }
+  auto grown = Buffer::Allocate(want);
+  if (have_) std::memcpy(grown->data(), record_->data(), have_);
+  record_ = std::move(grown);
+  cap_ = want;
+  return true;
 }
 
 bool RecordAssembler::StartFragment(uint32_t mark, std::vector<Record>* out) {
@@ -15,12 +50,6 @@ bool RecordAssembler::StartFragment(uint32_t mark, std::vector<Record>* out) {
   if (len > max_record_ || have_ + len > max_record_) return false;
   in_fragment_ = true;
   frag_left_ = len;
-  if (len > 0) {
-    // Grow the record buffer to hold this fragment (fragmented records are rare: one copy).
-    auto grown = Buffer::Allocate(have_ + len);
-    if (record_ && have_) std::memcpy(grown->data(), record_->data(), have_);
-    record_ = std::move(grown);
-  }
   if (len == 0) FinishFragment(out);
   return true;
 }
@@ -28,8 +57,10 @@ bool RecordAssembler::StartFragment(uint32_t mark, std::vector<Record>* out) {
 void RecordAssembler::FinishFragment(std::vector<Record>* out) {
   in_fragment_ = false;
   if (!last_) return;
-  if (have_ > 0) out->push_back(Record{std::move(record_), have_});
-  record_.reset();
+  // The finished record is handed out: from now on it is a call in progress, bounded by the
+  // connection's in-flight limit, not a partial record.
+  if (have_ > 0) out->push_back(Record{record_, have_});
+  Release();
   have_ = 0;  // an empty record carries no xid: nothing to answer, dropped
 }
 
@@ -46,6 +77,7 @@ bool RecordAssembler::Feed(const uint8_t* p, size_t n, std::vector<Record>* out)
       continue;
     }
     size_t take = std::min(frag_left_, n - i);
+    if (!Reserve(have_ + take)) return false;
     std::memcpy(record_->data() + have_, p + i, take);
     i += take;
     have_ += take;
@@ -56,9 +88,9 @@ bool RecordAssembler::Feed(const uint8_t* p, size_t n, std::vector<Record>* out)
 }
 
 size_t RecordAssembler::DirectTarget(uint8_t** dst) const {
-  if (!in_fragment_ || frag_left_ == 0) return 0;
+  if (!in_fragment_ || frag_left_ == 0 || cap_ <= have_) return 0;
   *dst = record_->data() + have_;
-  return frag_left_;
+  return std::min(frag_left_, cap_ - have_);
 }
 
 void RecordAssembler::DirectDone(size_t n, std::vector<Record>* out) {

@@ -2,8 +2,14 @@
 // preceded by a 4-byte mark whose top bit flags the last fragment and whose low 31 bits give
 // the fragment length. RecordAssembler turns a byte stream back into records, each in one
 // contiguous buffer, and refuses records larger than its bound before allocating them.
+//
+// The announced length is only a claim: the buffer grows with the bytes that actually arrive
+// (doubling, never past the announced record), so a bare 4-byte mark costs nothing. A
+// ByteBudget shared by the connections of a server bounds the bytes they hold for partial
+// records together.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -18,32 +24,65 @@ struct Record {
   size_t size = 0;
 };
 
+// A byte allowance shared between threads. Thread-safe.
+class ByteBudget {
+ public:
+  explicit ByteBudget(size_t limit) : limit_(limit) {}
+  // Takes n bytes; false (and nothing taken) when that would exceed the limit.
+  [[nodiscard]] bool Take(size_t n);
+  void Give(size_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+  size_t used() const { return used_.load(std::memory_order_relaxed); }
+  size_t limit() const { return limit_; }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> used_{0};
+};
+
 class RecordAssembler {
  public:
-  explicit RecordAssembler(size_t max_record) : max_record_(max_record) {}
+  // `budget` (optional) is charged for the buffer of the record being assembled; when the
+  // record completes and is handed out, its bytes are given back.
+  explicit RecordAssembler(size_t max_record, std::shared_ptr<ByteBudget> budget = nullptr)
+      : max_record_(max_record), budget_(std::move(budget)) {}
+  ~RecordAssembler();
+  RecordAssembler(const RecordAssembler&) = delete;
+  RecordAssembler& operator=(const RecordAssembler&) = delete;
 
   // Consumes n bytes of the stream; appends completed non-empty records to *out. Returns false
-  // when the stream violates the bound (the connection must then be closed).
+  // when the stream violates the bound or the budget is spent (the connection must then be
+  // closed; over_budget() tells which).
   [[nodiscard]] bool Feed(const uint8_t* p, size_t n, std::vector<Record>* out);
 
-  // When inside a fragment body: where its remaining bytes go and how many there are, so a
-  // large body can be read from the socket straight into the record buffer.
+  // When inside a fragment body: where its next bytes can go without growing the buffer, and
+  // how many fit (0 when the buffer is full: Feed grows it), so a large body can be read from
+  // the socket straight into the record buffer.
   size_t DirectTarget(uint8_t** dst) const;
   // n bytes were written at the DirectTarget.
   void DirectDone(size_t n, std::vector<Record>* out);
 
+  // Bytes held (allocated) for the record being assembled.
+  size_t buffered() const { return cap_; }
+  bool over_budget() const { return over_budget_; }
+
  private:
   [[nodiscard]] bool StartFragment(uint32_t mark, std::vector<Record>* out);
   void FinishFragment(std::vector<Record>* out);
+  // Makes room for `need` bytes in all, growing geometrically.
+  [[nodiscard]] bool Reserve(size_t need);
+  void Release();
 
   const size_t max_record_;
+  const std::shared_ptr<ByteBudget> budget_;
   uint8_t mark_[4];
   int mark_have_ = 0;
   bool in_fragment_ = false;
   bool last_ = false;
+  bool over_budget_ = false;
   size_t frag_left_ = 0;
   std::shared_ptr<Buffer> record_;
-  size_t have_ = 0;
+  size_t cap_ = 0;   // bytes allocated in record_
+  size_t have_ = 0;  // bytes of the record received
 };
 
 }  // namespace loom::rpc

@@ -7,12 +7,16 @@
 namespace loom::rpc {
 
 std::string ReplyCache::MakeKey(const std::string& peer, uint32_t xid, uint32_t prog,
-                                uint32_t vers, uint32_t proc, const uint8_t* args, size_t len) {
+                                uint32_t vers, uint32_t proc, uint32_t cred_flavor,
+                                std::string_view cred_body, const uint8_t* args, size_t len) {
   static const SipKey kKey = {'l', 'o', 'o', 'm', '-', 'd', 'r', 'c', 0, 1, 2, 3, 4, 5, 6, 7};
   uint64_t h = SipHash24(kKey, args, len);
   std::string k = peer;
-  uint32_t words[4] = {xid, prog, vers, proc};
+  k.push_back('\0');  // the peer string never contains NUL: ends it unambiguously
+  uint32_t words[6] = {xid, prog, vers, proc, cred_flavor,
+                       static_cast<uint32_t>(cred_body.size())};
   k.append(reinterpret_cast<const char*>(words), sizeof words);
+  k.append(cred_body);
   k.append(reinterpret_cast<const char*>(&h), sizeof h);
   uint64_t l = len;
   k.append(reinterpret_cast<const char*>(&l), sizeof l);

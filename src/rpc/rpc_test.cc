@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <chrono>
 #include <thread>
@@ -13,10 +15,14 @@
 #include <gtest/gtest.h>
 
 #include "rpc/client.h"
+#include "rpc/raw_test_client.h"
 #include "rpc/server.h"
 
 namespace loom::rpc {
 namespace {
+
+using testing::Mark;
+using testing::RecvRecord;
 
 constexpr uint32_t kProg = 0x20000099;
 constexpr uint32_t kVers = 1;
@@ -103,41 +109,13 @@ class RpcTest : public ::testing::Test {
     return *c;
   }
 
-  // A blocking raw socket to the server.
+  // A blocking raw socket to the server (receives time out after 5 s).
   int RawConnect() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(server_->port());
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int fd = testing::RawConnectFrom(server_->port());
+    EXPECT_GE(fd, 0) << "connect: " << strerror(errno);
     return fd;
   }
-  static void SendAll(int fd, const std::string& s) {
-    ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
-  }
-  static std::string Mark(uint32_t len, bool last) {
-    xdr::Encoder e;
-    e.u32(len | (last ? 0x80000000u : 0));
-    return e.Flatten();
-  }
-  // Reads one record; returns "" when the connection closed (or timed out).
-  static std::string RecvRecord(int fd) {
-    std::string rec;
-    for (;;) {
-      uint8_t m[4];
-      if (::recv(fd, m, 4, MSG_WAITALL) != 4) return "";
-      uint32_t mark = (uint32_t{m[0]} << 24) | (m[1] << 16) | (m[2] << 8) | m[3];
-      std::string frag(mark & 0x7fffffff, '\0');
-      if (!frag.empty() &&
-          ::recv(fd, frag.data(), frag.size(), MSG_WAITALL) != static_cast<ssize_t>(frag.size()))
-        return "";
-      rec += frag;
-      if (mark & 0x80000000u) return rec;
-    }
-  }
+  static void SendAll(int fd, const std::string& s) { ASSERT_TRUE(testing::SendAll(fd, s)); }
   static std::string CallHeader(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc,
                                 uint32_t rpcvers = 2) {
     xdr::Encoder e;
@@ -331,6 +309,39 @@ TEST_F(RpcTest, DuplicateRequestCacheAnswersRetransmissions) {
   EXPECT_FALSE(RecvRecord(fd).empty());
   EXPECT_EQ(counter_.load(), 2u);
   ::close(fd);
+}
+
+// Two clients behind one address (different ports) that happen to use the same xid each get
+// their own execution and reply; so does a call with the same xid but another credential.
+TEST_F(RpcTest, DuplicateRequestCacheKeysOnPortAndCredential) {
+  int a = RawConnect();
+  int b = RawConnect();
+  std::string call = CallHeader(5151, kProg, kVers, 3);
+  SendAll(a, Mark(call.size(), true) + call);
+  std::string ra = RecvRecord(a);
+  SendAll(b, Mark(call.size(), true) + call);
+  std::string rb = RecvRecord(b);
+  ASSERT_FALSE(ra.empty());
+  ASSERT_FALSE(rb.empty());
+  EXPECT_EQ(counter_.load(), 2u);
+  EXPECT_NE(ra, rb);
+  // Same connection, same xid, another AUTH_SYS identity: not a retransmission.
+  xdr::Encoder e;
+  e.u32(5151);
+  e.u32(CALL);
+  e.u32(2);
+  e.u32(kProg);
+  e.u32(kVers);
+  e.u32(3);
+  xdr_encode(e, EncodeCred(Cred::Sys(1000, 1000)));
+  e.u32(AUTH_NONE);
+  e.u32(0);
+  std::string sys = e.Flatten();
+  SendAll(a, Mark(sys.size(), true) + sys);
+  EXPECT_FALSE(RecvRecord(a).empty());
+  EXPECT_EQ(counter_.load(), 3u);
+  ::close(a);
+  ::close(b);
 }
 
 // A raw client that answers the server's callback on the connection it opened.

@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -99,7 +102,100 @@ void EncodeDenied(xdr::Encoder& e, uint32_t xid, const rejected_reply& rr) {
   xdr_encode(e, rr);
 }
 
+// Answers the call in `reply` (its record mark begun) with MSG_DENIED (RFC 5531 §9) and ends
+// the record.
+void SendDenied(const std::shared_ptr<Connection>& c, std::unique_ptr<xdr::Encoder> reply,
+                uint32_t xid, const rejected_reply& rr) {
+  EncodeDenied(*reply, xid, rr);
+  c->Send(std::move(reply));
+  c->RecordDone();
+}
+
+rejected_reply AuthError(auth_stat why) {
+  rejected_reply rr;
+  rr.stat = AUTH_ERROR;
+  rr.stat_auth = why;
+  return rr;
+}
+
+// Log lines about floods (refused connections, descriptors running out, refused callers)
+// are written at most once per interval, with the number of events since the last line, so a
+// flood cannot fill the disk. Thread-safe.
+class RateLimitedLog {
+ public:
+  explicit RateLimitedLog(int64_t interval_ms) : interval_ms_(interval_ms) {}
+  // Counts one event; true when a line should be written now. *events: events the line
+  // stands for (this one included).
+  bool Tick(uint64_t* events) {
+    std::lock_guard<std::mutex> l(mu_);
+    pending_++;
+    int64_t now = NowMs();
+    if (last_ms_ != 0 && now - last_ms_ < interval_ms_) return false;
+    last_ms_ = now;
+    *events = pending_;
+    pending_ = 0;
+    return true;
+  }
+
+ private:
+  const int64_t interval_ms_;
+  std::mutex mu_;
+  int64_t last_ms_ = 0;
+  uint64_t pending_ = 0;
+};
+
+constexpr int64_t kFloodLogIntervalMs = 10000;
+RateLimitedLog g_fd_log(kFloodLogIntervalMs);
+RateLimitedLog g_cap_log(kFloodLogIntervalMs);
+RateLimitedLog g_denied_log(kFloodLogIntervalMs);
+
+std::string AddressOnly(const std::string& peer) { return peer.substr(0, peer.rfind(':')); }
+
+long ParseCount(const std::string& flag, const std::string& v, long min, long max) {
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || n < min || n > max) {
+    std::fprintf(stderr, "%s: want a number within %ld..%ld, got \"%s\"\n", flag.c_str(), min,
+                 max, v.c_str());
+    std::exit(2);
+  }
+  return n;
+}
+
 }  // namespace
+
+const char kServerFlagsUsage[] =
+    "  --exports FILE      export rules: who may connect, rw/ro, root squashing\n"
+    "                      (docs/security.md; default *(rw,root_squash))\n"
+    "  --max-connections N             total connection cap (default 4096)\n"
+    "  --max-connections-per-address N per client address (default 512)\n"
+    "  --idle-timeout SECONDS          close connections idle this long (default 300; 0: never)\n";
+
+bool ParseServerFlag(const std::string& flag, const std::function<std::string()>& next,
+                     ServerOptions* o) {
+  if (flag == "--exports") {
+    o->exports_file = next();
+  } else if (flag == "--max-connections") {
+    o->max_connections = static_cast<size_t>(ParseCount(flag, next(), 1, 1 << 24));
+  } else if (flag == "--max-connections-per-address") {
+    o->max_connections_per_address = static_cast<size_t>(ParseCount(flag, next(), 1, 1 << 24));
+  } else if (flag == "--idle-timeout") {
+    o->idle_timeout_ms = static_cast<int>(ParseCount(flag, next(), 0, 86400 * 7) * 1000);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void RaiseFdLimit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    // An unlimited hard limit is still bounded by fs.nr_open (1,048,576 by default).
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) LOG_WARN("setrlimit(RLIMIT_NOFILE): %s", std::strerror(errno));
+  }
+}
 
 class RpcServer::Acceptor : public EventLoop::Handler {
  public:
@@ -112,11 +208,32 @@ class RpcServer::Acceptor : public EventLoop::Handler {
       int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EMFILE || errno == ENFILE) LOG_WARN("accept: out of file descriptors");
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) Backoff(errno);
         return;
       }
-      srv_->OnAccept(c, SockaddrToString(reinterpret_cast<sockaddr*>(&ss)));
+      srv_->OnAccept(c, ss);
     }
+  }
+  // Out of descriptors (or memory): the pending connection stays in the backlog and the
+  // level-triggered listen socket would wake us at once, forever. Stop watching it for a
+  // while instead; connections that close meanwhile give descriptors back.
+  void Backoff(int err) {
+    uint64_t n;
+    if (g_fd_log.Tick(&n)) {
+      LOG_WARN("accept: %s; not accepting for %d ms at a time (%llu times since the last such "
+               "message; at most one every %lld s)",
+               std::strerror(err), srv_->opts_.accept_backoff_ms,
+               static_cast<unsigned long long>(n),
+               static_cast<long long>(kFloodLogIntervalMs / 1000));
+    }
+    if (paused_) return;
+    paused_ = true;
+    (void)loop_->Modify(fd_, 0, this);
+    loop_->Every(srv_->opts_.accept_backoff_ms, [this] {
+      paused_ = false;
+      (void)loop_->Modify(fd_, EPOLLIN, this);
+      return false;
+    });
   }
   int fd() const { return fd_; }
   EventLoop* loop() const { return loop_; }
@@ -125,9 +242,13 @@ class RpcServer::Acceptor : public EventLoop::Handler {
   RpcServer* srv_;
   EventLoop* loop_;
   int fd_;
+  bool paused_ = false;  // loop thread only
 };
 
-RpcServer::RpcServer(ServerOptions opts) : opts_(std::move(opts)), drc_(opts_.reply_cache_entries) {}
+RpcServer::RpcServer(ServerOptions opts)
+    : opts_(std::move(opts)), drc_(opts_.reply_cache_entries), budget_(std::make_shared<ByteBudget>(opts_.max_buffered_bytes)) {
+  opts_.conn.budget = budget_;
+}
 
 RpcServer::~RpcServer() { Stop(); }
 
@@ -146,6 +267,18 @@ void RpcServer::Register(ProgramDesc p) {
 }
 
 Status RpcServer::Start() {
+  if (!opts_.exports_file.empty()) {
+    auto rules = ExportRules::Load(opts_.exports_file);
+    if (!rules.ok()) return rules.status();
+    opts_.exports = std::move(rules.value());
+  }
+  for (const std::string& t : opts_.trusted) {
+    LOOM_RETURN_IF_ERROR(opts_.exports.AddTrusted(t, "trusted " + t));
+  }
+  if (!opts_.exports_file.empty() || !opts_.trusted.empty()) {
+    LOG_INFO("export rules, first match wins: %s", opts_.exports.Text().c_str());
+  }
+  RaiseFdLimit();
   sockaddr_storage ss;
   socklen_t len;
   LOOM_RETURN_IF_ERROR(ParseHostPort(opts_.listen, &ss, &len));
@@ -173,6 +306,13 @@ Status RpcServer::Start() {
   workers_ = std::make_unique<WorkerPool>(opts_.workers);
   acceptor_ = std::make_unique<Acceptor>(this, loops_->At(0), fd);
   LOOM_RETURN_IF_ERROR(loops_->At(0)->Add(fd, EPOLLIN, acceptor_.get()));
+  if (opts_.idle_timeout_ms > 0) {
+    int period = std::clamp(opts_.idle_timeout_ms / 4, 10, 5000);
+    loops_->At(0)->Every(period, [this] {
+      SweepIdle();
+      return true;
+    });
+  }
   loops_->Start();
   started_ = true;
   return Status::Ok();
@@ -184,32 +324,87 @@ void RpcServer::Stop() {
   acceptor_->loop()->Remove(acceptor_->fd());
   {
     std::lock_guard<std::mutex> l(conns_mu_);
-    for (auto& [p, c] : conns_) c->Close();
+    for (auto& [p, e] : conns_) e.conn->Close();
   }
   workers_.reset();  // finishes queued calls
   loops_->Stop();
   {
     std::lock_guard<std::mutex> l(conns_mu_);
     conns_.clear();
+    per_address_.clear();
   }
   acceptor_.reset();
   loops_.reset();
 }
 
-void RpcServer::OnAccept(int fd, std::string peer) {
+size_t RpcServer::connections_open() {
+  std::lock_guard<std::mutex> l(conns_mu_);
+  return conns_.size();
+}
+
+void RpcServer::OnAccept(int fd, const sockaddr_storage& ss) {
   accepted_.fetch_add(1);
+  std::string peer = SockaddrToString(reinterpret_cast<const sockaddr*>(&ss));
+  std::string addr = AddressOnly(peer);
+  {
+    std::lock_guard<std::mutex> l(conns_mu_);
+    const char* cap = nullptr;
+    if (conns_.size() >= opts_.max_connections) {
+      cap = "the server's connection cap";
+    } else if (per_address_[addr] >= opts_.max_connections_per_address) {
+      cap = "the per-address connection cap";
+    }
+    if (cap) {
+      if (per_address_[addr] == 0) per_address_.erase(addr);
+      refused_.fetch_add(1);
+      ::close(fd);
+      uint64_t n;
+      if (g_cap_log.Tick(&n)) {
+        LOG_WARN("refusing connection from %s: %s is reached (%llu refused since the last such "
+                 "message; at most one every %lld s)",
+                 peer.c_str(), cap, static_cast<unsigned long long>(n),
+                 static_cast<long long>(kFloodLogIntervalMs / 1000));
+      }
+      return;
+    }
+    per_address_[addr]++;
+  }
   Connection::Callbacks cb;
   cb.on_record = [this](const std::shared_ptr<Connection>& c, Record r) { OnRecord(c, std::move(r)); };
   cb.on_close = [this](Connection* c) {
     std::lock_guard<std::mutex> l(conns_mu_);
-    conns_.erase(c);
+    auto it = conns_.find(c);
+    if (it == conns_.end()) return;
+    auto pa = per_address_.find(it->second.addr);
+    if (pa != per_address_.end() && --pa->second == 0) per_address_.erase(pa);
+    conns_.erase(it);
   };
-  auto conn = Connection::Create(loops_->Next(), fd, std::move(peer), opts_.conn, std::move(cb));
+  auto conn = Connection::Create(loops_->Next(), fd, peer, opts_.conn, std::move(cb));
+  // Rules depend on the address only: matched once per connection.
+  conn->set_export_rule(opts_.exports.Match(reinterpret_cast<const sockaddr*>(&ss)));
   {
     std::lock_guard<std::mutex> l(conns_mu_);
-    conns_[conn.get()] = conn;
+    conns_[conn.get()] = ConnEntry{conn, std::move(addr)};
   }
   conn->Start();
+}
+
+void RpcServer::SweepIdle() {
+  int64_t now = NowMs();
+  std::vector<std::shared_ptr<Connection>> idle;
+  {
+    std::lock_guard<std::mutex> l(conns_mu_);
+    for (auto& [p, e] : conns_) {
+      if (e.conn->inflight() == 0 && now - e.conn->last_active_ms() >= opts_.idle_timeout_ms)
+        idle.push_back(e.conn);
+    }
+  }
+  // A client may close an idle connection at any time and reconnect (RFC 5531 §11 gives TCP
+  // records no session); NFS clients do exactly that.
+  for (auto& c : idle) {
+    LOG_DEBUG("closing %s: idle for %d ms", c->peer().c_str(), opts_.idle_timeout_ms);
+    c->Close();
+  }
 }
 
 void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
@@ -247,20 +442,30 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
     rejected_reply rr;
     rr.stat = RPC_MISMATCH;
     rr.mismatch_info = {RPC_VERS, RPC_VERS};
-    EncodeDenied(*reply, xid, rr);
-    c->Send(std::move(reply));
-    c->RecordDone();
+    SendDenied(c, std::move(reply), xid, rr);
     return;
   }
   if (!xdr_decode(d, cb.cred) || !xdr_decode(d, cb.verf) || !ParseCred(cb.cred, &ctx.cred)) {
-    rejected_reply rr;
-    rr.stat = AUTH_ERROR;
-    rr.stat_auth = AUTH_BADCRED;
-    EncodeDenied(*reply, xid, rr);
-    c->Send(std::move(reply));
-    c->RecordDone();
+    SendDenied(c, std::move(reply), xid, AuthError(AUTH_BADCRED));
     return;
   }
+  const ExportRule* rule = c->export_rule();
+  if (rule == nullptr) {
+    // No export rule admits this address: RFC 5531 §9 AUTH_TOOWEAK, "rejected for security
+    // reasons" (a valid credential that this server does not accept from here).
+    uint64_t n;
+    if (g_denied_log.Tick(&n)) {
+      LOG_WARN("denied call from %s: no export rule matches its address (%llu denied since the "
+               "last such message; at most one every %lld s)",
+               c->peer().c_str(), static_cast<unsigned long long>(n),
+               static_cast<long long>(kFloodLogIntervalMs / 1000));
+    }
+    SendDenied(c, std::move(reply), xid, AuthError(AUTH_TOOWEAK));
+    return;
+  }
+  rule->Apply(&ctx.cred);
+  ctx.read_only = rule->read_only;
+  ctx.export_rule = rule;
   ctx.prog = cb.prog;
   ctx.vers = cb.vers;
   ctx.proc = cb.proc;
@@ -289,8 +494,9 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
   size_t args_off = r.size - d.remaining();
   std::string drc_key;
   if (!pd->idempotent) {
-    drc_key = ReplyCache::MakeKey(ctx.peer.substr(0, ctx.peer.rfind(':')), xid, cb.prog,
-                                  cb.vers, cb.proc, d.pos(), d.remaining());
+    // The credential as sent (before squashing): the same bytes identify a retransmission.
+    drc_key = ReplyCache::MakeKey(ctx.peer, xid, cb.prog, cb.vers, cb.proc, cb.cred.flavor,
+                                  cb.cred.body.view(), d.pos(), d.remaining());
     std::string cached;
     switch (drc_.Begin(drc_key, &cached)) {
       case ReplyCache::State::kInProgress:

@@ -25,6 +25,7 @@
 #include "rpc/client.h"
 #include "rpc/connection.h"
 #include "rpc/event_loop.h"
+#include "rpc/export_rules.h"
 #include "rpc/reply_cache.h"
 #include "xdr/rpc.h"
 
@@ -37,6 +38,12 @@ struct CallContext {
   Cred cred;
   std::string peer;  // "ip:port" of the client
   std::weak_ptr<Connection> conn;  // the connection the call came on (for back channels)
+  // Set by the export rule that admitted the call ("ro"): procedures that modify anything
+  // answer NFS3ERR_ROFS / NFS4ERR_ROFS.
+  bool read_only = false;
+  // The export rule that admitted the call (owned by the server; for logs: rule->name).
+  // `cred` is already mapped by it (root_squash, all_squash).
+  const ExportRule* export_rule = nullptr;
   // The protocol-level status of the result (e.g. nfsstat3), set by Typed(); non-zero counts
   // as an error in the procedure's counters even though the RPC itself succeeded.
   mutable int32_t op_status = 0;
@@ -79,9 +86,42 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:2049";  // host:port; port 0 picks a free one
   int loops = 2;
   int workers = 8;
-  Connection::Options conn;
+  Connection::Options conn;  // conn.budget is set by the server (max_buffered_bytes)
   size_t reply_cache_entries = 8192;
+
+  // Access control (docs/security.md). The first rule matching the peer's address applies;
+  // calls from a peer no rule matches are denied (AUTH_ERROR / AUTH_TOOWEAK). The daemons
+  // start from ExportRules::Default(); the library default admits everyone as asserted.
+  ExportRules exports = ExportRules::AllowAll();
+  // When set, Start() loads the rules from this file (replacing `exports`); a syntax error
+  // fails Start() with the file name and line.
+  std::string exports_file;
+  // ADDR or ADDR/PREFIX: put ahead of the rules as rw,no_root_squash (loom-ds --mds: the
+  // metadata servers, the only peers whose root is root).
+  std::vector<std::string> trusted;
+
+  // Bounds (denial of service). A connection over a cap is closed as soon as it is accepted.
+  size_t max_connections = 4096;
+  size_t max_connections_per_address = 512;
+  // A connection with no call in progress that sent nothing for this long is closed (0: never).
+  int idle_timeout_ms = 5 * 60 * 1000;
+  // All connections together hold at most this many bytes of partial records.
+  size_t max_buffered_bytes = 256u << 20;
+  // After accept() fails for lack of descriptors (EMFILE/ENFILE), stop accepting this long.
+  int accept_backoff_ms = 100;
 };
+
+// The flags loom-ds and loom-mds share: --exports FILE, --max-connections N,
+// --max-connections-per-address N, --idle-timeout SECONDS. Returns false when `flag` is none
+// of them; otherwise takes its value from next() into *o (a bad value prints a message and
+// exits with status 2, as the daemons do for their own flags).
+bool ParseServerFlag(const std::string& flag, const std::function<std::string()>& next,
+                     ServerOptions* o);
+// Usage lines for those flags.
+extern const char kServerFlagsUsage[];
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (each connection takes a descriptor).
+void RaiseFdLimit();
 
 class RpcServer {
  public:
@@ -97,6 +137,13 @@ class RpcServer {
   StatsRegistry& stats() { return stats_; }
   const ReplyCache& reply_cache() const { return drc_; }
   uint64_t connections_accepted() const { return accepted_.load(); }
+  // Connections closed at accept because a cap was reached.
+  uint64_t connections_refused() const { return refused_.load(); }
+  size_t connections_open();
+  // Bytes held for partial records by all connections.
+  size_t buffered_bytes() const { return budget_->used(); }
+  // The rules in force (after Start(): loaded from exports_file, with the trusted ones).
+  const ExportRules& exports() const { return opts_.exports; }
 
  private:
   class Acceptor;
@@ -104,7 +151,8 @@ class RpcServer {
     ProgramDesc desc;
     std::vector<OpStats*> stats;
   };
-  void OnAccept(int fd, std::string peer);
+  void OnAccept(int fd, const sockaddr_storage& ss);
+  void SweepIdle();
   void OnRecord(const std::shared_ptr<Connection>& c, Record r);
   void Execute(std::shared_ptr<Connection> c, Record r, const Registered* prog,
                const ProcDesc* pd, CallContext ctx, size_t args_off, std::string drc_key);
@@ -118,8 +166,17 @@ class RpcServer {
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<Acceptor> acceptor_;
   std::mutex conns_mu_;
-  std::unordered_map<Connection*, std::shared_ptr<Connection>> conns_;
+  struct ConnEntry {
+    std::shared_ptr<Connection> conn;
+    std::string addr;  // peer address without port (the per-address cap's key)
+  };
+  std::unordered_map<Connection*, ConnEntry> conns_;        // guarded by conns_mu_
+  std::unordered_map<std::string, size_t> per_address_;     // guarded by conns_mu_
+  // Shared with the connections, which may outlive the server (back channels held by
+  // NFSv4.1 sessions).
+  std::shared_ptr<ByteBudget> budget_;
   std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> refused_{0};
   uint16_t port_ = 0;
   bool started_ = false;
 };

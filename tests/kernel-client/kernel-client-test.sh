@@ -17,16 +17,27 @@
 #   --netns auto|yes|no  run server and qemu in a private network namespace (env
 #                    LOOM_KC_NETNS, default auto = when `unshare` works). It isolates
 #                    the test's ports, and ganesha's rpcbind, from everything else.
+#   --exports RULES  export rules for loom-ds / loom-mds (env LOOM_KC_EXPORTS, default
+#                    "*(rw,no_root_squash)": the guest acts as root). Written to a file
+#                    given with --exports when the server has that option (loom-mds through
+#                    scripts/loom-cluster.sh --mds-exports); RULES that squash root make the export
+#                    root 1777 (loom-ds) and tell the guest ROOT_SQUASHED=1; loom-mds starts
+#                    unsquashed and gets RULES at the guest's "apply-exports" host action
+#                    (EXPORTS_STAGED=1). Non-default RULES on a server without export
+#                    rules: skip (77).
 #   --keep           keep the temp dir (export, logs) even on success
 #   -v               stream the guest console
 #   KEY=VALUE words after -- go to the guest (e.g. BIG_MB=4, NFS_OPTS=rsize=65536).
 #
 # After the guest passes, every "SUM <sha256> <path>" line it printed is checked
 # against the server's export directory on the host (loom-mds: against the data files of
-# its loom-ds).
+# its loom-ds). "HOSTSTAT FMT WANT PATH" lines are checked whether it passed or not: `stat -c
+# FMT` of the export's PATH (loom-mds: the loom CLI's stat, %a %u %g %s %Y) must be WANT.
+# The guest gets SERVER_KIND=<server> and ROOT_SQUASHED=0|1.
 # Host actions: while the guest runs, its console is watched for "LOOM-HOST-ACTION: NAME"
 # lines. "restart-mds" (loom-mds only) crashes loom-mds (SIGKILL) and starts it again on the
-# same port and state (SIGUSR1 to loom-cluster.sh); the test fails unless every request
+# same port and state (SIGUSR1 to loom-cluster.sh); "apply-exports" does the same after
+# putting the --exports rules in place; the test fails unless every request
 # led to a restart. nfs4-mds gets MDS_RESTART=1 by default with --server loom-mds.
 # If the server dies during the test, the guest is stopped at once.
 # Exit: 0 pass, 1 fail, 77 skip (no qemu, no kernel, no server binary).
@@ -45,6 +56,7 @@ KERNEL=${LOOM_KERNEL:-6.1}
 TEST=${LOOM_KC_TEST:-nfs3-basic}
 TIMEOUT=${LOOM_GUEST_TIMEOUT:-300}
 NETNS=${LOOM_KC_NETNS:-auto}
+EXPORTS_RULES=${LOOM_KC_EXPORTS:-}
 KEEP=0
 VERBOSE=${LOOM_VERBOSE:-0}
 INNER=0
@@ -59,6 +71,7 @@ while [ $# -gt 0 ]; do
     --test) TEST=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --netns) NETNS=$2; shift 2 ;;
+    --exports) EXPORTS_RULES=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -v) VERBOSE=1; shift ;;
     --inner) INNER=1; shift ;;
@@ -106,7 +119,7 @@ if [ $INNER = 0 ]; then
     [ $rc -eq 0 ] || exit $rc
 
     export LOOM_KC_SERVER=$SERVER LOOM_KC_SERVER_CMD=$SERVER_CMD LOOM_DS LOOM_KERNEL=$KERNEL \
-        LOOM_KC_TEST=$TEST LOOM_GUEST_TIMEOUT=$TIMEOUT
+        LOOM_KC_TEST=$TEST LOOM_GUEST_TIMEOUT=$TIMEOUT LOOM_KC_EXPORTS=$EXPORTS_RULES
     args=(--inner)
     [ $KEEP = 1 ] && args+=(--keep)
     args+=(-- "${guest_params[@]}")
@@ -139,7 +152,7 @@ cleanup() {
     if [ -n "$guest_pid" ]; then kill "$guest_pid" 2>/dev/null || true; wait "$guest_pid" 2>/dev/null || true; fi
     stop_server
     if [ -n "$rpcbind_pid" ]; then kill "$rpcbind_pid" 2>/dev/null || true; wait "$rpcbind_pid" 2>/dev/null || true; fi
-    if [ $rc -eq 0 ] && [ $KEEP = 0 ]; then
+    if { [ $rc -eq 0 ] || [ $rc -eq 77 ]; } && [ $KEEP = 0 ]; then
         rm -rf "$W"
     else
         kc_log "kept $W (export/, guest.log, server.log)"
@@ -249,14 +262,45 @@ start_cmd_server() {
     wait_for "$W/server.log" ready 30
 }
 
+# Export rules (issue 9): loom-ds and loom-mds squash root unless told otherwise; the guest
+# tests act as root, so by default they get "*(rw,no_root_squash)". Older builds have no
+# rules (everyone is trusted), which the default matches.
+exports_opt=
+root_squashed=0
+if [ "$SERVER" = loom-ds ] || [ "$SERVER" = loom-mds ]; then
+    rules=${EXPORTS_RULES:-'*(rw,no_root_squash)'}
+    printf '%s\n' "$rules" >"$W/exports"
+    case "$SERVER" in
+    loom-ds) "$LOOM_DS" --help 2>&1 | grep -q -- '--exports' && exports_opt="--exports \"$W/exports\"" ;;
+    loom-mds) grep -q -- '--mds-exports)' "$REPO/scripts/loom-cluster.sh" && exports_opt="--mds-exports \"$W/exports\"" ;;
+    esac
+    if [ -z "$exports_opt" ] && [ -n "$EXPORTS_RULES" ]; then
+        kc_skip "$SERVER in this build takes no --exports (export rules, issue 9 item 3): cannot test '$EXPORTS_RULES'"
+    fi
+    case "$rules" in
+    *no_root_squash*) ;;
+    *) root_squashed=1
+       if [ "$SERVER" = loom-ds ]; then
+           chmod 1777 "$EXPORT"  # somewhere for a squashed root to write
+       else
+           # loom-mds: the namespace root is root's 0755. Start without squashing; the guest
+           # makes a directory to work in and then asks for "apply-exports" (these rules,
+           # loom-mds restarted with them).
+           printf '%s\n' "$rules" >"$W/exports.later"
+           printf '%s\n' '*(rw,no_root_squash)' >"$W/exports"
+       fi ;;
+    esac
+    [ -n "$exports_opt" ] && kc_log "export rules: $rules"
+fi
+
 started=0
 MOUNT_PORT=
 for attempt in 1 2 3; do
     PORT=$(free_port) || kc_die "no free port"
     : >"$W/server.log"
     case "$SERVER" in
-    loom-ds) start_cmd_server "\"$LOOM_DS\" --root \"@ROOT@\" --listen 127.0.0.1:@PORT@" && started=1 ;;
-    loom-mds) start_cmd_server "\"$REPO/scripts/loom-cluster.sh\" --dir \"@ROOT@\" --port @PORT@ --lease 10 --grace 5 --bin \"$(dirname "$(dirname "$LOOM_DS")")\"" && started=1 ;;
+    loom-ds) start_cmd_server "\"$LOOM_DS\" --root \"@ROOT@\" --listen 127.0.0.1:@PORT@ $exports_opt" && started=1 ;;
+    loom-mds) start_cmd_server "\"$REPO/scripts/loom-cluster.sh\" --dir \"@ROOT@\" --port @PORT@ --lease 10 --grace 5 --bin \"$(dirname "$(dirname "$LOOM_DS")")\" $exports_opt" && started=1 ;;
     cmd) start_cmd_server "$SERVER_CMD" && started=1 ;;
     ganesha)
         MOUNT_PORT=$(free_port) || kc_die "no free port"
@@ -281,6 +325,9 @@ kc_log "$SERVER is serving $EXPORT on 127.0.0.1:$PORT${MOUNT_PORT:+ (MOUNT on $M
 defaults=()
 [ -n "$MOUNT_PORT" ] && defaults+=(MOUNT_PORT="$MOUNT_PORT")
 given() { printf '%s\n' "${guest_params[@]}" | grep -q "^$1="; }
+given SERVER_KIND || defaults+=(SERVER_KIND="$SERVER")  # e.g. posix-perms picks its NFS version
+given ROOT_SQUASHED || defaults+=(ROOT_SQUASHED="$root_squashed")
+[ -f "$W/exports.later" ] && defaults+=(EXPORTS_STAGED=1)
 if [ "$SERVER" = loom-mds ] && [ "$TEST" = nfs4-mds ] && ! given MDS_RESTART; then
     defaults+=(MDS_RESTART=1)  # crash + restart loom-mds under the guest's mount
 fi
@@ -310,6 +357,15 @@ host_action() {
     loom-mds:restart-mds)
         kc_log "guest asks for host action #$host_actions '$action': crashing loom-mds (SIGUSR1 to loom-cluster.sh)"
         kill -USR1 "$server_pid" 2>/dev/null || kc_log "could not signal the cluster script (pid $server_pid)" ;;
+    loom-mds:apply-exports)
+        # The export rules under test (--exports), loaded by a restarted loom-mds.
+        if [ -f "$W/exports.later" ]; then
+            cp "$W/exports.later" "$W/exports"
+            kc_log "guest asks for host action #$host_actions '$action': loom-mds restarts with $(cat "$W/exports")"
+            kill -USR1 "$server_pid" 2>/dev/null || kc_log "could not signal the cluster script (pid $server_pid)"
+        else
+            kc_log "guest asks for host action 'apply-exports', but no staged rules: ignored"
+        fi ;;
     *)
         kc_log "guest asks for host action '$action', which server $SERVER does not support: ignored" ;;
     esac
@@ -345,6 +401,44 @@ if [ "$host_actions" -gt 0 ] && [ "$SERVER" = loom-mds ]; then
         rc=1
     fi
 fi
+# ---- host-side attribute check: "HOSTSTAT FMT WANT PATH" lines of the guest -------------
+# loom-ds: `stat -c FMT` of the export's file (a symlink's own attributes). loom-mds: the
+# namespace is in RocksDB, so the loom CLI's stat is asked (%a %u %g %s %Y only).
+hoststat_checks() {
+    local fmt want path got n=0 bad=0 cli= line mode owner group size mtime
+    if [ "$SERVER" = loom-mds ]; then
+        cli=$(dirname "$(dirname "$LOOM_DS")")/loom/loom
+        [ -x "$cli" ] || { kc_log "host check: no loom CLI at $cli (ninja loom): HOSTSTAT lines not checked"; return 0; }
+    elif [ "$SERVER" != loom-ds ] && [ "$SERVER" != ganesha ]; then
+        return 0
+    fi
+    while read -r _ fmt want path; do
+        if [ -n "$cli" ]; then
+            line=$("$cli" --mds "127.0.0.1:$PORT" stat "$path" 2>&1) || { got="(loom stat: $line)"; line=; }
+            if [ -n "$line" ]; then
+                read -r mode owner group size mtime < <(sed -n 's/.* mode \([0-7]*\) .* owner \([^ ]*\) group \([^ ]*\) size \([0-9]*\) mtime \([0-9]*\).*/\1 \2 \3 \4 \5/p' <<<"$line")
+                got=${fmt//%a/$(printf '%o' "$((8#${mode:-0}))")}
+                got=${got//%u/$owner}; got=${got//%g/$group}; got=${got//%s/$size}; got=${got//%Y/$mtime}
+                [[ "$got" == *%* ]] && continue  # an attribute the CLI does not show
+            fi
+        else
+            got=$(stat -c "$fmt" "$EXPORT/$path" 2>&1 || true)
+        fi
+        n=$((n + 1))
+        if [ "$got" != "$want" ]; then
+            kc_log "host check: $path: $fmt is '$got', want '$want'"
+            bad=$((bad + 1))
+        fi
+    done < <(tr -d '\r' <"$W/guest.log" | grep -a '^HOSTSTAT ')
+    [ $n -eq 0 ] && return 0
+    kc_log "host check: $((n - bad)) of $n HOSTSTAT attributes as the guest expects ($SERVER)"
+    [ $bad -eq 0 ]
+}
+if ! hoststat_checks && [ $rc -eq 0 ]; then
+    kc_log "FAIL: the server's files do not have the attributes the guest saw"
+    rc=1
+fi
+
 if ! kill -0 "$server_pid" 2>/dev/null; then
     st=0; wait "$server_pid" 2>/dev/null || st=$?
     server_pid=

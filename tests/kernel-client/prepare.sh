@@ -9,7 +9,8 @@
 # with `dpkg -x`. Only the modules the guest needs are kept. Results live in
 #   $LOOM_KCACHE/<flavor>/   (default LOOM_KCACHE=/var/cache/loom-kernel)
 #     kernel/vmlinuz, kernel/lib/modules/KVER/...   the kernel and its module subset
-#     initramfs.cpio.gz                              busybox, modules, nfsmount, locktest, /init
+#     initramfs.cpio.gz                              busybox, modules, nfsmount, locktest,
+#                                                    posixtool, /init
 #     guest.env                                      what run-guest.sh needs (KVER, qemu accel)
 # A second run with everything cached takes well under a second. LOOM_KREFRESH=1
 # fetches the kernel again (to pick up a newer one).
@@ -45,12 +46,47 @@ flock -w 900 9 || kc_die "timed out waiting for $CACHE/.lock"
 kc_ensure_packages busybox-static kmod cpio gzip gcc libc6-dev xz-utils zstd ||
     kc_skip "cannot install the host packages needed to build the guest"
 
+# debian_mirror: the URI of the Debian archive that this machine's own apt sources use for
+# its release suite (bookworm here), from one-line sources (/etc/apt/sources.list,
+# sources.list.d/*.list) and deb822 ones (sources.list.d/*.sources). No mirror is named in
+# this repository: the machine's configuration decides. LOOM_DEBIAN_MIRROR overrides it.
+debian_mirror() {
+    if [ -n "${LOOM_DEBIAN_MIRROR:-}" ]; then echo "${LOOM_DEBIAN_MIRROR%/}"; return 0; fi
+    local suite f
+    suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+    [ -n "$suite" ] || suite=bookworm
+    {
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] || continue
+            # deb [opt=val ...] URI SUITE COMPONENT...
+            sed 's/#.*//' "$f" | awk -v s="$suite" '$1 == "deb" {
+                i = 2
+                if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                if ($(i + 1) == s) print $i }'
+        done
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] || continue
+            # deb822 stanzas, separated by blank lines: Types, URIs, Suites, Enabled.
+            awk -v s="$suite" '
+                function flush() { if (deb && on && has && uri != "") print uri; deb = 0; on = 1; has = 0; uri = "" }
+                BEGIN { on = 1 }
+                /^[ \t]*#/ { next }
+                /^[ \t]*$/ { flush(); next }
+                tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+                tolower($1) == "uris:" { uri = $2 }
+                tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == s) has = 1 }
+                tolower($1) == "enabled:" { on = (tolower($2) != "no") }
+                END { flush() }' "$f"
+        done
+    } | sed 's|/*$||' | awk 'NF && !n++ { print } END { exit !n }'  # the first, all input read
+}
+
 apt_opts=()
 if [ "$FLAVOR" = 7 ]; then
-    # A private apt configuration for trixie-backports: own sources, lists and caches.
+    # A private apt configuration for trixie-backports: own sources (written by fetch_kernel),
+    # lists and caches.
     A=$CACHE/apt
     mkdir -p "$A/lists/partial" "$A/cache/archives/partial"
-    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main\n' >"$A/sources.list"
     apt_opts=(-o "Dir::Etc::SourceList=$A/sources.list" -o Dir::Etc::SourceParts=/dev/null
         -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache"
         -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o APT::Sandbox::User=root)
@@ -77,7 +113,15 @@ kernel_packages() {
 fetch_kernel() {
     local pkgs dl
     if [ "$FLAVOR" = 7 ]; then
-        kc_log "updating the private trixie-backports package lists"
+        # The mirror is the one this machine's apt sources use for its own Debian release.
+        local mirror
+        mirror=$(debian_mirror) || {
+            kc_log "no Debian archive for this machine's release suite in its apt sources (set LOOM_DEBIAN_MIRROR)"
+            return 1
+        }
+        printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie-backports main\n' \
+            "$mirror" >"$A/sources.list"
+        kc_log "updating the private trixie-backports package lists (from $mirror, the archive of this machine's apt sources)"
         timeout 300 apt-get "${apt_opts[@]}" -qq update >&2 || return 1
     fi
     if ! pkgs=$(kernel_packages); then
@@ -174,7 +218,7 @@ fi
 inputs_hash=$( {
     echo "$KVER $KERNEL_LAYOUT $MODULES"
     cat "$HERE/prepare.sh" "$HERE/initramfs/init" "$HERE/initramfs/loom-guest.sh" "$HERE/initramfs/nfsmount.c" \
-        "$HERE/initramfs/locktest.c"
+        "$HERE/initramfs/locktest.c" "$HERE/initramfs/posixtool.c"
     sha256sum /bin/busybox
 } | sha256sum | cut -d' ' -f1)
 
@@ -195,6 +239,7 @@ done
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
 gcc -static -Os -s -Wall -o "$stage/bin/nfsmount" "$HERE/initramfs/nfsmount.c"
 gcc -static -Os -s -Wall -o "$stage/bin/locktest" "$HERE/initramfs/locktest.c"
+gcc -static -Os -s -Wall -o "$stage/bin/posixtool" "$HERE/initramfs/posixtool.c"
 install -m 755 "$HERE/initramfs/init" "$stage/init"
 install -m 644 "$HERE/initramfs/loom-guest.sh" "$stage/lib/loom-guest.sh"
 mkdir -p "$stage/lib/modules"

@@ -163,7 +163,16 @@ _srv_start_loom() {
     free_port || { srv_log "no free port"; return 1; }
     local port=$FREE_PORT
     SRV_LOG="$work/loom-ds.log"
-    "$bin" --root "$root" --listen "$SRV_HOST:$port" >"$SRV_LOG" 2>&1 &
+    # The libnfs tools and the benchmark run as root on this host: the export must keep
+    # loopback's root (the default squashes it, docs/security.md). The handle secret lives in
+    # $work; a fresh $work over an export that already holds files (the benchmark reuses one,
+    # and nobody keeps its old handles) starts with a new secret, which loom-ds refuses
+    # without --new-secret.
+    printf '127.0.0.0/8(rw,no_root_squash)\n' >"$work/loom-ds.exports"
+    local secret_flag=()
+    [[ -e $work/loom-ds-state/secret ]] || secret_flag=(--new-secret)
+    "$bin" --root "$root" --listen "$SRV_HOST:$port" --exports "$work/loom-ds.exports" \
+        --state-dir "$work/loom-ds-state" "${secret_flag[@]}" >"$SRV_LOG" 2>&1 &
     SRV_PID=$!
     _SRV_PIDS+=("$SRV_PID")
     SRV_KIND=loom SRV_NFS_PORT=$port SRV_MNT_PORT=$port SRV_EXPORT=/

@@ -29,6 +29,29 @@ nfs_mount() {
     grep " $4 " /proc/mounts | sed 's/^/guest: mount: /'
 }
 
+# nfs_params: read the mount parameters from the kernel command line words and set
+#   P       SERVER_PORT, the NFS port (required)
+#   A       SERVER_ADDR (default 10.0.2.2);  EXP  EXPORT_PATH (default /)
+#   V       NFS_VERSION: 3, 4.1 or 4.2 (default: 4.2 when SERVER_KIND is loom-mds, else 3)
+#   FSTYPE  nfs or nfs4
+#   OPTS    text mount options for nfs_mount: NFSv3 asks MOUNT_PORT (default SERVER_PORT)
+#           itself, no rpcbind; NFS_OPTS is appended.
+nfs_params() {
+    [ -n "$SERVER_PORT" ] || fail "SERVER_PORT is not set"
+    P=$SERVER_PORT
+    A=${SERVER_ADDR:-10.0.2.2}
+    EXP=${EXPORT_PATH:-/}
+    V=${NFS_VERSION:-}
+    [ -n "$V" ] || case "${SERVER_KIND:-}" in loom-mds) V=4.2 ;; *) V=3 ;; esac
+    case "$V" in
+    3) FSTYPE=nfs
+       OPTS="vers=3,proto=tcp,port=$P,mountport=${MOUNT_PORT:-$P},mountproto=tcp,nolock,addr=$A,mountaddr=$A" ;;
+    4.1 | 4.2) FSTYPE=nfs4; OPTS="vers=$V,proto=tcp,port=$P,addr=$A" ;;
+    *) fail "NFS_VERSION must be 3, 4.1 or 4.2, not '$V'" ;;
+    esac
+    OPTS="$OPTS${NFS_OPTS:+,$NFS_OPTS}"
+}
+
 nfs_umount() {
     umount "$1" || { sleep 1; umount "$1"; }
 }
