@@ -21,7 +21,9 @@
 //  - Neither Commit nor Rollback returns while a kSync commit this transaction could have
 //    read is not durable yet: a reply built from a read — an error such as "no such file"
 //    included — never shows a change that a crash could undo. kDeferred commits (below) are
-//    the exception the writer asks for: they are visible before they are durable.
+//    the exception the writer asks for: they are visible before they are durable. Inside a
+//    ReadWaitScope (below) a transaction that ends without writing hands that wait to the
+//    scope's end instead.
 //  - If the backend cannot make a commit durable (a failed log sync), it stops the process
 //    (fail-stop): the change may already be visible, and after a failed fsync the kernel may
 //    have dropped the data while a retried fsync reports success, so serving on would show
@@ -102,6 +104,31 @@ class KvStore {
   // Makes every commit that returned before this call durable (kDeferred ones included).
   // Costs nothing when there is nothing to sync.
   virtual Status Sync() = 0;
+  // ReadWaitScope's hooks, for this thread; a backend without commits that are visible
+  // before they are durable needs none.
+  virtual void BeginDeferredReadWaits() {}
+  virtual void EndDeferredReadWaits() {}
+};
+
+// Within this scope, on this thread, a transaction on `store` that ends without a commit of
+// its own (read-only, rolled back) does not wait for the pending commits it read; End (or the
+// destructor) waits for all of them at once. For a request that reads in some transactions
+// and commits in another: a commit waits for its own log sync, which covers every commit
+// read before it, so those reads cost no wait of their own. End the scope before anything
+// read in it leaves the process (a reply, a cache another request may serve).
+class ReadWaitScope {
+ public:
+  explicit ReadWaitScope(KvStore& store) : store_(&store) { store_->BeginDeferredReadWaits(); }
+  ~ReadWaitScope() { End(); }
+  ReadWaitScope(const ReadWaitScope&) = delete;
+  ReadWaitScope& operator=(const ReadWaitScope&) = delete;
+  void End() {
+    if (store_) store_->EndDeferredReadWaits();
+    store_ = nullptr;
+  }
+
+ private:
+  KvStore* store_;
 };
 
 constexpr int kDefaultTxnRetries = 16;

@@ -101,6 +101,15 @@ class HookedFs final : public rocksdb::FileSystemWrapper {
   const SyncHook* hook_;
 };
 
+// This thread's ReadWaitScope (kv.h): the store it is for, how deeply nested, and the
+// newest pending kSync ticket that a transaction ending in it read.
+struct DeferredReads {
+  const void* store = nullptr;
+  int depth = 0;
+  uint64_t owed = 0;
+};
+thread_local DeferredReads tl_deferred;
+
 }  // namespace
 
 class RocksKvStore::RocksTxn final : public Txn {
@@ -113,6 +122,7 @@ class RocksKvStore::RocksTxn final : public Txn {
     if (!txn_) return Finished();
     std::string v;
     rocksdb::Status s = txn_->Get(rocksdb::ReadOptions(), ToSlice(key), &v);
+    Saw(store_->PendingTicket(key));
     return Value(s, std::move(v), "get");
   }
 
@@ -122,16 +132,19 @@ class RocksKvStore::RocksTxn final : public Txn {
     // the same as SELECT ... FOR UPDATE under READ COMMITTED.
     std::string v;
     rocksdb::Status s = txn_->GetForUpdate(rocksdb::ReadOptions(), ToSlice(key), &v);
+    Saw(store_->PendingTicket(key));
     return Value(s, std::move(v), "get_for_update");
   }
 
   Status Put(std::string_view key, std::string_view value) override {
     if (!txn_) return Finished();
+    written_.emplace_back(key);
     return FromRocks(txn_->Put(ToSlice(key), ToSlice(value)), "put");
   }
 
   Status Delete(std::string_view key) override {
     if (!txn_) return Finished();
+    written_.emplace_back(key);
     return FromRocks(txn_->Delete(ToSlice(key)), "delete");
   }
 
@@ -150,6 +163,8 @@ class RocksKvStore::RocksTxn final : public Txn {
       if (limit != 0 && n++ >= limit) break;
       if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
     }
+    // The whole range, not only the keys returned: a pending delete hides its key.
+    Saw(store_->PendingTicket(range));
     return FromRocks(it->status(), "scan");
   }
 
@@ -162,16 +177,24 @@ class RocksKvStore::RocksTxn final : public Txn {
       return Status::Ok();
     }
     const Durability d = store_->opts_.sync ? durability_ : Durability::kDeferred;
-    const uint64_t ticket = store_->Reserve(d);
+    const uint64_t ticket =
+        store_->Reserve(d, d == Durability::kSync ? std::move(written_) : std::vector<std::string>());
     rocksdb::Status s = txn_->Commit();
     txn_.reset();
     store_->Settle(ticket);
-    if (!s.ok()) return FromRocks(s, "commit");
+    if (!s.ok()) {
+      store_->WaitDurable(seen_, /*reader=*/true);  // the caller may still act on what it read
+      return FromRocks(s, "commit");
+    }
     // The commit is in the WAL (and visible, its locks released). A kSync commit is
     // acknowledged once the WAL is on disk; waiting after the locks are gone lets concurrent
     // commits share one fsync (group commit). A kDeferred one waits only for the kSync
     // commits it may have read.
-    store_->WaitDurable(d == Durability::kSync ? ticket : kWhatWasSeen);
+    if (d == Durability::kSync) {
+      store_->WaitDurable(ticket);
+    } else {
+      store_->WaitDurable(seen_, /*reader=*/true);
+    }
     return Status::Ok();
   }
 
@@ -179,9 +202,14 @@ class RocksKvStore::RocksTxn final : public Txn {
     if (!txn_) return;
     (void)txn_->Rollback();  // failure leaves nothing to do: destruction discards it anyway
     txn_.reset();
-    // What was read may be returned even so (kv.h): the kSync commits it could have seen must
-    // be durable first. Usually none is pending and this costs one uncontended lock.
-    store_->WaitDurable(kWhatWasSeen);
+    // What was read may be returned even so (kv.h): the kSync commits it read must be durable
+    // first. Usually it read none that is pending, and this costs nothing.
+    if (seen_ == 0) return;
+    if (tl_deferred.depth > 0 && tl_deferred.store == store_) {
+      tl_deferred.owed = std::max(tl_deferred.owed, seen_);  // the scope's end waits
+    } else {
+      store_->WaitDurable(seen_, /*reader=*/true);
+    }
   }
 
   void SetDurability(Durability d) override { durability_ = d; }
@@ -193,18 +221,26 @@ class RocksKvStore::RocksTxn final : public Txn {
     return MaybeValue(std::move(v));
   }
 
+  // A read touched keys of the not yet durable kSync commit `ticket` (0: none).
+  void Saw(uint64_t ticket) { seen_ = std::max(seen_, ticket); }
+
   std::unique_ptr<rocksdb::Transaction> txn_;
   RocksKvStore* store_;
   Durability durability_ = Durability::kSync;
+  uint64_t seen_ = 0;                 // the newest pending kSync ticket read
+  std::vector<std::string> written_;  // keys put or deleted
 };
 
-uint64_t RocksKvStore::Reserve(Durability d) {
+uint64_t RocksKvStore::Reserve(Durability d, std::vector<std::string> keys) {
   std::lock_guard<std::mutex> l(sync_mu_);
   const uint64_t t = ++next_ticket_;
   unsettled_.insert(t);
   if (d == Durability::kSync) {
-    last_sync_ticket_ = t;
     ++stats_.sync_commits;
+    // Registered before the WAL write makes the commit visible: a reader that sees it finds
+    // its ticket here afterwards.
+    for (const std::string& k : keys) pending_keys_.insert_or_assign(k, t);
+    pending_order_.emplace_back(t, std::move(keys));
   } else {
     ++stats_.deferred_commits;
   }
@@ -213,13 +249,16 @@ uint64_t RocksKvStore::Reserve(Durability d) {
 
 void RocksKvStore::Settle(uint64_t ticket) {
   std::lock_guard<std::mutex> l(sync_mu_);
+  // Only the oldest unsettled ticket holds back what a sync would cover; waking every waiter
+  // for the others only burns CPU.
+  const bool oldest = !unsettled_.empty() && *unsettled_.begin() == ticket;
   unsettled_.erase(ticket);
-  sync_cv_.notify_all();  // a leader may be waiting for this prefix
+  if (oldest) sync_cv_.notify_all();  // a leader may be waiting for this prefix
 }
 
-void RocksKvStore::WaitDurable(uint64_t ticket) {
+void RocksKvStore::WaitDurable(uint64_t ticket, bool reader) {
   std::unique_lock<std::mutex> l(sync_mu_);
-  if (ticket == kWhatWasSeen) ticket = last_sync_ticket_;
+  if (reader && synced_ < ticket) ++stats_.read_waits;
   while (synced_ < ticket) {
     // What one SyncWAL started now covers: every ticket below the oldest unsettled one.
     const uint64_t covered = unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
@@ -236,7 +275,34 @@ void RocksKvStore::WaitDurable(uint64_t ticket) {
     if (!s.ok()) FailStop(s.ToString());
     ++stats_.wal_syncs;
     synced_ = std::max(synced_, covered);
+    ForgetDurable();
     sync_cv_.notify_all();
+  }
+}
+
+uint64_t RocksKvStore::PendingTicket(std::string_view key) const {
+  std::lock_guard<std::mutex> l(sync_mu_);
+  auto it = pending_keys_.find(key);
+  return it == pending_keys_.end() ? 0 : it->second;
+}
+
+uint64_t RocksKvStore::PendingTicket(const KeyRange& range) const {
+  std::lock_guard<std::mutex> l(sync_mu_);
+  uint64_t t = 0;
+  auto end = range.end.empty() ? pending_keys_.end() : pending_keys_.lower_bound(range.end);
+  for (auto it = pending_keys_.lower_bound(range.begin); it != end; ++it) {
+    t = std::max(t, it->second);
+  }
+  return t;
+}
+
+void RocksKvStore::ForgetDurable() {
+  while (!pending_order_.empty() && pending_order_.front().first <= synced_) {
+    for (const std::string& k : pending_order_.front().second) {
+      auto it = pending_keys_.find(k);
+      if (it != pending_keys_.end() && it->second <= synced_) pending_keys_.erase(it);
+    }
+    pending_order_.pop_front();
   }
 }
 
@@ -257,6 +323,22 @@ Status RocksKvStore::Sync() {
   }
   WaitDurable(target);
   return Status::Ok();
+}
+
+void RocksKvStore::BeginDeferredReadWaits() {
+  DeferredReads& d = tl_deferred;
+  if (d.depth++ == 0) {
+    d.store = this;
+    d.owed = 0;
+  }
+}
+
+void RocksKvStore::EndDeferredReadWaits() {
+  DeferredReads& d = tl_deferred;
+  if (d.depth == 0 || --d.depth > 0) return;
+  const uint64_t owed = d.owed;
+  d = DeferredReads();
+  if (owed != 0) WaitDurable(owed, /*reader=*/true);
 }
 
 RocksKvStore::Stats RocksKvStore::stats() const {

@@ -5,10 +5,12 @@
 // makes it visible and releases its row locks; then the committer waits until a WAL fsync
 // covers it. One waiting committer calls SyncWAL for everyone queued (group commit), so
 // commits to one directory do not wait for each other's fsync under its lock. Because a
-// commit is visible before it is durable, every other Commit — read-only, kDeferred — first
-// waits until the newest kSync commit that could have been read is durable (usually no wait:
-// nothing is pending). kDeferred commits reach the WAL at once and are synced by Sync() or by
-// the next kSync commit's sync.
+// commit is visible before it is durable, every other transaction end — read-only, kDeferred,
+// rollback — first waits until the kSync commits it read are durable. The store keeps the keys
+// of kSync commits not yet durable (registered before the commit's WAL write, so before anyone
+// can see it); a Get or Scan that touches one of them remembers its ticket. A reader of keys
+// nothing pending wrote does not wait, however busy the store is. kDeferred commits reach the
+// WAL at once and are synced by Sync() or by the next kSync commit's sync.
 //
 // A failed WAL sync stops the process (kv.h, fail-stop): RocksDB keeps such a commit in its
 // memtable and a retried fsync may succeed without the lost pages, so there is no safe way
@@ -23,11 +25,16 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "meta/kv.h"
 
@@ -64,6 +71,7 @@ class RocksKvStore final : public KvStore {
     uint64_t wal_syncs = 0;         // WAL fsyncs made (each may cover many commits)
     uint64_t sync_commits = 0;      // writing commits with Durability::kSync
     uint64_t deferred_commits = 0;  // writing commits with Durability::kDeferred
+    uint64_t read_waits = 0;        // transaction ends that waited for a pending commit they read
   };
 
   static Result<std::unique_ptr<RocksKvStore>> Open(const Options& opts);
@@ -71,21 +79,28 @@ class RocksKvStore final : public KvStore {
 
   Result<std::unique_ptr<Txn>> Begin() override;
   Status Sync() override;
+  void BeginDeferredReadWaits() override;
+  void EndDeferredReadWaits() override;
   Stats stats() const;
 
  private:
   class RocksTxn;
   RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rocksdb::TransactionDB* db);
 
-  // A writing commit is about to reach the WAL: its ticket.
-  uint64_t Reserve(Durability d);
+  // A writing commit is about to reach the WAL: its ticket. `keys` are what a kSync commit
+  // wrote; until the ticket is durable, readers of them wait for it (PendingTicket).
+  uint64_t Reserve(Durability d, std::vector<std::string> keys);
   // Its WAL write returned (OK or not).
   void Settle(uint64_t ticket);
   // Returns once tickets up to `ticket` are durable (leading a SyncWAL when no one is).
-  // kWhatWasSeen: up to the newest kSync ticket handed out, which covers every kSync commit
-  // a transaction ending now may have read.
-  static constexpr uint64_t kWhatWasSeen = ~uint64_t{0};
-  void WaitDurable(uint64_t ticket);
+  // `reader`: the wait is for commits read, not written (counted in Stats::read_waits).
+  void WaitDurable(uint64_t ticket, bool reader = false);
+  // The newest kSync ticket not yet durable that wrote `key` (or a key in `range`); 0 if none.
+  // Called after the read, so it sees every commit the read could have seen.
+  uint64_t PendingTicket(std::string_view key) const;
+  uint64_t PendingTicket(const KeyRange& range) const;
+  // Drops the pending keys of tickets up to synced_. Under sync_mu_.
+  void ForgetDurable();
   [[noreturn]] void FailStop(const std::string& why);
 
   const Options opts_;
@@ -96,8 +111,11 @@ class RocksKvStore final : public KvStore {
   std::condition_variable sync_cv_;
   // All guarded by sync_mu_.
   uint64_t next_ticket_ = 0;        // the last ticket handed out
-  uint64_t last_sync_ticket_ = 0;   // the last kSync ticket handed out
   std::set<uint64_t> unsettled_;    // tickets whose WAL write has not returned
+  // Keys written by kSync commits not yet durable -> the newest such ticket; and the same
+  // keys per ticket, oldest first, to drop them once synced.
+  std::map<std::string, uint64_t, std::less<>> pending_keys_;
+  std::deque<std::pair<uint64_t, std::vector<std::string>>> pending_order_;
   uint64_t synced_ = 0;             // tickets up to this are durable
   bool syncing_ = false;
   Stats stats_;

@@ -122,6 +122,9 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
   std::shared_ptr<const std::string> replay;
   uint64_t reply_bound = 0;
   uint32_t max_response = 0, max_response_cached = 0;
+  // One wait, at the end, for the pending commits that the ops' reads saw (kv.h): not one per
+  // read-only transaction. An op that commits has waited for them already.
+  meta::ReadWaitScope read_waits(mds.store());
   for (uint32_t i = 0; i < nops; i++) {
     const uint8_t* op_start = d.pos();
     xdr::Decoder peek(op_start, d.remaining());
@@ -221,6 +224,7 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     status = desc->fn(cx, arg, res);
     if (status != NFS4_OK) break;
   }
+  read_waits.End();  // before the reply is encoded, sent or cached
   if (replayed) {
     // §2.10.6.1.3: the retransmission gets the reply of the original request, byte for byte.
     e.raw(replay->data(), replay->size());

@@ -17,13 +17,21 @@ bool MayChangeEntries(const rpc::Cred& c, const meta::Inode& dir) {
   return c.MayAccess(dir.mode, dir.uid, dir.gid, true, 2 | 1);
 }
 
-// The current filehandle must be a directory the caller may modify.
-nfsstat4 WritableDir(Cx& cx, uint64_t ino, meta::Inode* dir) {
-  nfsstat4 st = GetInode(cx, ino, dir);
-  if (st != NFS4_OK) return st;
+// The directory must be one the caller may modify. Read in the operation's own transaction
+// `t`, not in one of its own: a transaction that read a commit still waiting for its WAL sync
+// waits for that sync when it ends (rocks_kv.h), and the directory of a busy directory almost
+// always has one (every create, remove and rename in it changes its times) -- one extra fsync
+// wait per operation. In `t` a failed check ends the transaction (its rollback waits so that
+// the error does not rest on an undurable state) and a passed one waits only with the commit.
+nfsstat4 WritableDir(Cx& cx, meta::Txn& t, uint64_t ino) {
+  auto dir = cx.mds.ns().GetAttr(t, ino);
+  if (!dir.ok()) return FromMeta(dir.status());
   if (dir->type != meta::FileType::kDir) return NFS4ERR_NOTDIR;
   return MayChangeEntries(cx.rpc.cred, *dir) ? NFS4_OK : NFS4ERR_ACCESS;
 }
+
+// Ends the transaction of an operation whose early check failed.
+Status EarlyAnswer() { return Status(Code::kPermission, "early check failed"); }
 
 // Sticky directories: only the owner of the entry or of the directory (or root) may remove
 // or rename the entry.
@@ -93,23 +101,26 @@ nfsstat4 OpRemove(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opremove = std::make_unique<REMOVE4res>());
   r.resop = OP_REMOVE;
   const Bytes& name = a.opremove->target;
-  meta::Inode dir;
   res.status = CheckWritableExport(cx);
   if (res.status == NFS4_OK) res.status = CheckComponent(name);
-  if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.cfh.ino, &dir);
-  if (res.status == NFS4_OK && cx.mds.InGrace()) res.status = NFS4ERR_GRACE;  // §8.4.2.1
   if (res.status != NFS4_OK) return res.status;
-  // The checks above answer early; RemoveChecks decides, on what the remove locked.
+  // The early checks (WritableDir, grace) answer early; RemoveChecks decides, on what the
+  // remove locked.
+  nfsstat4 early = NFS4_OK;
   nfsstat4 denied = NFS4_OK;
   auto check = [&](const meta::Inode& d, const meta::Inode& obj) {
     denied = RemoveChecks(cx.rpc.cred, d, obj);
     return denied == NFS4_OK ? Status::Ok() : Status(Code::kPermission, "remove not permitted");
   };
-  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::RemoveResult> {
     denied = NFS4_OK;
+    early = WritableDir(cx, t, cx.cfh.ino);
+    if (early == NFS4_OK && cx.mds.InGrace()) early = NFS4ERR_GRACE;  // §8.4.2.1
+    if (early != NFS4_OK) return EarlyAnswer();
     return cx.mds.ns().Remove(t, cx.cfh.ino, name.view(),
                               [&](meta::Ino ino) { return cx.mds.IsOpen(ino); }, check);
   });
+  if (early != NFS4_OK) return res.status = early;
   if (!rr.ok()) return res.status = denied != NFS4_OK ? denied : FromMeta(rr.status());
   res.resok4.cinfo = Cinfo(rr->dir);
   cx.mds.AfterUnlink(rr->obj);
@@ -127,23 +138,26 @@ nfsstat4 OpRename(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (res.status == NFS4_OK) res.status = CheckComponent(from);
   if (res.status == NFS4_OK) res.status = CheckComponent(to);
   if (res.status == NFS4_OK && cx.sfh.fsid != cx.cfh.fsid) res.status = NFS4ERR_XDEV;
-  meta::Inode sdir, tdir;
-  if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.sfh.ino, &sdir);
-  if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.cfh.ino, &tdir);
-  if (res.status == NFS4_OK && cx.mds.InGrace()) res.status = NFS4ERR_GRACE;
   if (res.status != NFS4_OK) return res.status;
-  // The checks above answer early; RenameChecks decides, on what the rename locked.
+  // The early checks (WritableDir, grace) answer early; RenameChecks decides, on what the
+  // rename locked.
+  nfsstat4 early = NFS4_OK;
   nfsstat4 denied = NFS4_OK;
   auto check = [&](const meta::Inode& sd, const meta::Inode& obj, const meta::Inode& td,
                    const meta::Inode* target) {
     denied = RenameChecks(cx.rpc.cred, sd, obj, td, target);
     return denied == NFS4_OK ? Status::Ok() : Status(Code::kPermission, "rename not permitted");
   };
-  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::RenameResult> {
     denied = NFS4_OK;
+    early = WritableDir(cx, t, cx.sfh.ino);
+    if (early == NFS4_OK) early = WritableDir(cx, t, cx.cfh.ino);
+    if (early == NFS4_OK && cx.mds.InGrace()) early = NFS4ERR_GRACE;
+    if (early != NFS4_OK) return EarlyAnswer();
     return cx.mds.ns().Rename(t, cx.sfh.ino, from.view(), cx.cfh.ino, to.view(),
                               [&](meta::Ino ino) { return cx.mds.IsOpen(ino); }, check);
   });
+  if (early != NFS4_OK) return res.status = early;
   if (!rr.ok()) return res.status = denied != NFS4_OK ? denied : FromMeta(rr.status());
   res.resok4.source_cinfo = Cinfo(rr->src_dir);
   res.resok4.target_cinfo = Cinfo(rr->dst_dir);
@@ -160,12 +174,14 @@ nfsstat4 OpLink(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   res.status = CheckWritableExport(cx);
   if (res.status == NFS4_OK) res.status = CheckComponent(name);
   if (res.status == NFS4_OK && cx.sfh.fsid != cx.cfh.fsid) res.status = NFS4ERR_XDEV;
-  meta::Inode dir;
-  if (res.status == NFS4_OK) res.status = WritableDir(cx, cx.cfh.ino, &dir);
   if (res.status != NFS4_OK) return res.status;
-  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
+  nfsstat4 early = NFS4_OK;
+  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::ChangeInfo> {
+    early = WritableDir(cx, t, cx.cfh.ino);
+    if (early != NFS4_OK) return EarlyAnswer();
     return cx.mds.ns().Link(t, cx.sfh.ino, cx.cfh.ino, name.view());
   });
+  if (early != NFS4_OK) return res.status = early;
   if (!rr.ok()) return res.status = FromMeta(rr.status());
   res.resok4.cinfo = Cinfo(rr.value());
   return NFS4_OK;
