@@ -233,12 +233,7 @@ TEST_F(MdsDurabilityTest, AllocateNeverCutsBackAWriteThatLandedMeanwhile) {
   std::thread allocator([&] {
     f.other->seq++;
     auto seq = Sequence(f.other->session, f.other->seq);
-    auto alloc = Op(OP_ALLOCATE);
-    alloc.opallocate = std::make_unique<ALLOCATE4args>();
-    alloc.opallocate->aa_stateid = f.bsid;
-    alloc.opallocate->aa_offset = 0;
-    alloc.opallocate->aa_length = 4096;
-    auto res = f.other->Raw(Ops(std::move(seq), PutFh(f.fh), std::move(alloc)), /*minor=*/2);
+    auto res = f.other->Raw(Ops(std::move(seq), PutFh(f.fh), Allocate(f.bsid, 0, 4096)), /*minor=*/2);
     ast = res.ok() ? res->status : NFS4ERR_SERVERFAULT;
   });
   allocate_paused.Wait();

@@ -165,11 +165,10 @@ TEST_F(MdsTest, VerifyNverifyAccessSecinfo) {
   // ACCESS as a stranger to a 0644 file: read only.
   auto other = NewClient("client-d");
   other->cred = rpc::Cred::Sys(4242, 4242, {}, "d");
-  auto acc = Op(OP_ACCESS);
-  acc.opaccess = std::make_unique<ACCESS4args>();
-  acc.opaccess->access = ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXECUTE;
   COMPOUND4res r;
-  ASSERT_EQ(Run(Ops(PutFh(fh), std::move(acc)), &r, other.get()), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutFh(fh), AccessOp(ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXECUTE)), &r,
+                other.get()),
+            NFS4_OK);
   EXPECT_EQ(r.resarray[2].opaccess->resok4.access, ACCESS4_READ);
   // SECINFO_NO_NAME consumes the current filehandle.
   auto si = Op(OP_SECINFO_NO_NAME);

@@ -65,53 +65,6 @@ nfs_argop4 OpenHow(const std::string& owner, const std::string& name, uint32_t a
   return a;
 }
 
-nfs_argop4 Seek(const stateid4& s, uint64_t off) {
-  auto a = Op(OP_SEEK);
-  a.opseek = std::make_unique<SEEK4args>();
-  a.opseek->sa_stateid = s;
-  a.opseek->sa_offset = off;
-  a.opseek->sa_what = NFS4_CONTENT_DATA;
-  return a;
-}
-
-nfs_argop4 Allocate(const stateid4& s, uint64_t off, uint64_t len) {
-  auto a = Op(OP_ALLOCATE);
-  a.opallocate = std::make_unique<ALLOCATE4args>();
-  a.opallocate->aa_stateid = s;
-  a.opallocate->aa_offset = off;
-  a.opallocate->aa_length = len;
-  return a;
-}
-
-nfs_argop4 ReadPlus(const stateid4& s, uint64_t off, uint32_t count) {
-  auto a = Op(OP_READ_PLUS);
-  a.opread_plus = std::make_unique<READ_PLUS4args>();
-  a.opread_plus->rpa_stateid = s;
-  a.opread_plus->rpa_offset = off;
-  a.opread_plus->rpa_count = count;
-  return a;
-}
-
-nfs_argop4 Access(uint32_t bits) {
-  auto a = Op(OP_ACCESS);
-  a.opaccess = std::make_unique<ACCESS4args>();
-  a.opaccess->access = bits;
-  return a;
-}
-
-nfs_argop4 Secinfo(const std::string& name) {
-  auto a = Op(OP_SECINFO);
-  a.opsecinfo = std::make_unique<SECINFO4args>();
-  a.opsecinfo->name = Bytes::Copy(name);
-  return a;
-}
-
-nfs_argop4 SecinfoParent() {
-  auto a = Op(OP_SECINFO_NO_NAME);
-  a.opsecinfo_no_name = std::make_unique<secinfo_style4>(SECINFO_STYLE4_PARENT);
-  return a;
-}
-
 class MdsSecurityTest : public MdsTest {
  protected:
   // A session of its own (a separate client) calling as uid/gid.
@@ -524,7 +477,7 @@ TEST_F(MdsSecurityTest, ReadOnlyExportRefusesModifications) {
   EXPECT_EQ(Run(Ops(PutFh(fh), Commit()), nullptr, ro), NFS4ERR_ROFS);
   EXPECT_EQ(Run2(ro, Ops(PutFh(fh), Allocate(AnonymousStateid(), 0, 10))), NFS4ERR_ROFS);
   // ACCESS grants no modification; reading works with an open for read and anonymously.
-  ASSERT_EQ(Run(Ops(PutFh(fh), Access(ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND)), &r, ro), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutFh(fh), AccessOp(ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND)), &r, ro), NFS4_OK);
   EXPECT_EQ(r.resarray[2].opaccess->resok4.access, ACCESS4_READ);
   ASSERT_EQ(Run(Ops(PutFh(fh), OpenFh("o", OPEN4_SHARE_ACCESS_READ)), &r, ro), NFS4_OK);
   stateid4 rs = r.resarray[2].opopen->resok4.stateid;

@@ -152,6 +152,53 @@ nfs_argop4 Write(const stateid4& s, uint64_t off, const std::string& data, stabl
   return a;
 }
 
+nfs_argop4 Seek(const stateid4& s, uint64_t off) {
+  auto a = Op(OP_SEEK);
+  a.opseek = std::make_unique<SEEK4args>();
+  a.opseek->sa_stateid = s;
+  a.opseek->sa_offset = off;
+  a.opseek->sa_what = NFS4_CONTENT_DATA;
+  return a;
+}
+
+nfs_argop4 Allocate(const stateid4& s, uint64_t off, uint64_t len) {
+  auto a = Op(OP_ALLOCATE);
+  a.opallocate = std::make_unique<ALLOCATE4args>();
+  a.opallocate->aa_stateid = s;
+  a.opallocate->aa_offset = off;
+  a.opallocate->aa_length = len;
+  return a;
+}
+
+nfs_argop4 ReadPlus(const stateid4& s, uint64_t off, uint32_t count) {
+  auto a = Op(OP_READ_PLUS);
+  a.opread_plus = std::make_unique<READ_PLUS4args>();
+  a.opread_plus->rpa_stateid = s;
+  a.opread_plus->rpa_offset = off;
+  a.opread_plus->rpa_count = count;
+  return a;
+}
+
+nfs_argop4 AccessOp(uint32_t bits) {
+  auto a = Op(OP_ACCESS);
+  a.opaccess = std::make_unique<ACCESS4args>();
+  a.opaccess->access = bits;
+  return a;
+}
+
+nfs_argop4 Secinfo(const std::string& name) {
+  auto a = Op(OP_SECINFO);
+  a.opsecinfo = std::make_unique<SECINFO4args>();
+  a.opsecinfo->name = Bytes::Copy(name);
+  return a;
+}
+
+nfs_argop4 SecinfoParent() {
+  auto a = Op(OP_SECINFO_NO_NAME);
+  a.opsecinfo_no_name = std::make_unique<secinfo_style4>(SECINFO_STYLE4_PARENT);
+  return a;
+}
+
 nfs_argop4 SetSize(const stateid4& s, uint64_t size) {
   auto a = Op(OP_SETATTR);
   a.opsetattr = std::make_unique<SETATTR4args>();

@@ -40,6 +40,12 @@ nfs_argop4 Read(const stateid4& s, uint64_t off, uint32_t count);
 nfs_argop4 Write(const stateid4& s, uint64_t off, const std::string& data, stable_how4 how = FILE_SYNC4);
 nfs_argop4 Commit();
 nfs_argop4 SetSize(const stateid4& s, uint64_t size);
+nfs_argop4 Seek(const stateid4& s, uint64_t off);  // NFS4_CONTENT_DATA
+nfs_argop4 Allocate(const stateid4& s, uint64_t off, uint64_t len);
+nfs_argop4 ReadPlus(const stateid4& s, uint64_t off, uint32_t count);
+nfs_argop4 AccessOp(uint32_t bits);  // OP_ACCESS (Access is the share-access type)
+nfs_argop4 Secinfo(const std::string& name);
+nfs_argop4 SecinfoParent();  // SECINFO_NO_NAME(SECINFO_STYLE4_PARENT)
 nfs_argop4 Lock(const stateid4& open, const std::string& lock_owner, bool write, uint64_t off,
                 uint64_t len);
 nfs_argop4 Lockt(const std::string& lock_owner, bool write, uint64_t off, uint64_t len);

@@ -145,41 +145,42 @@ TEST_F(RecoveryTest, DamagedStoreIsRefused) {
   auto before = AllDataFiles();
   const std::string meta = mds_->state() + "/meta";
   fsys::copy(meta, dir_ + "/meta.good", fsys::copy_options::recursive);
-  // The write-ahead log overwritten with garbage.
-  size_t logs = 0;
-  for (const auto& e : fsys::directory_iterator(meta)) {
-    if (e.path().extension() == ".log") {
-      WriteAll(e.path().string(), Random(fsys::file_size(e.path()), 6));
-      logs++;
+  // Restores the good store, damages the files `pick` selects with `damage`, and expects the
+  // next start to be refused (with the reason, in this run's log) and no data file to change.
+  auto expect_refused = [&](const char* what, auto pick, auto damage) {
+    SCOPED_TRACE(what);
+    fsys::remove_all(meta);
+    fsys::copy(dir_ + "/meta.good", meta, fsys::copy_options::recursive);
+    size_t damaged = 0;
+    for (const auto& e : fsys::directory_iterator(meta)) {
+      if (!pick(e.path())) continue;
+      WriteAll(e.path().string(), damage(ReadAll(e.path().string())));
+      damaged++;
     }
-  }
-  ASSERT_GT(logs, 0u);
-  EXPECT_EQ(mds_->Run(DsAddrs()), 1) << mds_->log();
-  EXPECT_NE(mds_->log().find("refusing to start"), std::string::npos) << mds_->log();
-  EXPECT_TRUE(AllDataFiles() == before) << "a data file changed";
+    ASSERT_GT(damaged, 0u);
+    const size_t log_from = mds_->log().size();
+    EXPECT_EQ(mds_->Run(DsAddrs()), 1) << mds_->log();
+    EXPECT_NE(mds_->log().find("refusing to start", log_from), std::string::npos) << mds_->log();
+    EXPECT_TRUE(AllDataFiles() == before) << "a data file changed";
+  };
+  auto is_wal = [](const fsys::path& p) { return p.extension() == ".log"; };
+  expect_refused("write-ahead log overwritten with garbage", is_wal,
+                 [](const std::string& f) { return Random(f.size(), 6); });
   // A few bytes damaged in the middle of the log (a bad sector, a stray write): replaying
   // would have to stop there and drop every later, acknowledged commit. Only a torn tail is
   // what a crash leaves, so this is refused too rather than served as a partial namespace.
-  fsys::remove_all(meta);
-  fsys::copy(dir_ + "/meta.good", meta, fsys::copy_options::recursive);
-  for (const auto& e : fsys::directory_iterator(meta)) {
-    if (e.path().extension() != ".log" || fsys::file_size(e.path()) < 256) continue;
-    std::string wal = ReadAll(e.path().string());
-    for (size_t i = wal.size() / 3; i < wal.size() / 3 + 16; i++) wal[i] = static_cast<char>(~wal[i]);
-    WriteAll(e.path().string(), wal);
-  }
-  EXPECT_EQ(mds_->Run(DsAddrs()), 1) << mds_->log();
-  EXPECT_NE(mds_->log().find("refusing to start"), std::string::npos) << mds_->log();
-  EXPECT_TRUE(AllDataFiles() == before) << "a data file changed";
+  expect_refused(
+      "16 bytes flipped in the middle of the log",
+      [&](const fsys::path& p) { return is_wal(p) && fsys::file_size(p) >= 256; },
+      [](std::string f) {
+        for (size_t i = f.size() / 3; i < f.size() / 3 + 16; i++) f[i] = static_cast<char>(~f[i]);
+        return f;
+      });
   // The MANIFEST damaged: RocksDB cannot open the store.
-  fsys::remove_all(meta);
-  fsys::copy(dir_ + "/meta.good", meta, fsys::copy_options::recursive);
-  for (const auto& e : fsys::directory_iterator(meta)) {
-    if (e.path().filename().string().rfind("MANIFEST", 0) == 0)
-      WriteAll(e.path().string(), Random(fsys::file_size(e.path()), 7));
-  }
-  EXPECT_EQ(mds_->Run(DsAddrs()), 1) << mds_->log();
-  EXPECT_TRUE(AllDataFiles() == before) << "a data file changed";
+  expect_refused(
+      "MANIFEST overwritten with garbage",
+      [](const fsys::path& p) { return p.filename().string().rfind("MANIFEST", 0) == 0; },
+      [](const std::string& f) { return Random(f.size(), 7); });
 }
 
 TEST_F(RecoveryTest, ReorderedDataServersReadBackIdentical) {
