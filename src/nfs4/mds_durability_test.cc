@@ -12,12 +12,6 @@
 namespace loom::nfs4 {
 namespace {
 
-uint64_t U64(const Bytes& b, size_t at = 0) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; i++) v = (v << 8) | b.data[at + i];
-  return v;
-}
-
 std::string Pattern(size_t n, char seed) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; i++) s[i] = static_cast<char>('a' + (seed + i) % 26);
@@ -72,15 +66,10 @@ class MdsDurabilityTest : public MdsTest {
     if (mds_) mds_->size_locks().SetTestHook(nullptr);
     MdsTest::TearDown();
   }
-  uint64_t Size(const Bytes& fh, V4Client* c = nullptr) {
-    COMPOUND4res r;
-    EXPECT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_SIZE})), &r, c), NFS4_OK);
-    return r.resarray.size() > 2 ? U64(r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals) : ~0ull;
-  }
+  uint64_t Size(const Bytes& fh, V4Client* c = nullptr) { return AttrOf<uint64_t>(fh, FATTR4_SIZE, c); }
   uint64_t Ino(const Bytes& fh) {
-    COMPOUND4res r;
-    EXPECT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_FILEID})), &r), NFS4_OK);
-    return r.resarray.size() > 2 ? U64(r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals) : 0;
+    const uint64_t ino = AttrOf<uint64_t>(fh, FATTR4_FILEID);
+    return ino == ~0ull ? 0 : ino;
   }
   // What the data servers hold for the file.
   uint64_t DataSize(uint64_t ino) {

@@ -114,6 +114,21 @@ class MdsTest : public ::testing::Test {
     if (out) *out = std::move(r.value());
     return st;
   }
+  // One 32- or 64-bit attribute of `fh` (GETATTR of `bit` alone); all ones if GETATTR fails.
+  template <typename T>
+  T AttrOf(const Bytes& fh, uint32_t bit, V4Client* c = nullptr) {
+    static_assert(sizeof(T) == 4 || sizeof(T) == 8);
+    COMPOUND4res r;
+    EXPECT_EQ(Run(Ops(PutFh(fh), Getattr({bit})), &r, c), NFS4_OK);
+    if (r.resarray.size() < 3) return ~T{0};
+    const Bytes& b = r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals;
+    xdr::Decoder d(b.data, b.size);
+    uint32_t v32 = 0;
+    uint64_t v64 = 0;
+    if constexpr (sizeof(T) == 4) EXPECT_TRUE(d.u32(v32));
+    else EXPECT_TRUE(d.u64(v64));
+    return sizeof(T) == 4 ? static_cast<T>(v32) : static_cast<T>(v64);
+  }
   template <typename... T>
   static std::vector<nfs_argop4> Ops(T&&... ops) {
     std::vector<nfs_argop4> v;

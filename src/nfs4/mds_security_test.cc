@@ -88,26 +88,8 @@ class MdsSecurityTest : public MdsTest {
     if (out) *out = std::move(r.value());
     return st;
   }
-  uint32_t ModeOf(const Bytes& fh) {
-    COMPOUND4res r;
-    EXPECT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_MODE})), &r), NFS4_OK);
-    if (r.resarray.size() < 3) return ~0u;
-    const Bytes& b = r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals;
-    xdr::Decoder d(b.data, b.size);
-    uint32_t m = 0;
-    EXPECT_TRUE(d.u32(m));
-    return m;
-  }
-  uint64_t SizeOf(const Bytes& fh) {
-    COMPOUND4res r;
-    EXPECT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_SIZE})), &r), NFS4_OK);
-    if (r.resarray.size() < 3) return ~0ull;
-    const Bytes& b = r.resarray[2].opgetattr->resok4.obj_attributes.attr_vals;
-    xdr::Decoder d(b.data, b.size);
-    uint64_t v = 0;
-    EXPECT_TRUE(d.u64(v));
-    return v;
-  }
+  uint32_t ModeOf(const Bytes& fh) { return AttrOf<uint32_t>(fh, FATTR4_MODE); }
+  uint64_t SizeOf(const Bytes& fh) { return AttrOf<uint64_t>(fh, FATTR4_SIZE); }
   // A root-owned file `name` at the root with `data`, closed, then chmod `mode`.
   Bytes RootFile(const std::string& name, const std::string& data, uint32_t mode) {
     Bytes fh;
