@@ -9,7 +9,7 @@
 namespace loom::nfs4 {
 
 // SetattrOn for a caller that holds the file's size lock exclusively already (ALLOCATE).
-nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
+nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s);
 
 namespace {
 
@@ -74,15 +74,15 @@ nfsstat4 OpGetattr(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   return res.status;
 }
 
-nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open) {
+nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s) {
   // A size change holds the file's size lock from reading the old size to storing the new
   // one, excluding WRITEs (size_locks.h).
   std::unique_lock<std::shared_mutex> size_lock;
   if (s.size) size_lock = cx.mds.size_locks().Exclusive(ino);
-  return SetattrHoldingSizeLock(cx, ino, s, have_write_open);
+  return SetattrHoldingSizeLock(cx, ino, s);
 }
 
-nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open) {
+nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s) {
   meta::Inode n;
   nfsstat4 st = GetInode(cx, ino, &n);
   if (st != NFS4_OK) return st;
@@ -117,7 +117,7 @@ nfsstat4 OpSetattr(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
     if (res.status != NFS4_OK) return res.status;
     if (cx.mds.InGrace() && !write_open) return res.status = NFS4ERR_GRACE;
   }
-  res.status = SetattrOn(cx, cx.cfh.ino, s, write_open);
+  res.status = SetattrOn(cx, cx.cfh.ino, s);
   if (res.status == NFS4_OK) res.attrsset = std::move(set);
   return res.status;
 }
@@ -191,7 +191,7 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   Settable rest = s;
   rest.mode.reset();
   if (rest.uid || rest.gid || rest.atime || rest.mtime || rest.size) {
-    nfsstat4 st = SetattrOn(cx, ino, rest, false);
+    nfsstat4 st = SetattrOn(cx, ino, rest);
     if (st != NFS4_OK) {
       // The object exists; report the attributes that did take effect (only mode).
       set.clear();

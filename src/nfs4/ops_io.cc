@@ -11,7 +11,7 @@
 
 namespace loom::nfs4 {
 
-nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
+nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s);
 
 namespace {
 
@@ -247,7 +247,7 @@ nfsstat4 OpAllocate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   }
   Settable s;
   s.size = end;
-  return res.ar_status = SetattrHoldingSizeLock(cx, n.ino, s, true);
+  return res.ar_status = SetattrHoldingSizeLock(cx, n.ino, s);
 }
 
 nfsstat4 OpDeallocate(Cx& cx, const nfs_argop4&, nfs_resop4& r) {

@@ -10,7 +10,7 @@
 
 namespace loom::nfs4 {
 
-nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s, bool have_write_open);
+nfsstat4 SetattrOn(Cx& cx, uint64_t ino, const Settable& s);
 
 namespace {
 
@@ -103,7 +103,7 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
     }
     if (rest.size && *rest.size == 0) rest.size.reset();  // a new file is empty already
     if (rest.uid || rest.gid || rest.size || rest.atime || rest.mtime) {
-      st = SetattrOn(cx, out->inode.ino, rest, true);
+      st = SetattrOn(cx, out->inode.ino, rest);
       if (st != NFS4_OK) return st;
       GetInode(cx, out->inode.ino, &out->inode);
     }
@@ -144,7 +144,7 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
   if (s.size) {
     Settable trunc;
     trunc.size = s.size;
-    st = SetattrOn(cx, out->inode.ino, trunc, (a.share_access & OPEN4_SHARE_ACCESS_WRITE) != 0);
+    st = SetattrOn(cx, out->inode.ino, trunc);
     if (st != NFS4_OK) return st;
     GetInode(cx, out->inode.ino, &out->inode);
     BitmapAdd(&out->attrset, FATTR4_SIZE);
