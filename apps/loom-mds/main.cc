@@ -11,6 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "admin/commands.h"
+#include "admin/mds_config.h"
+#include "admin_commands.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "mds/data_servers.h"
@@ -30,7 +33,15 @@ void Usage() {
   std::fprintf(stderr,
                "usage: loom-mds --state-dir DIR --ds HOST:PORT [--ds HOST:PORT ...] [options]\n"
                "  --state-dir DIR     metadata store (RocksDB) and handle secret (required)\n"
-               "  --ds HOST:PORT      a loom-ds data server (NFSv3 + MOUNT on that port); repeat\n"
+               "  --ds HOST:PORT[@ADVHOST:ADVPORT]\n"
+               "                      a loom-ds data server (NFSv3 + MOUNT on that port); repeat.\n"
+               "                      After @: the address clients are told (GETDEVICEINFO)\n"
+               "  --advertise HOST    the host clients are told for data servers without @\n"
+               "  --pnfs on|off       hand out Flex Files layouts (default on); off: all I/O\n"
+               "                      goes through loom-mds\n"
+               "  --mirrors N         copies of a new file's data, 1-3 (default 1)\n"
+               "  --stripes N         data servers a new file is striped over (default 1)\n"
+               "  --stripe-unit BYTES stripe unit (default 1048576)\n"
                "  --listen HOST:PORT  bind address (default 0.0.0.0:2049)\n"
                "  --lease SECONDS     NFSv4 lease time (default 90)\n"
                "  --grace SECONDS     reclaim period after a restart (default = lease)\n"
@@ -49,6 +60,8 @@ void Usage() {
                "  --repair            with --scrub: repair what can be repaired\n"
                "  --new-secret        start although the handle secret of an existing namespace\n"
                "                      is missing (every file handle clients hold becomes stale)\n");
+  std::fputs("  --config FILE       settings from FILE (key = value; see docs/mds.md); flags\n"
+             "                      after it override them\n", stderr);
   std::fputs(loom::rpc::kServerFlagsUsage, stderr);
 }
 
@@ -67,6 +80,7 @@ int main(int argc, char** argv) {
   mds::StartMode start_mode = mds::StartMode::kNormal;
   bool scrub = false, repair = false, new_secret = false;
   std::string recover_id;
+  std::string advertise;  // host clients are told for data servers without their own
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -76,13 +90,55 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--state-dir") mo.state_dir = next();
+    if (a == "--config") {
+      // The file's settings; flags after --config override them.
+      auto cfg = admin::ParseMdsConfig(next());
+      if (!cfg.ok()) {
+        std::fprintf(stderr, "loom-mds: %s\n", cfg.status().ToString().c_str());
+        return 2;
+      }
+      if (cfg->listen) ro.listen = *cfg->listen;
+      if (cfg->state_dir) mo.state_dir = *cfg->state_dir;
+      if (cfg->lease_seconds) mo.lease_seconds = *cfg->lease_seconds;
+      if (cfg->grace_seconds) grace = static_cast<int>(*cfg->grace_seconds);
+      if (cfg->advertise) advertise = *cfg->advertise;
+      if (cfg->pnfs) mo.pnfs = *cfg->pnfs;
+      if (cfg->mirrors) mo.mirrors = *cfg->mirrors;
+      if (cfg->stripes) mo.stripes = *cfg->stripes;
+      if (cfg->stripe_unit) mo.stripe_unit = *cfg->stripe_unit;
+      if (cfg->stats_file) stats_file = *cfg->stats_file;
+      if (cfg->exports) ro.exports_file = *cfg->exports;
+      for (const auto& d : cfg->data_servers) {
+        mds::DataServerConfig c;
+        c.id = static_cast<uint32_t>(servers.size() + 1);
+        auto resolved = admin::ResolveHostPort(d.address);
+        c.address = resolved.ok() && !resolved->empty() ? resolved->front() : d.address;
+        c.advertised_address = d.advertised;
+        for (const auto& [k, v] : d.labels) c.labels.push_back(k + "=" + v);
+        servers.push_back(c);
+      }
+    } else if (a == "--state-dir") mo.state_dir = next();
     else if (a == "--ds") {
       mds::DataServerConfig c;
       c.id = static_cast<uint32_t>(servers.size() + 1);
       c.address = next();
+      size_t at = c.address.find('@');
+      if (at != std::string::npos) {
+        c.advertised_address = c.address.substr(at + 1);
+        c.address.resize(at);
+      }
       servers.push_back(c);
-    } else if (a == "--listen") ro.listen = next();
+    } else if (a == "--advertise") advertise = next();
+    else if (a == "--pnfs") {
+      std::string v = next();
+      if (v != "on" && v != "off") {
+        std::fprintf(stderr, "loom-mds: --pnfs takes on or off\n");
+        return 2;
+      }
+      mo.pnfs = v == "on";
+    } else if (a == "--mirrors") mo.mirrors = static_cast<uint32_t>(std::atoi(next().c_str()));
+    else if (a == "--stripes") mo.stripes = static_cast<uint32_t>(std::atoi(next().c_str()));
+    else if (a == "--stripe-unit") mo.stripe_unit = std::strtoull(next().c_str(), nullptr, 0); else if (a == "--listen") ro.listen = next();
     else if (a == "--lease") mo.lease_seconds = static_cast<uint32_t>(std::atoi(next().c_str()));
     else if (a == "--grace") grace = std::atoi(next().c_str());
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
@@ -111,6 +167,16 @@ int main(int argc, char** argv) {
   if (mo.state_dir.empty() || servers.empty() || mo.lease_seconds < 1) {
     Usage();
     return 2;
+  }
+  if (mo.mirrors < 1 || mo.mirrors > 3 || mo.stripes < 1 || mo.stripes > 64 ||
+      mo.stripe_unit < 4096 || mo.stripe_unit % 4096 != 0) {
+    std::fprintf(stderr, "loom-mds: --mirrors is 1-3, --stripes 1-64, --stripe-unit a multiple of 4096\n");
+    return 2;
+  }
+  if (!advertise.empty()) {
+    for (auto& c : servers)
+      if (c.advertised_address.empty())
+        c.advertised_address = advertise + c.address.substr(c.address.rfind(':'));
   }
   mo.grace_seconds = grace < 0 ? mo.lease_seconds : static_cast<uint32_t>(grace);
   ro.conn.max_record = mo.max_io + 64 * 1024;
@@ -202,7 +268,13 @@ int main(int argc, char** argv) {
   mds::GcWorker gc(store->get(), {&mds.ns()}, pool->get(), mds::GcWorker::Options{});
   gc.Start();
   rpc::RpcServer server(ro);
+  mds.UseStats(&server.stats());
   server.Register(mds.Program());
+  // `loom admin` (src/admin): root from an address whose export rule keeps root.
+  admin::AdminCommands admin_cmds;
+  RegisterMdsAdminCommands(admin_cmds, mds, **pool, **store);
+  server.Register(admin::AdminProgram(admin_cmds));
+  mds.StartBackground();
   st = server.Start();
   if (!st.ok()) {
     std::fprintf(stderr, "loom-mds: %s\n", st.ToString().c_str());
@@ -229,6 +301,7 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+  mds.StopBackground();
   server.Stop();
   gc.Stop();
   LOG_INFO("loom-mds stopped");

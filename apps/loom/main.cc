@@ -1,15 +1,22 @@
 // loom: a small command-line client of loom-mds over NFSv4.1 (no kernel mount needed).
 //   loom [--mds HOST:PORT] ls PATH | stat PATH | mkdir PATH | put LOCAL PATH | get PATH LOCAL | rm PATH
-// Exit status: 0 success, 1 an NFS error (printed), 2 usage.
+//   loom [--mds HOST:PORT] admin [--server HOST[:PORT]] [--timeout SECONDS] ARGS...
+//   loom [--mds HOST:PORT] ds ... | policy ... | layout PATH | mv-data PATH --to ID[,ID] | fence PATH
+// Exit status: 0 success, 1 an NFS error (printed), 2 usage; admin commands exit with the
+// status the metadata server returned (13: permission denied), 1 when it cannot be reached.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "admin/admin_rpc.h"
 #include "nfs4/simple_client.h"
 #include "rpc/event_loop.h"
 #include "xdr/nfs4.h"
@@ -240,7 +247,69 @@ void Usage() {
   std::fprintf(stderr,
                "usage: loom [--mds HOST:PORT] COMMAND\n"
                "  ls PATH | stat PATH | mkdir PATH | rm PATH | put LOCAL PATH | get PATH LOCAL\n"
-               "  --mds defaults to $LOOM_MDS or 127.0.0.1:2049\n");
+               "  admin [--server HOST[:PORT]] [--timeout SECONDS] ARGS...   (\"admin help\" lists them)\n"
+               "  ds list | ds add HOST:PORT[@ADV] [--label k=v]... | ds drain|undrain|remove ID\n"
+               "  policy get PATH | policy set PATH [--mirrors N] [--stripes N] [--stripe-unit B]\n"
+               "  layout PATH | mv-data PATH --to ID[,ID...] | fence PATH\n"
+               "  --mds defaults to $LOOM_MDS or 127.0.0.1:2049; admin commands go to the same\n"
+               "  server (port 2049 when none is given) and need root there\n");
+}
+
+// Words that name an admin command: `loom ds list` is `loom admin ds list`.
+bool IsAdminAlias(const std::string& cmd) {
+  return cmd == "ds" || cmd == "policy" || cmd == "layout" || cmd == "mv-data" || cmd == "fence";
+}
+
+// HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address, as HOST:PORT (2049 by default).
+std::string WithPort(const std::string& s) {
+  if (!s.empty() && s[0] == '[') return s.find("]:") == std::string::npos ? s + ":2049" : s;
+  size_t colons = 0;
+  for (char c : s) colons += c == ':';
+  if (colons == 0) return s + ":2049";
+  if (colons > 1) return "[" + s + "]:2049";
+  return s;
+}
+
+// Sends argv to the metadata server's admin program and prints what it answers.
+int Admin(const std::string& default_server, std::vector<std::string> args) {
+  std::string server = default_server;
+  int timeout_s = 600;  // mv-data copies a whole file before it answers
+  while (!args.empty() && (args[0] == "--server" || args[0] == "--timeout")) {
+    if (args.size() < 2) {
+      Usage();
+      return 2;
+    }
+    if (args[0] == "--server") {
+      server = args[1];
+    } else {
+      char* end = nullptr;
+      long t = std::strtol(args[1].c_str(), &end, 10);
+      if (args[1].empty() || *end != '\0' || t < 1 || t > INT_MAX / 1000) {
+        std::fprintf(stderr, "loom: --timeout wants seconds, got '%s'\n", args[1].c_str());
+        return 2;
+      }
+      timeout_s = static_cast<int>(t);
+    }
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (!args.empty() && args[0] == "--") args.erase(args.begin());
+  char host[256] = "loom-cli";
+  gethostname(host, sizeof host - 1);
+  std::vector<gid_t> groups(static_cast<size_t>(std::max(0, getgroups(0, nullptr))));
+  int ng = groups.empty() ? 0 : getgroups(static_cast<int>(groups.size()), groups.data());
+  std::vector<uint32_t> gids(groups.begin(), groups.begin() + std::max(0, std::min(ng, 16)));
+  auto cred = loom::rpc::Cred::Sys(getuid(), getgid(), gids, host);
+  server = WithPort(server);
+  auto r = loom::admin::CallAdmin(server, args, cred, timeout_s * 1000);
+  if (!r.ok()) {
+    std::fprintf(stderr, "loom: admin %s: %s\n", server.c_str(), r.status().ToString().c_str());
+    return 1;
+  }
+  std::FILE* out = r->status == 0 ? stdout : stderr;
+  std::fwrite(r->output.data(), 1, r->output.size(), out);
+  if (!r->output.empty() && r->output.back() != '\n') std::fputc('\n', out);
+  std::fflush(out);
+  return r->status < 0 || r->status > 255 ? 1 : r->status;
 }
 
 }  // namespace
@@ -258,6 +327,11 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[i++];
   std::vector<std::string> args(argv + i, argv + argc);
+  if (cmd == "admin") return Admin(mds, std::move(args));
+  if (IsAdminAlias(cmd)) {
+    args.insert(args.begin(), cmd);
+    return Admin(mds, std::move(args));
+  }
   size_t need = (cmd == "put" || cmd == "get") ? 2 : 1;
   if (args.size() != need) {
     Usage();

@@ -1,9 +1,12 @@
-// Proxied I/O through the data servers, and the striping arithmetic. Every piece of I/O is
-// cut at stripe-unit boundaries (MapOffset) and at the servers' maximum transfer size, then
-// sent to the data file that holds it: READ to one mirror (failing over), WRITE to all.
+// Proxied I/O through the data servers, copies between layouts, and the striping arithmetic.
+// Every piece of I/O is cut at stripe-unit boundaries (MapOffset) and at the servers' maximum
+// transfer size, then sent to the data file that holds it: READ to one non-stale mirror
+// (failing over), WRITE to all non-stale ones.
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "common/log.h"
 #include "common/siphash.h"
@@ -26,6 +29,54 @@ Status CheckLayout(const meta::Layout& l) {
       return Status::Invalid("layout mirror does not have stripe_count data files");
   }
   return Status::Ok();
+}
+
+// The mirrors that are not stale, in layout order.
+std::vector<size_t> Current(const meta::Layout& l) {
+  std::vector<size_t> out;
+  for (size_t m = 0; m < l.mirrors.size(); m++)
+    if (!l.mirrors[m].stale) out.push_back(m);
+  return out;
+}
+
+Status NoCurrentMirror() {
+  return Status::FromErrno(EIO, "every mirror of the layout is stale: no copy of the file is current");
+}
+
+// A failure that makes a mirror stale rather than failing the call (when another succeeds):
+// the server is unreachable, not the data wrong.
+bool Degradable(const Status& s) {
+  return s.code() == Code::kUnavailable || s.code() == Code::kTimeout;
+}
+
+// How the per-mirror outcomes of one operation combine (see Write in data_servers.h): the
+// mirrors that failed degradably go to `failed` when the caller tolerates that and another
+// mirror succeeded; otherwise the first failure is the call's.
+Status Combine(const std::vector<size_t>& mirrors, const std::vector<Status>& st,
+               FailedMirrors* tolerate, FailedMirrors* failed) {
+  Status hard, soft;
+  size_t ok = 0;
+  for (size_t i = 0; i < st.size(); i++) {
+    if (st[i].ok()) {
+      ok++;
+    } else if (tolerate && Degradable(st[i])) {
+      if (soft.ok()) soft = st[i];
+    } else if (hard.ok()) {
+      hard = st[i];
+    }
+  }
+  if (!hard.ok()) return hard;
+  if (ok == 0 && !soft.ok()) return soft;
+  for (size_t i = 0; i < st.size(); i++)
+    if (!st[i].ok()) failed->push_back(static_cast<uint32_t>(mirrors[i]));
+  return Status::Ok();
+}
+
+void Report(FailedMirrors* out, FailedMirrors failed) {
+  if (!out) return;
+  out->insert(out->end(), failed.begin(), failed.end());
+  std::sort(out->begin(), out->end());
+  out->erase(std::unique(out->begin(), out->end()), out->end());
 }
 }  // namespace
 
@@ -85,9 +136,9 @@ uint32_t DataServerPool::MaxIo(uint32_t ds_id, bool write) {
 
 Result<ReadResult> DataServerPool::ReadFile(const meta::Layout& l, uint32_t stripe,
                                             uint64_t ds_offset, uint32_t count) {
-  // Mirrors whose server is not known to be down first, in layout order.
-  std::vector<size_t> order(l.mirrors.size());
-  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  // Non-stale mirrors whose server is not known to be down first, in layout order.
+  std::vector<size_t> order = Current(l);
+  if (order.empty()) return NoCurrentMirror();
   std::stable_partition(order.begin(), order.end(), [&](size_t m) {
     Server* s = Lookup(l.mirrors[m].files[stripe].ds_id);
     return s && Usable(*s);
@@ -118,6 +169,8 @@ Result<ReadResult> DataServerPool::ReadFile(const meta::Layout& l, uint32_t stri
 
 Result<ReadResult> DataServerPool::Read(const meta::Layout& l, uint64_t offset, uint32_t count) {
   LOOM_RETURN_IF_ERROR(CheckLayout(l));
+  const std::vector<size_t> current = Current(l);
+  if (current.empty()) return NoCurrentMirror();
   uint64_t end = offset + count;
   uint64_t size = 0;
   if (Striped(l)) {
@@ -133,7 +186,8 @@ Result<ReadResult> DataServerPool::Read(const meta::Layout& l, uint64_t offset, 
   do {
     StripePos p = MapOffset(l, pos);
     uint32_t n = static_cast<uint32_t>(
-        std::min({end - pos, p.unit_left, uint64_t{MaxIo(l.mirrors[0].files[p.stripe].ds_id, false)}}));
+        std::min({end - pos, p.unit_left,
+                  uint64_t{MaxIo(l.mirrors[current[0]].files[p.stripe].ds_id, false)}}));
     Result<ReadResult> r = ReadFile(l, p.stripe, p.ds_offset, n);
     if (!r.ok()) {
       if (parts.empty()) return r.status();
@@ -176,27 +230,31 @@ Result<ReadResult> DataServerPool::Read(const meta::Layout& l, uint64_t offset, 
 // --- WRITE, COMMIT ---
 
 Result<WriteResult> DataServerPool::Write(const meta::Layout& l, uint64_t offset,
-                                          const Bytes& data, stable_how stable) {
+                                          const Bytes& data, stable_how stable,
+                                          FailedMirrors* failed_mirrors) {
   LOOM_RETURN_IF_ERROR(CheckLayout(l));
   if (data.is_file()) return Status::Invalid("Write needs the bytes in memory");
+  std::vector<size_t> active = Current(l);  // mirrors still written
+  if (active.empty()) return NoCurrentMirror();
   const size_t nm = l.mirrors.size(), ns = l.mirrors[0].files.size();
   // Verifiers in layout order; untouched data files contribute their server's last one.
   std::vector<Verifier> verf(nm * ns);
   std::vector<bool> touched(nm * ns, false);
+  FailedMirrors failed;
   WriteResult out;
   uint64_t done = 0;
   while (done < data.size) {
     StripePos p = MapOffset(l, offset + done);
     uint64_t n = std::min<uint64_t>(data.size - done, p.unit_left);
-    for (size_t m = 0; m < nm; m++) n = std::min<uint64_t>(n, MaxIo(l.mirrors[m].files[p.stripe].ds_id, true));
+    for (size_t m : active) n = std::min<uint64_t>(n, MaxIo(l.mirrors[m].files[p.stripe].ds_id, true));
     Bytes piece = Bytes::View(data.data + done, n, data.owner);
-    std::vector<Status> st(nm);
-    std::vector<WRITE3res> res(nm);
-    ForEach(nm, [&](size_t m) {
-      const meta::DataFile& f = l.mirrors[m].files[p.stripe];
+    std::vector<Status> st(active.size());
+    std::vector<WRITE3res> res(active.size());
+    ForEach(active.size(), [&](size_t i) {
+      const meta::DataFile& f = l.mirrors[active[i]].files[p.stripe];
       auto known = Known(f.ds_id);
       if (!known.ok()) {
-        st[m] = known.status();
+        st[i] = known.status();
         return;
       }
       Server* s = *known;
@@ -206,24 +264,29 @@ Result<WriteResult> DataServerPool::Write(const meta::Layout& l, uint64_t offset
       a.count = static_cast<uint32_t>(n);
       a.stable = stable;
       a.data = piece;
-      st[m] = Call(*s, NFSPROC3_WRITE, a, &res[m]);
-      if (st[m].ok()) st[m] = FromNfs3(res[m].status, f.ds_id, "WRITE");
-      if (st[m].ok()) NoteVerifier(*s, res[m].resok.verf);
+      st[i] = Call(*s, NFSPROC3_WRITE, a, &res[i]);
+      if (st[i].ok()) st[i] = FromNfs3(res[i].status, f.ds_id, "WRITE");
+      if (st[i].ok()) NoteVerifier(*s, res[i].resok.verf);
     });
-    for (const Status& s : st) {
-      if (s.ok()) continue;
-      if (done == 0) return s;
-      n = 0;  // a later piece failed: report the bytes written so far
-      break;
+    FailedMirrors now;
+    Status cs = Combine(active, st, failed_mirrors, &now);
+    if (!cs.ok()) {
+      if (done == 0) return cs;
+      break;  // a later piece failed: report the bytes written so far
     }
-    if (n == 0) break;
+    failed.insert(failed.end(), now.begin(), now.end());
+    std::vector<size_t> still;
     uint64_t wrote = n;
-    for (size_t m = 0; m < nm; m++) {
-      wrote = std::min<uint64_t>(wrote, res[m].resok.count);
-      out.committed = std::min(out.committed, res[m].resok.committed);
-      verf[m * ns + p.stripe] = res[m].resok.verf;
+    for (size_t i = 0; i < active.size(); i++) {
+      if (!st[i].ok()) continue;  // left out from here on (it missed this piece)
+      const size_t m = active[i];
+      still.push_back(m);
+      wrote = std::min<uint64_t>(wrote, res[i].resok.count);
+      out.committed = std::min(out.committed, res[i].resok.committed);
+      verf[m * ns + p.stripe] = res[i].resok.verf;
       touched[m * ns + p.stripe] = true;
     }
+    active = std::move(still);
     done += wrote;
     if (wrote < n) break;  // short write: the caller resends the rest
   }
@@ -232,84 +295,104 @@ Result<WriteResult> DataServerPool::Write(const meta::Layout& l, uint64_t offset
       if (!touched[m * ns + s]) verf[m * ns + s] = KnownVerifier(l.mirrors[m].files[s].ds_id);
   out.count = static_cast<uint32_t>(done);
   out.verifier = CombineVerifiers(verf);
+  Report(failed_mirrors, std::move(failed));
   return out;
 }
 
-Result<CommitResult> DataServerPool::Commit(const meta::Layout& l) {
+Result<CommitResult> DataServerPool::Commit(const meta::Layout& l, FailedMirrors* failed_mirrors) {
   LOOM_RETURN_IF_ERROR(CheckLayout(l));
+  const std::vector<size_t> current = Current(l);
+  if (current.empty()) return NoCurrentMirror();
   const size_t nm = l.mirrors.size(), ns = l.mirrors[0].files.size();
   std::vector<Verifier> verf(nm * ns);
-  std::vector<Status> st(nm * ns);
-  ForEach(nm * ns, [&](size_t k) {
+  for (size_t k = 0; k < nm * ns; k++) verf[k] = KnownVerifier(l.mirrors[k / ns].files[k % ns].ds_id);
+  std::vector<Status> st(current.size() * ns);
+  ForEach(st.size(), [&](size_t j) {
+    const size_t k = current[j / ns] * ns + j % ns;
     const meta::DataFile& f = l.mirrors[k / ns].files[k % ns];
     auto known = Known(f.ds_id);
     if (!known.ok()) {
-      st[k] = known.status();
+      st[j] = known.status();
       return;
     }
     Server* s = *known;
     COMMIT3args a;
     a.file = Fh(f.fh);  // offset 0, count 0: the whole file
     COMMIT3res r;
-    st[k] = Call(*s, NFSPROC3_COMMIT, a, &r);
-    if (st[k].ok()) st[k] = FromNfs3(r.status, f.ds_id, "COMMIT");
-    if (st[k].ok()) {
+    st[j] = Call(*s, NFSPROC3_COMMIT, a, &r);
+    if (st[j].ok()) st[j] = FromNfs3(r.status, f.ds_id, "COMMIT");
+    if (st[j].ok()) {
       verf[k] = r.resok.verf;
       NoteVerifier(*s, r.resok.verf);
     }
   });
-  for (const Status& s : st) LOOM_RETURN_IF_ERROR(s);
+  // Per mirror: its first failure.
+  std::vector<Status> per(current.size());
+  for (size_t j = 0; j < st.size(); j++)
+    if (per[j / ns].ok() && !st[j].ok()) per[j / ns] = st[j];
+  FailedMirrors failed;
+  LOOM_RETURN_IF_ERROR(Combine(current, per, failed_mirrors, &failed));
   CommitResult out;
   out.verifier = CombineVerifiers(verf);
   for (size_t m = 0; m < nm; m++)
     out.mirror_verifiers.push_back(CombineVerifiers(
         std::vector<Verifier>(verf.begin() + m * ns, verf.begin() + (m + 1) * ns)));
+  Report(failed_mirrors, std::move(failed));
   return out;
 }
 
 // --- Sizes ---
 
 Status DataServerPool::SetAttrAll(const meta::Layout& l,
-                                  const std::function<sattr3(uint32_t stripe)>& attrs) {
+                                  const std::function<sattr3(uint32_t stripe)>& attrs,
+                                  FailedMirrors* failed_mirrors) {
   LOOM_RETURN_IF_ERROR(CheckLayout(l));
-  const size_t nm = l.mirrors.size(), ns = l.mirrors[0].files.size();
-  std::vector<Status> st(nm * ns);
-  ForEach(nm * ns, [&](size_t k) {
-    const meta::DataFile& f = l.mirrors[k / ns].files[k % ns];
+  const std::vector<size_t> current = Current(l);
+  if (current.empty()) return NoCurrentMirror();
+  const size_t ns = l.mirrors[0].files.size();
+  std::vector<Status> st(current.size() * ns);
+  ForEach(st.size(), [&](size_t j) {
+    const uint32_t stripe = static_cast<uint32_t>(j % ns);
+    const meta::DataFile& f = l.mirrors[current[j / ns]].files[stripe];
     auto known = Known(f.ds_id);
     if (!known.ok()) {
-      st[k] = known.status();
+      st[j] = known.status();
       return;
     }
     Server* s = *known;
     SETATTR3args a;
     a.object = Fh(f.fh);
-    a.new_attributes = attrs(static_cast<uint32_t>(k % ns));
+    a.new_attributes = attrs(stripe);
     SETATTR3res r;
-    st[k] = Call(*s, NFSPROC3_SETATTR, a, &r);
-    if (st[k].ok()) st[k] = FromNfs3(r.status, f.ds_id, "SETATTR");
+    st[j] = Call(*s, NFSPROC3_SETATTR, a, &r);
+    if (st[j].ok()) st[j] = FromNfs3(r.status, f.ds_id, "SETATTR");
   });
-  for (const Status& s : st) LOOM_RETURN_IF_ERROR(s);
+  std::vector<Status> per(current.size());
+  for (size_t j = 0; j < st.size(); j++)
+    if (per[j / ns].ok() && !st[j].ok()) per[j / ns] = st[j];
+  FailedMirrors failed;
+  LOOM_RETURN_IF_ERROR(Combine(current, per, failed_mirrors, &failed));
+  Report(failed_mirrors, std::move(failed));
   return Status::Ok();
 }
 
-Status DataServerPool::Truncate(const meta::Layout& l, uint64_t size) {
+Status DataServerPool::Truncate(const meta::Layout& l, uint64_t size, FailedMirrors* failed_mirrors) {
   return SetAttrAll(l, [&](uint32_t stripe) {
     sattr3 sa;
     sa.size = {true, StripeFileSize(l, stripe, size)};
     return sa;
-  });
+  }, failed_mirrors);
 }
 
 Status DataServerPool::SetOwner(const meta::Layout& l, uint32_t uid, uint32_t gid,
-                                uint32_t mode) {
+                                uint32_t mode, FailedMirrors* failed_mirrors) {
   return SetAttrAll(l, [&](uint32_t) {
     sattr3 sa;
     sa.uid = {true, uid};
     sa.gid = {true, gid};
     sa.mode = {true, mode & 07777};
     return sa;
-  });
+  }, failed_mirrors);
 }
 
 Result<uint64_t> DataServerPool::GetSize(const meta::Layout& l) {
@@ -317,8 +400,8 @@ Result<uint64_t> DataServerPool::GetSize(const meta::Layout& l) {
   const size_t ns = l.mirrors[0].files.size();
   uint64_t size = 0;
   for (size_t stripe = 0; stripe < ns; stripe++) {
-    std::vector<size_t> order(l.mirrors.size());
-    for (size_t i = 0; i < order.size(); i++) order[i] = i;
+    std::vector<size_t> order = Current(l);
+    if (order.empty()) return NoCurrentMirror();
     std::stable_partition(order.begin(), order.end(), [&](size_t m) {
       Server* s = Lookup(l.mirrors[m].files[stripe].ds_id);
       return s && Usable(*s);
@@ -349,6 +432,164 @@ Result<uint64_t> DataServerPool::GetSize(const meta::Layout& l) {
     if (!got) return first;
   }
   return size;
+}
+
+// --- Copies ---
+
+Status DataServerPool::CopyRange(const meta::Layout& from, const meta::Layout& to,
+                                 uint64_t offset, uint64_t length, uint64_t file_size) {
+  LOOM_RETURN_IF_ERROR(CheckLayout(from));
+  LOOM_RETURN_IF_ERROR(CheckLayout(to));
+  const uint64_t end = offset >= file_size ? offset : offset + std::min(length, file_size - offset);
+  std::vector<size_t> all(to.mirrors.size());
+  for (size_t m = 0; m < all.size(); m++) all[m] = m;
+  return CopyInto(from, to, all, offset, end, file_size);
+}
+
+Status DataServerPool::ResyncMirror(const meta::Layout& l, size_t stale_mirror, uint64_t file_size) {
+  LOOM_RETURN_IF_ERROR(CheckLayout(l));
+  if (stale_mirror >= l.mirrors.size())
+    return Status::Invalid("mirror " + std::to_string(stale_mirror) + " of a layout of " +
+                           std::to_string(l.mirrors.size()));
+  meta::Layout from = l;  // read from the others only
+  from.mirrors[stale_mirror].stale = true;
+  const std::vector<size_t> good = Current(from);
+  if (good.empty())
+    return Status::FromErrno(EIO, "mirror " + std::to_string(stale_mirror) +
+                                      ": no other mirror is current to resync it from");
+  // Owner, group and mode as the good mirror's (a fence may have changed them while this
+  // mirror was left out), before any byte goes there.
+  const size_t ns = l.mirrors[0].files.size();
+  for (size_t stripe = 0; stripe < ns; stripe++) {
+    Status first;
+    bool got = false;
+    fattr3 attr;
+    for (size_t m : good) {
+      const meta::DataFile& f = l.mirrors[m].files[stripe];
+      auto known = Known(f.ds_id);
+      Status st = known.status();
+      GETATTR3res r;
+      if (known.ok()) {
+        GETATTR3args a;
+        a.object = Fh(f.fh);
+        st = Call(**known, NFSPROC3_GETATTR, a, &r);
+        if (st.ok()) st = FromNfs3(r.status, f.ds_id, "GETATTR");
+      }
+      if (st.ok()) {
+        attr = r.resok.obj_attributes;
+        got = true;
+        break;
+      }
+      if (first.ok()) first = st;
+    }
+    if (!got) return first;
+    const meta::DataFile& t = l.mirrors[stale_mirror].files[stripe];
+    auto known = Known(t.ds_id);
+    if (!known.ok()) return known.status();
+    SETATTR3args a;
+    a.object = Fh(t.fh);
+    a.new_attributes.uid = {true, attr.uid};
+    a.new_attributes.gid = {true, attr.gid};
+    a.new_attributes.mode = {true, attr.mode & 07777};
+    SETATTR3res r;
+    LOOM_RETURN_IF_ERROR(Call(**known, NFSPROC3_SETATTR, a, &r));
+    LOOM_RETURN_IF_ERROR(FromNfs3(r.status, t.ds_id, "SETATTR"));
+  }
+  return CopyInto(from, l, {stale_mirror}, 0, file_size, file_size);
+}
+
+Status DataServerPool::CopyInto(const meta::Layout& from, const meta::Layout& to,
+                                const std::vector<size_t>& to_mirrors, uint64_t offset,
+                                uint64_t end, uint64_t file_size) {
+  const std::vector<size_t> src = Current(from);
+  if (src.empty()) return NoCurrentMirror();
+  const size_t ns = to.mirrors[0].files.size();
+  // The write verifier each target data file reported first (slot: index in to_mirrors * ns
+  // + stripe), to tell a server that restarted (and lost UNSTABLE bytes) before the COMMIT.
+  std::vector<std::optional<Verifier>> wverf(to_mirrors.size() * ns);
+  auto restarted = [&](uint32_t ds_id) {
+    return Status::Unavailable("data server " + std::to_string(ds_id) +
+                               " restarted during the copy (its write verifier changed): copy again");
+  };
+  uint64_t pos = offset;
+  while (pos < end) {
+    const StripePos fp = MapOffset(from, pos), tp = MapOffset(to, pos);
+    uint64_t n = std::min({end - pos, fp.unit_left, tp.unit_left});
+    for (size_t m : src) n = std::min<uint64_t>(n, MaxIo(from.mirrors[m].files[fp.stripe].ds_id, false));
+    for (size_t m : to_mirrors) n = std::min<uint64_t>(n, MaxIo(to.mirrors[m].files[tp.stripe].ds_id, true));
+    Result<ReadResult> r = ReadFile(from, fp.stripe, fp.ds_offset, static_cast<uint32_t>(n));
+    if (!r.ok()) return r.status();
+    Bytes data = std::move(r->data);
+    if (data.size < n) {  // a hole, or the end of a data file that is short: zeros
+      auto buf = Buffer::Allocate(n);
+      if (data.size) std::memcpy(buf->data(), data.data, data.size);
+      std::memset(buf->data() + data.size, 0, n - data.size);
+      data = Bytes::View(buf->data(), n, buf);
+    }
+    std::vector<Status> st(to_mirrors.size());
+    ForEach(to_mirrors.size(), [&](size_t i) {
+      const meta::DataFile& f = to.mirrors[to_mirrors[i]].files[tp.stripe];
+      auto known = Known(f.ds_id);
+      if (!known.ok()) {
+        st[i] = known.status();
+        return;
+      }
+      Server* s = *known;
+      std::optional<Verifier>& seen = wverf[i * ns + tp.stripe];
+      for (uint64_t at = 0; at < n;) {  // a short WRITE: send the rest
+        WRITE3args a;
+        a.file = Fh(f.fh);
+        a.offset = tp.ds_offset + at;
+        a.count = static_cast<uint32_t>(n - at);
+        a.stable = UNSTABLE;
+        a.data = Bytes::View(data.data + at, n - at, data.owner);
+        WRITE3res w;
+        st[i] = Call(*s, NFSPROC3_WRITE, a, &w);
+        if (st[i].ok()) st[i] = FromNfs3(w.status, f.ds_id, "WRITE");
+        if (st[i].ok() && w.resok.count == 0)
+          st[i] = Status::Io("data server " + std::to_string(f.ds_id) + " wrote nothing");
+        if (!st[i].ok()) return;
+        NoteVerifier(*s, w.resok.verf);
+        if (!seen) seen = w.resok.verf;
+        if (*seen != w.resok.verf) {
+          st[i] = restarted(f.ds_id);
+          return;
+        }
+        at += w.resok.count;
+      }
+    });
+    for (const Status& e : st) LOOM_RETURN_IF_ERROR(e);
+    pos += n;
+  }
+  // Sizes (a file that ends in a hole, or was shorter before), then the bytes to disk.
+  std::vector<Status> st(to_mirrors.size() * ns);
+  ForEach(st.size(), [&](size_t j) {
+    const uint32_t stripe = static_cast<uint32_t>(j % ns);
+    const meta::DataFile& f = to.mirrors[to_mirrors[j / ns]].files[stripe];
+    auto known = Known(f.ds_id);
+    if (!known.ok()) {
+      st[j] = known.status();
+      return;
+    }
+    Server* s = *known;
+    SETATTR3args a;
+    a.object = Fh(f.fh);
+    a.new_attributes.size = {true, StripeFileSize(to, stripe, file_size)};
+    SETATTR3res sr;
+    st[j] = Call(*s, NFSPROC3_SETATTR, a, &sr);
+    if (st[j].ok()) st[j] = FromNfs3(sr.status, f.ds_id, "SETATTR");
+    if (!st[j].ok()) return;
+    COMMIT3args c;
+    c.file = Fh(f.fh);
+    COMMIT3res cr;
+    st[j] = Call(*s, NFSPROC3_COMMIT, c, &cr);
+    if (st[j].ok()) st[j] = FromNfs3(cr.status, f.ds_id, "COMMIT");
+    if (!st[j].ok()) return;
+    NoteVerifier(*s, cr.resok.verf);
+    if (wverf[j] && *wverf[j] != cr.resok.verf) st[j] = restarted(f.ds_id);
+  });
+  for (const Status& e : st) LOOM_RETURN_IF_ERROR(e);
+  return Status::Ok();
 }
 
 }  // namespace loom::mds

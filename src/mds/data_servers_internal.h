@@ -1,4 +1,4 @@
-// Private to data_servers.cc and data_io.cc: one data server's connection state and the call
+// Private to data_servers.cc, data_io.cc and ds_files.cc: one data server's connection state and the call
 // driver (reconnect once, JUKEBOX backoff) both files use.
 #pragma once
 
@@ -16,7 +16,7 @@
 namespace loom::mds {
 
 struct DataServerPool::Server {
-  explicit Server(DataServerConfig c) : cfg(std::move(c)) {}
+  explicit Server(DataServerConfig c) : cfg(std::move(c)), draining(cfg.draining) {}
   const DataServerConfig cfg;
 
   std::mutex connect_mu;  // one connect (TCP + MNT + FSINFO) at a time; held while blocking
@@ -31,6 +31,9 @@ struct DataServerPool::Server {
   int64_t since_ms = 0;                         // health changed
   int64_t failed_ms = 0;                        // last failure (for down_retry_ms)
   std::string last_error;
+  bool draining = false;
+  bool space_known = false;                     // FSSTAT answered at least once
+  uint64_t capacity = 0, free = 0;              // FSSTAT tbytes, abytes
 };
 
 template <typename Args, typename Res>

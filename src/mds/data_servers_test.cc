@@ -97,6 +97,21 @@ std::string FileContents(const std::string& path) {
 
 constexpr meta::FsId kFs = 7;
 
+Placement Place(uint32_t mirrors, uint32_t stripes, uint64_t stripe_unit) {
+  Placement p;
+  p.mirrors = mirrors;
+  p.stripes = stripes;
+  p.stripe_unit = stripe_unit;
+  return p;
+}
+
+DataServerConfig Config(uint32_t id, std::string address) {
+  DataServerConfig c;
+  c.id = id;
+  c.address = std::move(address);
+  return c;
+}
+
 class DataServersTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -111,7 +126,7 @@ class DataServersTest : public ::testing::Test {
   void MakePool(DataServerPool::Options opts = {}) {
     std::vector<DataServerConfig> cfg;
     for (size_t i = 0; i < ds_.size(); i++)
-      cfg.push_back(DataServerConfig{Id(i), ds_[i]->address(), "", "/"});
+      cfg.push_back(Config(Id(i), ds_[i]->address()));
     pool_.reset();
     auto p = DataServerPool::Create(cfg, opts);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -183,9 +198,12 @@ TEST(StripingTest, VerifiersAndErrors) {
 
 TEST(PoolConfigTest, RejectsBadConfig) {
   EXPECT_FALSE(DataServerPool::Create({}, {}).ok());
-  EXPECT_FALSE(DataServerPool::Create({{1, "127.0.0.1:1", "", "/"}, {1, "127.0.0.1:2", "", "/"}}, {}).ok());
-  EXPECT_FALSE(DataServerPool::Create({{1, "", "", "/"}}, {}).ok());
-  auto p = DataServerPool::Create({{5, "127.0.0.1:1", "", "/"}}, {});
+  EXPECT_FALSE(DataServerPool::Create({Config(1, "127.0.0.1:1"), Config(1, "127.0.0.1:2")}, {}).ok());
+  EXPECT_FALSE(DataServerPool::Create({Config(1, "")}, {}).ok());
+  DataServerConfig unlabelled = Config(1, "127.0.0.1:1");
+  unlabelled.labels = {"tier"};  // not key=value
+  EXPECT_FALSE(DataServerPool::Create({unlabelled}, {}).ok());
+  auto p = DataServerPool::Create({Config(5, "127.0.0.1:1")}, {});
   ASSERT_OK(p);
   EXPECT_EQ((*p)->Find(5)->advertised_address, "127.0.0.1:1");
   EXPECT_EQ((*p)->Find(6), nullptr);
@@ -254,7 +272,7 @@ TEST_F(DataServersTest, CreateReusesOnlyWhatItsIntentVouchesFor) {
   ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());
   // An earlier attempt of this store recorded its intent everywhere, then died after CREATE.
   for (size_t i = 0; i < ds_.size(); i++) {
-    ASSERT_OK(journal.Intend(kFs, 99, Id(i)));
+    ASSERT_OK(journal.Intend(kFs, 99, Id(i), 0));
     std::ofstream(ds_[i]->Path(kFs, 99)) << "half made";
   }
   auto l = pool_->CreateDataFile(kFs, 99);
@@ -321,9 +339,9 @@ TEST_F(DataServersTest, ResolveIntentsRemovesLeftovers) {
   ASSERT_TRUE(fsys::exists(lost_path));
   // A placement that gave up on one server (its intent stays) and used another.
   const meta::Ino moved = create("moved");
-  ASSERT_OK(journal.Intend(kFs, moved, Id(0)));
+  ASSERT_OK(journal.Intend(kFs, moved, Id(0), 0));
   std::ofstream(Ds(Id(0)).Path(kFs, moved)) << "";
-  auto ml = pool_->CreateDataFile(kFs, moved, Placement{1, 1, 0});
+  auto ml = pool_->CreateDataFile(kFs, moved, Place(1, 1, 0));
   ASSERT_OK(ml);
   if (ml->mirrors[0].files[0].ds_id == Id(0)) GTEST_SKIP() << "placement chose the same server";
   ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, moved, *ml); }).ok());
@@ -414,7 +432,7 @@ TEST_F(DataServersTest, ScrubReportsAndRepairs) {
 
 TEST_F(DataServersTest, MirrorsOnDistinctServers) {
   for (meta::Ino ino = 20; ino < 26; ino++) {
-    auto l = pool_->CreateDataFile(kFs, ino, Placement{2, 1, 0});
+    auto l = pool_->CreateDataFile(kFs, ino, Place(2, 1, 0));
     ASSERT_OK(l);
     ASSERT_EQ(l->mirrors.size(), 2u);
     uint32_t a = l->mirrors[0].files[0].ds_id, b = l->mirrors[1].files[0].ds_id;
@@ -422,19 +440,19 @@ TEST_F(DataServersTest, MirrorsOnDistinctServers) {
     EXPECT_TRUE(fsys::exists(Ds(a).Path(kFs, ino)));
     EXPECT_TRUE(fsys::exists(Ds(b).Path(kFs, ino)));
   }
-  auto all = pool_->CreateDataFile(kFs, 30, Placement{3, 1, 0});
+  auto all = pool_->CreateDataFile(kFs, 30, Place(3, 1, 0));
   ASSERT_OK(all);
   std::set<uint32_t> ids;
   for (const auto& m : all->mirrors) ids.insert(m.files[0].ds_id);
   EXPECT_EQ(ids.size(), 3u);
   // More copies than servers is refused rather than doubled up.
-  auto four = pool_->CreateDataFile(kFs, 31, Placement{4, 1, 0});
+  auto four = pool_->CreateDataFile(kFs, 31, Place(4, 1, 0));
   EXPECT_FALSE(four.ok());
   EXPECT_EQ(four.status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(DataServersTest, WriteCommitReadRoundTrip) {
-  auto l = pool_->CreateDataFile(kFs, 40, Placement{2, 1, 0});
+  auto l = pool_->CreateDataFile(kFs, 40, Place(2, 1, 0));
   ASSERT_OK(l);
   // 2.5 MiB at an odd offset: three WRITEs per mirror (max_io 1 MiB).
   const uint64_t off = 4097;
@@ -480,7 +498,7 @@ TEST_F(DataServersTest, WriteCommitReadRoundTrip) {
 }
 
 TEST_F(DataServersTest, StripedRoundTrip) {
-  auto l = pool_->CreateDataFile(kFs, 45, Placement{1, 3, 4096});
+  auto l = pool_->CreateDataFile(kFs, 45, Place(1, 3, 4096));
   ASSERT_OK(l);
   EXPECT_EQ(l->stripe_count, 3u);
   EXPECT_EQ(l->stripe_unit, 4096u);
@@ -513,7 +531,7 @@ TEST_F(DataServersTest, StripedRoundTrip) {
 }
 
 TEST_F(DataServersTest, ReadFailsOverWhenAMirrorIsDown) {
-  auto l = pool_->CreateDataFile(kFs, 50, Placement{2, 1, 0});
+  auto l = pool_->CreateDataFile(kFs, 50, Place(2, 1, 0));
   ASSERT_OK(l);
   std::string data = RandomBytes(100000, 3);
   ASSERT_OK(pool_->Write(*l, 0, Bytes::Copy(data), FILE_SYNC));
@@ -534,9 +552,9 @@ TEST_F(DataServersTest, ReadFailsOverWhenAMirrorIsDown) {
     ASSERT_OK(n);
     EXPECT_NE(n->mirrors[0].files[0].ds_id, first);
   }
-  auto both = pool_->CreateDataFile(kFs, 56, Placement{2, 1, 0});
+  auto both = pool_->CreateDataFile(kFs, 56, Place(2, 1, 0));
   ASSERT_OK(both);
-  auto three = pool_->CreateDataFile(kFs, 57, Placement{3, 1, 0});
+  auto three = pool_->CreateDataFile(kFs, 57, Place(3, 1, 0));
   EXPECT_EQ(three.status().code(), Code::kUnavailable);
   auto servers = pool_->Servers();
   ASSERT_EQ(servers.size(), 3u);
@@ -545,7 +563,7 @@ TEST_F(DataServersTest, ReadFailsOverWhenAMirrorIsDown) {
 }
 
 TEST_F(DataServersTest, Truncate) {
-  auto l = pool_->CreateDataFile(kFs, 60, Placement{2, 1, 0});
+  auto l = pool_->CreateDataFile(kFs, 60, Place(2, 1, 0));
   ASSERT_OK(l);
   std::string data = RandomBytes(10000, 4);
   ASSERT_OK(pool_->Write(*l, 0, Bytes::Copy(data), FILE_SYNC));
@@ -566,7 +584,7 @@ TEST_F(DataServersTest, Truncate) {
 }
 
 TEST_F(DataServersTest, RemoveDataFiles) {
-  auto l = pool_->CreateDataFile(kFs, 70, Placement{2, 1, 0});
+  auto l = pool_->CreateDataFile(kFs, 70, Place(2, 1, 0));
   ASSERT_OK(l);
   ASSERT_TRUE(pool_->RemoveDataFiles(kFs, 70, *l).ok());
   for (const auto& m : l->mirrors) EXPECT_FALSE(fsys::exists(Ds(m.files[0].ds_id).Path(kFs, 70)));
@@ -601,7 +619,7 @@ TEST_F(DataServersTest, GcWorkerRemovesQueuedFiles) {
     EXPECT_TRUE(r.ok());
     // The layout needs the ino; store it afterwards (a real MDS allocates first).
     ino = r->inode.ino;
-    auto l = pool_->CreateDataFile(kFs, ino, Placement{mirrors, 1, 0});
+    auto l = pool_->CreateDataFile(kFs, ino, Place(mirrors, 1, 0));
     EXPECT_TRUE(l.ok());
     layout = *l;
     EXPECT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, ino, layout); }).ok());
@@ -669,7 +687,7 @@ TEST_F(DataServersTest, GcAdvancesPastItemsThatKeepFailing) {
   ASSERT_OK(l);
   ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) -> Status {
     for (meta::Ino ino = 1; ino <= 3; ino++) {
-      meta::GcItem g{ino, meta::DataFile{999, "fh" + std::to_string(ino), 0, 0}, {}};
+      meta::GcItem g{ino, meta::DataFile{999, "fh" + std::to_string(ino), 0, 0, 0}, {}};
       LOOM_RETURN_IF_ERROR(t.Put(meta::keys::Gc(kFs, ino, 999, g.file.fh), meta::Encode(g)));
     }
     meta::GcItem g{50, l->mirrors[0].files[0], {}};
@@ -734,12 +752,12 @@ TEST_F(DataServersTest, PlacementSkipsAServerThatIsDownBeforeFirstContact) {
     EXPECT_NE(l->mirrors[0].files[0].ds_id, Id(1));
   }
   EXPECT_EQ(pool_->HealthOf(Id(1)), Health::kDown);
-  auto two = pool_->CreateDataFile(kFs, 96, Placement{2, 1, 0});
+  auto two = pool_->CreateDataFile(kFs, 96, Place(2, 1, 0));
   ASSERT_OK(two);
 }
 
 TEST_F(DataServersTest, SetOwner) {
-  auto l = pool_->CreateDataFile(kFs, 97, Placement{2, 1, 0});
+  auto l = pool_->CreateDataFile(kFs, 97, Place(2, 1, 0));
   ASSERT_OK(l);
   ASSERT_TRUE(pool_->SetOwner(*l, 1234, 5678, 0640).ok());
   for (const auto& m : l->mirrors) {

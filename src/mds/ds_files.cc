@@ -187,23 +187,25 @@ Status DataServerPool::MoveToLostFound(uint32_t id, const std::string& tree,
                                    kLostFound + " for " + tree + "-" + name);
 }
 
-Status DataServerPool::RenameDataFile(uint32_t id, meta::FsId fsid, meta::Ino from, meta::Ino to) {
+Status DataServerPool::RenameDataFile(uint32_t id, meta::FsId fsid, meta::Ino from, meta::Ino to,
+                                      uint32_t from_gen) {
   auto known = Known(id);
   if (!known.ok()) return known.status();
   Server& s = **known;
   Result<std::string> dir = FsDir(s, fsid, false);
   if (!dir.ok()) return dir.status();
+  const std::string from_name = DataFileName(from, from_gen), to_name = DataFileName(to);
   // RENAME replaces an existing target: never let it (nothing is destroyed to adopt a file).
-  auto target = LookupIn(s, *dir, DataFileName(to));
+  auto target = LookupIn(s, *dir, to_name);
   if (!target.ok()) return target.status();
   if (*target)
-    return Status(Code::kExists, "data server " + std::to_string(id) + ": " + DataFileName(to) +
-                                     " exists; not renaming " + DataFileName(from) + " over it");
+    return Status(Code::kExists, "data server " + std::to_string(id) + ": " + to_name +
+                                     " exists; not renaming " + from_name + " over it");
   RENAME3args a;
   a.from.dir = Fh(*dir);
-  a.from.name = DataFileName(from);
+  a.from.name = from_name;
   a.to.dir = Fh(*dir);
-  a.to.name = DataFileName(to);
+  a.to.name = to_name;
   RENAME3res r;
   LOOM_RETURN_IF_ERROR(Call(s, NFSPROC3_RENAME, a, &r));
   return FromNfs3(r.status, s.cfg.id, "RENAME");
@@ -222,7 +224,8 @@ Result<bool> DataServerPool::DataFileExists(const meta::DataFile& f) {
   return FromNfs3(r.status, f.ds_id, "GETATTR");
 }
 
-Status DataServerPool::RemoveDataFileByName(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) {
+Status DataServerPool::RemoveDataFileByName(meta::FsId fsid, meta::Ino ino, uint32_t ds_id,
+                                            uint32_t name_gen) {
   auto known = Known(ds_id);
   if (!known.ok()) return known.status();
   Server& s = **known;
@@ -230,7 +233,7 @@ Status DataServerPool::RemoveDataFileByName(meta::FsId fsid, meta::Ino ino, uint
   if (!dir.ok()) return dir.status().code() == Code::kNotFound ? Status::Ok() : dir.status();
   REMOVE3args ra;
   ra.object.dir = Fh(*dir);
-  ra.object.name = DataFileName(ino);
+  ra.object.name = DataFileName(ino, name_gen);
   REMOVE3res rr;
   LOOM_RETURN_IF_ERROR(Call(s, NFSPROC3_REMOVE, ra, &rr));
   if (rr.status == NFS3_OK || rr.status == NFS3ERR_NOENT) return Status::Ok();

@@ -31,7 +31,8 @@ bool Unreachable(const Status& s) {
   return s.code() == Code::kUnavailable || s.code() == Code::kTimeout;
 }
 
-Probe ProbeServer(DataServerPool& pool, const DataServerConfig& c) {
+// `create_id`: write loom/ds-id when there is none (else p.uuid stays empty).
+Probe ProbeServer(DataServerPool& pool, const DataServerConfig& c, bool create_id = true) {
   Probe p;
   const std::vector<std::string> id_path = {"loom", kDsIdFile};
   auto cur = pool.ReadControlFile(c.id, id_path);
@@ -42,6 +43,8 @@ Probe ProbeServer(DataServerPool& pool, const DataServerConfig& c) {
   std::string text;
   if (*cur) {
     text = **cur;
+  } else if (!create_id) {
+    return p;
   } else {
     text = UuidHex(NewUuid());
     auto made = pool.CreateControlFile(c.id, id_path, text + "\n");
@@ -78,6 +81,55 @@ Probe ProbeServer(DataServerPool& pool, const DataServerConfig& c) {
     p.trees.push_back(Probe::Tree{e.name, Trim(owner->value_or(""))});
   }
   return p;
+}
+
+// Probes servers through a throwaway pool (ids are positions there).
+std::vector<Probe> ProbeAll(std::vector<DataServerConfig> servers,
+                            const DataServerPool::Options& opts, bool create_id) {
+  for (size_t i = 0; i < servers.size(); i++) servers[i].id = static_cast<uint32_t>(i + 1);
+  DataServerPool::Options po = opts;
+  po.health_interval_ms = 0;
+  std::vector<Probe> probes;
+  auto pool = DataServerPool::Create(servers, po);
+  if (!pool.ok()) {
+    probes.assign(servers.size(), Probe{});
+    for (Probe& p : probes) p.status = pool.status();
+    return probes;
+  }
+  for (const DataServerConfig& c : servers) probes.push_back(ProbeServer(**pool, c, create_id));
+  return probes;
+}
+
+// What the registry restores of a server: settings the command line left empty, and the
+// draining state.
+void Restore(DataServerConfig& c, const meta::DataServerRecord& r) {
+  if (c.advertised_address.empty()) c.advertised_address = r.advertised_address;
+  if (c.labels.empty()) c.labels = r.labels;
+  c.draining = c.draining || r.draining;
+}
+
+meta::DataServerRecord RecordOf(const DataServerConfig& c, bool draining) {
+  meta::DataServerRecord r;
+  r.uuid = c.uuid;
+  r.id = c.id;
+  r.address = c.address;
+  r.advertised_address = c.advertised_address == c.address ? "" : c.advertised_address;
+  r.labels = c.labels;
+  r.draining = draining;
+  return r;
+}
+
+Status ReadRegistry(meta::KvStore& store, std::vector<meta::DataServerRecord>* out) {
+  return meta::RunTxn(store, [&](meta::Txn& t) -> Status {
+    out->clear();
+    Status ds;
+    LOOM_RETURN_IF_ERROR(t.Scan(meta::KeyRange::Prefix(meta::keys::DataServerPrefix()), 0,
+                                [&](std::string_view, std::string_view val) {
+                                  ds = meta::Decode(val, &out->emplace_back());
+                                  return ds.ok();
+                                }));
+    return ds;
+  });
 }
 
 std::string TreeList(const std::vector<std::pair<std::string, Probe::Tree>>& trees) {
@@ -162,13 +214,13 @@ Result<StartPlan> PlanStart(meta::KvStore& store, meta::FsId fsid,
 
   // What the data servers hold (probed under provisional ids: their positions).
   for (size_t i = 0; i < servers.size(); i++) servers[i].id = static_cast<uint32_t>(i + 1);
-  DataServerPool::Options po = opts;
-  po.health_interval_ms = 0;
-  auto probe_pool = DataServerPool::Create(servers, po);
-  if (!probe_pool.ok()) return probe_pool.status();
-  std::vector<Probe> probes;
-  for (const DataServerConfig& c : servers) probes.push_back(ProbeServer(**probe_pool, c));
-  probe_pool->reset();
+  {
+    DataServerPool::Options po = opts;
+    po.health_interval_ms = 0;
+    auto check = DataServerPool::Create(servers, po);  // the configuration itself
+    if (!check.ok()) return check.status();
+  }
+  std::vector<Probe> probes = ProbeAll(servers, opts, true);
   std::vector<std::pair<std::string, Probe::Tree>> trees;  // (address, tree) everywhere
   std::map<std::string, size_t> by_uuid;
   for (size_t i = 0; i < servers.size(); i++) {
@@ -243,34 +295,85 @@ Result<StartPlan> PlanStart(meta::KvStore& store, meta::FsId fsid,
   }
 
   // Data-server ids by UUID.
-  std::map<std::string, uint32_t> id_of;
+  std::map<std::string, const meta::DataServerRecord*> rec_of;
   uint32_t next = 1;
   for (const meta::DataServerRecord& r : known) {
-    id_of[r.uuid] = r.id;
+    rec_of[r.uuid] = &r;
     next = std::max(next, r.id + 1);
   }
   const bool positional = legacy && known.empty();  // what layouts of such a store mean
-  std::vector<meta::DataServerRecord> put;
+  std::set<std::string> matched;                    // uuids of the records used
   for (size_t i = 0; i < servers.size(); i++) {
     const Probe& p = probes[i];
+    const meta::DataServerRecord* r = nullptr;
     if (!p.status.ok()) {  // down, and the store is not empty: find it by its last address
-      const meta::DataServerRecord* r = nullptr;
       for (const auto& k : known)
-        if (k.address == servers[i].address) r = &k;
+        if (k.address == servers[i].address && !matched.count(k.uuid)) r = &k;
       if (!r && !positional)
         return Status::Unavailable("data server " + servers[i].address + " does not answer (" +
                                    p.status.ToString() + ") and this store has not seen it before");
       if (r) servers[i].id = r->id;
       LOG_WARN("data server %s does not answer (%s); starting without checking it",
                servers[i].address.c_str(), p.status.ToString().c_str());
+    } else {
+      auto it = rec_of.find(p.uuid);
+      if (it != rec_of.end()) r = it->second;
+      servers[i].id = positional ? static_cast<uint32_t>(i + 1) : r ? r->id : next++;
+      servers[i].uuid = p.uuid;
+    }
+    if (r) {
+      matched.insert(r->uuid);
+      servers[i].uuid = r->uuid;
+      Restore(servers[i], *r);
+    }
+  }
+  // Servers the store knows that the command line did not name (added at run time): at their
+  // last address, if that is still them; kept when they do not answer.
+  std::vector<DataServerConfig> extra;
+  for (const meta::DataServerRecord& r : known) {
+    if (matched.count(r.uuid)) continue;
+    if (std::any_of(servers.begin(), servers.end(),
+                    [&](const DataServerConfig& c) { return c.id == r.id; }))
+      continue;
+    DataServerConfig c;
+    c.id = r.id;
+    c.address = r.address;
+    c.uuid = r.uuid;
+    Restore(c, r);
+    extra.push_back(std::move(c));
+  }
+  std::vector<Probe> extra_probes = ProbeAll(extra, opts, false);
+  for (size_t i = 0; i < extra.size(); i++) {
+    const Probe& p = extra_probes[i];
+    if (!p.status.ok() && !Unreachable(p.status)) {
+      LOG_WARN("data server %u (%s, known to the store): %s; leaving it out", extra[i].id,
+               extra[i].address.c_str(), p.status.ToString().c_str());
       continue;
     }
-    auto it = id_of.find(p.uuid);
-    uint32_t id = positional ? static_cast<uint32_t>(i + 1)
-                             : it != id_of.end() ? it->second : next++;
-    servers[i].id = id;
-    put.push_back(meta::DataServerRecord{p.uuid, id, servers[i].address});
+    if (p.status.ok() && p.uuid != extra[i].uuid) {
+      LOG_WARN("data server %u: %s now holds another export (loom/ds-id %s, not %s); leaving "
+               "it out: name its new address with --ds",
+               extra[i].id, extra[i].address.c_str(), p.uuid.empty() ? "none" : UuidHex(p.uuid).c_str(),
+               UuidHex(extra[i].uuid).c_str());
+      continue;
+    }
+    if (p.status.ok()) {
+      for (const Probe::Tree& t : p.trees)
+        if (t.dir == plan.identity.tree && !t.owner.empty() && t.owner != owner_hex)
+          return Status(Code::kPermission, "data server " + extra[i].address + ": loom/" + t.dir +
+                                               " belongs to filesystem " + t.owner + ", not to " +
+                                               owner_hex + " (this store's)");
+    } else {
+      LOG_WARN("data server %u (%s, known to the store) does not answer (%s); starting without "
+               "checking it", extra[i].id, extra[i].address.c_str(), p.status.ToString().c_str());
+    }
+    LOG_INFO("data server %u (%s): known to the store, not on the command line; using it",
+             extra[i].id, extra[i].address.c_str());
+    servers.push_back(std::move(extra[i]));
   }
+  std::vector<meta::DataServerRecord> put;
+  for (const DataServerConfig& c : servers)
+    if (c.uuid.size() == 16) put.push_back(RecordOf(c, c.draining));
   Status ws = meta::RunTxn(store, [&](meta::Txn& t) -> Status {
     if (!ident) LOOM_RETURN_IF_ERROR(t.Put(meta::keys::Identity(fsid), meta::Encode(plan.identity)));
     for (const auto& r : put) LOOM_RETURN_IF_ERROR(t.Put(meta::keys::DataServer(r.uuid), meta::Encode(r)));
@@ -303,6 +406,7 @@ Result<size_t> AdoptTree(meta::KvStore& store, meta::Namespace& ns, DataServerPo
   struct Found {
     uint32_t ds;
     meta::Ino ino;
+    uint32_t gen;
     std::string fh;
     uint64_t size;
   };
@@ -313,12 +417,12 @@ Result<size_t> AdoptTree(meta::KvStore& store, meta::Namespace& ns, DataServerPo
     auto list = pool.ListDir(s.config.id, {"loom", tree});
     if (!list.ok()) return list.status();
     for (const DsEntry& e : list->value_or(std::vector<DsEntry>{})) {
-      auto ino = ParseDataFileName(e.name);
-      if (!ino || e.is_dir || e.fh.empty()) continue;
-      max_ino = std::max(max_ino, *ino);
+      auto id = ParseDataFileName(e.name);
+      if (!id || e.is_dir || e.fh.empty()) continue;
+      max_ino = std::max(max_ino, id->ino);
       if (held.count({s.config.id, e.fh})) continue;
-      found.push_back(Found{s.config.id, *ino, e.fh, e.size});
-      copies[*ino]++;
+      found.push_back(Found{s.config.id, id->ino, id->name_gen, e.fh, e.size});
+      copies[id->ino]++;
     }
   }
   // Inode numbers are never reused: move the allocator past every number on the servers.
@@ -346,7 +450,7 @@ Result<size_t> AdoptTree(meta::KvStore& store, meta::Namespace& ns, DataServerPo
   if (!lf.ok()) return lf.status();
   size_t linked = 0;
   for (const Found& f : found) {
-    std::string base = DataFileName(f.ino);
+    std::string base = DataFileName(f.ino, f.gen);
     if (copies[f.ino] > 1) base += "@ds" + std::to_string(f.ds);
     // The entry (a new inode, no layout yet), then the data file renamed to the new inode's
     // name, then the layout: an interruption leaves at worst an empty entry, never lost bytes.
@@ -362,11 +466,11 @@ Result<size_t> AdoptTree(meta::KvStore& store, meta::Namespace& ns, DataServerPo
     }
     if (!made.ok()) return made.status();
     const meta::Ino ino = made->inode.ino;
-    LOOM_RETURN_IF_ERROR(pool.RenameDataFile(f.ds, fsid, f.ino, ino));
+    LOOM_RETURN_IF_ERROR(pool.RenameDataFile(f.ds, fsid, f.ino, ino, f.gen));
     meta::Layout l;
     l.stripe_unit = 1u << 20;
     l.stripe_count = 1;
-    l.mirrors.push_back(meta::Mirror{{meta::DataFile{f.ds, f.fh, 0, 0}}});
+    l.mirrors.push_back(meta::Mirror{{meta::DataFile{f.ds, f.fh, 0, 0, 0}}});
     Status st = meta::RunTxn(store, [&](meta::Txn& t) -> Status {
       LOOM_RETURN_IF_ERROR(ns.SetLayout(t, ino, l));
       meta::SetAttrArgs sa;
@@ -375,7 +479,7 @@ Result<size_t> AdoptTree(meta::KvStore& store, meta::Namespace& ns, DataServerPo
     });
     if (!st.ok()) return st;
     LOG_INFO("recovered data server %u loom/%s/%s as inode %llu in /%s (%llu bytes)", f.ds,
-             tree.c_str(), DataFileName(f.ino).c_str(), static_cast<unsigned long long>(ino),
+             tree.c_str(), DataFileName(f.ino, f.gen).c_str(), static_cast<unsigned long long>(ino),
              kLostFound, static_cast<unsigned long long>(f.size));
     linked++;
   }
@@ -399,31 +503,35 @@ Result<size_t> ResolveIntents(meta::KvStore& store, meta::FsId fsid, DataServerP
   size_t resolved = 0;
   for (const meta::PendingFile& p : pending) {
     // Does the layout hold a file on that server after all?
-    bool has_layout = false;
+    bool has_layout = false, gen_settled = false;
     auto held = meta::RunTxn(store, [&](meta::Txn& t) -> Result<bool> {
+      has_layout = gen_settled = false;
       auto v = t.Get(meta::keys::Layout(fsid, p.ino));
       if (!v.ok()) return v.status();
       has_layout = v->has_value();
       if (!*v) return false;
       meta::Layout l;
       LOOM_RETURN_IF_ERROR(meta::Decode(**v, &l));
+      bool found = false;
       for (const auto& m : l.mirrors)
-        for (const auto& f : m.files)
-          if (f.ds_id == p.ds_id) return true;
-      return false;
+        for (const auto& f : m.files) {
+          if (f.name_gen == p.name_gen) gen_settled = true;
+          if (f.ds_id == p.ds_id && f.name_gen == p.name_gen) found = true;
+        }
+      return found;
     });
     if (!held.ok()) return held.status();
-    if (settled_only && !has_layout) continue;
+    if (settled_only && (!has_layout || !gen_settled)) continue;
     if (!*held) {
-      Status st = pool.RemoveDataFileByName(fsid, p.ino, p.ds_id);
+      Status st = pool.RemoveDataFileByName(fsid, p.ino, p.ds_id, p.name_gen);
       if (!st.ok()) {
         LOG_WARN("leftover data file %s on data server %u kept for now: %s",
-                 DataFileName(p.ino).c_str(), p.ds_id, st.ToString().c_str());
+                 DataFileName(p.ino, p.name_gen).c_str(), p.ds_id, st.ToString().c_str());
         continue;
       }
     }
     Status st = meta::RunTxn(store, [&](meta::Txn& t) {
-      return t.Delete(meta::keys::Pending(fsid, p.ino, p.ds_id));
+      return t.Delete(meta::keys::Pending(fsid, p.ino, p.ds_id, p.name_gen));
     });
     if (!st.ok()) return st;
     resolved++;
@@ -431,21 +539,75 @@ Result<size_t> ResolveIntents(meta::KvStore& store, meta::FsId fsid, DataServerP
   return resolved;
 }
 
-Result<bool> StoreJournal::Intend(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) {
+Result<bool> StoreJournal::Intend(meta::FsId fsid, meta::Ino ino, uint32_t ds_id,
+                                  uint32_t name_gen) {
   return meta::RunTxn(*store_, [&](meta::Txn& t) -> Result<bool> {
-    const std::string k = meta::keys::Pending(fsid, ino, ds_id);
+    const std::string k = meta::keys::Pending(fsid, ino, ds_id, name_gen);
     auto v = t.GetForUpdate(k);
     if (!v.ok()) return v.status();
     if (*v) return true;
-    LOOM_RETURN_IF_ERROR(t.Put(k, meta::Encode(meta::PendingFile{ino, ds_id, meta::NowRealtime()})));
+    LOOM_RETURN_IF_ERROR(t.Put(
+        k, meta::Encode(meta::PendingFile{ino, ds_id, meta::NowRealtime(), name_gen})));
     return false;
   });
 }
 
-Status StoreJournal::Cancel(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) {
+Status StoreJournal::Cancel(meta::FsId fsid, meta::Ino ino, uint32_t ds_id, uint32_t name_gen) {
   return meta::RunTxn(*store_, [&](meta::Txn& t) {
-    return t.Delete(meta::keys::Pending(fsid, ino, ds_id));
+    return t.Delete(meta::keys::Pending(fsid, ino, ds_id, name_gen));
   });
+}
+
+Status SaveRegistry(meta::KvStore& store, const DataServerPool& pool) {
+  const std::vector<DataServerState> servers = pool.Servers();
+  const std::vector<uint32_t> removed = pool.RemovedIds();
+  return meta::RunTxn(store, [&](meta::Txn& t) -> Status {
+    std::vector<meta::DataServerRecord> old;
+    Status ds;
+    LOOM_RETURN_IF_ERROR(t.Scan(meta::KeyRange::Prefix(meta::keys::DataServerPrefix()), 0,
+                                [&](std::string_view, std::string_view val) {
+                                  ds = meta::Decode(val, &old.emplace_back());
+                                  return ds.ok();
+                                }));
+    LOOM_RETURN_IF_ERROR(ds);
+    for (const meta::DataServerRecord& r : old)
+      if (std::find(removed.begin(), removed.end(), r.id) != removed.end())
+        LOOM_RETURN_IF_ERROR(t.Delete(meta::keys::DataServer(r.uuid)));
+    for (const DataServerState& s : servers) {
+      if (s.config.uuid.size() != 16) continue;  // never identified (down since before ids)
+      LOOM_RETURN_IF_ERROR(t.Put(meta::keys::DataServer(s.config.uuid),
+                                 meta::Encode(RecordOf(s.config, s.draining))));
+    }
+    return Status::Ok();
+  });
+}
+
+Result<uint32_t> AddDataServer(meta::KvStore& store, DataServerPool& pool, DataServerConfig c) {
+  std::vector<Probe> probe = ProbeAll({c}, pool.options(), true);
+  if (!probe[0].status.ok())
+    return Status(probe[0].status.code(),
+                  "data server " + c.address + ": " + probe[0].status.ToString());
+  const std::string& uuid = probe[0].uuid;
+  for (const DataServerState& s : pool.Servers())
+    if (s.config.uuid == uuid)
+      return Status(Code::kExists, "data server " + c.address + " (loom/ds-id " + UuidHex(uuid) +
+                                       ") is data server " + std::to_string(s.config.id) +
+                                       " at " + s.config.address + " already");
+  std::vector<meta::DataServerRecord> known;
+  LOOM_RETURN_IF_ERROR(ReadRegistry(store, &known));
+  uint32_t id = 0, max = pool.MaxId();
+  for (const meta::DataServerRecord& r : known) {
+    max = std::max(max, r.id);
+    if (r.uuid == uuid) {
+      id = r.id;  // seen before: layouts may name it by that id
+      Restore(c, r);
+    }
+  }
+  c.id = id ? id : max + 1;
+  c.uuid = uuid;
+  LOOM_RETURN_IF_ERROR(pool.AddServer(c));
+  LOOM_RETURN_IF_ERROR(SaveRegistry(store, pool));
+  return c.id;
 }
 
 }  // namespace loom::mds

@@ -9,7 +9,10 @@
 // Data-server identity (issue 10.8). Each data server export holds loom/ds-id, a 128-bit
 // random id in hex written by the first metadata server that used it (over NFSv3, so any filer
 // can be a data server). The store maps that id to the small number layouts use
-// (K|uuid -> DataServerRecord), so the order of --ds flags does not matter.
+// (K|uuid -> DataServerRecord), so the order of --ds flags does not matter. The record also
+// keeps what the registry knows of the server across restarts: the address clients are told,
+// its labels and whether it is draining. Servers added at run time (AddDataServer) need no
+// --ds flag: PlanStart brings back every server the store knows.
 //
 // PlanStart decides, from the store and what the data servers hold:
 //   store knows its filesystem (V present)   start; a data server whose loom/<tree>/.owner
@@ -48,7 +51,10 @@ bool ParseUuidHex(std::string_view hex, std::string* raw);
 
 struct StartPlan {
   meta::FsIdentity identity;
-  std::vector<DataServerConfig> servers;  // ids resolved from the servers' ds-id files
+  // Ids resolved from the servers' ds-id files; advertised address and labels from the
+  // command line when given there, else from the store, draining from the store; then the
+  // servers the store knows that were not given (added at run time), at their last address.
+  std::vector<DataServerConfig> servers;
   bool adopt_tree = false;                // kRecover took an existing tree: run AdoptTree
   bool had_namespace = false;             // the store held the namespace (F|fsid) already
   std::string summary;                    // what was decided, one line for the log
@@ -75,17 +81,30 @@ Result<size_t> AdoptTree(meta::KvStore& store, meta::Namespace& ns, DataServerPo
 // and committing their layout). Each names a file this store made that no layout holds: it is
 // removed and the record deleted. A server that is down keeps its records for the next start.
 // Returns the number resolved. `settled_only` (the GC worker, while serving) resolves only the
-// intents of files whose layout is already recorded on other servers (a placement that moved
-// on after a failure): creations still in flight have no layout yet and are left alone.
+// intents of files whose stored layout already holds data files of the intent's name
+// generation on other servers (a placement that moved on after a failure): creations still
+// in flight — a new file's, or a move's to a new generation — are left alone.
 Result<size_t> ResolveIntents(meta::KvStore& store, meta::FsId fsid, DataServerPool& pool,
                               bool settled_only = false);
 
-// The CreateJournal over the store (P|fsid|ino|ds records).
+// The registry at run time. SaveRegistry writes the record (K|uuid) of every server of the
+// pool whose UUID is known (DataServerConfig::uuid) with its address, advertised address
+// (empty when it is the address), labels and draining state, and deletes the records of the
+// servers the pool removed. Call it after AddServer, SetDraining or RemoveServer.
+Status SaveRegistry(meta::KvStore& store, const DataServerPool& pool);
+
+// `loom ds add`: reads (or writes) the new server's loom/ds-id, gives it the id the store
+// has for that UUID, or a new one above every id of the store and the pool, adds it to the
+// pool (DataServerPool::AddServer: it must answer) and saves the registry. kExists if that
+// export is in the pool already. `c.id` and `c.uuid` are ignored. Returns the id.
+Result<uint32_t> AddDataServer(meta::KvStore& store, DataServerPool& pool, DataServerConfig c);
+
+// The CreateJournal over the store (P|fsid|ino|ds[|gen] records).
 class StoreJournal : public CreateJournal {
  public:
   explicit StoreJournal(meta::KvStore* store) : store_(store) {}
-  Result<bool> Intend(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) override;
-  Status Cancel(meta::FsId fsid, meta::Ino ino, uint32_t ds_id) override;
+  Result<bool> Intend(meta::FsId fsid, meta::Ino ino, uint32_t ds_id, uint32_t name_gen) override;
+  Status Cancel(meta::FsId fsid, meta::Ino ino, uint32_t ds_id, uint32_t name_gen) override;
 
  private:
   meta::KvStore* const store_;

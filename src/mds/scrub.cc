@@ -3,12 +3,14 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 
 namespace loom::mds {
 
 namespace {
 
-using Key = std::pair<uint32_t, meta::Ino>;  // (data server, ino in the data file's name)
+// (data server, ino and name generation of the data file's name)
+using Key = std::tuple<uint32_t, meta::Ino, uint32_t>;
 
 // Every record of one prefix, decoded.
 template <typename Rec, typename Fn>
@@ -57,13 +59,13 @@ Result<ScrubReport> Scrub(meta::KvStore& store, meta::FsId fsid, DataServerPool&
     return d;
   });
   if (!st.ok()) return st;
-  for (const auto& [ino, f] : files) held.emplace(f.ds_id, ino);
+  for (const auto& [ino, f] : files) held.emplace(f.ds_id, ino, f.name_gen);
   LOOM_RETURN_IF_ERROR(ScanAll<meta::GcItem>(store, meta::keys::GcPrefix(fsid), [&](const meta::GcItem& g) {
-    queued.emplace(g.file.ds_id, g.ino);
+    queued.emplace(g.file.ds_id, g.ino, g.file.name_gen);
   }));
   LOOM_RETURN_IF_ERROR(ScanAll<meta::PendingFile>(store, meta::keys::PendingPrefix(fsid),
                                                   [&](const meta::PendingFile& p) {
-                                                    intents[{p.ds_id, p.ino}] = false;
+                                                    intents[{p.ds_id, p.ino, p.name_gen}] = false;
                                                   }));
   rep.data_files = files.size();
   {
@@ -102,9 +104,9 @@ Result<ScrubReport> Scrub(meta::KvStore& store, meta::FsId fsid, DataServerPool&
       continue;
     }
     for (const DsEntry& e : list->value_or(std::vector<DsEntry>{})) {
-      auto ino = ParseDataFileName(e.name);
-      if (!ino || e.is_dir) continue;  // the owner marker and anything not a data file
-      Key key{ds, *ino};
+      auto id = ParseDataFileName(e.name);
+      if (!id || e.is_dir) continue;  // the owner marker and anything not a data file
+      Key key{ds, id->ino, id->name_gen};
       auto intent = intents.find(key);
       if (intent != intents.end()) intent->second = true;
       if (held.count(key) || queued.count(key)) continue;
@@ -112,11 +114,11 @@ Result<ScrubReport> Scrub(meta::KvStore& store, meta::FsId fsid, DataServerPool&
       const bool proof = intent != intents.end();
       const char* action = "none";
       if (repair) {
-        Status r = proof ? pool.RemoveDataFileByName(fsid, *ino, ds)
+        Status r = proof ? pool.RemoveDataFileByName(fsid, id->ino, ds, id->name_gen)
                          : pool.MoveToLostFound(ds, tree, e.name);
         if (r.ok() && proof) {
           r = meta::RunTxn(store, [&](meta::Txn& t) {
-            return t.Delete(meta::keys::Pending(fsid, *ino, ds));
+            return t.Delete(meta::keys::Pending(fsid, id->ino, ds, id->name_gen));
           });
           intents.erase(key);
         }
@@ -135,18 +137,20 @@ Result<ScrubReport> Scrub(meta::KvStore& store, meta::FsId fsid, DataServerPool&
 
   // Intent records that name no file (or one a layout holds after all).
   for (const auto& [key, seen] : intents) {
-    if (down.count(key.first) || (seen && !held.count(key))) continue;
+    const auto& [ds, ino, gen] = key;
+    if (down.count(ds) || (seen && !held.count(key))) continue;
     rep.stale_intents++;
     const char* action = "none";
     if (repair) {
       Status r = meta::RunTxn(store, [&](meta::Txn& t) {
-        return t.Delete(meta::keys::Pending(fsid, key.second, key.first));
+        return t.Delete(meta::keys::Pending(fsid, ino, ds, gen));
       });
       if (r.ok()) rep.repaired++;
       action = r.ok() ? "deleted" : "failed";
     }
-    std::fprintf(out, "stale-intent ino=%llu ds=%u action=%s\n",
-                 static_cast<unsigned long long>(key.second), key.first, action);
+    std::fprintf(out, "stale-intent ino=%llu ds=%u", static_cast<unsigned long long>(ino), ds);
+    if (gen) std::fprintf(out, " gen=%u", gen);
+    std::fprintf(out, " action=%s\n", action);
   }
   std::fprintf(out,
                "summary layouts=%zu data_files=%zu missing=%zu orphans=%zu stale_intents=%zu "

@@ -4,7 +4,8 @@
 //   missing-data ino=N ds=D                  a layout's data file is gone (GETATTR: STALE)
 //   orphan-data ds=D file=loom/T/NAME size=S proof=intent|none action=...
 //                                            a data file no layout or GC item holds
-//   stale-intent ino=N ds=D action=...       an intent record whose file is not there
+//   stale-intent ino=N ds=D [gen=G] action=...  an intent record whose file is not there
+//                                            (gen: the data file's name generation, when > 0)
 //   unreachable ds=D error=...               a data server that could not be checked
 //   summary layouts=.. data_files=.. missing=.. orphans=.. stale_intents=.. unreachable=..
 //           repaired=.. unrepaired=..

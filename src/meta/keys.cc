@@ -41,6 +41,7 @@ std::string ReaddirPrefix(FsId fs, Ino dir) { return Tagged(tag::kReaddir, fs, d
 
 std::string Layout(FsId fs, Ino ino) { return Tagged(tag::kLayout, fs, ino); }
 std::string LayoutPrefix(FsId fs) { return Tagged(tag::kLayout, fs); }
+std::string Policy(FsId fs, Ino dir) { return Tagged(tag::kPolicy, fs, dir); }
 
 std::string Xattr(FsId fs, Ino ino, std::string_view name) {
   std::string k = XattrPrefix(fs, ino);
@@ -63,6 +64,11 @@ std::string GcPrefix(FsId fs) { return Tagged(tag::kGc, fs); }
 std::string Pending(FsId fs, Ino ino, uint32_t ds_id) {
   std::string k = PendingPrefix(fs, ino);
   PutU32(k, ds_id);
+  return k;
+}
+std::string Pending(FsId fs, Ino ino, uint32_t ds_id, uint32_t name_gen) {
+  std::string k = Pending(fs, ino, ds_id);
+  if (name_gen != 0) PutU32(k, name_gen);  // generation 0 keeps the key it always had
   return k;
 }
 std::string PendingPrefix(FsId fs) { return Tagged(tag::kPending, fs); }

@@ -17,7 +17,8 @@
 //  X|fsid|ino|name            -> xattr value (raw bytes)
 //  O|fsid|ino                 -> Orphan          nlink 0 but still open
 //  G|fsid|ino|ds|fh           -> GcItem          data-server file to delete
-//  P|fsid|ino|ds              -> PendingFile     data file about to be created (intent)
+//  P|fsid|ino|ds[|gen]        -> PendingFile     data file about to be created (intent);
+//                                                gen (u32) only for name generation > 0
 //  V|fsid                     -> FsIdentity      the filesystem's unique id and data tree
 //  K|uuid                     -> DataServerRecord  a data server's stable id, by its UUID
 //  C|clientid                 -> ClientRecord    NFSv4 client state that survives restart
@@ -42,6 +43,7 @@ constexpr char kInode = 'I';
 constexpr char kDentry = 'D';
 constexpr char kReaddir = 'R';
 constexpr char kLayout = 'L';
+constexpr char kPolicy = 'Y';   // Y|fs|dir: a directory's placement policy (meta/policy.h)
 constexpr char kXattr = 'X';
 constexpr char kOrphan = 'O';
 constexpr char kGc = 'G';
@@ -63,13 +65,15 @@ std::string Readdir(FsId fs, Ino dir, uint64_t cookie);
 std::string ReaddirPrefix(FsId fs, Ino dir);
 std::string Layout(FsId fs, Ino ino);
 std::string LayoutPrefix(FsId fs);
+std::string Policy(FsId fs, Ino dir);
 std::string Xattr(FsId fs, Ino ino, std::string_view name);
 std::string XattrPrefix(FsId fs, Ino ino);
 std::string Orphan(FsId fs, Ino ino);
 std::string OrphanPrefix(FsId fs);
 std::string Gc(FsId fs, Ino ino, uint32_t ds_id, std::string_view fh);
 std::string GcPrefix(FsId fs);
-std::string Pending(FsId fs, Ino ino, uint32_t ds_id);
+std::string Pending(FsId fs, Ino ino, uint32_t ds_id);  // name generation 0
+std::string Pending(FsId fs, Ino ino, uint32_t ds_id, uint32_t name_gen);
 std::string PendingPrefix(FsId fs);            // every intent of the filesystem
 std::string PendingPrefix(FsId fs, Ino ino);   // the intents of one file
 std::string Identity(FsId fs);

@@ -286,6 +286,23 @@ Status Namespace::SetLayout(Txn& t, Ino ino, const Layout& l) {
   return t.Put(keys::Layout(fs_, ino), Encode(l));
 }
 
+Status Namespace::ReplaceLayout(Txn& t, Ino ino, const Layout& l) {
+  auto old = GetLayout(t, ino);
+  if (!old.ok()) return old.status();
+  LOOM_RETURN_IF_ERROR(SetLayout(t, ino, l));
+  auto held = [&](const DataFile& f) {
+    for (const Mirror& m : l.mirrors)
+      for (const DataFile& g : m.files)
+        if (g.ds_id == f.ds_id && g.fh == f.fh) return true;
+    return false;
+  };
+  const Timespec now = NowRealtime();
+  for (const Mirror& m : old->mirrors)
+    for (const DataFile& f : m.files)
+      if (!held(f)) LOOM_RETURN_IF_ERROR(t.Put(keys::Gc(fs_, ino, f.ds_id, f.fh), Encode(GcItem{ino, f, now})));
+  return Status::Ok();
+}
+
 Result<std::vector<Orphan>> Namespace::ListOrphans(Txn& t, size_t limit) {
   std::vector<Orphan> out;
   Status st;

@@ -161,6 +161,9 @@ class Namespace {
 
   Result<Layout> GetLayout(Txn& t, Ino ino);   // kNoEnt if the file has none
   Status SetLayout(Txn& t, Ino ino, const Layout& l);
+  // Replaces the file's layout by `l` (its data moved), queueing the data files of the old
+  // layout that `l` does not hold for the GC worker in the same commit.
+  Status ReplaceLayout(Txn& t, Ino ino, const Layout& l);
 
   // Last close of an unlinked file: deletes it and queues its data-server files. OK and
   // nothing done if `ino` is not an orphan. After a restart, when no opens can be reclaimed

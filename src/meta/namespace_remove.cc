@@ -104,6 +104,8 @@ Result<size_t> Namespace::DeleteObject(Txn& t, const Inode& obj, Timespec now) {
     }
     LOOM_RETURN_IF_ERROR(t.Delete(keys::Layout(fs_, obj.ino)));
   }
+  // A placement policy the file took from its directory (meta/policy.h).
+  if (obj.type == FileType::kReg) LOOM_RETURN_IF_ERROR(t.Delete(keys::Policy(fs_, obj.ino)));
   std::vector<std::string> xattrs;
   LOOM_RETURN_IF_ERROR(t.Scan(KeyRange::Prefix(keys::XattrPrefix(fs_, obj.ino)), 0,
                               [&](std::string_view k, std::string_view) {

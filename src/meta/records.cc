@@ -9,14 +9,26 @@ namespace {
 
 // The first byte of every record: the tag of the key it lives under (Dentry uses 'D' under
 // both D and R keys), so a value written under the wrong key is caught on decode.
+// The versions of each record (see records.h for how a version extends the one before).
 constexpr uint8_t kVersion1 = 1;
+constexpr uint8_t kLayoutVersion = 2;      // + generation, per mirror stale, per file name_gen
+constexpr uint8_t kGcVersion = 2;          // + file.name_gen
+constexpr uint8_t kPendingVersion = 2;     // + name_gen
+constexpr uint8_t kDataServerVersion = 2;  // + advertised_address, labels, draining
 
-std::string Header(char kind) {
+std::string Header(char kind, uint8_t version = kVersion1) {
   std::string out;
   out.reserve(64);
   PutU8(out, static_cast<uint8_t>(kind));
-  PutU8(out, kVersion1);
+  PutU8(out, version);
   return out;
+}
+
+bool Bool(ByteReader& r, bool& b) {
+  uint8_t v;
+  if (!r.U8(v) || v > 1) return false;
+  b = v != 0;
+  return true;
 }
 
 void PutTime(std::string& out, const Timespec& t) {
@@ -44,16 +56,17 @@ bool GetDataFile(ByteReader& r, DataFile& f) {
   return r.U32(f.ds_id) && r.Bytes(f.fh, kMaxFhLen) && r.U32(f.uid) && r.U32(f.gid);
 }
 
-// Checks the header, runs `body` (which receives the version) and requires that it consumed
-// everything. Version 1 is the only one so far.
+// Checks the header (a version from 1 to `newest`), runs `body` (which receives the version)
+// and requires that it consumed everything.
 template <typename Body>
-Status DecodeRecord(std::string_view in, char kind, const char* name, Body body) {
+Status DecodeRecord(std::string_view in, char kind, const char* name, Body body,
+                    uint8_t newest = kVersion1) {
   ByteReader r(in);
   uint8_t k, version;
   if (!r.U8(k) || k != static_cast<uint8_t>(kind)) {
     return Status::Internal(std::string("corrupt ") + name + " record: wrong kind");
   }
-  if (!r.U8(version) || version == 0 || version > kVersion1) {
+  if (!r.U8(version) || version == 0 || version > newest) {
     return Status::Internal(std::string(name) + " record: unsupported version");
   }
   if (!body(r, version) || !r.done()) {
@@ -135,7 +148,7 @@ Status Decode(std::string_view in, Dentry* d) {
 }
 
 std::string Encode(const Layout& l) {
-  std::string out = Header('L');
+  std::string out = Header('L', kLayoutVersion);
   PutU64(out, l.stripe_unit);
   PutU32(out, l.stripe_count);
   PutU32(out, static_cast<uint32_t>(l.mirrors.size()));
@@ -143,11 +156,17 @@ std::string Encode(const Layout& l) {
     PutU32(out, static_cast<uint32_t>(m.files.size()));
     for (const DataFile& f : m.files) PutDataFile(out, f);
   }
+  // Version 2.
+  PutU64(out, l.generation);
+  for (const Mirror& m : l.mirrors) PutU8(out, m.stale ? 1 : 0);
+  for (const Mirror& m : l.mirrors)
+    for (const DataFile& f : m.files) PutU32(out, f.name_gen);
   return out;
 }
 
 Status Decode(std::string_view in, Layout* l) {
-  return DecodeRecord(in, 'L', "layout", [&](ByteReader& r, uint8_t) {
+  *l = Layout{};
+  return DecodeRecord(in, 'L', "layout", [&](ByteReader& r, uint8_t version) {
     uint32_t nm;
     if (!r.U64(l->stripe_unit) || !r.U32(l->stripe_count) || l->stripe_count == 0 ||
         l->stripe_count > kMaxStripes || !r.U32(nm) || nm > kMaxMirrors) {
@@ -163,8 +182,15 @@ Status Decode(std::string_view in, Layout* l) {
         if (!GetDataFile(r, f)) return false;
       }
     }
+    if (version < 2) return true;
+    if (!r.U64(l->generation)) return false;
+    for (Mirror& m : l->mirrors)
+      if (!Bool(r, m.stale)) return false;
+    for (Mirror& m : l->mirrors)
+      for (DataFile& f : m.files)
+        if (!r.U32(f.name_gen)) return false;
     return true;
-  });
+  }, kLayoutVersion);
 }
 
 std::string Encode(const Orphan& o) {
@@ -180,31 +206,37 @@ Status Decode(std::string_view in, Orphan* o) {
 }
 
 std::string Encode(const GcItem& g) {
-  std::string out = Header('G');
+  std::string out = Header('G', kGcVersion);
   PutU64(out, g.ino);
   PutDataFile(out, g.file);
   PutTime(out, g.queued);
+  PutU32(out, g.file.name_gen);  // version 2
   return out;
 }
 
 Status Decode(std::string_view in, GcItem* g) {
-  return DecodeRecord(in, 'G', "gc item", [&](ByteReader& r, uint8_t) {
-    return r.U64(g->ino) && GetDataFile(r, g->file) && Time(r, g->queued);
-  });
+  *g = GcItem{};
+  return DecodeRecord(in, 'G', "gc item", [&](ByteReader& r, uint8_t version) {
+    return r.U64(g->ino) && GetDataFile(r, g->file) && Time(r, g->queued) &&
+           (version < 2 || r.U32(g->file.name_gen));
+  }, kGcVersion);
 }
 
 std::string Encode(const PendingFile& p) {
-  std::string out = Header('P');
+  std::string out = Header('P', kPendingVersion);
   PutU64(out, p.ino);
   PutU32(out, p.ds_id);
   PutTime(out, p.since);
+  PutU32(out, p.name_gen);  // version 2
   return out;
 }
 
 Status Decode(std::string_view in, PendingFile* p) {
-  return DecodeRecord(in, 'P', "pending file", [&](ByteReader& r, uint8_t) {
-    return r.U64(p->ino) && r.U32(p->ds_id) && Time(r, p->since);
-  });
+  *p = PendingFile{};
+  return DecodeRecord(in, 'P', "pending file", [&](ByteReader& r, uint8_t version) {
+    return r.U64(p->ino) && r.U32(p->ds_id) && Time(r, p->since) &&
+           (version < 2 || r.U32(p->name_gen));
+  }, kPendingVersion);
 }
 
 std::string Encode(const FsIdentity& f) {
@@ -223,18 +255,32 @@ Status Decode(std::string_view in, FsIdentity* f) {
 }
 
 std::string Encode(const DataServerRecord& d) {
-  std::string out = Header('K');
+  std::string out = Header('K', kDataServerVersion);
   PutBytes(out, d.uuid);
   PutU32(out, d.id);
   PutBytes(out, d.address);
+  // Version 2.
+  PutBytes(out, d.advertised_address);
+  PutU32(out, static_cast<uint32_t>(d.labels.size()));
+  for (const std::string& l : d.labels) PutBytes(out, l);
+  PutU8(out, d.draining ? 1 : 0);
   return out;
 }
 
 Status Decode(std::string_view in, DataServerRecord* d) {
-  return DecodeRecord(in, 'K', "data server", [&](ByteReader& r, uint8_t) {
-    return r.Bytes(d->uuid, 16) && d->uuid.size() == 16 && r.U32(d->id) && d->id != 0 &&
-           r.Bytes(d->address, 1024);
-  });
+  *d = DataServerRecord{};
+  return DecodeRecord(in, 'K', "data server", [&](ByteReader& r, uint8_t version) {
+    if (!r.Bytes(d->uuid, 16) || d->uuid.size() != 16 || !r.U32(d->id) || d->id == 0 ||
+        !r.Bytes(d->address, kMaxAddressLen))
+      return false;
+    if (version < 2) return true;
+    uint32_t n;
+    if (!r.Bytes(d->advertised_address, kMaxAddressLen) || !r.U32(n) || n > kMaxServerLabels) return false;
+    d->labels.assign(n, std::string());
+    for (std::string& l : d->labels)
+      if (!r.Bytes(l, kMaxServerLabelLen)) return false;
+    return Bool(r, d->draining);
+  }, kDataServerVersion);
 }
 
 std::string Encode(const ClientRecord& c) {

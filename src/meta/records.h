@@ -3,7 +3,9 @@
 // Encoding: [kind u8][version u8][fields...], integers big-endian fixed width, byte strings
 // u32-length-prefixed. A record change appends fields under a new version; decoders accept
 // every version up to their own (older ones get defaults for the missing fields) and refuse
-// newer ones rather than silently dropping fields on a rewrite. Decoding is bounded: every
+// newer ones rather than silently dropping fields on a rewrite. Encoders always write their
+// record's newest version. Fields of array elements added by a later version go after all of
+// the older version's fields, as one more array in element order. Decoding is bounded: every
 // length is checked against its maximum and the bytes left, and any damage (truncation,
 // trailing bytes, an out-of-range enum) is a kInternal error, never a crash.
 #pragma once
@@ -26,6 +28,9 @@ constexpr size_t kMaxFhLen = 128;              // NFSv3 handles are at most 64 b
 constexpr size_t kMaxMirrors = 16;
 constexpr size_t kMaxStripes = 1024;
 constexpr size_t kMaxClientOwnerLen = 1024;    // NFS4_OPAQUE_LIMIT
+constexpr size_t kMaxAddressLen = 1024;        // a data server's host:port
+constexpr size_t kMaxServerLabels = 64;        // per data server
+constexpr size_t kMaxServerLabelLen = 256;     // "key=value"
 
 // Values equal nfs_ftype4 (RFC 8881 §5.8.1.2), so the NFS layer casts.
 enum class FileType : uint8_t {
@@ -81,11 +86,19 @@ struct DataFile {
   uint32_t ds_id = 0;         // the data server, resolved to an address by the MDS
   std::string fh;             // its NFSv3 file handle
   uint32_t uid = 0, gid = 0;  // synthetic owner the client uses on the data server (fencing)
+  // Generation of the data file's name on its server (mds/data_servers.h): 0 is
+  // loom/<tree>/<ino>, g > 0 is loom/<tree>/<ino>.<g>, so that moving a file's bytes to a
+  // server that holds an older generation does not collide. Since version 2 of Layout and
+  // GcItem.
+  uint32_t name_gen = 0;
   bool operator==(const DataFile&) const = default;
 };
 
 struct Mirror {
   std::vector<DataFile> files;  // one per stripe: files.size() == Layout::stripe_count
+  // The mirror missed writes (its server failed while others succeeded): excluded from reads
+  // and new layouts until resynced from a good mirror. Since Layout version 2.
+  bool stale = false;
   bool operator==(const Mirror&) const = default;
 };
 
@@ -93,6 +106,7 @@ struct Layout {
   uint64_t stripe_unit = 0;
   uint32_t stripe_count = 1;
   std::vector<Mirror> mirrors;
+  uint64_t generation = 0;    // bumped by the MDS on every change (version 2)
   bool operator==(const Layout&) const = default;
 };
 
@@ -119,6 +133,7 @@ struct PendingFile {
   Ino ino = 0;
   uint32_t ds_id = 0;
   Timespec since;
+  uint32_t name_gen = 0;      // of the data file's name (DataFile::name_gen); version 2
   bool operator==(const PendingFile&) const = default;
 };
 
@@ -134,11 +149,16 @@ struct FsIdentity {
 
 // K|uuid: a data server known to this store (issue 10.8). Layouts name data servers by `id`;
 // the id belongs to the server's UUID (its loom/ds-id file), not to its place on the command
-// line. `address` is where it was last seen.
+// line. `address` is where it was last seen. Version 2 adds what the registry keeps across
+// restarts: the address clients are told (empty: `address`), labels ("key=value") and the
+// draining state.
 struct DataServerRecord {
   std::string uuid;
   uint32_t id = 0;
   std::string address;
+  std::string advertised_address;
+  std::vector<std::string> labels;
+  bool draining = false;
   bool operator==(const DataServerRecord&) const = default;
 };
 

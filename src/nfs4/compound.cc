@@ -53,6 +53,9 @@ uint32_t MaxReply(const OpDesc& d, const nfs_argop4& a) {
     case OP_READ: n = 16 + uint64_t{a.opread ? a.opread->count : 0}; break;
     case OP_READ_PLUS: n = 40 + uint64_t{a.opread_plus ? a.opread_plus->rpa_count : 0}; break;
     case OP_READDIR: n = 8 + uint64_t{a.opreaddir ? a.opreaddir->maxcount : 0}; break;
+    case OP_LAYOUTGET:
+      if (a.oplayoutget) n = 64 + std::min<uint64_t>(a.oplayoutget->loga_maxcount, 4096);
+      break;
     default: break;
   }
   return static_cast<uint32_t>(std::min<uint64_t>(n, UINT32_MAX));
@@ -221,7 +224,9 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
         break;
       }
     }
+    const int64_t t0 = rpc::NowUs();
     status = desc->fn(cx, arg, res);
+    mds.CountOp(op, static_cast<uint64_t>(rpc::NowUs() - t0), arg, res, status);
     if (status != NFS4_OK) break;
   }
   read_waits.End();  // before the reply is encoded, sent or cached

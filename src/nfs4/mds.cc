@@ -26,7 +26,7 @@ constexpr const char* kServerName = "loom-mds";
 Mds::Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds)
     : opts_(std::move(o)), store_(store), ds_(ds) {}
 
-Mds::~Mds() = default;
+Mds::~Mds() { StopBackground(); }
 
 Status Mds::Init() {
   LOOM_RETURN_IF_ERROR(LoadOrCreateSecret(opts_.state_dir, "fh-secret", fh_key_.data(), fh_key_.size()));
@@ -60,6 +60,17 @@ Status Mds::Init() {
     LOG_INFO("loom-mds: %zu clients of the previous boot may reclaim for %us", previous.size(),
              opts_.grace_seconds);
   }
+  // Whether any placement policy exists (meta/policy.h): without one, creates read none.
+  auto any_policy = meta::RunTxn(*store_, [&](meta::Txn& t) -> Result<bool> {
+    bool found = false;
+    LOOM_RETURN_IF_ERROR(t.Scan(meta::KeyRange::Prefix(std::string(1, meta::tag::kPolicy)), 1,
+                                [&](std::string_view, std::string_view) {
+                                  found = true;
+                                  return false;
+                                }));
+    return found;
+  });
+  has_policies_.store(any_policy.ok() && *any_policy);
   BuildOpTable();
   SessionTable::Options so;
   so.lease_seconds = opts_.lease_seconds;
@@ -70,7 +81,11 @@ Status Mds::Init() {
   // bounds their replies (sessions.h).
   so.limits.min_fore_response = kRpcReplyHeader + 12 + 44 + ops_[OP_PUTROOTFH].max_reply +
                                 ops_[OP_GETATTR].max_reply;
-  so.has_state = [this](clientid4 id) { return state_->HasState(id); };
+  so.has_state = [this](clientid4 id) {
+    return state_->HasState(id) || !layouts_->FilesOf(id).empty();
+  };
+  so.pnfs = opts_.pnfs && ds_ != nullptr;
+  layouts_ = std::make_unique<LayoutTable>(static_cast<uint32_t>(epoch));
   if (getrandom(so.server_owner_minor.data(), 8, 0) != 8) so.server_owner_minor.fill(1);
   sessions_ = std::make_unique<SessionTable>(so);
   StateManager::Options sto;
@@ -82,6 +97,13 @@ Status Mds::Init() {
   fs_stats_ = std::make_unique<FsStats>();
   fs_stats_->lease_time = opts_.lease_seconds;
   fs_stats_->maxread = fs_stats_->maxwrite = opts_.max_io;
+  if (so.pnfs) {
+    // fs_layout_types (RFC 8881 §5.12.1): what makes the Linux client load its flexfiles
+    // driver. layout_blksize is the data servers' I/O size; no alignment is needed.
+    fs_stats_->layout_types = {LAYOUT4_FLEX_FILES};
+    fs_stats_->layout_blksize = opts_.max_io;
+    fs_stats_->layout_alignment = 1;
+  }
   RefreshFsStats();
   return Status::Ok();
 }
@@ -234,6 +256,20 @@ void Mds::BuildOpTable() {
   set(OP_ALLOCATE, OpAllocate, kNeedCfh | kMinor2);
   set(OP_DEALLOCATE, OpDeallocate, kNeedCfh | kMinor2);
   set(OP_READ_PLUS, OpReadPlus, kNeedCfh | kMinor2);
+  set(OP_LAYOUTGET, OpLayoutGet, kNeedCfh);
+  set(OP_GETDEVICEINFO, OpGetDeviceInfo, 0);
+  set(OP_GETDEVICELIST, OpGetDeviceList, kNeedCfh);
+  set(OP_LAYOUTCOMMIT, OpLayoutCommit, kNeedCfh);
+  set(OP_LAYOUTRETURN, OpLayoutReturn, 0);  // FSID and ALL need no filehandle
+  set(OP_LAYOUTERROR, OpLayoutError, kNeedCfh | kMinor2);
+  set(OP_LAYOUTSTATS, OpLayoutStats, kNeedCfh | kMinor2);
+  // A layout body is at most 4 KiB (ops_layout.cc); MaxReply bounds LAYOUTGET by the
+  // client's loga_maxcount. A device address is a few dozen bytes.
+  ops_[OP_LAYOUTGET].max_reply = 64 + 4096;
+  ops_[OP_GETDEVICEINFO].max_reply = 512;
+  ops_[OP_GETDEVICELIST].max_reply = 64 + 256 * NFS4_DEVICEID4_SIZE;
+  ops_[OP_LAYOUTRETURN].max_reply = 32;
+  ops_[OP_LAYOUTCOMMIT].max_reply = 24;
 }
 
 rpc::ProgramDesc Mds::Program() {
@@ -317,21 +353,26 @@ void Mds::OnLastClose(uint64_t ino) {
 }
 
 void Mds::DropClientState(clientid4 id) {
-  // Files whose last open went away are reported through on_last_close.
+  // Files whose last open went away are reported through on_last_close. Layouts go with the
+  // lease (RFC 8881 §12.5.5.1: a client that loses its lease loses its layouts).
   (void)state_->DropClient(id);
+  for (uint64_t ino : layouts_->FilesOf(id)) {
+    layouts_->ReturnAll(id, ino);
+    OnLayoutReturned(id, ino);
+  }
 }
 
 Result<meta::Layout> Mds::LayoutOf(uint64_t ino) {
   {
     std::lock_guard<std::mutex> l(mu_);
-    auto it = layouts_.find(ino);
-    if (it != layouts_.end()) return it->second;
+    auto it = layout_cache_.find(ino);
+    if (it != layout_cache_.end()) return it->second;
   }
   auto r = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->GetLayout(t, ino); });
   if (!r.ok()) return r.status();
   std::lock_guard<std::mutex> l(mu_);
-  if (layouts_.size() > 100000) layouts_.clear();
-  layouts_[ino] = r.value();
+  if (layout_cache_.size() > 100000) layout_cache_.clear();
+  layout_cache_[ino] = r.value();
   return r;
 }
 
@@ -342,21 +383,22 @@ Result<meta::Layout> Mds::EnsureLayout(uint64_t ino) {
   std::lock_guard<std::mutex> g(create_mu_);  // one creator per file at a time
   l = LayoutOf(ino);
   if (l.ok()) return l;
-  auto made = ds_->CreateDataFile(opts_.fsid, ino);
+  mds::Placement p = PlacementFor(ino);
+  auto made = ds_->CreateDataFile(opts_.fsid, ino, p);
   if (!made.ok()) return made.status();
   Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->SetLayout(t, ino, made.value()); });
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lk(mu_);
-  layouts_[ino] = made.value();
+  layout_cache_[ino] = made.value();
   return made;
 }
 
 void Mds::ForgetLayout(uint64_t ino) {
   std::lock_guard<std::mutex> l(mu_);
-  layouts_.erase(ino);
+  layout_cache_.erase(ino);
 }
 
-nfsstat4 Mds::TruncateData(uint64_t ino, uint64_t size) {
+nfsstat4 Mds::TruncateData(uint64_t ino, uint64_t size, clientid4 caller) {
   auto l = LayoutOf(ino);
   if (!l.ok() && meta::ErrOf(l.status()) == meta::MetaErr::kNoEnt) {
     if (size == 0) return NFS4_OK;  // no data file: nothing to cut
@@ -364,8 +406,13 @@ nfsstat4 Mds::TruncateData(uint64_t ino, uint64_t size) {
     if (!l.ok()) return FromDataServer(l.status());
   }
   if (!l.ok()) return FromMeta(l.status());
-  Status s = ds_->Truncate(l.value(), size);
-  return s.ok() ? NFS4_OK : FromDataServer(s);
+  mds::FailedMirrors failed;
+  Status s = ds_->Truncate(l.value(), size, &failed);
+  if (!s.ok()) return FromDataServer(s);
+  for (uint32_t m : failed) (void)MarkMirrorStale(ino, m, "missed a truncate");
+  if (layouts_->Holders(ino).size() > (layouts_->Holders(ino).count(caller) ? 1u : 0u))
+    RecallLayouts(ino, "truncate", caller);
+  return NFS4_OK;
 }
 
 nfsstat4 FromDataServer(const Status& s) {

@@ -7,20 +7,28 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <condition_variable>
+#include <map>
+#include <optional>
 #include <set>
+#include <thread>
 #include <string>
 #include <unordered_map>
 
 #include "common/siphash.h"
+#include "common/stats.h"
 #include "meta/kv.h"
 #include "meta/namespace.h"
+#include "meta/policy.h"
 #include "nfs4/compound.h"
+#include "nfs4/layouts.h"
 #include "nfs4/sessions.h"
 #include "nfs4/size_locks.h"
 #include "rpc/server.h"
 
 namespace loom::mds {
 class DataServerPool;
+struct Placement;
 }
 
 namespace loom::nfs4 {
@@ -39,6 +47,14 @@ class Mds {
     // The namespace root made on the first start (0755 root:root: only root adds names there).
     uint32_t root_mode = 0755;
     uint32_t root_uid = 0, root_gid = 0;
+    // pNFS (RFC 8435 Flexible File layouts): EXCHANGE_ID answers USE_PNFS_MDS and clients get
+    // layouts; off, every byte goes through the MDS (clients without pNFS always do).
+    bool pnfs = true;
+    // Default placement of a new file's data (a directory's policy overrides it).
+    uint32_t mirrors = 1, stripes = 1;
+    uint64_t stripe_unit = 1u << 20;
+    // How long a client has to return a recalled layout before it is fenced (0: the lease).
+    uint32_t recall_timeout_ms = 0;
   };
   Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds);
   ~Mds();
@@ -69,7 +85,9 @@ class Mds {
   // After a name went away: drop cached layouts of a deleted file.
   void AfterUnlink(const meta::Unlinked& u);
   // Sets a regular file's data size on its data servers (SETATTR/OPEN truncation).
-  nfsstat4 TruncateData(uint64_t ino, uint64_t size);
+  // Other clients' layouts of the file are recalled when it shrinks (their cached layouts
+  // and writes in flight would otherwise land past the new end).
+  nfsstat4 TruncateData(uint64_t ino, uint64_t size, clientid4 caller = 0);
   const FsStats& fs_stats() const;
   // The layout of a regular file (cached; layouts change only when data moves).
   Result<meta::Layout> LayoutOf(uint64_t ino);
@@ -105,11 +123,81 @@ class Mds {
   // Serializes size changes of a file across data servers and store (size_locks.h).
   SizeLocks& size_locks() { return size_locks_; }
 
+  // --- Counters: per NFSv4 operation ("nfs4.op.READ" ...) and pNFS events ("pnfs.*") ---
+  // Points the counters at `reg` (the RPC server's, so that one JSON holds everything). Call
+  // before serving.
+  void UseStats(StatsRegistry* reg);
+  StatsRegistry& stats() { return *stats_; }
+  void CountOp(nfs_opnum4 op, uint64_t us, const nfs_argop4& a, const nfs_resop4& r, nfsstat4 st);
+
+  // --- pNFS (layouts.cc for state, ops_layout.cc for the operations, pnfs.cc for this) ---
+  LayoutTable& layouts() { return *layouts_; }
+  // The layout clients get for `ino` (data files made if the file has none; synthetic owner
+  // ids given to data files that have none; for RW, a mirror whose data server is down is
+  // marked stale first, since the client will write without it).
+  Result<meta::Layout> LayoutForClients(uint64_t ino, bool rw = false);
+  // Whether `client` may have a layout of `ino` now: LAYOUTUNAVAILABLE for a striped layout
+  // to a client that cannot decode one (Linux before 6.18) and for a client whose recent data
+  // server errors on the file say it should do I/O through the MDS for a while.
+  nfsstat4 LayoutAllowed(clientid4 client, uint64_t ino, const meta::Layout& l);
+  void CountLayoutRefusal(nfsstat4 st);
+  void CountLayoutCommit();
+  // LAYOUTRETURN's ff_layoutreturn4 body (RFC 8435 §9): errors and statistics.
+  void NoteLayoutReturnBody(clientid4 client, uint64_t ino, const Bytes& body);
+  // A client reported an error of data server `ds` (LAYOUTERROR, LAYOUTRETURN ioerr).
+  void NoteDataServerError(clientid4 client, uint64_t ino, uint32_t ds, nfsstat4 st, nfs_opnum4 op);
+  void NoteLayoutStats(uint32_t ds, uint64_t read_bytes, uint64_t write_bytes);
+  // A client returned (or dropped) its layouts of `ino`: ends its part of a recall.
+  void OnLayoutReturned(clientid4 client, uint64_t ino);
+  // The client's last open of `ino` closed: its layouts go with it (return on close).
+  void OnClientClosed(clientid4 client, uint64_t ino);
+  // CB_LAYOUTRECALL of every layout of `ino` (but `except`'s). Asynchronous: LAYOUTGETs of the
+  // file get RECALLCONFLICT until every holder returned; a holder that does not return within
+  // the recall timeout is fenced (Fence) and its layout state dropped.
+  void RecallLayouts(uint64_t ino, const char* why, clientid4 except = 0);
+  // Waits until no recall of `ino` is in progress; false on timeout.
+  bool WaitRecall(uint64_t ino, int timeout_ms);
+  // Changes the owner of every data file of `ino` to new synthetic ids: every layout handed
+  // out so far stops working on the data servers (NFS3ERR_ACCES), new ones carry the new ids.
+  Status Fence(uint64_t ino);
+  // Marks mirror `m` of `ino`'s layout stale (it missed writes) and recalls the layouts that
+  // list it. The resync thread copies it from a good mirror once its data server is up.
+  Status MarkMirrorStale(uint64_t ino, size_t m, const std::string& why);
+  // Moves `ino`'s bytes to data servers `ds_ids` (mirrors x stripes of the current layout,
+  // mirror-major) while clients keep it open: copy, recall, catch up, switch, remove the old.
+  Status MoveData(uint64_t ino, const std::vector<uint32_t>& ds_ids);
+  // Resyncs every stale mirror whose data server is up (the resync thread calls it).
+  void ResyncStaleMirrors();
+  // Starts and stops the background thread (recall deadlines, resync).
+  void StartBackground();
+  void StopBackground();
+
  private:
   void BuildOpTable();
   void RefreshFsStats();
   void EndGrace();
   void ReleaseOrphans();
+
+  struct Recall {
+    std::set<clientid4> waiting;  // holders that have not returned yet
+    int64_t deadline_ms = 0;
+    std::string why;
+  };
+  void SendLayoutRecall(const RecallTarget& t, int attempt);
+  void RecallAnswered(clientid4 client, uint64_t ino);
+  void CheckRecallDeadlines();
+  Status MarkMirrorStaleLocked(uint64_t ino, size_t m, const std::string& why);
+  Status UpdateLayout(uint64_t ino, const std::function<Status(meta::Layout*)>& change);
+  bool ClientCanStripe(clientid4 client);
+  // Where a new file's data goes: its directory's policy (inherited), else the defaults.
+  mds::Placement PlacementFor(uint64_t ino);
+ public:
+  // Placement policies (meta/policy.h). A new file takes its directory's effective policy in
+  // its create transaction; nothing is read while no policy was ever set.
+  Status InheritPolicy(meta::Txn& t, uint64_t dir, uint64_t file);
+  Status SetPolicy(uint64_t dir, const std::optional<meta::PlacementPolicy>& p);
+ private:
+  void BackgroundLoop();
 
   Options opts_;
   meta::KvStore* store_;
@@ -126,9 +214,33 @@ class Mds {
   mutable std::mutex mu_;
   std::mutex create_mu_;  // serializes data-file creation (EnsureLayout)
   std::set<std::string> reclaimable_;                     // guarded by mu_
-  std::unordered_map<uint64_t, meta::Layout> layouts_;    // guarded by mu_
+  std::unordered_map<uint64_t, meta::Layout> layout_cache_;    // guarded by mu_
   SizeLocks size_locks_;
+
+  StatsRegistry own_stats_;
+  StatsRegistry* stats_ = &own_stats_;
+  std::array<std::atomic<OpStats*>, OP_REMOVEXATTR + 1> op_stats_{};
+  std::unique_ptr<LayoutTable> layouts_;
+  std::mutex layout_mu_;  // serializes changes of stored layouts (ids, stale marks, moves)
+  std::mutex recall_mu_;
+  std::condition_variable recall_cv_;
+  std::map<uint64_t, Recall> recalls_;                      // guarded by recall_mu_
+  // (client, ino) -> recent data-server errors, and until when layouts are refused.
+  struct ErrorWindow {
+    int count = 0;
+    int64_t first_ms = 0;
+    int64_t refuse_until_ms = 0;
+  };
+  std::map<std::pair<clientid4, uint64_t>, ErrorWindow> client_errors_;  // guarded by recall_mu_
+  std::set<uint64_t> stale_files_;                           // guarded by recall_mu_
+  std::atomic<bool> has_policies_{false};
+  std::thread background_;
+  bool stopping_ = false;                                    // guarded by recall_mu_
 };
+
+// Data-server device ids (ops_layout.cc): "loom" + 8 zero bytes + the data server's id.
+std::array<uint8_t, NFS4_DEVICEID4_SIZE> DeviceIdOf(uint32_t ds_id);
+bool DsIdOfDevice(const std::array<uint8_t, NFS4_DEVICEID4_SIZE>& d, uint32_t* id);
 
 // Operation handlers, grouped by file (ops_*.cc). Registered in Mds::BuildOpTable.
 nfsstat4 OpExchangeId(Cx&, const nfs_argop4&, nfs_resop4&);
@@ -175,6 +287,13 @@ nfsstat4 OpAllocate(Cx&, const nfs_argop4&, nfs_resop4&);
 nfsstat4 OpDeallocate(Cx&, const nfs_argop4&, nfs_resop4&);
 nfsstat4 OpReadPlus(Cx&, const nfs_argop4&, nfs_resop4&);
 nfsstat4 OpGetDirDelegation(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpLayoutGet(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpGetDeviceInfo(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpGetDeviceList(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpLayoutCommit(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpLayoutReturn(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpLayoutError(Cx&, const nfs_argop4&, nfs_resop4&);
+nfsstat4 OpLayoutStats(Cx&, const nfs_argop4&, nfs_resop4&);
 
 // Maps a metadata-layer error (meta/errors.h) to nfsstat4, the one place that does.
 nfsstat4 FromMeta(const Status& s);

@@ -4,6 +4,7 @@
 #include "meta/namespace.h"
 #include "meta/records.h"
 #include "nfs4/compound.h"
+#include "nfs4/state.h"
 
 namespace loom::nfs4 {
 
@@ -21,6 +22,14 @@ nfsstat4 CheckSearch(const Cx& cx, const meta::Inode& dir);
 inline nfsstat4 CheckWritableExport(const Cx& cx) {
   return cx.rpc.read_only ? NFS4ERR_ROFS : NFS4_OK;
 }
+
+// The caller's own right to a file's data for an I/O (READ, WRITE, COMMIT, LAYOUTGET,
+// LAYOUTCOMMIT): mode bits with nfsd's owner override (ops_io.cc).
+nfsstat4 CheckIoAccess(Cx& cx, const meta::Inode& n, Access want);
+
+// Whether a mirror of a layout missed writes and may not be handed out or read from until
+// it is resynchronised.
+inline bool MirrorIsStale(const meta::Mirror& m) { return m.stale; }
 
 // Owner, group and mode of a new object in `dir` (a->mode holds the requested bits), as
 // Linux's inode_init_owner and mode_strip_sgid: the caller's uid; the directory's group when

@@ -88,10 +88,12 @@ nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s) {
   if (st != NFS4_OK) return st;
   st = CheckSetattrPermission(cx.rpc.cred, n, s);
   if (st != NFS4_OK) return st;
-  if (s.size && *s.size != n.size) {
+  // With layouts out, the data servers may hold bytes past the size the MDS knows (written,
+  // not yet LAYOUTCOMMITted): cut them whatever the recorded size says.
+  if (s.size && (*s.size != n.size || !cx.mds.layouts().Holders(ino).empty())) {
     // The data files first: a crash in between leaves metadata at the old size, which the
     // client's retried SETATTR fixes; the other order could expose stale bytes past EOF.
-    st = cx.mds.TruncateData(ino, *s.size);
+    st = cx.mds.TruncateData(ino, *s.size, cx.client);
     if (st != NFS4_OK) return st;
     cx.mds.size_locks().Reached(ino, SizeLocks::Step::kTruncateDataDone);
   }

@@ -34,19 +34,6 @@ nfsstat4 RegularFile(Cx& cx, meta::Inode* n) {
   return NFS4_OK;
 }
 
-// The caller's own right to the data. RFC 8881 §8.2.3: the special stateids bypass share
-// reservations, never access rights. Checked on every I/O whatever the stateid, as Linux
-// nfsd does, with its owner override: the owner reads and writes through an open even when
-// the mode does not allow it (a file created 0444 is written through the OPEN that made it).
-// A file one may execute may be read: clients read a binary to run it.
-nfsstat4 CheckIoAccess(Cx& cx, const meta::Inode& n, Access want) {
-  const rpc::Cred& c = cx.rpc.cred;
-  if (want == Access::kNone || c.uid == n.uid) return NFS4_OK;
-  auto may = [&](int bits) { return c.MayAccess(n.mode, n.uid, n.gid, false, bits); };
-  bool ok = want == Access::kWrite ? may(2) : may(4) || may(1);
-  return ok ? NFS4_OK : NFS4ERR_ACCESS;
-}
-
 // The current file, a regular file, for an I/O with stateid `sid` needing `want`: the
 // stateid first (another client's stateid is BAD_STATEID, §8.2.4), then the caller's access.
 nfsstat4 IoTarget(Cx& cx, const stateid4& sid, Access want, meta::Inode* n) {
@@ -100,6 +87,19 @@ verifier4 ClientVerifier(Cx& cx, const mds::Verifier& ds) {
 
 }  // namespace
 
+// The caller's own right to the data. RFC 8881 §8.2.3: the special stateids bypass share
+// reservations, never access rights. Checked on every I/O whatever the stateid, as Linux
+// nfsd does, with its owner override: the owner reads and writes through an open even when
+// the mode does not allow it (a file created 0444 is written through the OPEN that made it).
+// A file one may execute may be read: clients read a binary to run it.
+nfsstat4 CheckIoAccess(Cx& cx, const meta::Inode& n, Access want) {
+  const rpc::Cred& c = cx.rpc.cred;
+  if (want == Access::kNone || c.uid == n.uid) return NFS4_OK;
+  auto may = [&](int bits) { return c.MayAccess(n.mode, n.uid, n.gid, false, bits); };
+  bool ok = want == Access::kWrite ? may(2) : may(4) || may(1);
+  return ok ? NFS4_OK : NFS4ERR_ACCESS;
+}
+
 nfsstat4 OpRead(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opread = std::make_unique<READ4res>());
   r.resop = OP_READ;
@@ -148,8 +148,13 @@ nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   // Held from the data-server write to the size update: size changes wait, other WRITEs do
   // not (size_locks.h).
   auto size_lock = cx.mds.size_locks().Shared(n.ino);
-  auto w = cx.mds.data_servers()->Write(l.value(), wa.offset, wa.data, static_cast<nfs3::stable_how>(wa.stable));
+  mds::FailedMirrors failed;
+  auto w = cx.mds.data_servers()->Write(l.value(), wa.offset, wa.data,
+                                        static_cast<nfs3::stable_how>(wa.stable), &failed);
   if (!w.ok()) return res.status = FromDataServer(w.status());
+  // A mirror whose data server failed missed this write: it stays out of reads and layouts
+  // until resynced from a good one (RFC 8435 §2.3 leaves that to the metadata server).
+  for (uint32_t m : failed) (void)cx.mds.MarkMirrorStale(n.ino, m, "missed a write");
   cx.mds.size_locks().Reached(n.ino, SizeLocks::Step::kWriteDataDone);
   // The file's size, mtime and change attribute live in the metadata store. Two WRITEs of one
   // file may finish in either order: the size only ever grows here (size_at_least, applied
@@ -192,7 +197,9 @@ nfsstat4 OpCommit(Cx& cx, const nfs_argop4&, nfs_resop4& r) {
     res.resok4.writeverf = cx.mds.write_verifier();  // nothing was ever written
     return res.status = NFS4_OK;
   }
-  auto c = cx.mds.data_servers()->Commit(l.value());
+  mds::FailedMirrors failed;
+  auto c = cx.mds.data_servers()->Commit(l.value(), &failed);
+  for (uint32_t m : failed) (void)cx.mds.MarkMirrorStale(n.ino, m, "missed a commit");
   if (!c.ok()) return res.status = FromDataServer(c.status());
   // The sizes and mtimes of the UNSTABLE writes being committed (OpWrite): one sync.
   Status synced = cx.mds.store().Sync();

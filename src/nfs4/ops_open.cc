@@ -87,7 +87,13 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
   Result<meta::CreateResult> cr = meta::MetaError(meta::MetaErr::kExist, "not created");
   if (may_create) {
     cr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
-      return cx.mds.ns().Create(t, dir.ino, name, args);
+      auto c = cx.mds.ns().Create(t, dir.ino, name, args);
+      if (c.ok()) {
+        // The directory's placement policy goes with the file (meta/policy.h).
+        Status ps = cx.mds.InheritPolicy(t, dir.ino, c->inode.ino);
+        if (!ps.ok()) return Result<meta::CreateResult>(ps);
+      }
+      return c;
     });
   }
   if (cr.ok()) {
@@ -260,7 +266,10 @@ nfsstat4 OpClose(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   stateid4 sid = a.opclose->open_stateid;
   if (!cx.ResolveCurrentStateid(&sid)) return res.status = NFS4ERR_BAD_STATEID;
   res.status = cx.mds.state().Close(cx.client, cx.cfh.ino, sid, &res.open_stateid);
-  if (res.status == NFS4_OK) cx.SetCurrentStateid(res.open_stateid);
+  if (res.status != NFS4_OK) return res.status;
+  cx.SetCurrentStateid(res.open_stateid);
+  // Layouts are granted return-on-close: the client's last CLOSE of the file ends them.
+  if (!cx.mds.state().ClientHasOpen(cx.client, cx.cfh.ino)) cx.mds.OnClientClosed(cx.client, cx.cfh.ino);
   return res.status;
 }
 

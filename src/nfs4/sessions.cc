@@ -77,7 +77,13 @@ nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& 
   }
   res->eir_clientid = result->id;
   res->eir_sequenceid = result->create_seq;
-  res->eir_flags = EXCHGID4_FLAG_USE_NON_PNFS | (result->confirmed ? EXCHGID4_FLAG_CONFIRMED_R : 0);
+  // §13.1: a metadata server says USE_PNFS_MDS; Linux refuses MDS together with NON_PNFS.
+  res->eir_flags = (opts_.pnfs ? EXCHGID4_FLAG_USE_PNFS_MDS : EXCHGID4_FLAG_USE_NON_PNFS) |
+                   (result->confirmed ? EXCHGID4_FLAG_CONFIRMED_R : 0);
+  if (!a.eia_client_impl_id.empty()) {
+    const Bytes& n = a.eia_client_impl_id[0].nii_name;
+    result->impl_name.assign(reinterpret_cast<const char*>(n.data), std::min<size_t>(n.size, 256));
+  }
   res->eir_state_protect.spr_how = a.eia_state_protect.spa_how;
   res->eir_server_owner.so_minor_id = 0;
   std::memcpy(&res->eir_server_owner.so_minor_id, opts_.server_owner_minor.data(), 8);
@@ -494,6 +500,12 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOfSession(const Sessi
 void SessionTable::SetCallbackPath(const SessionId& sid, bool ok) {
   std::lock_guard<std::mutex> l(mu_);
   if (Session* s = FindSessionLocked(sid)) s->cb_down = !ok;
+}
+
+std::string SessionTable::ImplName(clientid4 id) {
+  std::lock_guard<std::mutex> l(mu_);
+  ClientRecord* c = FindLocked(id);
+  return c ? c->impl_name : std::string();
 }
 
 size_t SessionTable::clients() const {

@@ -95,6 +95,9 @@ struct ClientRecord {
   bool reclaim_complete = false;
   int64_t lease_expiry_ms = 0;
   std::vector<SessionId> sessions;
+  // eia_client_impl_id's nii_name, if sent (Linux: "Linux <release> <version> <machine>"):
+  // tells which layouts the client can decode.
+  std::string impl_name;
 };
 
 // What SEQUENCE decided.
@@ -123,6 +126,8 @@ class SessionTable {
     // Whether a client holds open, lock or other state (EXCHANGE_ID case 3). Called with the
     // table's lock held: it must not call back into the table.
     std::function<bool(clientid4)> has_state;
+    // EXCHANGE_ID answers USE_PNFS_MDS (layouts are handed out) rather than USE_NON_PNFS.
+    bool pnfs = false;
   };
   // Sessions one client may have at a time; more is NFS4ERR_NOSPC.
   static constexpr uint32_t kMaxSessionsPerClient = 16;
@@ -177,6 +182,8 @@ class SessionTable {
   bool Known(clientid4 id);
   // The client's co_ownerid and verifier; false if unknown.
   bool OwnerOf(clientid4 id, std::string* owner, verifier4* verf = nullptr);
+  // The client's implementation name from EXCHANGE_ID (empty if none was sent).
+  std::string ImplName(clientid4 id);
   // Expires clients whose lease ran out; calls on_expire(clientid) for each (to drop state).
   void Reap(const std::function<void(clientid4)>& on_expire);
   // The back channel of one of the client's sessions, or null.

@@ -275,6 +275,17 @@ bool StateManager::IsOpen(uint64_t file) const {
   return f != files_.end() && !f->second.opens.empty();
 }
 
+bool StateManager::ClientHasOpen(clientid4 client, uint64_t file) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto f = files_.find(file);
+  if (f == files_.end()) return false;
+  for (uint64_t id : f->second.opens) {
+    auto it = states_.find(id);
+    if (it != states_.end() && it->second.client == client) return true;
+  }
+  return false;
+}
+
 size_t StateManager::size() const {
   std::lock_guard<std::mutex> l(mu_);
   return states_.size();

@@ -182,6 +182,8 @@ class StateManager {
 
   // Whether any open of `file` exists (orphan handling: an unlinked file stays while open).
   bool IsOpen(uint64_t file) const;
+  // Whether `client` has an open of `file` (return-on-close of its layouts).
+  bool ClientHasOpen(clientid4 client, uint64_t file) const;
   // Stateids kept, revoked ones included (for tests and counters).
   size_t size() const;
 

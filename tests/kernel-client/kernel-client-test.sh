@@ -25,6 +25,19 @@
 #                    unsquashed and gets RULES at the guest's "apply-exports" host action
 #                    (EXPORTS_STAGED=1). Non-default RULES on a server without export
 #                    rules: skip (77).
+#   --ds-count N     loom-mds: data servers in the cluster (env LOOM_KC_DS, default 1)
+#   --mds-args ARGS  loom-mds: extra loom-mds arguments (env LOOM_KC_MDS_ARGS), e.g.
+#                    "--pnfs off" or "--mirrors 2"; loom-cluster.sh --mds-args
+#   --advertise HOST loom-mds: the data-server host told to clients (env LOOM_KC_ADVERTISE,
+#                    default 10.0.2.2: the guest reaches this host's 127.0.0.1 there, in the
+#                    private network namespace too; "none": not passed). Passed only when
+#                    loom-mds --help lists --advertise.
+#   --setup CMD      run CMD (bash) on the host once the server is up, before the guest boots;
+#                    @PORT@, @MDS@ (127.0.0.1:PORT), @DIR@ (the export / cluster dir) and @LOOM@
+#                    (the loom CLI) are replaced, LOOM_MDS is set; the test fails if CMD does
+#                    (env LOOM_KC_SETUP). E.g. '@LOOM@ mkdir /s && @LOOM@ admin policy set /s --stripes 3'
+#   --save DIR       copy guest.log, server.log, marks and the stats files to DIR at the end
+#                    (env LOOM_KC_SAVE; for bench/pnfs-bench.sh)
 #   --keep           keep the temp dir (export, logs) even on success
 #   -v               stream the guest console
 #   KEY=VALUE words after -- go to the guest (e.g. BIG_MB=4, NFS_OPTS=rsize=65536).
@@ -34,11 +47,22 @@
 # its loom-ds). "HOSTSTAT FMT WANT PATH" lines are checked whether it passed or not: `stat -c
 # FMT` of the export's PATH (loom-mds: the loom CLI's stat, %a %u %g %s %Y) must be WANT.
 # The guest gets SERVER_KIND=<server> and ROOT_SQUASHED=0|1.
-# Host actions: while the guest runs, its console is watched for "LOOM-HOST-ACTION: NAME"
-# lines. "restart-mds" (loom-mds only) crashes loom-mds (SIGKILL) and starts it again on the
-# same port and state (SIGUSR1 to loom-cluster.sh); "apply-exports" does the same after
-# putting the --exports rules in place; the test fails unless every request
+# Host actions: while the guest runs, its console is watched for "LOOM-HOST-ACTION: NAME
+# [ARGS...] [@TAG]" lines. "restart-mds" (loom-mds only) crashes loom-mds (SIGKILL) and starts
+# it again on the same port and state (SIGUSR1 to loom-cluster.sh); "apply-exports" does the
+# same after putting the --exports rules in place; the test fails unless every request
 # led to a restart. nfs4-mds gets MDS_RESTART=1 by default with --server loom-mds.
+# More, loom-mds only: "kill-ds I" (SIGKILL data server I, 0-based; "kill-ds holding:PATH"
+# kills one that holds a data file of PATH, found in `loom admin layout PATH`), "start-ds I"
+# (start it again on its port), "admin ARGS..." (`loom --mds 127.0.0.1:PORT admin ARGS...`);
+# any server: "mark LABEL" (note the servers' CPU seconds, utime+stime from /proc/PID/stat,
+# in the file "marks": "LABEL UNIXTIME mds=S ds0=S ..." or "LABEL UNIXTIME server=S").
+# A request with @TAG is answered on the guest's second serial port (host_do in
+# initramfs/loom-guest.sh: the action's output and exit status) and the guest decides; an
+# untagged request that fails fails the test.
+# HOSTCHECK lines (loom-mds): checked after the guest finished, against the cluster's
+# counters and data files: see lib/hostcheck.sh (e.g. "HOSTCHECK mds-op READ calls == 0",
+# "HOSTCHECK ds-bytes-written >= 268435456", "HOSTCHECK stripes INO SIZE UNIT 3 SHA256").
 # If the server dies during the test, the guest is stopped at once.
 # Exit: 0 pass, 1 fail, 77 skip (no qemu, no kernel, no server binary).
 set -euo pipefail
@@ -57,6 +81,11 @@ TEST=${LOOM_KC_TEST:-nfs3-basic}
 TIMEOUT=${LOOM_GUEST_TIMEOUT:-300}
 NETNS=${LOOM_KC_NETNS:-auto}
 EXPORTS_RULES=${LOOM_KC_EXPORTS:-}
+DS_COUNT=${LOOM_KC_DS:-1}
+MDS_ARGS=${LOOM_KC_MDS_ARGS:-}
+ADVERTISE=${LOOM_KC_ADVERTISE:-10.0.2.2}
+SETUP_CMD=${LOOM_KC_SETUP:-}
+SAVE_DIR=${LOOM_KC_SAVE:-}
 KEEP=0
 VERBOSE=${LOOM_VERBOSE:-0}
 INNER=0
@@ -72,6 +101,11 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=$2; shift 2 ;;
     --netns) NETNS=$2; shift 2 ;;
     --exports) EXPORTS_RULES=$2; shift 2 ;;
+    --ds-count) DS_COUNT=$2; shift 2 ;;
+    --mds-args) MDS_ARGS=$2; shift 2 ;;
+    --advertise) ADVERTISE=$2; shift 2 ;;
+    --setup) SETUP_CMD=$2; shift 2 ;;
+    --save) SAVE_DIR=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -v) VERBOSE=1; shift ;;
     --inner) INNER=1; shift ;;
@@ -89,6 +123,8 @@ done
 TEST=${TEST%.sh}
 SCRIPT=$HERE/guest/$TEST.sh
 [ -f "$SCRIPT" ] || kc_die "no guest script $SCRIPT"
+[[ "$DS_COUNT" =~ ^[1-9][0-9]*$ ]] || kc_die "--ds-count must be a number >= 1"
+[ -z "$SAVE_DIR" ] || SAVE_DIR=$(mkdir -p "$SAVE_DIR" && realpath "$SAVE_DIR")
 export LOOM_VERBOSE=$VERBOSE
 export KC_KERNEL=$KERNEL  # for kc_skip (LOOM_REQUIRE_KERNEL)
 
@@ -119,7 +155,9 @@ if [ $INNER = 0 ]; then
     [ $rc -eq 0 ] || exit $rc
 
     export LOOM_KC_SERVER=$SERVER LOOM_KC_SERVER_CMD=$SERVER_CMD LOOM_DS LOOM_KERNEL=$KERNEL \
-        LOOM_KC_TEST=$TEST LOOM_GUEST_TIMEOUT=$TIMEOUT LOOM_KC_EXPORTS=$EXPORTS_RULES
+        LOOM_KC_TEST=$TEST LOOM_GUEST_TIMEOUT=$TIMEOUT LOOM_KC_EXPORTS=$EXPORTS_RULES \
+        LOOM_KC_DS=$DS_COUNT LOOM_KC_MDS_ARGS=$MDS_ARGS LOOM_KC_ADVERTISE=$ADVERTISE \
+        LOOM_KC_SETUP=$SETUP_CMD LOOM_KC_SAVE=$SAVE_DIR
     args=(--inner)
     [ $KEEP = 1 ] && args+=(--keep)
     args+=(-- "${guest_params[@]}")
@@ -152,6 +190,10 @@ cleanup() {
     if [ -n "$guest_pid" ]; then kill "$guest_pid" 2>/dev/null || true; wait "$guest_pid" 2>/dev/null || true; fi
     stop_server
     if [ -n "$rpcbind_pid" ]; then kill "$rpcbind_pid" 2>/dev/null || true; wait "$rpcbind_pid" 2>/dev/null || true; fi
+    if [ -n "$SAVE_DIR" ]; then
+        cp "$W/guest.log" "$W/server.log" "$SAVE_DIR/" 2>/dev/null || true
+        cp "$W/marks" "$EXPORT"/*.stats.json* "$SAVE_DIR/" 2>/dev/null || true
+    fi
     if { [ $rc -eq 0 ] || [ $rc -eq 77 ]; } && [ $KEEP = 0 ]; then
         rm -rf "$W"
     else
@@ -293,6 +335,19 @@ if [ "$SERVER" = loom-ds ] || [ "$SERVER" = loom-mds ]; then
     [ -n "$exports_opt" ] && kc_log "export rules: $rules"
 fi
 
+# loom-mds: the cluster's shape (data servers, advertised host, extra loom-mds arguments).
+cluster_opts=
+CLI=$(dirname "$(dirname "$LOOM_DS")")/loom/loom
+if [ "$SERVER" = loom-mds ]; then
+    cluster_opts="--ds $DS_COUNT"
+    if [ "$ADVERTISE" != none ] && [ -n "$ADVERTISE" ] &&
+        "$(dirname "$(dirname "$LOOM_DS")")/loom-mds/loom-mds" --help 2>&1 | grep -q -- '--advertise'; then
+        cluster_opts="$cluster_opts --advertise $(printf '%q' "$ADVERTISE")"
+    fi
+    [ -n "$MDS_ARGS" ] && cluster_opts="$cluster_opts --mds-args $(printf '%q' "$MDS_ARGS")"
+    kc_log "cluster: $cluster_opts"
+fi
+
 started=0
 MOUNT_PORT=
 for attempt in 1 2 3; do
@@ -300,7 +355,7 @@ for attempt in 1 2 3; do
     : >"$W/server.log"
     case "$SERVER" in
     loom-ds) start_cmd_server "\"$LOOM_DS\" --root \"@ROOT@\" --listen 127.0.0.1:@PORT@ $exports_opt" && started=1 ;;
-    loom-mds) start_cmd_server "\"$REPO/scripts/loom-cluster.sh\" --dir \"@ROOT@\" --port @PORT@ --lease 10 --grace 5 --bin \"$(dirname "$(dirname "$LOOM_DS")")\" $exports_opt" && started=1 ;;
+    loom-mds) start_cmd_server "\"$REPO/scripts/loom-cluster.sh\" --dir \"@ROOT@\" --port @PORT@ --lease 10 --grace 5 --bin \"$(dirname "$(dirname "$LOOM_DS")")\" $exports_opt $cluster_opts" && started=1 ;;
     cmd) start_cmd_server "$SERVER_CMD" && started=1 ;;
     ganesha)
         MOUNT_PORT=$(free_port) || kc_die "no free port"
@@ -327,6 +382,7 @@ defaults=()
 given() { printf '%s\n' "${guest_params[@]}" | grep -q "^$1="; }
 given SERVER_KIND || defaults+=(SERVER_KIND="$SERVER")  # e.g. posix-perms picks its NFS version
 given ROOT_SQUASHED || defaults+=(ROOT_SQUASHED="$root_squashed")
+[ "$SERVER" = loom-mds ] && ! given DS_COUNT && defaults+=(DS_COUNT="$DS_COUNT")
 [ -f "$W/exports.later" ] && defaults+=(EXPORTS_STAGED=1)
 if [ "$SERVER" = loom-mds ] && [ "$TEST" = nfs4-mds ] && ! given MDS_RESTART; then
     defaults+=(MDS_RESTART=1)  # crash + restart loom-mds under the guest's mount
@@ -347,33 +403,122 @@ if [ "$SERVER" = ganesha ] && [ "$KERNEL" = 7 ]; then
     fi
 fi
 
-# Host actions: a guest line "LOOM-HOST-ACTION: restart-mds" makes us crash and restart the
-# metadata server (SIGUSR1 to scripts/loom-cluster.sh) while the guest keeps its mount.
-host_actions=0
+# ---- setup hook (--setup): a host command once the server is up, before the guest boots ----
+if [ -n "$SETUP_CMD" ]; then
+    cmd=${SETUP_CMD//@PORT@/$PORT}
+    cmd=${cmd//@MDS@/127.0.0.1:$PORT}
+    cmd=${cmd//@DIR@/$EXPORT}
+    cmd=${cmd//@LOOM@/$CLI}
+    kc_log "setup: $cmd"
+    if ! LOOM_MDS=127.0.0.1:$PORT bash -c "$cmd" >"$W/setup.log" 2>&1; then
+        sed 's/^/  setup: /' "$W/setup.log" >&2
+        kc_log "FAIL: the setup command failed: $cmd"
+        exit 1
+    fi
+    sed 's/^/  setup: /' "$W/setup.log" >&2
+fi
+
+# ---- host actions ------------------------------------------------------------------------
+# A guest line "LOOM-HOST-ACTION: NAME [ARGS...] [@TAG]" asks for something on this side (see
+# the header). Tagged requests are answered on the guest's second serial port (run-guest.sh
+# -c): "LOOM-HOST-OUT TAG LINE"... then "LOOM-HOST-REPLY TAG STATUS".
+CHAN=$W/hostch
+mkfifo "$CHAN.in" "$CHAN.out"
+exec 8<>"$CHAN.in"   # read-write: writing never blocks on open, even after qemu is gone
+host_actions=0 mds_restart_requests=0 untagged_failures=0
+
+cluster_ctl() { "$REPO/scripts/loom-cluster.sh" --dir "$EXPORT" --ctl "$@"; }
+run_admin() {
+    [ -x "$CLI" ] || { echo "no loom CLI at $CLI (ninja loom)"; return 127; }
+    LOOM_MDS=127.0.0.1:$PORT "$CLI" --mds "127.0.0.1:$PORT" admin "$@"
+}
+# cpu_of PID: utime+stime of a process (all threads) in seconds, or "-" when it is gone.
+cpu_of() {
+    awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo -
+}
+act_mark() {
+    local line="$1 $(date +%s.%N)" name pid _
+    if [ "$SERVER" = loom-mds ]; then
+        while read -r name pid _; do
+            line="$line $name=$( [ "$pid" = - ] && echo - || cpu_of "$pid")"
+        done < <(cluster_ctl status)
+    else
+        line="$line server=$(cpu_of "$server_pid")"
+    fi
+    echo "$line" >>"$W/marks"
+    echo "$line"
+}
+# act_kill_ds I | holding:PATH
+act_kill_ds() {
+    local which=${1:-} idx= layout name pid port
+    if [[ "$which" == holding:* ]]; then
+        layout=$(run_admin layout "${which#holding:}" 2>&1) || { echo "$layout"; echo "admin layout ${which#holding:} failed"; return 1; }
+        echo "$layout"
+        # The first running data server whose port the layout names (HOST:PORT, "port N", or
+        # a universal address h1.h2.h3.h4.p1.p2).
+        while read -r name pid port; do
+            [ "$name" = mds ] || [ "$pid" = - ] && continue
+            if grep -qE "(:|port |port=)$port([^0-9]|\$)" <<<"$layout" ||
+                grep -qE "\.$((port / 256))\.$((port % 256))([^0-9]|\$)" <<<"$layout"; then
+                idx=${name#ds}; break
+            fi
+        done < <(cluster_ctl status)
+        [ -n "$idx" ] || { echo "no running data server's port appears in the layout of ${which#holding:}"; return 1; }
+    else
+        idx=$which
+    fi
+    cluster_ctl kill-ds "$idx"
+}
+# reply TAG STATUS FILE: answer a tagged request on the back channel.
+reply() {
+    { sed "s/^/LOOM-HOST-OUT $1 /" "$3"; echo "LOOM-HOST-REPLY $1 $2"; } >&8
+}
 host_action() {
-    local action=$1
+    local line=$1 tag= name args st=0 out
+    if [[ "$line" =~ ^(.*[^[:space:]])[[:space:]]+@([A-Za-z0-9_.-]+)$ ]]; then
+        line=${BASH_REMATCH[1]} tag=${BASH_REMATCH[2]}
+    elif [[ "$line" =~ ^@([A-Za-z0-9_.-]+)$ ]]; then
+        line= tag=${BASH_REMATCH[1]}
+    fi
+    read -r name args <<<"$line"
     host_actions=$((host_actions + 1))
-    case "$SERVER:$action" in
-    loom-mds:restart-mds)
-        kc_log "guest asks for host action #$host_actions '$action': crashing loom-mds (SIGUSR1 to loom-cluster.sh)"
-        kill -USR1 "$server_pid" 2>/dev/null || kc_log "could not signal the cluster script (pid $server_pid)" ;;
-    loom-mds:apply-exports)
-        # The export rules under test (--exports), loaded by a restarted loom-mds.
-        if [ -f "$W/exports.later" ]; then
-            cp "$W/exports.later" "$W/exports"
-            kc_log "guest asks for host action #$host_actions '$action': loom-mds restarts with $(cat "$W/exports")"
-            kill -USR1 "$server_pid" 2>/dev/null || kc_log "could not signal the cluster script (pid $server_pid)"
-        else
-            kc_log "guest asks for host action 'apply-exports', but no staged rules: ignored"
-        fi ;;
-    *)
-        kc_log "guest asks for host action '$action', which server $SERVER does not support: ignored" ;;
-    esac
+    out=$W/action.$host_actions.out
+    kc_log "guest asks for host action #$host_actions: $line${tag:+ (@$tag)}"
+    {
+        case "$SERVER:$name" in
+        loom-mds:restart-mds)
+            mds_restart_requests=$((mds_restart_requests + 1))
+            echo "crashing loom-mds (SIGUSR1 to loom-cluster.sh)"
+            kill -USR1 "$server_pid" 2>/dev/null || { echo "could not signal the cluster script (pid $server_pid)"; false; } ;;
+        loom-mds:apply-exports)
+            # The export rules under test (--exports), loaded by a restarted loom-mds.
+            if [ -f "$W/exports.later" ]; then
+                mds_restart_requests=$((mds_restart_requests + 1))
+                cp "$W/exports.later" "$W/exports"
+                echo "loom-mds restarts with $(cat "$W/exports")"
+                kill -USR1 "$server_pid" 2>/dev/null || { echo "could not signal the cluster script (pid $server_pid)"; false; }
+            else
+                echo "apply-exports, but no staged rules: ignored"
+            fi ;;
+        loom-mds:kill-ds) act_kill_ds $args ;;
+        loom-mds:start-ds) cluster_ctl start-ds $args ;;
+        loom-mds:admin) run_admin $args ;;
+        *:mark) act_mark $args ;;
+        *) echo "host action '$name' is not supported with server $SERVER"; false ;;
+        esac
+    } >"$out" 2>&1 || st=$?
+    sed "s/^/  #$host_actions: /" "$out" >&2
+    kc_log "host action #$host_actions ($name): status $st"
+    if [ -n "$tag" ]; then
+        reply "$tag" "$st" "$out"
+    elif [ $st -ne 0 ]; then
+        untagged_failures=$((untagged_failures + 1))
+    fi
 }
 
 rc=0
 : >"$W/guest.log"
-"$HERE/run-guest.sh" -k "$KERNEL" -s "$SCRIPT" -t "$TIMEOUT" -l "$W/guest.log" \
+"$HERE/run-guest.sh" -k "$KERNEL" -s "$SCRIPT" -t "$TIMEOUT" -l "$W/guest.log" -c "$CHAN" \
     SERVER_PORT="$PORT" "${defaults[@]}" "${guest_params[@]}" &
 guest_pid=$!
 seen=0
@@ -387,17 +532,37 @@ while kill -0 "$guest_pid" 2>/dev/null; do
     n=$(tr -d '\r' <"$W/guest.log" | grep -ac '^LOOM-HOST-ACTION: ' || true)
     while [ "$seen" -lt "$n" ]; do
         seen=$((seen + 1))
-        host_action "$(tr -d '\r' <"$W/guest.log" | grep -a '^LOOM-HOST-ACTION: ' | sed -n "${seen}{s/^LOOM-HOST-ACTION: *//;s/ .*//;p}")"
+        host_action "$(tr -d '\r' <"$W/guest.log" | grep -a '^LOOM-HOST-ACTION: ' | sed -n "${seen}{s/^LOOM-HOST-ACTION: *//;p}")"
     done
     sleep 0.2
 done
 wait "$guest_pid" || rc=$?
 guest_pid=
-if [ "$host_actions" -gt 0 ] && [ "$SERVER" = loom-mds ]; then
-    restarts=$(grep -c '^loom-cluster: restarted loom-mds' "$W/server.log" || true)
-    kc_log "host actions: $host_actions; loom-mds restarts: $restarts"
-    if [ "$restarts" -ne "$host_actions" ] && [ $rc -eq 0 ]; then
-        kc_log "FAIL: the guest asked for $host_actions loom-mds restarts, $restarts happened"
+if [ "$mds_restart_requests" -gt 0 ] && [ "$SERVER" = loom-mds ]; then
+    # SIGUSR1 is handled asynchronously by loom-cluster.sh: give the last one a moment.
+    for _ in $(seq 50); do
+        restarts=$(grep -c '^loom-cluster: restarted loom-mds' "$W/server.log" || true)
+        [ "$restarts" -ge "$mds_restart_requests" ] && break
+        sleep 0.2
+    done
+    kc_log "loom-mds restart requests: $mds_restart_requests; restarts: $restarts"
+    if [ "$restarts" -ne "$mds_restart_requests" ] && [ $rc -eq 0 ]; then
+        kc_log "FAIL: the guest asked for $mds_restart_requests loom-mds restarts, $restarts happened"
+        rc=1
+    fi
+fi
+if [ "$untagged_failures" -gt 0 ] && [ $rc -eq 0 ]; then
+    kc_log "FAIL: $untagged_failures host action(s) without a tag failed (see above)"
+    rc=1
+fi
+# ---- HOSTCHECK lines (loom-mds): counters and data files, see lib/hostcheck.sh -----------
+if [ "$SERVER" = loom-mds ] && tr -d '\r' <"$W/guest.log" | grep -aq '^HOSTCHECK '; then
+    sleep 1.2  # the servers write their counters every second
+    . "$HERE/lib/hostcheck.sh"
+    hc_bad=0
+    hostcheck_run "$W/guest.log" "$EXPORT" "$DS_COUNT" || hc_bad=$?
+    if [ "$hc_bad" -ne 0 ] && [ $rc -eq 0 ]; then
+        kc_log "FAIL: $hc_bad HOSTCHECK line(s) do not hold"
         rc=1
     fi
 fi

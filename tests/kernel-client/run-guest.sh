@@ -1,13 +1,17 @@
 #!/bin/bash
 # run-guest.sh: boot a stock Debian kernel under qemu (TCG) and run one guest test script.
 #
-# usage: run-guest.sh [-k 6.1|7] [-s SCRIPT] [-t SECONDS] [-l LOGFILE] [-v] [KEY=VALUE ...]
+# usage: run-guest.sh [-k 6.1|7] [-s SCRIPT] [-t SECONDS] [-l LOGFILE] [-c CHANNEL] [-v] [KEY=VALUE ...]
 #   -k  kernel flavor (env LOOM_KERNEL, default 6.1)
 #   -s  guest test script, run by /init as /test.sh (env LOOM_GUEST_SCRIPT,
 #       default guest/nfs3-basic.sh); a bare name is looked up in guest/
 #   -t  host-side timeout for the whole boot (env LOOM_GUEST_TIMEOUT, default 300);
 #       the guest's own watchdog fires 20 s earlier with a readable FAIL line
 #   -l  serial log file (env LOOM_GUEST_LOG, default a new /tmp/loom-kc-*.log)
+#   -c  back channel to the guest (env LOOM_GUEST_CHANNEL): CHANNEL.in and CHANNEL.out are
+#       FIFOs (made when missing) that qemu connects to the guest's second serial port
+#       (/dev/ttyS1): what is written to CHANNEL.in, the guest reads there. The guest gets
+#       HOST_CHANNEL=1 (see host_do in initramfs/loom-guest.sh)
 #   -v  also stream the serial console to stdout (env LOOM_VERBOSE=1)
 #   KEY=VALUE words go on the kernel command line and reach /init and the test
 #   as environment variables, e.g. SERVER_PORT=2049 NFSVERS=3. Keys must not
@@ -30,12 +34,14 @@ SCRIPT=${LOOM_GUEST_SCRIPT:-nfs3-basic.sh}
 TIMEOUT=${LOOM_GUEST_TIMEOUT:-300}
 LOG=${LOOM_GUEST_LOG:-}
 VERBOSE=${LOOM_VERBOSE:-0}
-while getopts "k:s:t:l:vh" opt; do
+CHANNEL=${LOOM_GUEST_CHANNEL:-}
+while getopts "k:s:t:l:c:vh" opt; do
     case "$opt" in
     k) FLAVOR=$OPTARG ;;
     s) SCRIPT=$OPTARG ;;
     t) TIMEOUT=$OPTARG ;;
     l) LOG=$OPTARG ;;
+    c) CHANNEL=$OPTARG ;;
     v) VERBOSE=1 ;;
     h) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) exit 2 ;;
@@ -81,10 +87,17 @@ head -c "$pad" /dev/zero >>"$work/initrd"
 guest_timeout=$((TIMEOUT - 20))
 hostname_word="GUEST_HOSTNAME=loomkc-$(hostname -s | tr -cd 'a-zA-Z0-9' | head -c 12)-$$-$RANDOM"
 append="console=ttyS0 quiet panic=-1 GUEST_TIMEOUT=$guest_timeout $hostname_word ${params[*]:-}"
+[ -n "$CHANNEL" ] && append="$append HOST_CHANNEL=1"
 qemu=(qemu-system-x86_64 -accel "$QEMU_ACCEL" -m "${LOOM_GUEST_MEM:-1024}" -smp "${LOOM_GUEST_SMP:-2}"
     -nodefaults -display none -vga none -monitor none -serial stdio -no-reboot
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
     -kernel "$VMLINUZ" -initrd "$work/initrd" -append "$append")
+if [ -n "$CHANNEL" ]; then
+    # A second serial port (ttyS1) on two FIFOs; qemu opens them read-write, so neither side
+    # blocks on open.
+    for f in "$CHANNEL.in" "$CHANNEL.out"; do [ -p "$f" ] || mkfifo "$f"; done
+    qemu+=(-chardev "pipe,id=hostch,path=$CHANNEL" -serial chardev:hostch)
+fi
 
 kc_log "booting $KVER ($QEMU_ACCEL) with $(basename "$SCRIPT"); ${params[*]:-no parameters}; timeout ${TIMEOUT}s; log $LOG"
 t0=$(kc_now)

@@ -111,3 +111,48 @@ show_nfs_state() {
          /per-op statistics/ { ops = 1; next }
          ops && $2 + 0 > 0 { print "  " $1, $2 }' /proc/self/mountstats 2>/dev/null
 }
+
+# ---- host actions with answers (kernel-client-test.sh) ------------------------------------
+# A guest line "LOOM-HOST-ACTION: NAME ARGS... @TAG" asks the host to do something (see
+# kernel-client-test.sh: restart-mds, kill-ds I, start-ds I, admin ARGS..., mark LABEL ...).
+# The host answers a tagged request on the second serial port (/dev/ttyS1, which /init opens
+# as fd 7 when the harness gives HOST_CHANNEL=1): lines "LOOM-HOST-OUT TAG TEXT" and then
+# "LOOM-HOST-REPLY TAG STATUS". The tty must stay open from boot on, or the answers are lost.
+
+# host_do ACTION ARGS...: ask, wait (HOST_TIMEOUT, default 300 s) for the answer, print the
+# host's output lines, return the host's status (124: no answer in time, 125: no back channel).
+host_do() {
+    local tag line st=124 rest
+    [ "${HOST_CHANNEL:-0}" = 1 ] && [ -e /proc/self/fd/7 ] || { echo "guest: host_do $*: no back channel" >&2; return 125; }
+    tag="q$(head -c 4 /proc/sys/kernel/random/uuid)$(cut -d. -f2 /proc/uptime)"
+    echo "LOOM-HOST-ACTION: $* @$tag"
+    while read -t "${HOST_TIMEOUT:-300}" -r line <&7; do
+        case "$line" in
+        "LOOM-HOST-OUT $tag "*) echo "${line#LOOM-HOST-OUT $tag }" ;;
+        "LOOM-HOST-OUT $tag") echo ;;
+        "LOOM-HOST-REPLY $tag "*) rest=${line#LOOM-HOST-REPLY $tag }; st=${rest%% *}; break ;;
+        esac
+    done
+    return "$st"
+}
+
+# host_must ACTION ARGS...: host_do that fails the test when the host's action failed.
+host_must() {
+    local out st=0
+    out=$(host_do "$@") || st=$?
+    [ -n "$out" ] && echo "$out" | sed 's/^/guest: host: /'
+    [ $st = 0 ] || fail "host action '$*' failed (status $st): $(echo "$out" | tail -n 1)"
+}
+
+# kernel_at_least MAJOR MINOR: the running kernel is MAJOR.MINOR or newer.
+kernel_at_least() {
+    local r maj min
+    r=$(uname -r); maj=${r%%.*}; r=${r#*.}; min=${r%%[!0-9]*}
+    [ "$maj" -gt "$1" ] || { [ "$maj" -eq "$1" ] && [ "${min:-0}" -ge "$2" ]; }
+}
+
+# mountstat_op MOUNTPOINT OP: the number of OP calls in /proc/self/mountstats for the mount.
+mountstat_op() {
+    awk -v m="$1" -v op="$2:" '/^device / { on = ($5 == m) } on && $1 == op { print $2; found = 1; exit }
+        END { if (!found) print 0 }' /proc/self/mountstats
+}

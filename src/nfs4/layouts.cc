@@ -1,0 +1,161 @@
+#include "nfs4/layouts.h"
+
+namespace loom::nfs4 {
+
+stateid4 LayoutTable::StateidOf(const State& s) const {
+  return MakeStateid(StateKind::kLayout, epoch_, s.id, s.seqid);
+}
+
+bool LayoutTable::IsLayoutStateid(const stateid4& s) {
+  StateidParts p;
+  return DecodeStateid(s, &p) && p.kind == StateKind::kLayout;
+}
+
+bool LayoutTable::FromEarlierBoot(const stateid4& s) const {
+  StateidParts p;
+  return DecodeStateid(s, &p) && p.kind == StateKind::kLayout && p.epoch != epoch_;
+}
+
+LayoutTable::State* LayoutTable::FindLocked(clientid4 client, uint64_t file) {
+  auto it = states_.find({client, file});
+  return it == states_.end() ? nullptr : &it->second;
+}
+
+bool LayoutTable::Holds(clientid4 client, uint64_t file, const stateid4& s) const {
+  StateidParts p;
+  if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = states_.find({client, file});
+  return it != states_.end() && it->second.id == p.counter;
+}
+
+nfsstat4 LayoutTable::Grant(clientid4 client, uint64_t file, layoutiomode4 iomode,
+                            const stateid4& presented, stateid4* out) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (recalling_.count(file)) return NFS4ERR_RECALLCONFLICT;  // §12.5.5.2
+  State* s = FindLocked(client, file);
+  StateidParts p;
+  if (DecodeStateid(presented, &p) && p.kind == StateKind::kLayout) {
+    // A layout stateid must be the one this client holds for this file (§12.5.3).
+    if (p.epoch != epoch_ || !s || s->id != p.counter) return NFS4ERR_BAD_STATEID;
+    if (presented.seqid != 0 && presented.seqid > s->seqid) return NFS4ERR_BAD_STATEID;
+  }
+  if (!s) {
+    State n;
+    n.id = next_id_++;
+    n.client = client;
+    n.file = file;
+    s = &states_.emplace(std::make_pair(client, file), n).first->second;
+    by_file_[file].insert(client);
+  }
+  s->seqid = NextSeqid(s->seqid);
+  s->iomodes |= 1u << iomode;
+  *out = StateidOf(*s);
+  return NFS4_OK;
+}
+
+void LayoutTable::EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::iterator it) {
+  auto f = by_file_.find(it->second.file);
+  if (f != by_file_.end()) {
+    f->second.erase(it->second.client);
+    if (f->second.empty()) by_file_.erase(f);
+  }
+  states_.erase(it);
+}
+
+nfsstat4 LayoutTable::Return(clientid4 client, uint64_t file, layoutiomode4 iomode,
+                             const stateid4& sid, bool* remaining, stateid4* out) {
+  *remaining = false;
+  StateidParts p;
+  if (!DecodeStateid(sid, &p) || p.kind != StateKind::kLayout) return NFS4ERR_BAD_STATEID;
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = states_.find({client, file});
+  if (it == states_.end()) {
+    // Nothing held: a layout this server forgot (restart, lease expiry, fencing) or one
+    // already returned. §18.44.3 makes a return of nothing a success.
+    return NFS4_OK;
+  }
+  if (p.epoch != epoch_ || it->second.id != p.counter) return NFS4ERR_BAD_STATEID;
+  State& s = it->second;
+  if (iomode == LAYOUTIOMODE4_ANY) s.iomodes = 0;
+  else s.iomodes &= ~(1u << iomode);
+  if (s.iomodes == 0) {
+    EraseLocked(it);
+    return NFS4_OK;
+  }
+  s.seqid = NextSeqid(s.seqid);
+  *remaining = true;
+  *out = StateidOf(s);
+  return NFS4_OK;
+}
+
+void LayoutTable::ReturnAll(clientid4 client, uint64_t file) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto it = states_.lower_bound({client, file}); it != states_.end() && it->first.first == client;) {
+    if (file != 0 && it->first.second != file) break;
+    auto next = std::next(it);
+    EraseLocked(it);
+    it = next;
+  }
+}
+
+std::vector<RecallTarget> LayoutTable::BeginRecall(uint64_t file, clientid4 except) {
+  std::lock_guard<std::mutex> l(mu_);
+  recalling_[file]++;
+  std::vector<RecallTarget> out;
+  auto f = by_file_.find(file);
+  if (f == by_file_.end()) return out;
+  for (clientid4 c : f->second) {
+    if (c == except) continue;
+    State* s = FindLocked(c, file);
+    if (!s) continue;
+    // §12.5.5.2.1: the recall carries the stateid with its seqid advanced, and the client
+    // checks it is exactly one past the last it saw.
+    s->seqid = NextSeqid(s->seqid);
+    out.push_back({c, file, StateidOf(*s)});
+  }
+  return out;
+}
+
+void LayoutTable::Block(uint64_t file) {
+  std::lock_guard<std::mutex> l(mu_);
+  recalling_[file]++;
+}
+
+void LayoutTable::EndRecall(uint64_t file) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = recalling_.find(file);
+  if (it != recalling_.end() && --it->second <= 0) recalling_.erase(it);
+}
+
+bool LayoutTable::Recalling(uint64_t file) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return recalling_.count(file) > 0;
+}
+
+std::map<clientid4, uint32_t> LayoutTable::Holders(uint64_t file) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::map<clientid4, uint32_t> out;
+  auto f = by_file_.find(file);
+  if (f == by_file_.end()) return out;
+  for (clientid4 c : f->second) {
+    auto it = states_.find({c, file});
+    if (it != states_.end()) out[c] = it->second.iomodes;
+  }
+  return out;
+}
+
+std::vector<uint64_t> LayoutTable::FilesOf(clientid4 client) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<uint64_t> out;
+  for (auto it = states_.lower_bound({client, 0}); it != states_.end() && it->first.first == client; ++it)
+    out.push_back(it->first.second);
+  return out;
+}
+
+size_t LayoutTable::size() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return states_.size();
+}
+
+}  // namespace loom::nfs4
