@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -59,7 +60,17 @@ class TestDs {
     o.loops = 1;
     o.workers = 2;
     server_ = std::make_unique<rpc::RpcServer>(o);
-    server_->Register(svc_->NfsProgram());
+    // FSSTAT answers the space SetSpace gave, when it gave one (the test servers share /tmp).
+    rpc::ProgramDesc nfs = svc_->NfsProgram();
+    nfs.procs[NFSPROC3_FSSTAT].fn = rpc::Typed<FSSTAT3args, FSSTAT3res>(
+        [this](const rpc::CallContext& ctx, const FSSTAT3args& a, FSSTAT3res& r) {
+          svc_->Fsstat(ctx, a, r);
+          if (r.status == NFS3_OK && capacity_ > 0) {
+            r.resok.tbytes = capacity_;
+            r.resok.fbytes = r.resok.abytes = free_;
+          }
+        });
+    server_->Register(nfs);
     server_->Register(svc_->MountProgram());
     Status st = server_->Start();
     ASSERT_TRUE(st.ok()) << st.ToString();
@@ -71,6 +82,14 @@ class TestDs {
     fs_.reset();
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string root() const { return root_; }
+  void SetSpace(uint64_t capacity, uint64_t free) {
+    free_ = free;
+    capacity_ = capacity;
+  }
+  std::string Path(meta::FsId fsid, meta::Ino ino, uint32_t gen) const {
+    return root_ + "/loom/" + FsDirName(fsid) + "/" + DataFileName(ino, gen);
+  }
   std::string Path(meta::FsId fsid, meta::Ino ino) const {
     return root_ + "/loom/" + FsDirName(fsid) + "/" + DataFileName(ino);
   }
@@ -78,6 +97,7 @@ class TestDs {
  private:
   std::string root_;
   uint16_t port_ = 0;
+  std::atomic<uint64_t> capacity_{0}, free_{0};
   std::unique_ptr<nfs3::LocalFs> fs_;
   std::unique_ptr<nfs3::Nfs3Service> svc_;
   std::unique_ptr<rpc::RpcServer> server_;
@@ -123,10 +143,13 @@ class DataServersTest : public ::testing::Test {
   }
   void TearDown() override { pool_.reset(); }
 
-  void MakePool(DataServerPool::Options opts = {}) {
+  void MakePool(DataServerPool::Options opts = {},
+                std::vector<std::vector<std::string>> labels = {}) {
     std::vector<DataServerConfig> cfg;
-    for (size_t i = 0; i < ds_.size(); i++)
+    for (size_t i = 0; i < ds_.size(); i++) {
       cfg.push_back(Config(Id(i), ds_[i]->address()));
+      if (i < labels.size()) cfg.back().labels = labels[i];
+    }
     pool_.reset();
     auto p = DataServerPool::Create(cfg, opts);
     ASSERT_TRUE(p.ok()) << p.status().ToString();

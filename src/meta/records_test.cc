@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/codec.h"
 #include "meta/errors.h"
 #include "meta/inode_alloc.h"
 #include "meta/keys.h"
@@ -72,9 +73,12 @@ Layout SampleLayout() {
   l.stripe_count = 2;
   for (uint32_t m = 0; m < 2; ++m) {
     Mirror mir;
-    for (uint32_t s = 0; s < 2; ++s) mir.files.push_back({m * 10 + s, "fh-" + std::to_string(s), 7, 8});
+    for (uint32_t s = 0; s < 2; ++s)
+      mir.files.push_back({m * 10 + s, "fh-" + std::to_string(s), 7, 8, m * 3 + s});
+    mir.stale = m == 1;
     l.mirrors.push_back(mir);
   }
+  l.generation = 0x1122334455ull;
   return l;
 }
 
@@ -92,7 +96,7 @@ void CheckRoundTripAndDamage(const R& r) {
   R x;
   EXPECT_FALSE(Decode(enc + '\0', &x).ok());
   std::string newer = enc;
-  newer[1] = 2;  // a version from the future
+  newer[1] = static_cast<char>(enc[1] + 1);  // a version from the future
   EXPECT_FALSE(Decode(newer, &x).ok());
 }
 
@@ -102,10 +106,14 @@ TEST(RecordsTest, RoundTripAndRejectDamage) {
   CheckRoundTripAndDamage(Dentry{"name", 5, FileType::kDir, 17});
   CheckRoundTripAndDamage(SampleLayout());
   CheckRoundTripAndDamage(Orphan{9, {3, 4}});
-  CheckRoundTripAndDamage(PendingFile{12, 3, {5, 6}});
+  CheckRoundTripAndDamage(PendingFile{12, 3, {5, 6}, 0});
+  CheckRoundTripAndDamage(PendingFile{12, 3, {5, 6}, 4000000000u});
   CheckRoundTripAndDamage(FsIdentity{std::string(16, '\x5a'), "5a5a", {7, 8}});
-  CheckRoundTripAndDamage(DataServerRecord{std::string(16, '\x01'), 4, "10.0.0.1:2049"});
-  CheckRoundTripAndDamage(GcItem{9, {3, std::string("\0\1fh", 4), 1, 2}, {5, 6}});
+  CheckRoundTripAndDamage(DataServerRecord{std::string(16, '\x01'), 4, "10.0.0.1:2049", "", {}, false});
+  CheckRoundTripAndDamage(DataServerRecord{std::string(16, '\x01'), 4, "10.0.0.1:2049",
+                                           "ds1.example:2049", {"site=a", "tier=ssd"}, true});
+  CheckRoundTripAndDamage(GcItem{9, {3, std::string("\0\1fh", 4), 1, 2, 0}, {5, 6}});
+  CheckRoundTripAndDamage(GcItem{9, {3, std::string("\0\1fh", 4), 1, 2, 17}, {5, 6}});
   CheckRoundTripAndDamage(ClientRecord{0xabcdef, "Linux NFSv4.2 host", 42,
                                        ClientRecord::kReclaimComplete, {1, 0}});
   CheckRoundTripAndDamage(GraceState{5, 4, true});
@@ -142,6 +150,99 @@ TEST(RecordsTest, LayoutShapeIsChecked) {
   Layout fh = SampleLayout();
   fh.mirrors[0].files[0].fh.assign(kMaxFhLen + 1, 'x');
   EXPECT_FALSE(Decode(Encode(fh), &out).ok());
+}
+
+// Records written by version 1 (before name generations, stale mirrors, layout generations
+// and the registry's extra fields) still decode, with defaults for the new fields.
+TEST(RecordsTest, Version1RecordsDecode) {
+  auto header = [](char kind) {
+    std::string out;
+    PutU8(out, static_cast<uint8_t>(kind));
+    PutU8(out, 1);
+    return out;
+  };
+  auto data_file = [](std::string& out, uint32_t ds, const std::string& fh) {
+    PutU32(out, ds);
+    PutBytes(out, fh);
+    PutU32(out, 7);
+    PutU32(out, 8);
+  };
+  // A layout of 2 mirrors x 1 stripe.
+  std::string l1 = header('L');
+  PutU64(l1, 1 << 20);
+  PutU32(l1, 1);
+  PutU32(l1, 2);
+  for (uint32_t m = 0; m < 2; m++) {
+    PutU32(l1, 1);
+    data_file(l1, 10 + m, "fh" + std::to_string(m));
+  }
+  Layout l;
+  l.generation = 99;  // overwritten
+  ASSERT_TRUE(Decode(l1, &l).ok());
+  EXPECT_EQ(l.stripe_unit, 1u << 20);
+  EXPECT_EQ(l.generation, 0u);
+  ASSERT_EQ(l.mirrors.size(), 2u);
+  for (uint32_t m = 0; m < 2; m++) {
+    EXPECT_FALSE(l.mirrors[m].stale);
+    EXPECT_EQ(l.mirrors[m].files[0], (DataFile{10 + m, "fh" + std::to_string(m), 7, 8, 0}));
+  }
+  EXPECT_FALSE(Decode(l1 + std::string(8, '\0'), &l).ok());  // v2 fields under version 1
+
+  std::string g1 = header('G');
+  PutU64(g1, 5);
+  data_file(g1, 3, "gfh");
+  PutU64(g1, 100);
+  PutU32(g1, 200);
+  GcItem g;
+  g.file.name_gen = 4;
+  ASSERT_TRUE(Decode(g1, &g).ok());
+  EXPECT_EQ(g, (GcItem{5, {3, "gfh", 7, 8, 0}, {100, 200}}));
+
+  std::string p1 = header('P');
+  PutU64(p1, 12);
+  PutU32(p1, 3);
+  PutU64(p1, 5);
+  PutU32(p1, 6);
+  PendingFile p;
+  p.name_gen = 4;
+  ASSERT_TRUE(Decode(p1, &p).ok());
+  EXPECT_EQ(p, (PendingFile{12, 3, {5, 6}, 0}));
+
+  std::string k1 = header('K');
+  PutBytes(k1, std::string(16, '\x01'));
+  PutU32(k1, 4);
+  PutBytes(k1, "10.0.0.1:2049");
+  DataServerRecord d;
+  d.labels = {"x=y"};
+  d.draining = true;
+  ASSERT_TRUE(Decode(k1, &d).ok());
+  EXPECT_EQ(d, (DataServerRecord{std::string(16, '\x01'), 4, "10.0.0.1:2049", "", {}, false}));
+}
+
+TEST(RecordsTest, Version2FieldsAreChecked) {
+  Layout out;
+  std::string enc = Encode(SampleLayout());
+  // The stale flags (one byte per mirror) come after the generation: 2 is not a bool.
+  size_t stale_at = enc.size() - 4 * 4 - 2;
+  enc[stale_at] = 2;
+  EXPECT_FALSE(Decode(enc, &out).ok());
+  DataServerRecord many{std::string(16, '\x01'), 4, "a:1", "", {}, false};
+  many.labels.assign(kMaxServerLabels + 1, "k=v");
+  DataServerRecord d;
+  EXPECT_FALSE(Decode(Encode(many), &d).ok());
+  many.labels.assign(1, std::string(kMaxServerLabelLen + 1, 'k'));
+  EXPECT_FALSE(Decode(Encode(many), &d).ok());
+}
+
+TEST(KeysTest, PendingKeysByNameGeneration) {
+  EXPECT_EQ(keys::Pending(1, 2, 3, 0), keys::Pending(1, 2, 3));
+  EXPECT_NE(keys::Pending(1, 2, 3, 1), keys::Pending(1, 2, 3));
+  KeyRange file = KeyRange::Prefix(keys::PendingPrefix(1, 2));
+  for (uint32_t gen : {0u, 1u, 0xffffffffu}) {
+    const std::string k = keys::Pending(1, 2, 3, gen);
+    EXPECT_TRUE(k >= file.begin && k < file.end);
+  }
+  EXPECT_FALSE(keys::Pending(1, 3, 0, 0) < file.end);
 }
 
 TEST(ErrorsTest, MetaErrTravelsInStatus) {

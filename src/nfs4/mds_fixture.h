@@ -68,6 +68,8 @@ class MdsTest : public ::testing::Test {
     mo.state_dir = dir_ + "/state";
     mo.lease_seconds = lease_seconds_;
     mo.grace_seconds = grace;
+    mo.mirrors = mirrors_;
+    mo.recall_timeout_ms = recall_timeout_ms_;
     mds_ = std::make_unique<Mds>(mo, store_.get(), pool_.get());
     ASSERT_TRUE(mds_->Init().ok());
     rpc::ServerOptions o;
@@ -158,6 +160,8 @@ class MdsTest : public ::testing::Test {
   std::unique_ptr<V4Client> client_;
   uint16_t port_ = 0;
   uint32_t lease_seconds_ = 30;
+  uint32_t mirrors_ = 1;            // default placement of new files
+  uint32_t recall_timeout_ms_ = 0;  // 0: the lease
 };
 
 }  // namespace loom::nfs4
