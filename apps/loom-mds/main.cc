@@ -81,18 +81,11 @@ int main(int argc, char** argv) {
   bool scrub = false, repair = false, new_secret = false;
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "loom-mds: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--config") {
+  // --config first: the flags override what the file says, wherever they stand.
+  for (int i = 1; i + 1 < argc; i++) {
+    if (std::string(argv[i]) != "--config") continue;
       // The file's settings; flags after --config override them.
-      auto cfg = admin::ParseMdsConfig(next());
+      auto cfg = admin::ParseMdsConfig(argv[i + 1]);
       if (!cfg.ok()) {
         std::fprintf(stderr, "loom-mds: %s\n", cfg.status().ToString().c_str());
         return 2;
@@ -117,6 +110,18 @@ int main(int argc, char** argv) {
         for (const auto& [k, v] : d.labels) c.labels.push_back(k + "=" + v);
         servers.push_back(c);
       }
+  }
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "loom-mds: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--config") {
+      next();  // applied before the other flags (below), which override it
     } else if (a == "--state-dir") mo.state_dir = next();
     else if (a == "--ds") {
       mds::DataServerConfig c;

@@ -68,6 +68,13 @@ std::optional<DataFileId> ParseDataFileName(std::string_view name) {
   return out;
 }
 
+uint32_t NextNameGen(const meta::Layout& l) {
+  uint32_t g = 0;
+  for (const meta::Mirror& m : l.mirrors)
+    for (const meta::DataFile& f : m.files) g = std::max(g, f.name_gen);
+  return g + 1;
+}
+
 namespace {
 
 bool ValidLabel(const std::string& l) {
@@ -245,7 +252,7 @@ std::vector<DataServerState> DataServerPool::Servers() const {
     st.health = s->health;
     st.since_ms = s->since_ms;
     st.last_error = s->last_error;
-    st.draining = s->draining;
+    st.draining = st.config.draining = s->draining;
     st.space_known = s->space_known;
     st.capacity = s->capacity;
     st.free = s->free;

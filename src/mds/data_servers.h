@@ -99,7 +99,7 @@ const char* HealthName(Health h);
 
 // What the pool knows of one data server (for the registry, GETDEVICEINFO, monitoring).
 struct DataServerState {
-  DataServerConfig config;  // its labels: config.labels
+  DataServerConfig config;  // its labels: config.labels; config.draining == draining
   Health health = Health::kUnknown;
   int64_t since_ms = 0;     // when health last changed (rpc::NowMs clock)
   std::string last_error;   // the error that made it kDown
@@ -132,7 +132,7 @@ struct ReadResult {
 };
 
 struct WriteResult {
-  uint32_t count = 0;                 // bytes written on every mirror (a prefix of the data)
+  uint32_t count = 0;                 // bytes written on every mirror written (a prefix of the data)
   nfs3::stable_how committed = nfs3::FILE_SYNC;   // the weakest any data file reported
   Verifier verifier{};                // see CombineVerifiers
 };
@@ -180,6 +180,9 @@ struct DataFileId {
   bool operator==(const DataFileId&) const = default;
 };
 std::optional<DataFileId> ParseDataFileName(std::string_view name);
+// The name generation for data files that will replace some of `l`'s (a move, a re-placed
+// mirror): one above every generation `l` holds.
+uint32_t NextNameGen(const meta::Layout& l);
 
 constexpr const char* kOwnerFile = ".owner";
 constexpr const char* kDsIdFile = "ds-id";

@@ -812,5 +812,449 @@ TEST_F(DataServersTest, HealthChecks) {
   EXPECT_EQ(pool_->HealthOf(Id(2)), Health::kDown);
 }
 
+TEST(DataFileNameTest, Generations) {
+  EXPECT_EQ(DataFileName(0x12), "0000000000000012");
+  EXPECT_EQ(DataFileName(0x12, 0), "0000000000000012");
+  EXPECT_EQ(DataFileName(0x12, 7), "0000000000000012.7");
+  EXPECT_EQ(DataFileName(0x12, 4294967295u), "0000000000000012.4294967295");
+  EXPECT_EQ(ParseDataFileName("0000000000000012"), (DataFileId{0x12, 0}));
+  EXPECT_EQ(ParseDataFileName("00000000000000ff.7"), (DataFileId{0xff, 7}));
+  EXPECT_EQ(ParseDataFileName("0000000000000012.4294967295"), (DataFileId{0x12, 4294967295u}));
+  for (const char* bad : {"0000000000000012.", "0000000000000012.0", "0000000000000012.07",
+                          "0000000000000012.4294967296", "0000000000000012.1x",
+                          "0000000000000012x1", "000000000000012", "000000000000001G", ".owner",
+                          "ds-id", "0000000000000012.99999999999"}) {
+    EXPECT_FALSE(ParseDataFileName(bad).has_value()) << bad;
+  }
+}
+
+TEST_F(DataServersTest, CreateAppliesThePlacementsOwnerAndMode) {
+  Placement p = Place(2, 1, 0);
+  p.uid = p.gid = 0x10000002;
+  p.mode = 0640;
+  auto l = pool_->CreateDataFile(kFs, 110, p);
+  ASSERT_OK(l);
+  for (const auto& m : l->mirrors) {
+    const meta::DataFile& f = m.files[0];
+    EXPECT_EQ(f.uid, 0x10000002u);
+    EXPECT_EQ(f.gid, 0x10000002u);
+    EXPECT_EQ(f.name_gen, 0u);
+    struct stat st;
+    ASSERT_EQ(::stat(Ds(f.ds_id).Path(kFs, 110).c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0x10000002u);
+    EXPECT_EQ(st.st_gid, 0x10000002u);
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+  }
+  // The reuse of a file an intent vouches for gets the owner and mode too (and is emptied).
+  meta::MemKvStore store;
+  StoreJournal journal(&store);
+  pool_->SetCreateJournal(&journal);
+  ASSERT_TRUE(pool_->PrepareFilesystem(kFs).ok());
+  for (size_t i = 0; i < ds_.size(); i++) {
+    ASSERT_OK(journal.Intend(kFs, 111, Id(i), 0));
+    std::ofstream(ds_[i]->Path(kFs, 111)) << "half made";
+    ::chmod(ds_[i]->Path(kFs, 111).c_str(), 0600);
+  }
+  p = Place(1, 1, 0);
+  p.uid = p.gid = 0x10000004;
+  auto r = pool_->CreateDataFile(kFs, 111, p);
+  ASSERT_OK(r);
+  struct stat st;
+  ASSERT_EQ(::stat(Ds(r->mirrors[0].files[0].ds_id).Path(kFs, 111).c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 0);
+  EXPECT_EQ(st.st_uid, 0x10000004u);
+  EXPECT_EQ(st.st_gid, 0x10000004u);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST_F(DataServersTest, PlacementPrefersFreeSpace) {
+  constexpr uint64_t kGiB = 1ull << 30;
+  Ds(Id(0)).SetSpace(200 * kGiB, 100 * kGiB);
+  Ds(Id(1)).SetSpace(200 * kGiB, 50 * kGiB);
+  Ds(Id(2)).SetSpace(200 * kGiB, 10 * kGiB);
+  pool_->CheckHealth();
+  auto servers = pool_->Servers();
+  ASSERT_EQ(servers.size(), 3u);
+  EXPECT_TRUE(servers[0].space_known);
+  EXPECT_EQ(servers[0].capacity, 200 * kGiB);
+  EXPECT_EQ(servers[0].free, 100 * kGiB);
+  EXPECT_EQ(servers[2].free, 10 * kGiB);
+  EXPECT_EQ(StateName(servers[0]), "up");
+  for (meta::Ino ino = 120; ino < 124; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino);
+    ASSERT_OK(l);
+    EXPECT_EQ(l->mirrors[0].files[0].ds_id, Id(0));
+  }
+  for (meta::Ino ino = 124; ino < 128; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino, Place(2, 1, 0));
+    ASSERT_OK(l);
+    EXPECT_EQ((std::set<uint32_t>{l->mirrors[0].files[0].ds_id, l->mirrors[1].files[0].ds_id}),
+              (std::set<uint32_t>{Id(0), Id(1)}));
+  }
+  // Within 10% of each other counts as a tie: the two take turns, the third is not used.
+  Ds(Id(1)).SetSpace(200 * kGiB, 95 * kGiB);
+  ASSERT_TRUE(pool_->Ping(Id(1)).ok());  // a ping refreshes the space
+  std::map<uint32_t, int> count;
+  for (meta::Ino ino = 130; ino < 136; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino);
+    ASSERT_OK(l);
+    count[l->mirrors[0].files[0].ds_id]++;
+  }
+  EXPECT_EQ(count[Id(0)], 3);
+  EXPECT_EQ(count[Id(1)], 3);
+  EXPECT_EQ(count[Id(2)], 0);
+  // A full server is left out; too few left is kNoSpace, saying why.
+  Ds(Id(0)).SetSpace(200 * kGiB, 0);
+  ASSERT_TRUE(pool_->Ping(Id(0)).ok());
+  auto three = pool_->CreateDataFile(kFs, 140, Place(3, 1, 0));
+  ASSERT_FALSE(three.ok());
+  EXPECT_EQ(three.status().code(), Code::kNoSpace) << three.status().ToString();
+  EXPECT_NE(three.status().ToString().find("1 full"), std::string::npos) << three.status().ToString();
+  auto two = pool_->CreateDataFile(kFs, 141, Place(2, 1, 0));
+  ASSERT_OK(two);
+  for (const auto& m : two->mirrors) EXPECT_NE(m.files[0].ds_id, Id(0));
+}
+
+TEST_F(DataServersTest, PlacementHonoursLabelsAndDraining) {
+  MakePool({}, {{"tier=ssd", "site=a"}, {"tier=ssd", "site=b"}, {"tier=hdd", "site=a"}});
+  Placement ssd = Place(1, 1, 0);
+  ssd.require_labels = {"tier=ssd"};
+  for (meta::Ino ino = 150; ino < 156; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino, ssd);
+    ASSERT_OK(l);
+    EXPECT_NE(l->mirrors[0].files[0].ds_id, Id(2));
+  }
+  Placement both = ssd;
+  both.require_labels = {"tier=ssd", "site=a"};
+  auto a = pool_->CreateDataFile(kFs, 156, both);
+  ASSERT_OK(a);
+  EXPECT_EQ(a->mirrors[0].files[0].ds_id, Id(0));
+  Placement ssd3 = ssd;
+  ssd3.mirrors = 3;
+  auto none = pool_->CreateDataFile(kFs, 157, ssd3);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), Code::kNoSpace);
+  EXPECT_NE(none.status().ToString().find("tier=ssd"), std::string::npos) << none.status().ToString();
+  Placement bad = ssd;
+  bad.require_labels = {"ssd"};
+  EXPECT_EQ(pool_->CreateDataFile(kFs, 158, bad).status().code(), Code::kInvalidArgument);
+
+  // Draining: kept, but not chosen.
+  ASSERT_TRUE(pool_->SetDraining(Id(0), true).ok());
+  EXPECT_EQ(pool_->SetDraining(999, true).code(), Code::kNotFound);
+  auto servers = pool_->Servers();
+  EXPECT_TRUE(servers[0].draining);
+  EXPECT_EQ(servers[0].config.labels, (std::vector<std::string>{"tier=ssd", "site=a"}));
+  for (meta::Ino ino = 160; ino < 164; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino, ssd);
+    ASSERT_OK(l);
+    EXPECT_EQ(l->mirrors[0].files[0].ds_id, Id(1));
+  }
+  Placement ssd2 = ssd;
+  ssd2.mirrors = 2;
+  auto two = pool_->CreateDataFile(kFs, 164, ssd2);
+  EXPECT_EQ(two.status().code(), Code::kNoSpace);
+  EXPECT_NE(two.status().ToString().find("1 draining"), std::string::npos) << two.status().ToString();
+  // The draining server's files stay usable.
+  ASSERT_OK(pool_->Write(*a, 0, Bytes::Copy("still here"), FILE_SYNC));
+  EXPECT_TRUE(pool_->IsUsable(Id(0)));
+  // A server that is down: kUnavailable (it may come back).
+  Ds(Id(1)).Stop();
+  (void)pool_->Ping(Id(1));
+  auto down = pool_->CreateDataFile(kFs, 165, ssd);
+  EXPECT_EQ(down.status().code(), Code::kUnavailable) << down.status().ToString();
+  ASSERT_TRUE(pool_->SetDraining(Id(0), false).ok());
+  ASSERT_OK(pool_->CreateDataFile(kFs, 166, ssd));
+  EXPECT_EQ(StateName(pool_->Servers()[1]), "down");
+}
+
+TEST_F(DataServersTest, ClientReportedErrorsMarkAServerDown) {
+  ASSERT_TRUE(pool_->Ping(Id(0)).ok());
+  EXPECT_TRUE(pool_->IsUsable(Id(0)));
+  EXPECT_FALSE(pool_->IsUsable(999));
+  pool_->ReportError(Id(0), Status::Unavailable("LAYOUTERROR NFS4ERR_NXIO"));
+  pool_->ReportError(999, Status::Unavailable("ignored"));
+  EXPECT_EQ(pool_->HealthOf(Id(0)), Health::kDown);
+  EXPECT_FALSE(pool_->IsUsable(Id(0)));
+  EXPECT_NE(pool_->Servers()[0].last_error.find("LAYOUTERROR"), std::string::npos);
+  for (meta::Ino ino = 170; ino < 174; ino++) {
+    auto l = pool_->CreateDataFile(kFs, ino);
+    ASSERT_OK(l);
+    EXPECT_NE(l->mirrors[0].files[0].ds_id, Id(0));
+  }
+  ASSERT_TRUE(pool_->Ping(Id(0)).ok());  // the health check brings it back
+  EXPECT_TRUE(pool_->IsUsable(Id(0)));
+}
+
+TEST_F(DataServersTest, ServersAddedAndRemovedAtRunTime) {
+  pool_->SetTree(kFs, "tree1", "aaaa");
+  TestDs extra;
+  extra.Start();
+  DataServerConfig c = Config(103, extra.address());
+  c.labels = {"tier=new"};
+  EXPECT_EQ(pool_->AddServer(Config(Id(1), extra.address())).code(), Code::kExists);
+  EXPECT_FALSE(pool_->AddServer(Config(104, "127.0.0.1:1")).ok());  // must answer
+  EXPECT_EQ(pool_->Find(104), nullptr);
+  ASSERT_TRUE(pool_->AddServer(c).ok());
+  EXPECT_EQ(pool_->MaxId(), 103u);
+  auto servers = pool_->Servers();
+  ASSERT_EQ(servers.size(), 4u);
+  EXPECT_EQ(servers[3].config.id, 103u);
+  EXPECT_EQ(servers[3].health, Health::kUp);
+  EXPECT_TRUE(servers[3].space_known);
+  EXPECT_EQ(FileContents(extra.root() + "/loom/tree1/.owner"), "aaaa\n");  // tree made on add
+  Placement p = Place(1, 1, 0);
+  p.require_labels = {"tier=new"};
+  auto l = pool_->CreateDataFile(kFs, 180, p);
+  ASSERT_OK(l);
+  EXPECT_EQ(l->mirrors[0].files[0].ds_id, 103u);
+  // A server holding another filesystem's tree is refused.
+  TestDs foreign;
+  foreign.Start();
+  fsys::create_directories(foreign.root() + "/loom/tree1");
+  std::ofstream(foreign.root() + "/loom/tree1/.owner") << "bbbb\n";
+  EXPECT_EQ(pool_->AddServer(Config(105, foreign.address())).code(), Code::kPermission);
+  EXPECT_EQ(pool_->Find(105), nullptr);
+
+  const DataServerConfig* kept = pool_->Find(103);
+  ASSERT_TRUE(pool_->RemoveServer(103).ok());
+  EXPECT_EQ(kept->address, extra.address());  // a pointer taken before stays valid
+  EXPECT_EQ(pool_->Find(103), nullptr);
+  EXPECT_EQ(pool_->RemoveServer(103).code(), Code::kNotFound);
+  EXPECT_EQ(pool_->RemovedIds(), (std::vector<uint32_t>{103}));
+  EXPECT_EQ(pool_->Servers().size(), 3u);
+  EXPECT_EQ(pool_->AddServer(c).code(), Code::kExists);  // a removed id is never reused
+  EXPECT_EQ(pool_->CreateDataFile(kFs, 181, p).status().code(), Code::kNoSpace);
+  c.id = 106;
+  ASSERT_TRUE(pool_->AddServer(c).ok());
+  ASSERT_OK(pool_->CreateDataFile(kFs, 181, p));
+}
+
+TEST_F(DataServersTest, RegistryPersistsAcrossStarts) {
+  meta::MemKvStore store;
+  std::vector<DataServerConfig> given;
+  for (size_t i = 0; i < ds_.size(); i++) given.push_back(Config(0, ds_[i]->address()));
+  given[0].labels = {"site=a"};
+  given[1].advertised_address = "ds1.example:2049";
+  auto plan = PlanStart(store, kFs, given, StartMode::kNormal, {});
+  ASSERT_OK(plan);
+  ASSERT_EQ(plan->servers.size(), 3u);
+  for (const auto& c : plan->servers) EXPECT_EQ(c.uuid.size(), 16u);
+  auto pool = DataServerPool::Create(plan->servers, {});
+  ASSERT_OK(pool);
+  DataServerPool& p = **pool;
+  p.SetTree(kFs, plan->identity.tree, UuidHex(plan->identity.uuid));
+  const uint32_t third = plan->servers[2].id;
+  ASSERT_TRUE(p.SetDraining(third, true).ok());
+  TestDs extra;
+  extra.Start();
+  DataServerConfig c = Config(0, extra.address());
+  c.labels = {"tier=new"};
+  auto id = AddDataServer(store, p, c);
+  ASSERT_OK(id);
+  EXPECT_EQ(*id, p.MaxId());
+  EXPECT_GT(*id, third);
+  EXPECT_EQ(AddDataServer(store, p, c).status().code(), Code::kExists);  // the same export
+  ASSERT_TRUE(SaveRegistry(store, p).ok());
+
+  // Restarted with the original three flags and no labels: everything comes back.
+  std::vector<DataServerConfig> bare;
+  for (size_t i = 0; i < ds_.size(); i++) bare.push_back(Config(0, ds_[i]->address()));
+  auto again = PlanStart(store, kFs, bare, StartMode::kNormal, {});
+  ASSERT_OK(again);
+  ASSERT_EQ(again->servers.size(), 4u);
+  std::map<uint32_t, DataServerConfig> by_id;
+  for (const auto& s : again->servers) by_id[s.id] = s;
+  for (size_t i = 0; i < 3; i++) EXPECT_EQ(again->servers[i].id, plan->servers[i].id);
+  EXPECT_EQ(by_id[plan->servers[0].id].labels, (std::vector<std::string>{"site=a"}));
+  EXPECT_EQ(by_id[plan->servers[1].id].advertised_address, "ds1.example:2049");
+  EXPECT_TRUE(by_id[third].draining);
+  EXPECT_FALSE(by_id[plan->servers[0].id].draining);
+  ASSERT_TRUE(by_id.count(*id));
+  EXPECT_EQ(by_id[*id].address, extra.address());
+  EXPECT_EQ(by_id[*id].labels, (std::vector<std::string>{"tier=new"}));
+  auto restarted = DataServerPool::Create(again->servers, {});
+  ASSERT_OK(restarted);
+  EXPECT_TRUE((*restarted)->Servers()[2].draining);
+
+  // Removed: its record goes; the next start does not bring it back.
+  ASSERT_TRUE(p.RemoveServer(*id).ok());
+  ASSERT_TRUE(SaveRegistry(store, p).ok());
+  auto third_start = PlanStart(store, kFs, bare, StartMode::kNormal, {});
+  ASSERT_OK(third_start);
+  EXPECT_EQ(third_start->servers.size(), 3u);
+}
+
+TEST_F(DataServersTest, MovesUseNewNameGenerations) {
+  meta::MemKvStore store;
+  StoreJournal journal(&store);
+  pool_->SetCreateJournal(&journal);
+  meta::Namespace ns(&store, kFs);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
+  auto made = meta::RunTxn(store, [&](meta::Txn& t) { return ns.Create(t, ns.root(), "f", {}); });
+  ASSERT_OK(made);
+  const meta::Ino ino = made->inode.ino;
+  Placement p = Place(1, 1, 0);
+  p.uid = p.gid = 0x10000006;
+  p.mode = 0640;
+  auto l0 = pool_->CreateDataFile(kFs, ino, p);
+  ASSERT_OK(l0);
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.SetLayout(t, ino, *l0); }).ok());
+  const uint32_t old_ds = l0->mirrors[0].files[0].ds_id;
+  const std::string data = RandomBytes(3 * (1 << 20) + 12345, 7);
+  ASSERT_OK(pool_->Write(*l0, 0, Bytes::Copy(data), UNSTABLE));
+  ASSERT_OK(pool_->Commit(*l0));
+
+  // Bad explicit placements.
+  EXPECT_EQ(pool_->CreateDataFilesOn(kFs, ino, p, {Id(0), Id(1)}, 1).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(pool_->CreateDataFilesOn(kFs, ino, Place(2, 1, 0), {Id(0), Id(0)}, 1).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(pool_->CreateDataFilesOn(kFs, ino, p, {999}, 1).status().code(), Code::kNotFound);
+
+  // Generation 1 on the same server as generation 0: no collision.
+  auto l1 = pool_->CreateDataFilesOn(kFs, ino, p, {old_ds}, 1);
+  ASSERT_OK(l1);
+  EXPECT_EQ(l1->mirrors[0].files[0].name_gen, 1u);
+  EXPECT_EQ(l1->mirrors[0].files[0].uid, 0x10000006u);
+  EXPECT_TRUE(fsys::exists(Ds(old_ds).Path(kFs, ino, 1)));
+  struct stat st;
+  ASSERT_EQ(::stat(Ds(old_ds).Path(kFs, ino, 1).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_uid, 0x10000006u);
+  // While the move is in flight (the stored layout is generation 0) the GC leaves it alone.
+  ASSERT_OK(ResolveIntents(store, kFs, *pool_, true));
+  EXPECT_TRUE(fsys::exists(Ds(old_ds).Path(kFs, ino, 1)));
+  ASSERT_TRUE(pool_->CopyRange(*l0, *l1, 0, UINT64_MAX, data.size()).ok());
+  EXPECT_TRUE(FileContents(Ds(old_ds).Path(kFs, ino, 1)) == data);
+
+  // Then striped over three servers (generation 2), in two ranges, then two mirrors (3).
+  Placement striped = Place(1, 3, 64 * 1024);
+  auto l2 = pool_->CreateDataFilesOn(kFs, ino, striped, {Id(2), Id(0), Id(1)}, 2);
+  ASSERT_OK(l2);
+  EXPECT_EQ(l2->mirrors[0].files[0].ds_id, Id(2));
+  EXPECT_EQ(l2->mirrors[0].files[2].ds_id, Id(1));
+  ASSERT_TRUE(pool_->CopyRange(*l1, *l2, 0, 1 << 20, data.size()).ok());
+  ASSERT_TRUE(pool_->CopyRange(*l1, *l2, 1 << 20, UINT64_MAX, data.size()).ok());
+  for (uint32_t s = 0; s < 3; s++)
+    EXPECT_EQ(fsys::file_size(Ds(l2->mirrors[0].files[s].ds_id).Path(kFs, ino, 2)),
+              StripeFileSize(*l2, s, data.size()));
+  auto r = pool_->Read(*l2, 0, static_cast<uint32_t>(data.size() + 10));
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == data);
+  EXPECT_EQ(NextNameGen(*l0), 1u);
+  EXPECT_EQ(NextNameGen(*l2), 3u);
+  auto l3 = pool_->CreateDataFilesOn(kFs, ino, Place(2, 1, 0), {Id(1), Id(2)}, NextNameGen(*l2));
+  ASSERT_OK(l3);
+  ASSERT_TRUE(pool_->CopyRange(*l2, *l3, 0, UINT64_MAX, data.size()).ok());
+  for (const auto& m : l3->mirrors)
+    EXPECT_TRUE(FileContents(Ds(m.files[0].ds_id).Path(kFs, ino, 3)) == data);
+
+  // A move given up: its files and intents go.
+  auto l4 = pool_->CreateDataFilesOn(kFs, ino, p, {Id(2)}, 4);
+  ASSERT_OK(l4);
+  ASSERT_TRUE(pool_->AbandonDataFiles(kFs, ino, *l4).ok());
+  EXPECT_FALSE(fsys::exists(Ds(Id(2)).Path(kFs, ino, 4)));
+
+  // Switch to generation 3: the old data files are queued and removed by name and generation,
+  // the new generation's intents are settled by the GC.
+  ASSERT_TRUE(meta::RunTxn(store, [&](meta::Txn& t) { return ns.ReplaceLayout(t, ino, *l3); }).ok());
+  GcWorker gc(&store, {&ns}, pool_.get(), GcWorker::Options{50, 100});
+  ASSERT_OK(gc.RunOnce());
+  EXPECT_FALSE(fsys::exists(Ds(old_ds).Path(kFs, ino)));
+  for (const auto& m : l3->mirrors) EXPECT_TRUE(fsys::exists(Ds(m.files[0].ds_id).Path(kFs, ino, 3)));
+  // Generations 1 and 2 were never stored: start-up recovery removes them by their intents.
+  auto resolved = ResolveIntents(store, kFs, *pool_);
+  ASSERT_OK(resolved);
+  EXPECT_FALSE(fsys::exists(Ds(old_ds).Path(kFs, ino, 1)));
+  for (uint32_t id = 100; id < 103; id++) EXPECT_FALSE(fsys::exists(Ds(id).Path(kFs, ino, 2)));
+  for (const auto& m : l3->mirrors) EXPECT_TRUE(fsys::exists(Ds(m.files[0].ds_id).Path(kFs, ino, 3)));
+  auto pending = meta::RunTxn(store, [&](meta::Txn& t) -> Result<size_t> {
+    size_t n = 0;
+    LOOM_RETURN_IF_ERROR(t.Scan(meta::KeyRange::Prefix(meta::keys::PendingPrefix(kFs, ino)), 0,
+                                [&](std::string_view, std::string_view) { return ++n; }));
+    return n;
+  });
+  EXPECT_EQ(*pending, 0u);
+  // Scrub sees a consistent picture with generation-named files.
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* out = ::open_memstream(&buf, &len);
+  auto rep = Scrub(store, kFs, *pool_, false, out);
+  std::fclose(out);
+  std::string text(buf, len);
+  std::free(buf);
+  ASSERT_OK(rep);
+  EXPECT_EQ(rep->inconsistencies(), 0u) << text;
+  EXPECT_EQ(rep->data_files, 2u) << text;
+}
+
+TEST_F(DataServersTest, MirrorFailuresAreReportedAndResynced) {
+  Placement p = Place(2, 1, 0);
+  p.uid = p.gid = 0x10000008;
+  p.mode = 0640;
+  auto made = pool_->CreateDataFile(kFs, 190, p);
+  ASSERT_OK(made);
+  meta::Layout l = *made;
+  const uint32_t a = l.mirrors[0].files[0].ds_id, b = l.mirrors[1].files[0].ds_id;
+  std::string data = RandomBytes(2 * (1 << 20) + 100, 9);
+  ASSERT_OK(pool_->Write(l, 0, Bytes::Copy(data.substr(0, 1000)), FILE_SYNC));
+
+  // Mirror 1's server goes away: with failed_mirrors the calls go on and name it.
+  Ds(b).Stop();
+  FailedMirrors failed;
+  auto w = pool_->Write(l, 0, Bytes::Copy(data), UNSTABLE, &failed);
+  ASSERT_OK(w);
+  EXPECT_EQ(w->count, data.size());
+  EXPECT_EQ(failed, (FailedMirrors{1}));
+  failed.clear();
+  ASSERT_OK(pool_->Commit(l, &failed));
+  EXPECT_EQ(failed, (FailedMirrors{1}));
+  failed.clear();
+  ASSERT_TRUE(pool_->SetOwner(l, 0x1000000a, 0x1000000a, 0640, &failed).ok());
+  EXPECT_EQ(failed, (FailedMirrors{1}));
+  failed.clear();
+  EXPECT_TRUE(pool_->Truncate(l, data.size(), &failed).ok());
+  EXPECT_EQ(failed, (FailedMirrors{1}));
+  // Without it, all mirrors must succeed, as before.
+  EXPECT_EQ(pool_->Truncate(l, data.size()).code(), Code::kUnavailable);
+
+  // The MDS marks it stale: calls leave it out, with or without failed_mirrors.
+  l.mirrors[1].stale = true;
+  ASSERT_OK(pool_->Write(l, 0, Bytes::Copy(data.substr(0, 10)), FILE_SYNC));
+  ASSERT_OK(pool_->Commit(l));
+  Ds(b).Start();
+  ASSERT_TRUE(pool_->Ping(b).ok());
+  EXPECT_EQ(FileContents(Ds(b).Path(kFs, 190)), data.substr(0, 1000));  // missed the writes
+  meta::Layout flipped = l;  // the stale mirror first: reads still skip it
+  std::swap(flipped.mirrors[0], flipped.mirrors[1]);
+  auto r = pool_->Read(flipped, 0, static_cast<uint32_t>(data.size()));
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == data);
+  EXPECT_EQ(*pool_->GetSize(flipped), data.size());
+
+  // Resync from the good mirror; then the resynced copy serves alone.
+  ASSERT_TRUE(pool_->ResyncMirror(l, 1, data.size()).ok());
+  EXPECT_TRUE(FileContents(Ds(b).Path(kFs, 190)) == data);
+  struct stat st;
+  ASSERT_EQ(::stat(Ds(b).Path(kFs, 190).c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0x1000000au);  // the fence it missed
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  l.mirrors[1].stale = false;
+  Ds(a).Stop();
+  r = pool_->Read(l, 0, static_cast<uint32_t>(data.size()));
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->data.view() == data);
+
+  // Every mirror failing still fails; every mirror stale is an I/O error.
+  Ds(b).Stop();
+  failed.clear();
+  EXPECT_EQ(pool_->Write(l, 0, Bytes::Copy("x"), FILE_SYNC, &failed).status().code(), Code::kUnavailable);
+  l.mirrors[0].stale = l.mirrors[1].stale = true;
+  EXPECT_EQ(pool_->Read(l, 0, 10).status().code(), Code::kIo);
+  EXPECT_EQ(pool_->Write(l, 0, Bytes::Copy("x"), FILE_SYNC).status().code(), Code::kIo);
+  EXPECT_FALSE(pool_->ResyncMirror(l, 0, data.size()).ok());
+}
+
 }  // namespace
 }  // namespace loom::mds

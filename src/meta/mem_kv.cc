@@ -1,5 +1,6 @@
 #include "meta/mem_kv.h"
 
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,16 @@ class MemKvStore::MemTxn final : public Txn {
   Status Commit() override {
     if (done_) return Finished();
     std::lock_guard<std::mutex> g(store_->mu_);
+    if (store_->opts_.restartable && !writes_.empty()) {
+      if (durability_ == Durability::kSync) {
+        // Like a WAL sync: this commit and every one before it reach the disk.
+        for (const WriteSet& w : store_->unsynced_) store_->MakeDurableLocked(w);
+        store_->unsynced_.clear();
+        store_->MakeDurableLocked(writes_);
+      } else {
+        store_->unsynced_.push_back(writes_);
+      }
+    }
     // Every written key is locked by us, so nothing can conflict here.
     for (auto& [k, v] : writes_) {
       if (v) {
@@ -79,8 +90,8 @@ class MemKvStore::MemTxn final : public Txn {
     ReleaseLocked();
   }
 
-  // Memory is never durable: kSync and kDeferred are the same here.
-  void SetDurability(Durability) override {}
+  // Matters only with Options::restartable (Restart drops unsynced kDeferred commits).
+  void SetDurability(Durability d) override { durability_ = d; }
 
  private:
   static Status Finished() { return Status::Invalid("transaction already finished"); }
@@ -131,7 +142,8 @@ class MemKvStore::MemTxn final : public Txn {
   MemKvStore* const store_;
   const uint64_t id_;
   bool done_ = false;
-  std::map<std::string, std::optional<std::string>, std::less<>> writes_;  // nullopt = delete
+  Durability durability_ = Durability::kSync;
+  WriteSet writes_;
   std::vector<std::string> held_;
 };
 
@@ -144,7 +156,30 @@ Result<std::unique_ptr<Txn>> MemKvStore::Begin() {
   return std::unique_ptr<Txn>(std::make_unique<MemTxn>(this, id));
 }
 
-Status MemKvStore::Sync() { return Status::Ok(); }
+Status MemKvStore::Sync() {
+  std::lock_guard<std::mutex> g(mu_);
+  for (const WriteSet& w : unsynced_) MakeDurableLocked(w);
+  unsynced_.clear();
+  return Status::Ok();
+}
+
+void MemKvStore::MakeDurableLocked(const WriteSet& w) {
+  for (const auto& [k, v] : w) {
+    if (v) {
+      durable_.insert_or_assign(k, *v);
+    } else {
+      durable_.erase(k);
+    }
+  }
+}
+
+void MemKvStore::Restart() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!opts_.restartable) std::abort();  // nothing to restart from: a test bug
+  data_ = durable_;
+  unsynced_.clear();
+  locks_.clear();
+}
 
 size_t MemKvStore::Size() const {
   std::lock_guard<std::mutex> g(mu_);

@@ -371,8 +371,11 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
   // The store is built first so that the hook the file system wrapper points to (in the
   // store's own Options) lives as long as the database.
   std::unique_ptr<RocksKvStore> store(new RocksKvStore(opts, nullptr, nullptr));
+  if (opts.env) o.env = opts.env;
   if (store->opts_.before_sync) {
-    auto fs = std::make_shared<HookedFs>(rocksdb::FileSystem::Default(), &store->opts_.before_sync);
+    std::shared_ptr<rocksdb::FileSystem> base =
+        opts.env ? opts.env->GetFileSystem() : rocksdb::FileSystem::Default();
+    auto fs = std::make_shared<HookedFs>(base, &store->opts_.before_sync);
     store->env_ = rocksdb::NewCompositeEnv(fs);
     o.env = store->env_.get();
   }

@@ -64,6 +64,11 @@ class RocksKvStore final : public KvStore {
     // I/O error, as a failing disk would; the hook may also block, holding a commit between
     // "visible" and "durable". Tests only.
     std::function<Status(const std::string& path)> before_sync;
+    // The Env the database's files go through (leveldb's Env seam); nullptr: RocksDB's
+    // default. Not owned: it must outlive the store. Tests pass a fault-injecting one
+    // (meta/fault_env.h) to cut the power, tear writes or fail calls. With before_sync too,
+    // that hook wraps this Env's file system.
+    rocksdb::Env* env = nullptr;
   };
 
   // Counters since Open (for tests and monitoring).

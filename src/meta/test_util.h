@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/fault_env.h"
 #include "meta/mem_kv.h"
 #include "meta/rocks_kv.h"
 
@@ -34,16 +35,18 @@ class TempDir {
   std::string path_;
 };
 
-// Reopen() models a restart of loom-mds: the MemKvStore keeps its data (as if persisted);
-// the RocksKvStore is really closed and opened again.
+// Reopen() models a crash and restart of loom-mds, so that "survives a restart" tests can
+// fail: the MemKvStore keeps only what it made durable (MemKvStore::Restart: kDeferred
+// commits no sync covered are dropped); the RocksKvStore is closed, loses every byte its
+// files were not synced for (a power cut on FaultFs), and is opened again.
 class MemBackend {
  public:
   static constexpr const char* kName = "Mem";
   explicit MemBackend(int64_t lock_timeout_ms = 1000)
       : store_(std::make_unique<MemKvStore>(
-            MemKvStore::Options{std::chrono::milliseconds(lock_timeout_ms)})) {}
+            MemKvStore::Options{std::chrono::milliseconds(lock_timeout_ms), true})) {}
   KvStore* store() { return store_.get(); }
-  void Reopen() {}
+  void Reopen() { store_->Restart(); }
 
  private:
   std::unique_ptr<MemKvStore> store_;
@@ -56,6 +59,8 @@ class RocksBackend {
   KvStore* store() { return store_.get(); }
   void Reopen() {
     store_.reset();
+    Status s = fault_.Restore();  // the power cut: unsynced bytes go
+    ASSERT_TRUE(s.ok()) << s.ToString();
     Open();
   }
   const std::string& path() const { return dir_.path(); }
@@ -65,6 +70,7 @@ class RocksBackend {
     RocksKvStore::Options o;
     o.path = dir_.path() + "/db";
     o.lock_timeout_ms = timeout_;
+    o.env = fault_.env();
     auto s = RocksKvStore::Open(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
@@ -72,6 +78,7 @@ class RocksBackend {
 
   TempDir dir_;
   int64_t timeout_;
+  FaultFs fault_;  // before store_: the database uses it until closed
   std::unique_ptr<RocksKvStore> store_;
 };
 

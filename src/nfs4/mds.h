@@ -234,6 +234,12 @@ class Mds {
   std::map<std::pair<clientid4, uint64_t>, ErrorWindow> client_errors_;  // guarded by recall_mu_
   std::set<uint64_t> stale_files_;                           // guarded by recall_mu_
   std::atomic<bool> has_policies_{false};
+  struct RecallRetry {
+    RecallTarget target;
+    int attempt = 0;
+    int64_t at_ms = 0;
+  };
+  std::vector<RecallRetry> recall_retries_;                  // guarded by recall_mu_
   std::thread background_;
   bool stopping_ = false;                                    // guarded by recall_mu_
 };

@@ -94,9 +94,18 @@ nfsstat4 EncodeFfLayout(Cx& cx, const meta::Layout& l, layoutiomode4 iomode, uin
   // §5.1: ffl_stripe_unit is the unit of striping within a mirror; with one data server per
   // mirror it is unused (0, as nfsd sends).
   ff.ffl_stripe_unit = l.stripe_count > 1 ? l.stripe_unit : 0;
-  std::vector<size_t> usable;
-  for (size_t i = 0; i < l.mirrors.size(); i++)
-    if (!MirrorIsStale(l.mirrors[i])) usable.push_back(i);
+  std::vector<size_t> usable, down;
+  for (size_t i = 0; i < l.mirrors.size(); i++) {
+    if (MirrorIsStale(l.mirrors[i])) continue;
+    bool up = true;
+    for (const auto& f : l.mirrors[i].files)
+      if (cx.mds.data_servers()->HealthOf(f.ds_id) == mds::Health::kDown) up = false;
+    (up ? usable : down).push_back(i);
+  }
+  // A READ layout leaves out mirrors on data servers known to be down, while another mirror
+  // is up: the client would try them first and stall (an RW layout never lists them:
+  // LayoutForClients marked them stale).
+  if (usable.empty()) usable = down;
   if (usable.empty()) return NFS4ERR_LAYOUTUNAVAILABLE;
   // Read preference (efficiency, highest first: notes §2) rotates with the client, so that
   // the readers of a mirrored file spread over its mirrors.
@@ -173,7 +182,7 @@ nfsstat4 OpLayoutGet(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   // decision as a READ or WRITE through the MDS (owner override included).
   st = CheckIoAccess(cx, n, rw ? Access::kWrite : Access::kRead);
   if (st != NFS4_OK) return fail(st);
-  auto l = cx.mds.LayoutForClients(n.ino);
+  auto l = cx.mds.LayoutForClients(n.ino, rw);
   if (!l.ok()) {
     nfsstat4 e = FromDataServer(l.status());
     // A file whose data servers cannot take it now: the client does I/O through the MDS.

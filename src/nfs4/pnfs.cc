@@ -284,6 +284,12 @@ void Mds::RecallLayouts(uint64_t ino, const char* why, clientid4 except) {
     r.deadline_ms = rpc::NowMs() + timeout;
     r.why = why;
   }
+  // A holder may have returned between BeginRecall and the registration above.
+  {
+    auto holders = layouts_->Holders(ino);
+    for (const auto& t : targets)
+      if (!holders.count(t.client)) RecallAnswered(t.client, ino);
+  }
   stats_->Get("pnfs.recalls")->Record(0, 0, 0, false);
   LOG_INFO("loom-mds: recalling %zu layouts of file %llu (%s)", targets.size(), (unsigned long long)ino, why);
   for (const auto& t : targets) SendLayoutRecall(t, 0);
@@ -342,10 +348,10 @@ void Mds::SendLayoutRecall(const RecallTarget& t, int attempt) {
                     layouts_->ReturnAll(target.client, target.file);
                     RecallAnswered(target.client, target.file);
                   } else if (st == NFS4ERR_DELAY && attempt < 50) {
-                    std::thread([this, target, attempt] {
-                      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                      SendLayoutRecall(target, attempt + 1);
-                    }).detach();
+                    // The client is busy with its layout (§20.3.4): ask again shortly, from
+                    // the background thread.
+                    std::lock_guard<std::mutex> g(recall_mu_);
+                    recall_retries_.push_back({target, attempt + 1, rpc::NowMs() + 100});
                   } else if (st != NFS4_OK) {
                     LOG_INFO("loom-mds: layout recall of file %llu from client %016llx: %s",
                              (unsigned long long)target.file, (unsigned long long)target.client,
@@ -588,6 +594,22 @@ void Mds::BackgroundLoop() {
       if (stopping_) return;
     }
     CheckRecallDeadlines();
+    std::vector<RecallRetry> due;
+    {
+      std::lock_guard<std::mutex> g(recall_mu_);
+      const int64_t now = rpc::NowMs();
+      for (auto it = recall_retries_.begin(); it != recall_retries_.end();) {
+        if (it->at_ms <= now) {
+          due.push_back(*it);
+          it = recall_retries_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (const auto& r : due) {
+      if (layouts_->Holders(r.target.file).count(r.target.client)) SendLayoutRecall(r.target, r.attempt);
+    }
     if (ds_ && rpc::NowMs() - last_resync > 1000) {
       last_resync = rpc::NowMs();
       ResyncStaleMirrors();

@@ -313,7 +313,7 @@ if [ "$SERVER" = loom-ds ] || [ "$SERVER" = loom-mds ]; then
     rules=${EXPORTS_RULES:-'*(rw,no_root_squash)'}
     printf '%s\n' "$rules" >"$W/exports"
     case "$SERVER" in
-    loom-ds) "$LOOM_DS" --help 2>&1 | grep -q -- '--exports' && exports_opt="--exports \"$W/exports\"" ;;
+    loom-ds) grep -q -- '--exports' <<<"$("$LOOM_DS" --help 2>&1 || true)" && exports_opt="--exports \"$W/exports\"" ;;
     loom-mds) grep -q -- '--mds-exports)' "$REPO/scripts/loom-cluster.sh" && exports_opt="--mds-exports \"$W/exports\"" ;;
     esac
     if [ -z "$exports_opt" ] && [ -n "$EXPORTS_RULES" ]; then
@@ -340,8 +340,9 @@ cluster_opts=
 CLI=$(dirname "$(dirname "$LOOM_DS")")/loom/loom
 if [ "$SERVER" = loom-mds ]; then
     cluster_opts="--ds $DS_COUNT"
-    if [ "$ADVERTISE" != none ] && [ -n "$ADVERTISE" ] &&
-        "$(dirname "$(dirname "$LOOM_DS")")/loom-mds/loom-mds" --help 2>&1 | grep -q -- '--advertise'; then
+    # (Not "--help | grep -q": with pipefail, grep's early exit can fail the pipeline.)
+    mds_help=$("$(dirname "$(dirname "$LOOM_DS")")/loom-mds/loom-mds" --help 2>&1 || true)
+    if [ "$ADVERTISE" != none ] && [ -n "$ADVERTISE" ] && grep -q -- '--advertise' <<<"$mds_help"; then
         cluster_opts="$cluster_opts --advertise $(printf '%q' "$ADVERTISE")"
     fi
     [ -n "$MDS_ARGS" ] && cluster_opts="$cluster_opts --mds-args $(printf '%q' "$MDS_ARGS")"

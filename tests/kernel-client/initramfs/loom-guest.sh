@@ -124,7 +124,7 @@ show_nfs_state() {
 host_do() {
     local tag line st=124 rest
     [ "${HOST_CHANNEL:-0}" = 1 ] && [ -e /proc/self/fd/7 ] || { echo "guest: host_do $*: no back channel" >&2; return 125; }
-    tag="q$(head -c 4 /proc/sys/kernel/random/uuid)$(cut -d. -f2 /proc/uptime)"
+    tag="q$(head -c 8 /proc/sys/kernel/random/uuid)"
     # To the console itself: callers often capture our stdout.
     echo "LOOM-HOST-ACTION: $* @$tag" >/dev/console
     while read -t "${HOST_TIMEOUT:-300}" -r line <&7; do

@@ -4,7 +4,8 @@
 # data files of its data servers). Sourced, not run.
 #
 # One check per line; N is a decimal integer, CMP one of == != < <= > >=:
-#   HOSTCHECK mds-op OP [FIELD] CMP N    loom-mds counter "nfs4.op.OP" (e.g. READ, LAYOUTGET)
+#   HOSTCHECK mds-op OP [FIELD] CMP N    loom-mds counter "nfs4.op.OP" or "nfs4.op.OP_OP" (e.g.
+#                                        READ, LAYOUTGET: counted inside every COMPOUND)
 #   HOSTCHECK mds KEY [FIELD] CMP N      any loom-mds counter (e.g. nfs4.COMPOUND)
 #   HOSTCHECK ds KEY [FIELD] CMP N       a loom-ds counter (e.g. nfs3.WRITE), summed over all
 #                                        data servers
@@ -47,10 +48,14 @@ hc_ds_sum() {
     echo "$total"
 }
 
-hc_cmp() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
-    r = (op == "==") ? a == b : (op == "!=") ? a != b : (op == "<") ? a < b : (op == "<=") ? a <= b :
-        (op == ">") ? a > b : (op == ">=") ? a >= b : -1
-    exit (r == 1) ? 0 : 1 }'; }
+hc_cmp() {
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
+        a += 0; b += 0; r = -1
+        if (op == "==") r = (a == b); else if (op == "!=") r = (a != b)
+        else if (op == "<") r = (a < b); else if (op == "<=") r = (a <= b)
+        else if (op == ">") r = (a > b); else if (op == ">=") r = (a >= b)
+        exit (r == 1) ? 0 : 1 }'
+}
 
 # hc_data_files INO I: the data files of INO on data server I.
 hc_data_files() {
@@ -152,7 +157,10 @@ hostcheck_run() {
         field=${what[2]:-calls}
         key=${what[1]:-}
         case "${what[0]}" in
-        mds-op) got=$(hc_stat "$HC_DIR/mds.stats.json" "nfs4.op.$key" "$field") ;;
+        mds-op)
+            # "nfs4.op.READ" (docs) or "nfs4.op.OP_READ" (the RFC's enum name), whichever is there.
+            if grep -q "\"nfs4\.op\.OP_$key\":" "$HC_DIR/mds.stats.json" 2>/dev/null; then key=OP_$key; fi
+            got=$(hc_stat "$HC_DIR/mds.stats.json" "nfs4.op.$key" "$field") ;;
         mds) got=$(hc_stat "$HC_DIR/mds.stats.json" "$key" "$field") ;;
         ds | ds[0-9]*) got=$(hc_ds_sum "${what[0]}" "$key" "$field") ;;
         ds-bytes-read) got=$(hc_ds_sum ds nfs3.READ bytes_out) ;;
