@@ -282,7 +282,7 @@ Status Namespace::SetLayout(Txn& t, Ino ino, const Layout& l) {
   // CREATEs) are resolved in the same commit. Intents for servers the layout does not use
   // (a failed placement) stay, naming leftovers for start-up recovery and scrub.
   for (const Mirror& m : l.mirrors)
-    for (const DataFile& f : m.files) LOOM_RETURN_IF_ERROR(t.Delete(keys::Pending(fs_, ino, f.ds_id)));
+    for (const DataFile& f : m.files) LOOM_RETURN_IF_ERROR(t.Delete(keys::Pending(fs_, ino, f.ds_id, f.name_gen)));
   return t.Put(keys::Layout(fs_, ino), Encode(l));
 }
 

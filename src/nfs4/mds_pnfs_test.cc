@@ -6,6 +6,7 @@
 #include "mds_fixture.h"
 #include "nfs3/nfs3_client.h"
 #include "nfs4/layouts.h"
+#include "nfs4/raw_v4_client.h"
 #include "nfs4/state.h"
 
 namespace loom::nfs4 {
@@ -166,7 +167,7 @@ TEST_F(PnfsTest, LayoutCarriesSyntheticIdsThatTheDataServerEnforces) {
   ASSERT_EQ(rd.ffl_mirrors.size(), 1u);
   EXPECT_EQ(Str(rd.ffl_mirrors[0].ffm_data_servers[0].ffds_user), std::to_string(uid + 1));
   // One layout stateid per client and file: same "other", seqid one higher.
-  const stateid4& s2 = r.resarray[2].oplayoutget->logr_resok4.logr_stateid;
+  const stateid4 s2 = r.resarray[2].oplayoutget->logr_resok4.logr_stateid;
   EXPECT_EQ(s2.other, rw.logr_resok4.logr_stateid.other);
   EXPECT_EQ(s2.seqid, rw.logr_resok4.logr_stateid.seqid + 1);
 
@@ -323,6 +324,92 @@ TEST_F(PnfsTest, RecalledLayoutNotReturnedIsFenced) {
   EXPECT_EQ(DsWrite(*w2, ds.ffds_fh_vers[0], 0, "H"), nfs3::NFS3_OK);
   ASSERT_EQ(Run(Ops(PutFh(fh), Read(open, 0, 8)), &r), NFS4_OK);
   EXPECT_EQ(Str(r.resarray[2].opread->resok4.data), "Hence me");
+}
+
+// A client with a back channel gets CB_LAYOUTRECALL (CB_SEQUENCE first, the layout stateid
+// with its seqid one past the last grant, the file's handle as it saw it), answers it and
+// returns the layout: the recall ends without fencing, and LAYOUTGETs meanwhile got
+// RECALLCONFLICT.
+TEST_F(PnfsTest, RecallOverTheBackChannelEndsWithLayoutReturn) {
+  RawClient raw(/*answer_callbacks=*/true);
+  ASSERT_TRUE(raw.Connect(port_));
+  auto x = raw.Call(Ops(ExchangeId("raw-recall", verifier4{7})));
+  ASSERT_TRUE(x.ok());
+  ASSERT_EQ(x->status, NFS4_OK);
+  const auto& eir = x->resarray[0].opexchange_id->eir_resok4;
+  const channel_attrs4 fore{0, (1 << 20) + (64 << 10), (1 << 20) + (64 << 10), 64 << 10, 16, 8, {}};
+  const channel_attrs4 back{0, 4096, 4096, 0, 2, 1, {}};
+  auto cs = raw.Call(Ops(CreateSession(eir.eir_clientid, eir.eir_sequenceid, CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
+                                       fore, back)));
+  ASSERT_TRUE(cs.ok());
+  ASSERT_EQ(cs->status, NFS4_OK);
+  const sessionid4 sid = cs->resarray[0].opcreate_session->csr_resok4.csr_sessionid;
+  uint32_t seq = 1;
+  auto rc = raw.Call(Ops(Sequence(sid, seq++), ReclaimComplete()));
+  ASSERT_TRUE(rc.ok());
+  ASSERT_EQ(rc->status, NFS4_OK);
+  auto op = raw.Call(Ops(Sequence(sid, seq++), PutRootFh(), Open("ro", "rf", OPEN4_SHARE_ACCESS_BOTH, true), GetFh(),
+                         LayoutGet(CurrentStateid(), LAYOUTIOMODE4_RW)));
+  ASSERT_TRUE(op.ok());
+  ASSERT_EQ(op->status, NFS4_OK);
+  const Bytes fh = op->resarray[3].opgetfh->resok4.object;
+  const stateid4 granted = op->resarray[4].oplayoutget->logr_resok4.logr_stateid;
+  const uint64_t ino = mds_->layouts().FilesOf(eir.eir_clientid).at(0);
+  auto before = mds_->LayoutOf(ino);
+  ASSERT_TRUE(before.ok());
+
+  bool recalled = false;
+  stateid4 recall_sid{};
+  raw.on_callback = [&](const CB_COMPOUND4args& a) -> std::optional<CB_COMPOUND4res> {
+    CB_COMPOUND4res r;
+    if (a.argarray.size() != 2 || a.argarray[0].argop != OP_CB_SEQUENCE ||
+        a.argarray[1].argop != OP_CB_LAYOUTRECALL) {
+      ADD_FAILURE() << "unexpected callback";
+      r.status = NFS4ERR_INVAL;
+      return r;
+    }
+    const auto& cseq = *a.argarray[0].opcbsequence;
+    EXPECT_EQ(cseq.csa_sessionid, sid);
+    const auto& lr = *a.argarray[1].opcblayoutrecall;
+    EXPECT_EQ(lr.clora_type, LAYOUT4_FLEX_FILES);
+    EXPECT_EQ(lr.clora_recall.lor_recalltype, LAYOUTRECALL4_FILE);
+    EXPECT_EQ(Str(lr.clora_recall.lor_layout.lor_fh), Str(fh));
+    recall_sid = lr.clora_recall.lor_layout.lor_stateid;
+    recalled = true;
+    r.status = NFS4_OK;
+    nfs_cb_resop4 s;
+    s.resop = OP_CB_SEQUENCE;
+    s.opcbsequence = std::make_unique<CB_SEQUENCE4res>();
+    s.opcbsequence->csr_status = NFS4_OK;
+    s.opcbsequence->csr_resok4.csr_sessionid = cseq.csa_sessionid;
+    s.opcbsequence->csr_resok4.csr_sequenceid = cseq.csa_sequenceid;
+    r.resarray.push_back(std::move(s));
+    nfs_cb_resop4 l;
+    l.resop = OP_CB_LAYOUTRECALL;
+    l.opcblayoutrecall = std::make_unique<CB_LAYOUTRECALL4res>();
+    l.opcblayoutrecall->clorr_status = NFS4_OK;
+    r.resarray.push_back(std::move(l));
+    return r;
+  };
+  mds_->RecallLayouts(ino, "test");
+  for (int i = 0; i < 5 && !recalled; i++) ASSERT_TRUE(raw.WaitCallback());
+  ASSERT_TRUE(recalled);
+  EXPECT_EQ(recall_sid.other, granted.other);
+  EXPECT_EQ(recall_sid.seqid, granted.seqid + 1);  // exactly one past the last grant
+  // Meanwhile another client gets no layout of the file.
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutFh(fh), OpenFh("other", OPEN4_SHARE_ACCESS_READ)), &r), NFS4_OK);
+  const stateid4 other = r.resarray[2].opopen->resok4.stateid;
+  EXPECT_EQ(Run(Ops(PutFh(fh), LayoutGet(other, LAYOUTIOMODE4_READ))), NFS4ERR_RECALLCONFLICT);
+  // The return ends the recall: layouts are handed out again, nobody was fenced.
+  auto ret = raw.Call(Ops(Sequence(sid, seq++), PutFh(fh), LayoutReturn(recall_sid)));
+  ASSERT_TRUE(ret.ok());
+  ASSERT_EQ(ret->status, NFS4_OK);
+  EXPECT_TRUE(mds_->WaitRecall(ino, 5000));
+  EXPECT_EQ(Run(Ops(PutFh(fh), LayoutGet(other, LAYOUTIOMODE4_READ))), NFS4_OK);
+  auto after = mds_->LayoutOf(ino);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->mirrors[0].files[0].uid, before->mirrors[0].files[0].uid);
 }
 
 TEST_F(PnfsTest, RepeatedDataServerErrorsSendTheClientThroughTheMds) {

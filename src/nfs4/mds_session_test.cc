@@ -22,6 +22,7 @@
 #include "nfs4/attrs.h"
 #include "nfs4/mds.h"
 #include "nfs4/sessions.h"
+#include "nfs4/raw_v4_client.h"
 #include "nfs4/simple_client.h"
 #include "nfs4/state.h"
 #include "rpc/auth.h"
@@ -46,116 +47,6 @@ std::vector<nfs_argop4> Ops(T&&... ops) {
 // page each way, nothing cached). The request size is of the same order.
 channel_attrs4 LinuxFore() { return channel_attrs4{0, (1u << 20) + 356, (1u << 20) + 904, 7584, 8, 64, {}}; }
 channel_attrs4 LinuxBack() { return channel_attrs4{0, 4096, 4096, 0, 2, 1, {}}; }
-
-// A client over a plain blocking socket, so that it can also act as the callback server on
-// the same connection: while it waits for a reply, calls the server sends it (CB_NULL) are
-// answered or left unanswered.
-class RawClient {
- public:
-  explicit RawClient(bool answer_callbacks) : answer_(answer_callbacks) {}
-  ~RawClient() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool Connect(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};  // a server that stops answering fails the test instead of hanging it
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  // A COMPOUND; callbacks that arrive before its reply are handled on the way.
-  Result<COMPOUND4res> Call(std::vector<nfs_argop4> ops) {
-    COMPOUND4args args;
-    args.minorversion = 1;
-    args.argarray = std::move(ops);
-    uint32_t xid = next_xid_++;
-    xdr::Encoder e;
-    e.u32(xid);
-    e.i32(rpc::CALL);
-    rpc::call_body body;
-    body.rpcvers = 2;
-    body.prog = NFS4_PROGRAM;
-    body.vers = NFS_V4;
-    body.proc = 1;
-    body.cred = rpc::EncodeCred(rpc::Cred::Sys(0, 0, {}, "raw"));
-    body.verf.flavor = rpc::AUTH_NONE;
-    xdr_encode(e, body);
-    xdr_encode(e, args);
-    if (!SendRecord(e.Flatten())) return Status::Io("send");
-    for (;;) {
-      std::string rec;
-      if (!ReadRecord(&rec)) return Status::Timeout("no reply from the server");
-      xdr::Decoder d(reinterpret_cast<const uint8_t*>(rec.data()), rec.size());
-      uint32_t rxid;
-      int32_t mtype;
-      if (!d.u32(rxid) || !d.i32(mtype)) return Status::Invalid("short record");
-      if (mtype == rpc::CALL) {
-        callbacks_++;
-        if (answer_) {
-          // CB_NULL (and anything else): accepted, SUCCESS, no results.
-          xdr::Encoder r;
-          r.u32(rxid);
-          r.i32(rpc::REPLY);
-          r.i32(rpc::MSG_ACCEPTED);
-          r.i32(rpc::AUTH_NONE);
-          r.u32(0);
-          r.i32(rpc::SUCCESS);
-          if (!SendRecord(r.Flatten())) return Status::Io("send callback reply");
-        }
-        continue;
-      }
-      if (rxid != xid) continue;
-      uint32_t ignored;
-      auto off = rpc::ParseReplyHeader(reinterpret_cast<const uint8_t*>(rec.data()), rec.size(),
-                                       &ignored);
-      if (!off.ok()) return off.status();
-      xdr::Decoder rd(reinterpret_cast<const uint8_t*>(rec.data()) + *off, rec.size() - *off);
-      COMPOUND4res res;
-      if (!xdr_decode(rd, res)) return Status::Invalid("undecodable COMPOUND4res");
-      return res;
-    }
-  }
-  int callbacks() const { return callbacks_; }
-
- private:
-  bool SendRecord(const std::string& body) {
-    uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(body.size()));
-    std::string out(reinterpret_cast<const char*>(&mark), 4);
-    out += body;
-    return ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(out.size());
-  }
-  bool ReadFull(void* p, size_t n) {
-    auto* c = static_cast<char*>(p);
-    while (n > 0) {
-      ssize_t k = ::recv(fd_, c, n, 0);
-      if (k <= 0) return false;
-      c += k;
-      n -= static_cast<size_t>(k);
-    }
-    return true;
-  }
-  bool ReadRecord(std::string* rec) {
-    rec->clear();
-    for (;;) {
-      uint32_t mark;
-      if (!ReadFull(&mark, 4)) return false;
-      mark = ntohl(mark);
-      size_t len = mark & 0x7fffffffu;
-      size_t at = rec->size();
-      rec->resize(at + len);
-      if (!ReadFull(rec->data() + at, len)) return false;
-      if (mark & 0x80000000u) return true;
-    }
-  }
-
-  const bool answer_;
-  int fd_ = -1;
-  uint32_t next_xid_ = 1000;
-  int callbacks_ = 0;
-};
 
 // Fails every transaction begun while `fail` is set (a failing disk under the store).
 class FlakyKv final : public meta::KvStore {

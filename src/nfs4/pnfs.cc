@@ -510,16 +510,15 @@ Status Mds::MoveData(uint64_t ino, const std::vector<uint32_t>& ds_ids) {
     return Status::Invalid("the file has " + std::to_string(old.mirrors.size()) + " mirrors of " +
                                    std::to_string(old.stripe_count) + " stripes: name " +
                                    std::to_string(want) + " data servers");
-  uint32_t gen = 0;
-  for (const auto& m : old.mirrors)
-    for (const auto& f : m.files) gen = std::max(gen, f.name_gen);
   mds::Placement p;
   p.mirrors = static_cast<uint32_t>(old.mirrors.size());
   p.stripes = old.stripe_count;
   p.stripe_unit = old.stripe_unit;
   p.uid = p.gid = old.mirrors[0].files[0].uid;
   p.mode = kDataFileMode;
-  auto made = ds_->CreateDataFilesOn(opts_.fsid, ino, p, ds_ids, gen + 1);
+  // A generation above every one the layout has: the new names never collide with the old
+  // data files, and the GC worker does not take them for leftovers mid-copy.
+  auto made = ds_->CreateDataFilesOn(opts_.fsid, ino, p, ds_ids, mds::NextNameGen(old));
   if (!made.ok()) return made.status();
   meta::Layout next = made.value();
   auto size_now = [&]() -> Result<meta::Inode> {
@@ -530,7 +529,7 @@ Status Mds::MoveData(uint64_t ino, const std::vector<uint32_t>& ds_ids) {
   if (!n1.ok()) return n1.status();
   Status s = ds_->CopyRange(old, next, 0, n1->size, n1->size);
   if (!s.ok()) {
-    (void)ds_->RemoveDataFiles(opts_.fsid, ino, next);
+    (void)ds_->AbandonDataFiles(opts_.fsid, ino, next);
     return s;
   }
   // 2. Recall: clients commit what they wrote and return their layouts; new LAYOUTGETs get
@@ -559,7 +558,7 @@ Status Mds::MoveData(uint64_t ino, const std::vector<uint32_t>& ds_ids) {
   }
   layouts_->EndRecall(ino);
   if (!s.ok()) {
-    (void)ds_->RemoveDataFiles(opts_.fsid, ino, next);
+    (void)ds_->AbandonDataFiles(opts_.fsid, ino, next);
     return s;
   }
   stats_->Get("pnfs.moves")->Record(0, n1->size, 0, false);

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -139,6 +140,8 @@ class World {
     }
     ResetKnowledge();
   }
+
+  const std::string& dir() const { return mds_->dir(); }
 
   void RunInput(const uint8_t* data, size_t size) {
     Reader r(data, size);
@@ -787,6 +790,12 @@ class World {
     s.fh = fh;
     states_.push_back(s);
   }
+  // Whether clientids a and b belong to the same owner (incarnations of one client).
+  bool OwnerOf(clientid4 a, clientid4 b) const {
+    for (const auto& cl : clients_)
+      if ((cl.id == a || cl.confirmed == a) && (cl.id == b || cl.confirmed == b)) return true;
+    return false;
+  }
   StateRec* FindState(const Other& o) {
     for (auto& s : states_)
       if (s.sid.other == o) return &s;
@@ -838,6 +847,9 @@ class World {
             parent = ls->parent;
           }
           AddState(r.oplock->resok4.lock_stateid, SKind::kLock, client, &parent, -1);
+          if (parent == Other{}) {  // its open is not one we know: its fate is not predictable
+            if (StateRec* ls = FindState(r.oplock->resok4.lock_stateid.other)) ls->strict = false;
+          }
           break;
         }
         case OP_LOCKU: AddState(r.oplocku->lock_stateid, SKind::kLock, client, nullptr, -1); break;
@@ -860,6 +872,30 @@ class World {
                 for (const auto& dv : devices_) have |= dv == ds.ffds_deviceid;
                 if (!have && devices_.size() < 8) devices_.push_back(ds.ffds_deviceid);
               }
+          }
+          break;
+        }
+        // Session ops inside a SEQUENCE compound change what we know about sessions.
+        case OP_DESTROY_SESSION:
+          for (auto& ss : sessions_)
+            if (ss.id == q.opdestroy_session->dsa_sessionid) ss.live = false;
+          break;
+        case OP_CREATE_SESSION: {
+          // It may have confirmed a client (and dropped an earlier incarnation): stop
+          // predicting that client's sessions and state.
+          clientid4 id = q.opcreate_session->csa_clientid;
+          for (auto& cl : clients_)
+            if (cl.id == id) cl.create_seq = q.opcreate_session->csa_sequence + 1;
+          for (auto& ss : sessions_) ss.known = ss.known && ss.clientid != id && !OwnerOf(ss.clientid, id);
+          for (auto& st : states_) st.strict = st.strict && st.clientid != id && !OwnerOf(st.clientid, id);
+          break;
+        }
+        case OP_EXCHANGE_ID: {
+          const auto& ok = r.opexchange_id->eir_resok4;
+          ClientRec& cl = clients_[0];  // AddOp sends client 0's owner
+          if (ok.eir_clientid != cl.id) {
+            cl.id = ok.eir_clientid;
+            cl.create_seq = ok.eir_sequenceid;
           }
           break;
         }
@@ -897,6 +933,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_trace = getenv("LOOM_FUZZ_TRACE") != nullptr;
   if (!g_trace) SetLogLevel(LogLevel::kError);
   g_world = new World();
+  // The World lives to the end (libFuzzer exits from inside its loop); its temp dir does not.
+  atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(g_world->dir(), ec);
+  });
   return 0;
 }
 

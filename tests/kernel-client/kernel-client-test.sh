@@ -52,8 +52,9 @@
 # it again on the same port and state (SIGUSR1 to loom-cluster.sh); "apply-exports" does the
 # same after putting the --exports rules in place; the test fails unless every request
 # led to a restart. nfs4-mds gets MDS_RESTART=1 by default with --server loom-mds.
-# More, loom-mds only: "kill-ds I" (SIGKILL data server I, 0-based; "kill-ds holding:PATH"
-# kills one that holds a data file of PATH, found in `loom admin layout PATH`), "start-ds I"
+# More, loom-mds only: "kill-ds I" (SIGKILL data server I, 0-based; "kill-ds holding:PATH
+# [except:I]" kills one that holds a data file of PATH, found in `loom admin layout PATH`;
+# the answer's last line is "killed dsI pid P port N"), "start-ds I"
 # (start it again on its port), "admin ARGS..." (`loom --mds 127.0.0.1:PORT admin ARGS...`);
 # any server: "mark LABEL" (note the servers' CPU seconds, utime+stime from /proc/PID/stat,
 # in the file "marks": "LABEL UNIXTIME mds=S ds0=S ..." or "LABEL UNIXTIME server=S").
@@ -449,16 +450,17 @@ act_mark() {
     echo "$line" >>"$W/marks"
     echo "$line"
 }
-# act_kill_ds I | holding:PATH
+# act_kill_ds I | holding:PATH [except:I]
 act_kill_ds() {
-    local which=${1:-} idx= layout name pid port
+    local which=${1:-} except=${2:-} idx= layout name pid port
+    except=${except#except:}
     if [[ "$which" == holding:* ]]; then
         layout=$(run_admin layout "${which#holding:}" 2>&1) || { echo "$layout"; echo "admin layout ${which#holding:} failed"; return 1; }
         echo "$layout"
         # The first running data server whose port the layout names (HOST:PORT, "port N", or
         # a universal address h1.h2.h3.h4.p1.p2).
         while read -r name pid port; do
-            [ "$name" = mds ] || [ "$pid" = - ] && continue
+            [ "$name" = mds ] || [ "$pid" = - ] || [ "$name" = "ds$except" ] && continue
             if grep -qE "(:|port |port=)$port([^0-9]|\$)" <<<"$layout" ||
                 grep -qE "\.$((port / 256))\.$((port % 256))([^0-9]|\$)" <<<"$layout"; then
                 idx=${name#ds}; break

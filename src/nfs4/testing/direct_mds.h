@@ -119,7 +119,10 @@ class DirectMds {
     Reply r;
     r.accept = RunCompound(*mds_, ctx, d, e);
     r.bytes = e.Flatten();
-    xdr::Decoder rd(reinterpret_cast<const uint8_t*>(r.bytes.data()), r.bytes.size());
+    // The decoded results own a copy of the bytes (opaques are views into it), so that
+    // filehandles and other Bytes taken from them outlive the Reply.
+    auto buf = std::make_shared<const std::string>(r.bytes);
+    xdr::Decoder rd(reinterpret_cast<const uint8_t*>(buf->data()), buf->size(), buf);
     r.decoded = xdr_decode(rd, r.res) && rd.remaining() == 0;
     return r;
   }
