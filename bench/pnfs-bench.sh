@@ -29,6 +29,8 @@
 #   --kernels LIST    comma list of 6.1, 7 (default 7)
 #   --targets LIST    comma list of loom-pnfs, loom-proxy, ganesha (default all three)
 #   --ns LIST         cases (default 1,2,3)
+#   --readahead-kb K  the guest mount's read_ahead_kb (default 15360, as NFS had before Linux
+#                     5.4; "default": the kernel's 128 KiB, which caps every READ at 128 KiB)
 #   --out FILE        JSONL output (default build/bench/pnfs-results.jsonl)
 #   --keep            keep each run's directory (tests/kernel-client --keep)
 # Env: LOOM_DS (default build/apps/loom-ds/loom-ds; loom-mds and loom from the same build).
@@ -45,7 +47,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 KC=$REPO/tests/kernel-client/kernel-client-test.sh
 
-SIZE=512 KERNELS=7 TARGETS=loom-pnfs,loom-proxy,ganesha NS=1,2,3 OUT= KEEP=0
+SIZE=512 KERNELS=7 TARGETS=loom-pnfs,loom-proxy,ganesha NS=1,2,3 OUT= KEEP=0 RA=15360
 while (($#)); do
     case $1 in
         --size) SIZE=$2; shift 2 ;;
@@ -53,6 +55,7 @@ while (($#)); do
         --kernels) KERNELS=$2; shift 2 ;;
         --targets) TARGETS=$2; shift 2 ;;
         --ns) NS=$2; shift 2 ;;
+        --readahead-kb) RA=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -60,6 +63,8 @@ while (($#)); do
     esac
 done
 [[ $SIZE =~ ^[1-9][0-9]*$ ]] || { echo "pnfs-bench: --size is a number of MiB" >&2; exit 2; }
+RA_WORD=
+[ "$RA" = default ] || RA_WORD="RA_KB=$RA"
 OUT=${OUT:-$REPO/build/bench/pnfs-results.jsonl}
 mkdir -p "$(dirname "$OUT")"
 : >"$OUT"
@@ -96,7 +101,7 @@ run() {
     note "kernel $kernel, $target ($layout, ${SIZE} MiB per case, NFSv$vers) ..."
     local timeout=$((600 + SIZE * 3 * 2))
     if ! "$KC" "${args[@]}" --kernel "$kernel" --test pnfs-bench --timeout "$timeout" --save "$save" \
-        -- SIZE_MB="$SIZE" NS="$NS" LAYOUT="$layout" NFS_VERSION="$vers" >"$save/run.log" 2>&1; then
+        -- SIZE_MB="$SIZE" NS="$NS" LAYOUT="$layout" NFS_VERSION="$vers" ${RA_WORD:+"$RA_WORD"} >"$save/run.log" 2>&1; then
         note "FAILED: kernel $kernel, $target (log: $save/run.log)"
         tail -n 30 "$save/run.log" >&2
         FAILED=1
@@ -132,7 +137,7 @@ value() {
 }
 ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "null"; else printf "%.4f", a / b }'; }
 
-emit "{\"bench\":\"pnfs-bench\",\"op\":\"config\",\"size_mib\":$SIZE,\"kernels\":\"$KERNELS\",\"targets\":\"$TARGETS\",\"ns\":\"$NS\",\"nproc\":$(nproc),\"host_kernel\":\"$(uname -r)\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+emit "{\"bench\":\"pnfs-bench\",\"op\":\"config\",\"size_mib\":$SIZE,\"kernels\":\"$KERNELS\",\"targets\":\"$TARGETS\",\"ns\":\"$NS\",\"readahead_kb\":\"$RA\",\"nproc\":$(nproc),\"host_kernel\":\"$(uname -r)\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 IFS=, read -r -a kernels <<<"$KERNELS"
 IFS=, read -r -a targets <<<"$TARGETS"
 IFS=, read -r -a ns <<<"$NS"

@@ -1,6 +1,9 @@
 // Tests against the real loom-ds binary, as a separate process:
-//  - crash safety: bytes acknowledged by COMMIT (or written FILE_SYNC) survive SIGKILL, and the
-//    write verifier changes on restart so clients know to resend uncommitted writes;
+//  - restart: after a SIGKILL, loom-ds comes back with the old file handles valid, the data
+//    readable and a new write verifier, so clients know to resend uncommitted writes. This is
+//    no durability test: the page cache survives a SIGKILL, so it would pass without COMMIT's
+//    fdatasync. Power loss is tested through LocalFs's SyncOps seam in
+//    src/nfs3/local_fs_crash_test.cc, where removing that fdatasync fails the tests;
 //  - hostile input: truncated, oversized and garbage records get GARBAGE_ARGS or a closed
 //    connection, and the server keeps serving other clients;
 //  - the handle secret: never silently replaced over an export that holds data.
@@ -153,7 +156,8 @@ class DsProcessTest : public ::testing::Test {
   std::unique_ptr<rpc::LoopGroup> loops_;
 };
 
-TEST_F(DsProcessTest, CommittedBytesSurviveSigkillAndVerifierChanges) {
+// The process restart half of crash recovery (see the top of this file for the other half).
+TEST_F(DsProcessTest, RestartAfterSigkillKeepsHandlesAndDataAndChangesVerifier) {
   auto c = Connect();
   auto root = c->Mount("/");
   ASSERT_TRUE(root.ok());
@@ -198,7 +202,7 @@ TEST_F(DsProcessTest, CommittedBytesSurviveSigkillAndVerifierChanges) {
     off += rr.resok.count;
     if (rr.resok.eof) break;
   }
-  EXPECT_TRUE(back == data) << "committed bytes lost";
+  EXPECT_TRUE(back == data) << "bytes lost across a process restart";
   // A new boot verifier: a client holding uncommitted writes must resend them.
   COMMIT3res cm2;
   ASSERT_TRUE(c2->Call(NFSPROC3_COMMIT, COMMIT3args{fh, 0, 0}, &cm2).ok());

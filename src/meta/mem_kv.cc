@@ -63,7 +63,7 @@ class MemKvStore::MemTxn final : public Txn {
     if (done_) return Finished();
     std::lock_guard<std::mutex> g(store_->mu_);
     if (store_->opts_.restartable && !writes_.empty()) {
-      if (false) {  // EXPERIMENT: kSync commits not made durable
+      if (durability_ == Durability::kSync) {
         // Like a WAL sync: this commit and every one before it reach the disk.
         for (const WriteSet& w : store_->unsynced_) store_->MakeDurableLocked(w);
         store_->unsynced_.clear();

@@ -241,7 +241,7 @@ const char* Name(CutMode m) {
 }
 
 TEST(RocksCrashTest, AcknowledgedCommitsSurviveEveryPowerCut) {
-  constexpr int kIterations = 60, kThreads = 4, kMaxOps = 25;
+  constexpr int kIterations = 150, kThreads = 4, kMaxOps = 25;
   // LOOM_CRASH_SEED reruns another sequence (the failure message names the seed).
   const char* seed_env = std::getenv("LOOM_CRASH_SEED");
   const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : 20261206;
@@ -486,6 +486,32 @@ void CommitWithFailingSync(const std::string& path) {
   Status s = PutOne(**store, "b", "2");
   std::fprintf(stderr, "commit returned: %s\n", s.ToString().c_str());
   _exit(0);
+}
+
+// Child: the third WAL sync fails on FaultFs (EIO), under commits of several threads.
+void CommitsWithEioOnWalSync() {
+  testing::TempDir tmp;
+  FaultFs fs;
+  fs.SetTriggerFilter(IsWal);
+  auto store = OpenOn(fs, tmp.path() + "/db");
+  if (!store.ok()) _exit(2);
+  fs.FailSync(3, EIO);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < 20; ++j) {
+        if (!PutOne(**store, "k" + std::to_string(i) + "-" + std::to_string(j), "v").ok()) _exit(3);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::fprintf(stderr, "every commit returned\n");
+  _exit(0);
+}
+
+TEST(RocksFailStopTest, InjectedEioOnWalSyncStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(CommitsWithEioOnWalSync(), kFailStopMessage);
 }
 
 TEST(RocksFailStopTest, FailedWalSyncStopsTheProcess) {

@@ -23,6 +23,10 @@ int SyncOps::Sync(int fd, Kind kind) {
   return rc == 0 ? 0 : errno;
 }
 
+ssize_t SyncOps::Write(int fd, const iovec* iov, int iovcnt, off_t offset, int flags) {
+  return ::pwritev2(fd, iov, iovcnt, offset, flags);
+}
+
 namespace {
 
 SyncOps g_real_sync;
@@ -108,6 +112,7 @@ Result<std::unique_ptr<LocalFs>> LocalFs::Open(Options opts) {
   if (fs->root_fd_ < 0) return Status::FromErrno(errno, "open export root " + opts.root);
   if (::fstat(fs->root_fd_, &fs->root_st_) != 0) return Status::FromErrno(errno, "stat root");
   fs->sync_ = opts.sync ? opts.sync : &g_real_sync;
+  fs->write_ops_ = opts.sync;
   fs->opts_ = opts;
   LOOM_RETURN_IF_ERROR(fs->LoadSecret());
   opts.state_dir = fs->opts_.state_dir;

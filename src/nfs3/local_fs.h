@@ -10,6 +10,7 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <cstdint>
@@ -40,8 +41,10 @@ struct Node {
 // Access bits for CheckAccess.
 enum : int { kMayRead = 4, kMayWrite = 2, kMayExec = 1 };
 
-// How LocalFs makes changes durable. A seam for tests (like leveldb's Env): a test substitutes
-// one that counts the syncs or makes them fail.
+// How LocalFs makes changes durable: the fsync family, and WRITE's pwritev2 (whose RWF_SYNC /
+// RWF_DSYNC flags make a FILE_SYNC / DATA_SYNC write durable before it returns). A seam for
+// tests (like leveldb's Env): a test substitutes one that counts the syncs, makes calls fail,
+// or models a power cut by dropping whatever no sync covered (local_fs_crash_test.cc).
 class SyncOps {
  public:
   enum Kind {
@@ -53,6 +56,8 @@ class SyncOps {
   virtual ~SyncOps() = default;
   // 0 or an errno.
   virtual int Sync(int fd, Kind kind);
+  // pwritev2(2): bytes written, or -1 with errno set.
+  virtual ssize_t Write(int fd, const iovec* iov, int iovcnt, off_t offset, int flags);
 };
 
 class LocalFs {
@@ -64,7 +69,7 @@ class LocalFs {
     // Create a new handle secret even when the export already holds data (every handle
     // issued before becomes STALE). Without it, Open refuses such an export.
     bool new_secret = false;
-    SyncOps* sync = nullptr;  // nullptr: the real fsync family
+    SyncOps* sync = nullptr;  // nullptr: the real fsync family and pwritev2
   };
   static Result<std::unique_ptr<LocalFs>> Open(Options opts);
   ~LocalFs();
@@ -102,6 +107,13 @@ class LocalFs {
   // The object itself: fsync (or fdatasync when data_only) where it can be opened for I/O,
   // syncfs for symlinks and special files.
   int SyncObject(const Node& n, bool data_only);
+  // WRITE's system call: pwritev2(2) on the node's descriptor (RWF_SYNC / RWF_DSYNC in
+  // `flags` for FILE_SYNC / DATA_SYNC). Bytes written, or -1 with errno set. Production pays
+  // one pointer test for the seam.
+  ssize_t Pwritev2(const Node& n, const iovec* iov, int iovcnt, off_t offset, int flags) {
+    if (write_ops_ != nullptr) return write_ops_->Write(n.fd(), iov, iovcnt, offset, flags);
+    return ::pwritev2(n.fd(), iov, iovcnt, offset, flags);
+  }
 
   // true when `name` in `dir` is the hidden state directory.
   bool Hidden(const Node& dir, std::string_view name) const {
@@ -144,6 +156,7 @@ class LocalFs {
   std::array<uint8_t, 8> verf_{};
   bool state_inside_ = false;
   SyncOps* sync_ = nullptr;
+  SyncOps* write_ops_ = nullptr;  // Options::sync when a test gave one, else nullptr
 
   // LRU cache of open descriptors, keyed by wire handle.
   std::mutex mu_;

@@ -7,7 +7,8 @@
 // skb fragments cost the sender and the receiver more than one copy: 2.2-2.6 vs 4.1-4.4 GiB/s,
 // 0.40 vs 0.24 server CPU s/GiB; bench/ds-bench.sh); on a NIC with TSO it may win.
 // WRITE: the payload is a view into the receive buffer and goes to pwritev2 as is; FILE_SYNC
-// and DATA_SYNC use RWF_SYNC / RWF_DSYNC. COMMIT is fdatasync (through LocalFs's SyncOps).
+// and DATA_SYNC use RWF_SYNC / RWF_DSYNC. Both go through LocalFs's SyncOps seam (pwritev2 and
+// COMMIT's fdatasync), which the power-cut tests replace (local_fs_crash_test.cc).
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -118,7 +119,7 @@ void Nfs3Service::Write(const CallContext& c, const WRITE3args& a, WRITE3res& r)
   size_t done = 0;
   while (done < a.count) {
     iovec iov{const_cast<uint8_t*>(a.data.data) + done, a.count - done};
-    ssize_t w = ::pwritev2(n.fd(), &iov, 1, static_cast<off_t>(a.offset + done), flags);
+    ssize_t w = fs_->Pwritev2(n, &iov, 1, static_cast<off_t>(a.offset + done), flags);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (done == 0) return fail(FromErrno(errno));

@@ -234,7 +234,7 @@ class World {
     bool wrong = how % 8 == 7;
     if (wrong) seq += (how & 0x80) ? 2 : uint32_t(-1);
     uint32_t slots = 1 + (fuzz ? r.below(4) : 3);
-    uint32_t maxops = 8;
+    uint32_t maxops = (how & 0x20) ? 4 : 16;  // a compound has at most 25 ops
     const channel_attrs4 fore{0, 1u << 20, 1u << 20, (how & 0x40) ? 4096u : 64u << 10, maxops, slots, {}};
     const channel_attrs4 back{0, 4096, 4096, 0, 2, 1, {}};
     uint32_t flags = (how & 0x10) ? CREATE_SESSION4_FLAG_PERSIST : 0;
@@ -556,7 +556,7 @@ class World {
       }
       case 28: {
         uint64_t cookie = r.below(4) == 0 ? r.u64() : 0;
-        ops.push_back(Readdir(cookie, 64 + r.below(4) * 512, {FATTR4_TYPE, FATTR4_FILEID}));
+        ops.push_back(Readdir(cookie, 64 + r.below(4) * 512, {(1u << FATTR4_TYPE) | (1u << FATTR4_FILEID)}));
         return;
       }
       case 29: case 30: {
@@ -732,8 +732,10 @@ class World {
     } else if (seq == sl.seqid) {
       // Not generated here (DoRetransmit resends exact bytes).
     } else {
-      CHECK_INV(sst == NFS4ERR_SEQ_MISORDERED, "SEQUENCE seqid %u on a slot at %u: %s", seq,
-                sl.seqid, nfsstat4_name(sst));
+      // The request-level limits may be checked before the slot (§18.46.3 orders nothing).
+      CHECK_INV(sst == NFS4ERR_SEQ_MISORDERED || sst == NFS4ERR_TOO_MANY_OPS ||
+                    sst == NFS4ERR_REQ_TOO_BIG,
+                "SEQUENCE seqid %u on a slot at %u: %s", seq, sl.seqid, nfsstat4_name(sst));
     }
     return rep;
   }

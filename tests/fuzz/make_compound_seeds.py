@@ -39,8 +39,8 @@ def open_nocreate(name, owner=0, access=2):
     return [8, owner, name, 0, access]
 def close(sid=CUR): return [12, sid] + ([] if sid >= 240 else [OK_M])
 def downgrade(sid=CUR, access=0): return [14, sid] + ([] if sid >= 240 else [OK_M]) + [access, 0]
-def lock_new(sid=CUR, write=1, owner=0): return [15, write, 1, 2, 1, sid] + ([] if sid >= 240 else [OK_M]) + [owner]
-def locku(sid=CUR): return [17, sid] + ([] if sid >= 240 else [OK_M]) + [1, 1]
+def lock_new(sid=CUR, write=1, owner=0): return [15, write, 1, 0, 1, sid] + ([] if sid >= 240 else [OK_M]) + [owner]
+def locku(sid=CUR): return [17, sid] + ([] if sid >= 240 else [OK_M]) + [1, 0]
 def lockt(owner=1): return [18, owner, 1, 1]
 def read(sid=CUR): return [19, sid] + ([] if sid >= 240 else [OK_M]) + [0, 100]
 def write(sid=CUR, n=200): return [20, sid] + ([] if sid >= 240 else [OK_M]) + [0, n, 1]

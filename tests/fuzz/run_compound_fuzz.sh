@@ -4,10 +4,11 @@
 # corpus and fuzzes for LOOM_COMPOUND_FUZZ_SECONDS (default 60). Exits non-zero on a crash,
 # a sanitizer report or a violated invariant, after printing the end of the log and the
 # crash input (replay it: LOOM_FUZZ_TRACE=1 build-fuzz/compound_fuzz <file>).
+# LOOM_FUZZ_BUILD_DIR overrides the build directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${LOOM_COMPOUND_FUZZ_SECONDS:-60}"
-b=build-fuzz
+b="${LOOM_FUZZ_BUILD_DIR:-build-fuzz}"
 if [ ! -f "$b/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$b" -G Ninja -DLOOM_FUZZ=ON -DLOOM_BUILD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -2,8 +2,10 @@
 // client would send them, handed to nfs4::RunCompound directly and their replies decoded, so
 // that a test or a fuzzer sees the exact bytes a client would (no sockets on the NFSv4 side).
 // The metadata store is a MemKvStore that outlives the Mds: Restart() builds a new Mds over
-// the same store and state directory, as a restart of loom-mds over a store that kept every
-// commit (no power loss; that is the fault-injection tests' job). Optionally loom-ds data
+// the same store and state directory. With Options::crash (the default) the restart is a
+// crash: MemKvStore::Restart() first drops every commit no sync covered, so whatever loom-mds
+// acknowledged without making it durable is lost, as RocksDB's unsynced WAL would be after
+// a power cut. Optionally loom-ds data
 // servers run in the same process over loopback TCP (LocalFs in a temp dir), so that WRITE,
 // READ and layouts work end to end; with none the Mds has no pool and answers as a
 // non-pNFS server.
@@ -14,6 +16,7 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -49,10 +52,13 @@ class DirectMds {
     uint32_t grace_seconds = 0;
     uint32_t recall_timeout_ms = 0;
     bool pnfs = true;
+    bool crash = true;  // Restart() loses what was not synced (MemKvStore::Restart)
     std::string tmp_prefix = "/tmp/loom-direct-mds-";
   };
 
-  explicit DirectMds(Options o) : opts_(std::move(o)) {
+  explicit DirectMds(Options o)
+      : opts_(std::move(o)),
+        store_(meta::MemKvStore::Options{std::chrono::milliseconds(1000), opts_.crash}) {
     std::string tmpl = opts_.tmp_prefix + "XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
@@ -102,6 +108,7 @@ class DirectMds {
   // namespace and the durable client records stay.
   void Restart() {
     mds_.reset();
+    if (opts_.crash) store_.Restart();
     Start();
   }
 
@@ -165,11 +172,11 @@ class DirectMds {
   }
 
   Options opts_;
+  meta::MemKvStore store_;
   std::string dir_;
   uint32_t xid_ = 0;
   std::vector<Ds> ds_;
   std::unique_ptr<mds::DataServerPool> pool_;
-  meta::MemKvStore store_;
   std::unique_ptr<Mds> mds_;
 };
 

@@ -6,6 +6,8 @@
 #   SERVER_PORT    NFSv4 port (required); SERVER_ADDR, NFS_VERSION (4.2 for loom-mds), NFS_OPTS
 #   SIZE_MB        bytes moved per case and direction, in MiB (default 512)
 #   NS             the cases: numbers of data servers / streams (default "1 2 3"; ':' or ',' work)
+#   RA_KB          the mount's readahead (read_ahead_kb of its bdi; default: the kernel's,
+#                  128 KiB since Linux 5.4, which caps sequential READs at 128 KiB)
 #   LAYOUT         stripes:  one file in a directory with an N-stripe policy (host action
 #                            "admin policy set"; needs a client that stripes: kernel >= 6.18)
 #                  parallel: N files of SIZE_MB/N, each created while every other data server
@@ -30,6 +32,11 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 nfs_mount nfs4 "$OPTS" "$A:$EXP" "$M" || fail "NFSv$V mount of $A:$EXP (port $P) failed"
 check "mkdir $M/$B" mkdir "$M/$B"
+if [ -n "${RA_KB:-}" ]; then
+    bdi=$(awk -v m="$M" '$5 == m { print $3 }' /proc/self/mountinfo | head -n 1)
+    echo "$RA_KB" >"/sys/class/bdi/$bdi/read_ahead_kb" || fail "cannot set read_ahead_kb of bdi $bdi"
+    log "read_ahead_kb of $M (bdi $bdi): $(cat "/sys/class/bdi/$bdi/read_ahead_kb")"
+fi
 # Something for the host's SUM check (the harness wants one).
 echo "pnfs-bench $TAG" >"$M/$B/marker" || fail "cannot write $M/$B/marker"
 

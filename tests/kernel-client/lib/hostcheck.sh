@@ -125,10 +125,12 @@ hc_stripes() {
 
 # hc_copies SHA256: the number of data servers holding a data file with these bytes.
 hc_copies() {
-    local i n=0
+    local i n=0 sums
     for i in $(seq 0 $((HC_NDS - 1))); do
-        find "$HC_DIR/ds$i/loom" -mindepth 2 -maxdepth 2 -type f 2>/dev/null | grep -v '/lost+found/' |
-            xargs -r sha256sum | cut -d' ' -f1 | grep -qx "$1" && n=$((n + 1))
+        # (A file may vanish under find: loom-mds removes deleted files' data in the background.)
+        sums=$(find "$HC_DIR/ds$i/loom" -mindepth 2 -maxdepth 2 -type f 2>/dev/null | grep -v '/lost+found/' |
+            xargs -r sha256sum 2>/dev/null | cut -d' ' -f1 || true)
+        grep -qx "$1" <<<"$sums" && n=$((n + 1))
     done
     echo $n
 }
