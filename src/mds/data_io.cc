@@ -82,24 +82,18 @@ void Report(FailedMirrors* out, FailedMirrors failed) {
 
 StripePos MapOffset(const meta::Layout& l, uint64_t offset) {
   if (!Striped(l)) return StripePos{0, offset, kNoBoundary};
-  const uint64_t su = l.stripe_unit;
-  const uint64_t unit = offset / su, within = offset % su;
-  return StripePos{static_cast<uint32_t>(unit % l.stripe_count),
-                   (unit / l.stripe_count) * su + within, su - within};
+  const uint64_t su = l.stripe_unit, within = offset % su;
+  // Sparse: a byte lives at its file offset in the data file of its stripe unit's stripe.
+  return StripePos{static_cast<uint32_t>((offset / su) % l.stripe_count), offset, su - within};
 }
 
-uint64_t StripeFileSize(const meta::Layout& l, uint32_t stripe, uint64_t file_size) {
-  if (!Striped(l)) return file_size;
-  const uint64_t su = l.stripe_unit, row = su * l.stripe_count;
-  const uint64_t rem = file_size % row, start = stripe * su;
-  return (file_size / row) * su + (rem > start ? std::min(rem - start, su) : 0);
+uint64_t StripeFileSize(const meta::Layout&, uint32_t, uint64_t file_size) {
+  // Sparse data files are as long as the file; the other stripes' units are holes. A reader
+  // of any stripe then never meets an early end of file.
+  return file_size;
 }
 
-uint64_t FileEndOfStripe(const meta::Layout& l, uint32_t stripe, uint64_t ds_size) {
-  if (!Striped(l) || ds_size == 0) return ds_size;
-  const uint64_t su = l.stripe_unit, last = ds_size - 1;
-  return ((last / su) * l.stripe_count + stripe) * su + last % su + 1;
-}
+uint64_t FileEndOfStripe(const meta::Layout&, uint32_t, uint64_t ds_size) { return ds_size; }
 
 Verifier CombineVerifiers(const std::vector<Verifier>& v) {
   if (v.size() == 1) return v[0];

@@ -145,19 +145,19 @@ struct CommitResult {
 // Indices into Layout::mirrors of mirrors that missed a change (see the top).
 using FailedMirrors = std::vector<uint32_t>;
 
-// Where one byte of a striped file lives. Dense packing (as RFC 8881 §13.4.4 defines it for
-// file layouts): stripe unit k of the file is unit k / stripe_count of data file
-// k % stripe_count. With stripe_count 1 the data-server offset is the file offset. Before
-// striped Flex Files layouts go to clients, check that the client's striping (Linux 6.18+,
-// see shared/notes/linux-flexfiles-client.md §2) packs the same way; these three functions
-// are the only place that knows.
+// Where one byte of a striped file lives. Sparse packing: stripe unit k of the file is in
+// data file k % stripe_count at the same offset as in the file (the other stripes' units are
+// holes there). That is how the Linux flexfiles client (6.18+) stripes within a mirror: the
+// kernel_client.pnfs test on the 7.x kernel finds a striped file's bytes at their file
+// offsets in its data files. (RFC 8881 §13.4.4's dense packing is for file layouts.) These
+// three functions are the only place that knows.
 struct StripePos {
   uint32_t stripe = 0;       // index into Mirror::files
   uint64_t ds_offset = 0;    // offset in that data file
   uint64_t unit_left = 0;    // bytes from here to the end of this stripe unit (UINT64_MAX: none)
 };
 StripePos MapOffset(const meta::Layout& l, uint64_t offset);
-// The size data file `stripe` has when the file's size is `file_size`.
+// The size data file `stripe` has when the file's size is `file_size` (sparse: the same).
 uint64_t StripeFileSize(const meta::Layout& l, uint32_t stripe, uint64_t file_size);
 // The file size implied by data file `stripe` having `ds_size` bytes.
 uint64_t FileEndOfStripe(const meta::Layout& l, uint32_t stripe, uint64_t ds_size);

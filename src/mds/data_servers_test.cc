@@ -179,20 +179,18 @@ TEST(StripingTest, OffsetMapping) {
   EXPECT_EQ(p.stripe, 0u);
   EXPECT_EQ(p.ds_offset, 0u);
   EXPECT_EQ(p.unit_left, 100u);
-  p = MapOffset(l, 250);  // unit 2 -> stripe 2, its first unit
+  p = MapOffset(l, 250);  // unit 2 -> stripe 2, at its file offset (sparse)
   EXPECT_EQ(p.stripe, 2u);
-  EXPECT_EQ(p.ds_offset, 50u);
+  EXPECT_EQ(p.ds_offset, 250u);
   EXPECT_EQ(p.unit_left, 50u);
-  p = MapOffset(l, 310);  // unit 3 -> stripe 0, its second unit
+  p = MapOffset(l, 310);  // unit 3 -> stripe 0
   EXPECT_EQ(p.stripe, 0u);
-  EXPECT_EQ(p.ds_offset, 110u);
-  // 650 bytes: units 0..5 full (two rows), unit 6 (stripe 0) holds 50.
-  EXPECT_EQ(StripeFileSize(l, 0, 650), 250u);
-  EXPECT_EQ(StripeFileSize(l, 1, 650), 200u);
-  EXPECT_EQ(StripeFileSize(l, 2, 650), 200u);
-  EXPECT_EQ(FileEndOfStripe(l, 0, 250), 650u);
-  EXPECT_EQ(FileEndOfStripe(l, 1, 200), 500u);
-  EXPECT_EQ(FileEndOfStripe(l, 2, 200), 600u);
+  EXPECT_EQ(p.ds_offset, 310u);
+  EXPECT_EQ(p.unit_left, 90u);
+  // Every data file is as long as the file (the other stripes' units are holes).
+  EXPECT_EQ(StripeFileSize(l, 0, 650), 650u);
+  EXPECT_EQ(StripeFileSize(l, 2, 650), 650u);
+  EXPECT_EQ(FileEndOfStripe(l, 1, 500), 500u);
   EXPECT_EQ(FileEndOfStripe(l, 2, 0), 0u);
   // Round trip for every size up to a few rows.
   for (uint64_t size = 0; size < 1000; size++) {
@@ -530,10 +528,11 @@ TEST_F(DataServersTest, StripedRoundTrip) {
   auto w = pool_->Write(*l, 0, Bytes::Copy(data), FILE_SYNC);
   ASSERT_OK(w);
   EXPECT_EQ(w->count, data.size());
-  for (uint32_t s = 0; s < 3; s++) {
-    EXPECT_EQ(fsys::file_size(Ds(l->mirrors[0].files[s].ds_id).Path(kFs, 45)),
-              StripeFileSize(*l, s, data.size()));
-  }
+  // Sparse stripes: each data file ends where its last unit written ends (20000 bytes = units
+  // 0..4: stripe 0 holds units 0 and 3, stripe 1 units 1 and 4, stripe 2 unit 2).
+  const uint64_t ends[3] = {4 * 4096, 20000, 3 * 4096};
+  for (uint32_t s = 0; s < 3; s++)
+    EXPECT_EQ(fsys::file_size(Ds(l->mirrors[0].files[s].ds_id).Path(kFs, 45)), ends[s]) << s;
   EXPECT_EQ(*pool_->GetSize(*l), data.size());
   auto r = pool_->Read(*l, 100, 30000);
   ASSERT_OK(r);

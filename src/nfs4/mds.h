@@ -240,6 +240,7 @@ class Mds {
     int64_t at_ms = 0;
   };
   std::vector<RecallRetry> recall_retries_;                  // guarded by recall_mu_
+  std::set<uint32_t> to_ping_;  // data servers clients could not reach; guarded by recall_mu_
   std::thread background_;
   bool stopping_ = false;                                    // guarded by recall_mu_
 };

@@ -3,12 +3,15 @@
 // A seed makes a random sequence of operations (create in its three modes, mkdir, symlink,
 // rename, link, remove, open, close, OPEN_DOWNGRADE, LOCK, LOCKU, WRITE, truncate, READ and
 // restarts of the Mds) by two clients. Each runs against the server (DirectMds: RunCompound on
-// an in-memory store that survives restarts, one in-process data server) and against a model
+// an in-memory store, one in-process data server; a restart is a crash: MemKvStore::Restart
+// drops what no sync covered, so acknowledged changes must have been durable) and a model
 // of the namespace (names -> nodes, types, link counts, sizes) and of the state (opens with
 // their share reservations, lock owners and their byte ranges). Every reply's status must be
 // one the model predicts (RFC 8881 section noted at each rule), and at the end, and after each
 // restart, the server's tree read with READDIR + GETATTR must equal the model's: the same
-// names, types, sizes, link counts, and hard links sharing one fileid.
+// names, types, sizes, link counts, and hard links sharing one fileid. GETATTR by filehandle
+// checks removed objects: a file unlinked while open lives (NUMLINKS 0) until its last CLOSE
+// or, at the latest, the next restart; then its handle is NFS4ERR_STALE.
 //
 // Operations name their arguments by small numbers resolved when they run (the n-th live
 // directory, the n-th open), so that any subsequence is still a valid test: a failure is
@@ -16,6 +19,7 @@
 //   LOOM_MODEL_SEEDS=n   how many seeds (default 400)
 //   LOOM_MODEL_SEED=s    run only seed s (after a failure)
 //   LOOM_MODEL_OPS=n     operations per seed (default 120)
+//   LOOM_MODEL_ALLOW_ORPHAN_LEAK=1  tolerate the orphan-after-restart bug (issue 14 report)
 //
 // Leases: loom-mds reads its clock through rpc::NowMs() (CLOCK_MONOTONIC) with no way to
 // inject another, so lease expiry is not modelled here; restarts are (grace 0).
@@ -46,12 +50,12 @@ using testing::Reply;
 // ------------------------------------------------------------------------- operations
 enum class K : uint8_t {
   kCreate, kOpen, kMkdir, kSymlink, kRemove, kRename, kLink, kClose, kDowngrade, kLock,
-  kUnlock, kWrite, kTruncate, kRead, kRestart, kStaleCheck, kCheckTree,
+  kUnlock, kWrite, kTruncate, kRead, kRestart, kStaleCheck, kCheckTree, kFhCheck,
 };
 const char* KName(K k) {
   static const char* n[] = {"create", "open", "mkdir", "symlink", "remove", "rename", "link",
                             "close", "downgrade", "lock", "unlock", "write", "truncate", "read",
-                            "restart", "stale_check", "check_tree"};
+                            "restart", "stale_check", "check_tree", "fh_check"};
   return n[static_cast<int>(k)];
 }
 // Arguments are small numbers; each operation reads the ones it needs (see Runner::Exec).
@@ -82,7 +86,7 @@ MOp RandomOp(std::mt19937_64& rng) {
       K::kSymlink, K::kRemove, K::kRemove, K::kRemove, K::kRename, K::kRename, K::kRename,
       K::kLink, K::kLink, K::kClose, K::kClose, K::kClose, K::kDowngrade, K::kLock, K::kLock,
       K::kLock, K::kUnlock, K::kUnlock, K::kWrite, K::kWrite, K::kTruncate, K::kRead,
-      K::kStaleCheck, K::kCheckTree};
+      K::kStaleCheck, K::kCheckTree, K::kFhCheck, K::kFhCheck};
   MOp o;
   o.k = u(60) == 0 ? K::kRestart : weights[u(sizeof weights / sizeof weights[0])];
   o.a = u(1000);
@@ -109,6 +113,7 @@ struct Node {
   bool excl = false;                // ... and untouched since
   uint8_t verf = 0;
   bool gone = false;                // no name and no open left
+  bool orphan_at_restart = false;   // it had no name but opens when the Mds restarted
 };
 
 struct OpenRec {
@@ -163,6 +168,12 @@ class Runner {
     root.fh = Bytes::Copy(m_->mds().RootFh());
     nodes_.push_back(root);
     Connect();
+    std::vector<nfs_argop4> ops;
+    ops.push_back(PutRootFh());
+    ops.push_back(Getattr({FATTR4_FILEID}));
+    Reply r = Call(0, std::move(ops));
+    if (fail_.empty() && Expect("GETATTR of the root", r.res.status, {NFS4_OK}))
+      nodes_[0].fileid = FileidOf(r.res.resarray[2]);
   }
 
   std::optional<Failure> Run(const std::vector<MOp>& ops) {
@@ -377,6 +388,7 @@ class Runner {
       case K::kRestart: return DoRestart();
       case K::kStaleCheck: return DoStaleCheck(o);
       case K::kCheckTree: return CheckTree();
+      case K::kFhCheck: return DoFhCheck(o);
     }
   }
 
@@ -763,7 +775,7 @@ class Runner {
     for (auto& l : locks_) l.live = false;
     ranges_.clear();
     for (auto& n : nodes_)
-      if (n.type == T::kFile && n.nlink == 0) n.gone = true;
+      if (n.type == T::kFile && n.nlink == 0 && !n.gone) n.gone = n.orphan_at_restart = true;
     clients_[0].reset();
     clients_[1].reset();
     m_->Restart();
@@ -783,6 +795,40 @@ class Runner {
     if (!fail_.empty()) return;
     Expect("READ with an open stateid of before the restart", St(r, 2),
            {NFS4ERR_STALE_STATEID, NFS4ERR_BAD_STATEID});
+  }
+
+  // GETATTR by filehandle of any node the test made, removed ones included: a file without
+  // a name lives while it is open (NUMLINKS 0), then its handle is stale (NFS4ERR_STALE), as
+  // is a removed directory's; an open file removed before a restart is gone after it.
+  void DoFhCheck(const MOp& o) {
+    int n = int(o.a % nodes_.size());
+    const Node& x = nodes_[n];
+    std::vector<nfs_argop4> ops;
+    ops.push_back(PutFh(x.fh));
+    ops.push_back(Getattr({FATTR4_TYPE, FATTR4_SIZE, FATTR4_FILEID, FATTR4_NUMLINKS}));
+    Reply r = Call(int(o.b % 2), std::move(ops));
+    if (!fail_.empty()) return;
+    if (x.gone) {
+      // LOOM_MODEL_ALLOW_ORPHAN_LEAK=1 tolerates the bug this test found (an orphan of the
+      // previous boot is never released when grace is 0), to look for others meanwhile.
+      if (x.orphan_at_restart && getenv("LOOM_MODEL_ALLOW_ORPHAN_LEAK") && r.res.status == NFS4_OK) return;
+      Expect(x.orphan_at_restart ? "GETATTR by the handle of a file unlinked while open, after a restart"
+                                 : "GETATTR by the handle of a removed object",
+             r.res.status, {NFS4ERR_STALE});
+      return;
+    }
+    if (!Expect("GETATTR by handle", r.res.status, {NFS4_OK})) return;
+    Seen s;
+    if (!DecodeAttrs(r.res.resarray[2].opgetattr->resok4.obj_attributes, &s)) {
+      Fail("GETATTR without the attributes asked");
+      return;
+    }
+    std::string where = "node " + std::to_string(n);
+    if (s.fileid != x.fileid) Fail("GETATTR: " + where + " has another fileid");
+    if (s.nlink != x.nlink)
+      Fail("GETATTR: " + where + " has " + std::to_string(s.nlink) + " links, model " + std::to_string(x.nlink));
+    if (x.type == T::kFile && s.size != x.size)
+      Fail("GETATTR: " + where + " has size " + std::to_string(s.size) + ", model " + std::to_string(x.size));
   }
 
   // ------------------------------------------------------------ the tree
@@ -963,6 +1009,13 @@ TEST(NamespaceModelTest, ASabotagedModelFailsAndShrinks) {
   LogLevel saved = GetLogLevel();
   SetLogLevel(LogLevel::kError);
   g_sabotage_remove = true;
+  struct Restore {
+    LogLevel level;
+    ~Restore() {
+      g_sabotage_remove = false;
+      SetLogLevel(level);
+    }
+  } restore{saved};
   std::vector<MOp> ops;
   for (uint32_t i = 0; i < 6; i++) ops.push_back(MOp{K::kMkdir, 0, 1 + i % 3, 0});
   ops.push_back(MOp{K::kCreate, 0, 0, 0, 2, 0, 0});  // "a" at the root, GUARDED4
@@ -973,8 +1026,6 @@ TEST(NamespaceModelTest, ASabotagedModelFailsAndShrinks) {
   ASSERT_TRUE(f.has_value());
   Failure small = *f;
   std::vector<MOp> min = Shrink(ops, &small);
-  g_sabotage_remove = false;
-  SetLogLevel(saved);
   ASSERT_EQ(min.size(), 2u) << small.msg;
   EXPECT_EQ(min[0].k, K::kCreate);
   EXPECT_EQ(min[1].k, K::kRemove);

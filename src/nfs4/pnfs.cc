@@ -61,7 +61,9 @@ void Mds::CountOp(nfs_opnum4 op, uint64_t us, const nfs_argop4& a, const nfs_res
   if (op < 0 || op > OP_REMOVEXATTR) return;
   OpStats* s = op_stats_[op].load(std::memory_order_acquire);
   if (!s) {
-    s = stats_->Get(std::string("nfs4.op.") + OpName(op));
+    std::string name = OpName(op);
+    if (name.rfind("OP_", 0) == 0) name.erase(0, 3);  // "nfs4.op.READ"
+    s = stats_->Get("nfs4.op." + name);
     op_stats_[op].store(s, std::memory_order_release);
   }
   uint64_t in = 0, out = 0;
@@ -207,7 +209,12 @@ void Mds::NoteDataServerError(clientid4 client, uint64_t ino, uint32_t ds, nfsst
   stats_->Get("pnfs.ds" + std::to_string(ds) + ".client_errors")->Record(0, 0, 0, true);
   LOG_INFO("loom-mds: client %016llx reports %s from data server %u (%s) on file %llu",
            (unsigned long long)client, nfsstat4_name(st), ds, OpName(op), (unsigned long long)ino);
-  if (st == NFS4ERR_NXIO && ds_) ds_->ReportError(ds, Status::Unavailable("unreachable from a client"));
+  // A client that cannot reach a data server may be the one cut off: the MDS checks the
+  // server itself (soon, on the background thread) before marking it down for everyone.
+  if (st == NFS4ERR_NXIO && ds_) {
+    std::lock_guard<std::mutex> g(recall_mu_);
+    to_ping_.insert(ds);
+  }
   // The Linux client re-asks for a layout after each failed data-server I/O and would loop
   // on a data server that keeps failing (notes §5, §7): after a few errors on one file in a
   // short time it gets LAYOUTUNAVAILABLE, and does I/O through the MDS for two minutes.
@@ -605,6 +612,15 @@ void Mds::BackgroundLoop() {
           ++it;
         }
       }
+    }
+    std::set<uint32_t> ping;
+    {
+      std::lock_guard<std::mutex> g(recall_mu_);
+      ping.swap(to_ping_);
+    }
+    for (uint32_t id : ping) {
+      Status ps = ds_ ? ds_->Ping(id) : Status::Ok();  // marks the server down when it fails
+      if (!ps.ok()) LOG_WARN("loom-mds: data server %u reported unreachable and does not answer: %s", id, ps.ToString().c_str());
     }
     for (const auto& r : due) {
       if (layouts_->Holders(r.target.file).count(r.target.client)) SendLayoutRecall(r.target, r.attempt);

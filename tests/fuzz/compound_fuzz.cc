@@ -1,12 +1,15 @@
 // libFuzzer target: a stateful COMPOUND fuzzer for loom-mds (issue 14 item 2).
 //
-// One Mds (tests' DirectMds: an in-memory metadata store and one in-process loom-ds data
-// server, so that WRITE, READ and Flexible File layouts really run) lives for the whole
-// fuzzing session. Clients, their sessions and slot sequence ids, the filehandles and the
+// Two Mds instances (tests' DirectMds over an in-memory metadata store) live for the whole
+// fuzzing session: one with an in-process loom-ds data server, so that WRITE, READ and
+// Flexible File layouts really run, and one with no data server at all (the first input byte
+// picks one). Clients, their sessions and slot sequence ids, the filehandles and the
 // stateids and device ids the server handed out are remembered across inputs. Each input is
 // decoded into *structured* actions (not bytes on the wire): EXCHANGE_ID, CREATE_SESSION,
-// DESTROY_SESSION, a retransmission of an earlier request, a restart, or a SEQUENCE compound
-// of up to eight operations whose arguments come from small alphabets (names, owners, modes)
+// DESTROY_SESSION, a retransmission of an earlier request, a TEST_STATEID audit, a restart,
+// or a SEQUENCE compound of up to six structured operations (one to four wire operations
+// each: OPEN is PUTROOTFH/PUTFH + OPEN + GETFH, RENAME and LINK come with their
+// PUTFH/SAVEFH/PUTFH) whose arguments come from small alphabets (names, owners, modes)
 // and from what earlier replies returned (filehandles, stateids, device ids), occasionally
 // corrupted. SEQUENCE carries the slot's next sequence id, or on purpose a wrong one.
 //
@@ -16,12 +19,21 @@
 //     compound answered every op; each result is for the op asked (RFC 8881 §15.2, §16.2.3);
 //   - SEQUENCE (§2.10.6.1): the next sequence id is never SEQ_MISORDERED/BADSESSION/BADSLOT on
 //     a live session; a sequence id that is neither the slot's last nor the next is
-//     SEQ_MISORDERED; a retransmission of a cached request gets the identical bytes, of an
+//     SEQ_MISORDERED (or a request-level TOO_MANY_OPS/REQ_TOO_BIG); a slot past the
+//     session's is BADSLOT; a retransmission of a cached request gets the identical bytes, of an
 //     uncached one RETRY_UNCACHED_REP; a destroyed session is BADSESSION;
 //   - open and lock state (§8.2, §18.48): TEST_STATEID of every open or lock stateid the
 //     server granted and that was not CLOSEd or FREEd is NFS4_OK with its current seqid;
 //     of one that was CLOSEd (an open, and the lock states opened through it) or FREEd it is
-//     BAD_STATEID; an old seqid is OLD_STATEID.
+//     BAD_STATEID (checked after every compound that changed open or lock state, following
+//     the current stateid as §16.2.3.1.2 defines it);
+//   - layouts: after LAYOUTRETURN of every layout (ALL/FSID, iomode ANY) the LayoutTable
+//     lists no file for the client; a granted ff_layout4 decodes;
+//   - CREATE_SESSION with a csa_sequence that is neither the next nor a replay fails;
+//     DESTROY_SESSION of a destroyed session is BADSESSION.
+// Where the fuzzer cannot know the truth (a session or client changed by a session op inside
+// a compound, the current stateid unknown) it stops predicting that part, never guesses.
+// Counts of the checks made are printed at exit.
 //
 // Run: compound_fuzz -max_total_time=60 corpus/ seeds/   (seeds: make_compound_seeds.py)
 // Set LOOM_FUZZ_TRACE=1 to print every COMPOUND (op names and statuses) to stderr, e.g. when
@@ -32,6 +44,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +62,13 @@ using loom::nfs4::testing::Reply;
 namespace {
 
 bool g_trace = false;
+// How often each invariant was actually checked (printed at exit: a run that never reached a
+// check proves nothing about it).
+struct Counts {
+  uint64_t compounds = 0, live_stateids = 0, dead_stateids = 0, cached_replays = 0,
+           uncached_replays = 0, misordered = 0, next_seqid = 0, dead_sessions = 0, bad_slots = 0,
+           layouts = 0, layout_return_all = 0;
+} g_counts;
 
 [[noreturn]] void Fail(const char* what, const std::string& detail = "") {
   fprintf(stderr, "compound_fuzz: INVARIANT VIOLATED: %s %s\n", what, detail.c_str());
@@ -125,9 +145,9 @@ constexpr size_t kMaxFhs = 48, kMaxStates = 96, kMaxSessions = 12;
 
 class World {
  public:
-  World() {
+  explicit World(int data_servers) {
     DirectMds::Options o;
-    o.data_servers = 1;
+    o.data_servers = data_servers;
     o.recall_timeout_ms = 50;
     o.tmp_prefix = "/tmp/loom-compound-fuzz-";
     mds_ = std::make_unique<DirectMds>(o);
@@ -194,12 +214,15 @@ class World {
     return -1;
   }
 
-  Reply Send(const COMPOUND4args& a, const rpc::Cred& cred, std::string* args_out = nullptr) {
+  // maybe_replay: the slot may take this as a retransmission (we do not know its sequence
+  // id), and answer with an earlier compound's cached reply.
+  Reply Send(const COMPOUND4args& a, const rpc::Cred& cred, std::string* args_out = nullptr,
+             bool maybe_replay = false) {
     xdr::Encoder e;
     xdr_encode(e, a);
     std::string bytes = e.Flatten();
     Reply rep = mds_->CallBytes(bytes, cred);
-    CheckGeneric(a, rep);
+    CheckGeneric(a, rep, maybe_replay);
     if (args_out) *args_out = std::move(bytes);
     return rep;
   }
@@ -244,10 +267,12 @@ class World {
     Reply rep = Send(a, cl.cred);
     nfsstat4 st = rep.res.status;
     if (st != NFS4_OK) return;
+    seen_sessions_.insert(rep.res.resarray[0].opcreate_session->csr_resok4.csr_sessionid);
     if (wrong && seq != cl.create_seq - 1) Fail("CREATE_SESSION with a misordered csa_sequence succeeded");
     if (seq != cl.create_seq) return;  // a replay of the last one
     cl.create_seq++;
     const auto& ok = rep.res.resarray[0].opcreate_session->csr_resok4;
+    seen_sessions_.insert(ok.csr_sessionid);
     if (cl.confirmed && cl.confirmed != cl.id) {
       // The client rebooted (§18.35.4 case 5): its earlier incarnation and its state are gone.
       for (auto& s : sessions_)
@@ -304,12 +329,14 @@ class World {
     CHECK_INV(rep.decoded, "retransmission reply does not decode");
     if (!s.live || !s.known) return;
     if (sl.last_cached) {
+      g_counts.cached_replays++;
       if (rep.bytes != sl.last_reply) {
         Fail("retransmission of a cached request got different bytes",
              std::to_string(rep.bytes.size()) + " vs " + std::to_string(sl.last_reply.size()) +
                  " bytes, status " + nfsstat4_name(rep.res.status));
       }
     } else {
+      g_counts.uncached_replays++;
       CHECK_INV(rep.res.status == NFS4ERR_RETRY_UNCACHED_REP,
                 "retransmission of an uncached request: %s", nfsstat4_name(rep.res.status));
     }
@@ -344,9 +371,11 @@ class World {
       const StateRec& st = states_[which[k]];
       nfsstat4 got = codes[k];
       if (st.live) {
+        g_counts.live_stateids++;
         CHECK_INV(got == NFS4_OK, "TEST_STATEID of a live %s stateid (seqid %u): %s",
                   st.kind == SKind::kOpen ? "open" : "lock", st.sid.seqid, nfsstat4_name(got));
       } else {
+        g_counts.dead_stateids++;
         CHECK_INV(got == NFS4ERR_BAD_STATEID, "TEST_STATEID of a closed/freed %s stateid: %s",
                   st.kind == SKind::kOpen ? "open" : "lock", nfsstat4_name(got));
       }
@@ -399,9 +428,12 @@ class World {
         }
       }
     }
+    // Mostly the stateids of the client the compound runs as; sometimes anyone's.
     std::vector<size_t> pick;
-    for (size_t i = 0; i < states_.size(); i++)
-      if (kind < 0 || int(states_[i].kind) == kind) pick.push_back(i);
+    for (int pass = (b & 0x40) ? 1 : 0; pass < 2 && pick.empty(); pass++)
+      for (size_t i = 0; i < states_.size(); i++)
+        if ((kind < 0 || int(states_[i].kind) == kind) && (pass == 1 || states_[i].clientid == cur_client_))
+          pick.push_back(i);
     if (pick.empty()) return CurrentStateid();
     stateid4 s = states_[pick[b % pick.size()]].sid;
     uint8_t m = r.u8();
@@ -681,6 +713,7 @@ class World {
     else if (w >= 244) seq = next - 2;  // neither the last nor the next
     bool cachethis = (h & 4) == 0;
     uint32_t minor = (h & 8) ? 1 : 2;
+    cur_client_ = s.clientid;
     std::vector<nfs_argop4> ops;
     int nops = 1 + int(r.below(6));
     for (int i = 0; i < nops && !r.empty(); i++) AddOp(r, ops);
@@ -697,27 +730,33 @@ class World {
     auto sq = Sequence(s.id, seq, cachethis);
     sq.opsequence->sa_slotid = slot;
     sq.opsequence->sa_highest_slotid = s.nslots - 1;
-    if (corrupt_session) sq.opsequence->sa_sessionid[15] ^= 0x5a;
+    if (corrupt_session) {  // an id that names no session we ever saw
+      for (int k = 0; k < 64 && seen_sessions_.count(sq.opsequence->sa_sessionid); k++)
+        sq.opsequence->sa_sessionid[15 - k % 16] ^= uint8_t(0x5a + k);
+    }
     a.argarray.push_back(std::move(sq));
     for (auto& o : ops) a.argarray.push_back(std::move(o));
     std::string args;
-    Reply rep = Send(a, clients_[s.client].cred, &args);
+    Reply rep = Send(a, clients_[s.client].cred, &args, !s.known && !corrupt_session);
     const nfs_resop4& r0 = rep.res.resarray.at(0);
     CHECK_INV(r0.resop == OP_SEQUENCE && r0.opsequence, "first result is not SEQUENCE");
     // A replayed reply is the original's; its SEQUENCE result then says what it said.
     nfsstat4 sst = r0.opsequence->sr_status;
     if (corrupt_session || !s.known) return rep;
     if (!s.live) {
+      g_counts.dead_sessions++;
       CHECK_INV(sst == NFS4ERR_BADSESSION, "SEQUENCE on a destroyed session: %s", nfsstat4_name(sst));
       return rep;
     }
     if (slot >= s.nslots) {
+      g_counts.bad_slots++;
       CHECK_INV(sst == NFS4ERR_BADSLOT, "SEQUENCE on slot %u of %u: %s", slot, s.nslots,
                 nfsstat4_name(sst));
       return rep;
     }
     SlotRec& sl = s.slots[slot];
     if (seq == sl.seqid + 1) {
+      g_counts.next_seqid++;
       CHECK_INV(sst != NFS4ERR_SEQ_MISORDERED && sst != NFS4ERR_BADSESSION &&
                     sst != NFS4ERR_BADSLOT && sst != NFS4ERR_RETRY_UNCACHED_REP,
                 "SEQUENCE with the next sequence id %u: %s", seq, nfsstat4_name(sst));
@@ -728,10 +767,17 @@ class World {
         sl.last_args = args;
         sl.last_reply = rep.bytes;
         Learn(a, rep, s.clientid);
+        // After a change of open or lock state, check every stateid of the client.
+        bool changed = false;
+        for (const auto& o : a.argarray)
+          changed |= o.argop == OP_OPEN || o.argop == OP_CLOSE || o.argop == OP_LOCK ||
+                     o.argop == OP_LOCKU || o.argop == OP_OPEN_DOWNGRADE || o.argop == OP_FREE_STATEID;
+        if (changed) Audit(si);
       }
     } else if (seq == sl.seqid) {
       // Not generated here (DoRetransmit resends exact bytes).
     } else {
+      g_counts.misordered++;
       // The request-level limits may be checked before the slot (§18.46.3 orders nothing).
       CHECK_INV(sst == NFS4ERR_SEQ_MISORDERED || sst == NFS4ERR_TOO_MANY_OPS ||
                     sst == NFS4ERR_REQ_TOO_BIG,
@@ -741,7 +787,8 @@ class World {
   }
 
   // ---------------------------------------------------------------- checks and learning
-  void CheckGeneric(const COMPOUND4args& a, const Reply& rep) {
+  void CheckGeneric(const COMPOUND4args& a, const Reply& rep, bool maybe_replay) {
+    g_counts.compounds++;
     CHECK_INV(rep.accept == rpc::SUCCESS, "accept_stat %d", int(rep.accept));
     CHECK_INV(rep.decoded, "reply of %zu bytes does not decode as COMPOUND4res", rep.bytes.size());
     const COMPOUND4res& res = rep.res;
@@ -752,13 +799,18 @@ class World {
       for (const auto& o : res.resarray) fprintf(stderr, " %s=%s", OpName(o.resop), nfsstat4_name(OpStatus(o)));
       fprintf(stderr, "\n");
     }
-    // A retransmission answered from the slot cache is some earlier compound's reply.
-    if (!res.resarray.empty() && res.resarray[0].resop == OP_SEQUENCE && res.resarray[0].opsequence &&
-        a.argarray[0].argop == OP_SEQUENCE) {
-      // fall through: the cached reply obeys the same rules, against its own request
+    // A cached reply (a retransmission) is an earlier compound's: only the rules that do not
+    // depend on the request apply to it.
+    if (!maybe_replay) {
+      CHECK_INV(res.resarray.size() <= a.argarray.size(), "%zu results for %zu ops",
+                res.resarray.size(), a.argarray.size());
+      // §15.2: each result is of the op asked (an op number not known, or of 4.2 in a 4.1
+      // compound, answers OP_ILLEGAL).
+      for (size_t i = 0; i < res.resarray.size(); i++)
+        CHECK_INV(res.resarray[i].resop == a.argarray[i].argop || res.resarray[i].resop == OP_ILLEGAL,
+                  "result %zu is of %s for %s", i, OpName(res.resarray[i].resop),
+                  OpName(a.argarray[i].argop));
     }
-    CHECK_INV(res.resarray.size() <= a.argarray.size(), "%zu results for %zu ops",
-              res.resarray.size(), a.argarray.size());
     if (res.resarray.empty()) {
       CHECK_INV(res.status != NFS4_OK, "no results and NFS4_OK");
       return;
@@ -769,7 +821,7 @@ class World {
     nfsstat4 last = OpStatus(res.resarray.back());
     CHECK_INV(res.status == last, "compound status %s, last op (%s) %s", nfsstat4_name(res.status),
               OpName(res.resarray.back().resop), nfsstat4_name(last));
-    if (res.status == NFS4_OK)
+    if (res.status == NFS4_OK && !maybe_replay)
       CHECK_INV(res.resarray.size() == a.argarray.size(), "OK with %zu of %zu results",
                 res.resarray.size(), a.argarray.size());
   }
@@ -810,59 +862,103 @@ class World {
     fhs_.push_back(fh);
   }
 
-  // Updates what we know from a compound that passed SEQUENCE (results in order).
+  // Updates what we know from a compound that passed SEQUENCE (results in order). The
+  // current and saved stateids (§16.2.3.1.2) are followed as the server must: OPEN, LOCK,
+  // LOCKU, OPEN_DOWNGRADE, CLOSE and LAYOUTGET set the current stateid, an op that sets the
+  // current filehandle clears it, SAVEFH/RESTOREFH save and restore it with the filehandle.
   void Learn(const COMPOUND4args& a, const Reply& rep, clientid4 client) {
     const auto& res = rep.res.resarray;
+    bool have_cur = false, have_saved = false;
+    stateid4 cur{}, saved{};
+    // The stateid an argument names (the current one substituted); false if unknown.
+    auto resolve = [&](const stateid4& s, stateid4* out) {
+      if (!IsCurrentStateid(s)) {
+        *out = s;
+        return true;
+      }
+      if (!have_cur) return false;
+      *out = cur;
+      return true;
+    };
+    auto unpredictable = [&] {
+      for (auto& st : states_)
+        if (st.clientid == client) st.strict = false;
+    };
     for (size_t i = 1; i < res.size(); i++) {
       const nfs_resop4& r = res[i];
       const nfs_argop4& q = a.argarray[i];
       if (OpStatus(r) != NFS4_OK) break;
       switch (r.resop) {
+        case OP_PUTFH: case OP_PUTROOTFH: case OP_PUTPUBFH: case OP_LOOKUP: case OP_LOOKUPP:
+        case OP_CREATE:
+          have_cur = false;
+          break;
+        case OP_SAVEFH:
+          saved = cur;
+          have_saved = have_cur;
+          break;
+        case OP_RESTOREFH:
+          cur = saved;
+          have_cur = have_saved;
+          break;
         case OP_GETFH: AddFh(r.opgetfh->resok4.object); break;
-        case OP_OPEN: AddState(r.opopen->resok4.stateid, SKind::kOpen, client, nullptr, -1); break;
-        case OP_OPEN_DOWNGRADE: AddState(r.opopen_downgrade->resok4.open_stateid, SKind::kOpen, client, nullptr, -1); break;
+        case OP_OPEN:
+          AddState(r.opopen->resok4.stateid, SKind::kOpen, client, nullptr, -1);
+          cur = r.opopen->resok4.stateid;
+          have_cur = true;
+          break;
+        case OP_OPEN_DOWNGRADE:
+          AddState(r.opopen_downgrade->resok4.open_stateid, SKind::kOpen, client, nullptr, -1);
+          cur = r.opopen_downgrade->resok4.open_stateid;
+          have_cur = true;
+          break;
         case OP_CLOSE: {
-          stateid4 s = q.opclose->open_stateid;
-          if (IsCurrentStateid(s)) {  // resolved by the server: we do not follow it exactly
-            for (auto& st : states_)
-              if (st.clientid == client) st.strict = false;
-            break;
-          }
-          if (StateRec* st = FindState(s.other)) {
+          stateid4 s;
+          if (!resolve(q.opclose->open_stateid, &s)) {
+            unpredictable();
+          } else if (StateRec* st = FindState(s.other)) {
             st->live = false;
             for (auto& l : states_)
               if (l.kind == SKind::kLock && l.parent == s.other) l.live = false;
           }
+          cur = r.opclose->open_stateid;
+          have_cur = true;
           break;
         }
         case OP_LOCK: {
           const LOCK4args& la = *q.oplock;
           Other parent{};
+          stateid4 s;
           if (la.locker.new_lock_owner) {
-            stateid4 os = la.locker.open_owner.open_stateid;
-            if (IsCurrentStateid(os)) {
-              for (auto& st : states_)
-                if (st.clientid == client) st.strict = false;
-            }
-            parent = os.other;
-          } else if (StateRec* ls = FindState(la.locker.lock_owner.lock_stateid.other)) {
-            parent = ls->parent;
+            if (resolve(la.locker.open_owner.open_stateid, &s)) parent = s.other;
+          } else if (resolve(la.locker.lock_owner.lock_stateid, &s)) {
+            if (StateRec* ls = FindState(s.other)) parent = ls->parent;
           }
           AddState(r.oplock->resok4.lock_stateid, SKind::kLock, client, &parent, -1);
           if (parent == Other{}) {  // its open is not one we know: its fate is not predictable
             if (StateRec* ls = FindState(r.oplock->resok4.lock_stateid.other)) ls->strict = false;
           }
+          cur = r.oplock->resok4.lock_stateid;
+          have_cur = true;
           break;
         }
-        case OP_LOCKU: AddState(r.oplocku->lock_stateid, SKind::kLock, client, nullptr, -1); break;
+        case OP_LOCKU:
+          AddState(r.oplocku->lock_stateid, SKind::kLock, client, nullptr, -1);
+          cur = r.oplocku->lock_stateid;
+          have_cur = true;
+          break;
         case OP_FREE_STATEID: {
-          stateid4 s = q.opfree_stateid->fsa_stateid;
-          if (StateRec* st = FindState(s.other)) st->live = false;
+          stateid4 s;
+          if (!resolve(q.opfree_stateid->fsa_stateid, &s)) unpredictable();
+          else if (StateRec* st = FindState(s.other)) st->live = false;
           break;
         }
         case OP_LAYOUTGET: {
           const auto& ok = r.oplayoutget->logr_resok4;
           AddState(ok.logr_stateid, SKind::kLayout, client, nullptr, -1);
+          cur = ok.logr_stateid;
+          have_cur = true;
+          g_counts.layouts++;
           for (const auto& l : ok.logr_layout) {
             if (l.lo_content.loc_type != LAYOUT4_FLEX_FILES) continue;
             xdr::Decoder d(l.lo_content.loc_body.data, l.lo_content.loc_body.size);
@@ -877,6 +973,22 @@ class World {
           }
           break;
         }
+        case OP_LAYOUTRETURN: {
+          // LAYOUTRETURN4_ALL/FSID (§18.44.3, one filesystem): when it is the last op, the
+          // client holds no layout afterwards (the LayoutTable must agree).
+          auto t = q.oplayoutreturn->lora_layoutreturn.lr_returntype;
+          if ((t == LAYOUTRETURN4_ALL || t == LAYOUTRETURN4_FSID) && i + 1 == a.argarray.size() &&
+              q.oplayoutreturn->lora_iomode == LAYOUTIOMODE4_ANY) {
+            size_t left = mds_->mds().layouts().FilesOf(client).size();
+            g_counts.layout_return_all++;
+            CHECK_INV(left == 0, "LAYOUTRETURN of all layouts left %zu files with layouts", left);
+          }
+          if (r.oplayoutreturn->lorr_stateid.lrs_present) {
+            cur = r.oplayoutreturn->lorr_stateid.lrs_stateid;
+            have_cur = true;
+          }
+          break;
+        }
         // Session ops inside a SEQUENCE compound change what we know about sessions.
         case OP_DESTROY_SESSION:
           for (auto& ss : sessions_)
@@ -886,6 +998,7 @@ class World {
           // It may have confirmed a client (and dropped an earlier incarnation): stop
           // predicting that client's sessions and state.
           clientid4 id = q.opcreate_session->csa_clientid;
+          seen_sessions_.insert(r.opcreate_session->csr_resok4.csr_sessionid);
           for (auto& cl : clients_)
             if (cl.id == id) cl.create_seq = q.opcreate_session->csa_sequence + 1;
           for (auto& ss : sessions_) ss.known = ss.known && ss.clientid != id && !OwnerOf(ss.clientid, id);
@@ -904,22 +1017,11 @@ class World {
         default: break;
       }
     }
-    // State the current stateid (§16.2.3.1.2) may have changed is no longer predicted: ops
-    // that took the current stateid are rare enough to give up on that client's state.
-    for (size_t i = 1; i < a.argarray.size() && i < res.size(); i++) {
-      const nfs_argop4& q = a.argarray[i];
-      const stateid4* s = nullptr;
-      if (q.argop == OP_OPEN_DOWNGRADE) s = &q.opopen_downgrade->open_stateid;
-      else if (q.argop == OP_LOCKU) s = &q.oplocku->lock_stateid;
-      else if (q.argop == OP_FREE_STATEID) s = &q.opfree_stateid->fsa_stateid;
-      else if (q.argop == OP_LOCK && !q.oplock->locker.new_lock_owner) s = &q.oplock->locker.lock_owner.lock_stateid;
-      if (s && IsCurrentStateid(*s))
-        for (auto& st : states_)
-          if (st.clientid == client) st.strict = false;
-    }
   }
 
   std::unique_ptr<DirectMds> mds_;
+  clientid4 cur_client_ = 0;  // the client of the compound being built
+  std::set<sessionid4> seen_sessions_;  // every session id the server handed out
   ClientRec clients_[kClients];
   std::vector<SessRec> sessions_;
   std::vector<StateRec> states_;
@@ -927,24 +1029,41 @@ class World {
   std::vector<std::array<uint8_t, NFS4_DEVICEID4_SIZE>> devices_;
 };
 
-World* g_world = nullptr;
+// Two servers: one with a data server (pNFS: layouts, proxied I/O), one without any (no pool:
+// EXCHANGE_ID says non-pNFS; LAYOUTGET, GETDEVICEINFO, READ and WRITE must still answer
+// sanely). The first input byte picks one.
+World* g_worlds[2] = {nullptr, nullptr};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_trace = getenv("LOOM_FUZZ_TRACE") != nullptr;
   if (!g_trace) SetLogLevel(LogLevel::kError);
-  g_world = new World();
-  // The World lives to the end (libFuzzer exits from inside its loop); its temp dir does not.
+  g_worlds[0] = new World(1);
+  g_worlds[1] = new World(0);
+  // The Worlds live to the end (libFuzzer exits from inside its loop); their temp dirs do not.
   atexit([] {
+    const Counts& c = g_counts;
+    fprintf(stderr,
+            "compound_fuzz: %llu compounds; checked: %llu live and %llu closed/freed stateids, "
+            "%llu cached and %llu uncached retransmissions, %llu next and %llu misordered "
+            "seqids, %llu destroyed sessions, %llu bad slots, %llu layouts granted, %llu "
+            "return-all\n",
+            (unsigned long long)c.compounds, (unsigned long long)c.live_stateids,
+            (unsigned long long)c.dead_stateids, (unsigned long long)c.cached_replays,
+            (unsigned long long)c.uncached_replays, (unsigned long long)c.next_seqid,
+            (unsigned long long)c.misordered, (unsigned long long)c.dead_sessions,
+            (unsigned long long)c.bad_slots, (unsigned long long)c.layouts,
+            (unsigned long long)c.layout_return_all);
     std::error_code ec;
-    std::filesystem::remove_all(g_world->dir(), ec);
+    for (World* w : g_worlds) std::filesystem::remove_all(w->dir(), ec);
   });
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (g_trace) fprintf(stderr, "== input of %zu bytes\n", size);
-  g_world->RunInput(data, size);
+  if (size == 0) return 0;
+  g_worlds[data[0] & 1]->RunInput(data + 1, size - 1);
   return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a seed corpus for compound_fuzz (tests/fuzz/compound_fuzz.cc) into the directory
 given as the only argument. An input is not wire bytes but the fuzzer's own small language:
-each step starts with an action byte (byte % 16: 0 EXCHANGE_ID, 1 CREATE_SESSION,
+a first byte picks the server (even: with a data server, odd: without), then each step
+starts with an action byte (byte % 16: 0 EXCHANGE_ID, 1 CREATE_SESSION,
 2 DESTROY_SESSION, 3 retransmission, 4 TEST_STATEID audit (0xa5 after it: restart), else a
 SEQUENCE compound) followed by its arguments; a compound's operations are one selector byte
 each (byte % 40, see World::AddOp) and their argument bytes. These seeds are the everyday
@@ -87,8 +88,10 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     for name, data in SEEDS.items():
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(bytes(b & 0xff for b in data))
+        # The first byte picks the server: 0 with a data server, 1 without.
+        for world in (0, 1):
+            with open(os.path.join(out, "%s-%d" % (name, world)), "wb") as f:
+                f.write(bytes([world] + [b & 0xff for b in data]))
 
 
 if __name__ == "__main__":

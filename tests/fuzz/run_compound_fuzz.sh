@@ -31,5 +31,5 @@ mkdir -p "$b/compound-corpus" "$b/compound-artifacts"
   echo "compound fuzz: FAILED"
   exit 1
 }
-grep -E "stat::number_of_executed_units|Done" "$b/compound-fuzz.log" | tail -2
+grep -E "stat::number_of_executed_units|Done|^compound_fuzz: [0-9]" "$b/compound-fuzz.log" | tail -3
 echo "compound fuzz: 1 passed, 0 failed"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host-side checks that a guest asks for with "HOSTCHECK ..." lines on its console, evaluated
 # by kernel-client-test.sh (--server loom-mds) after the guest has finished, against the
 # directory of scripts/loom-cluster.sh (the counters its servers write every second, and the
