@@ -105,6 +105,9 @@ Status Mds::Init() {
     fs_stats_->layout_alignment = 1;
   }
   RefreshFsStats();
+  // Files unlinked while open before the restart (orphans): with no grace period no open of
+  // them can be reclaimed, so they go now (EndGrace does this when there is one).
+  if (!InGrace()) ReleaseOrphans();
   return Status::Ok();
 }
 

@@ -42,6 +42,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -70,8 +71,33 @@ struct Counts {
            layouts = 0, layout_return_all = 0;
 } g_counts;
 
+// Every input run so far in this process, in order (up to kHistoryBytes): the state an
+// input meets was made by the ones before it, so a failure is reproduced by replaying them.
+std::vector<std::string> g_history;
+size_t g_history_bytes = 0;
+bool g_history_truncated = false;
+constexpr size_t kHistoryBytes = 256u << 20;
+
 [[noreturn]] void Fail(const char* what, const std::string& detail = "") {
   fprintf(stderr, "compound_fuzz: INVARIANT VIOLATED: %s %s\n", what, detail.c_str());
+  // The history as one file: a 4-byte little-endian length before each input.
+  // In LOOM_FUZZ_HISTORY_DIR (run_compound_fuzz.sh: the artifact directory), else here.
+  const char* dir = getenv("LOOM_FUZZ_HISTORY_DIR");
+  char name[512];
+  snprintf(name, sizeof name, "%s%scompound-history-%d.bin", dir ? dir : "", dir ? "/" : "",
+           int(getpid()));
+  if (FILE* f = fopen(name, "wb")) {
+    for (const std::string& in : g_history) {
+      uint32_t n = uint32_t(in.size());
+      uint8_t len[4] = {uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24)};
+      fwrite(len, 1, 4, f);
+      fwrite(in.data(), 1, in.size(), f);
+    }
+    fclose(f);
+    fprintf(stderr, "compound_fuzz: the %zu inputs of this process are in %s%s; replay them "
+            "in order: LOOM_FUZZ_REPLAY=%s LOOM_FUZZ_TRACE=1 compound_fuzz -runs=0\n",
+            g_history.size(), name, g_history_truncated ? " (the oldest dropped)" : "", name);
+  }
   std::abort();
 }
 #define CHECK_INV(cond, ...)                                   \
@@ -742,7 +768,18 @@ class World {
     CHECK_INV(r0.resop == OP_SEQUENCE && r0.opsequence, "first result is not SEQUENCE");
     // A replayed reply is the original's; its SEQUENCE result then says what it said.
     nfsstat4 sst = r0.opsequence->sr_status;
-    if (corrupt_session || !s.known) return rep;
+    if (corrupt_session) return rep;
+    if (!s.known) {
+      // Its slot may have answered from its cache (we do not know the sequence id). When
+      // the results are this request's, what its session ops did still matters; the
+      // client's state is no longer predicted.
+      if (sst == NFS4_OK && ResultsMatch(a, rep)) {
+        Learn(a, rep, s.clientid);
+        for (auto& st : states_)
+          if (st.clientid == s.clientid) st.strict = false;
+      }
+      return rep;
+    }
     if (!s.live) {
       g_counts.dead_sessions++;
       CHECK_INV(sst == NFS4ERR_BADSESSION, "SEQUENCE on a destroyed session: %s", nfsstat4_name(sst));
@@ -787,6 +824,13 @@ class World {
   }
 
   // ---------------------------------------------------------------- checks and learning
+  // Whether the results are this request's (not a cached reply of another).
+  static bool ResultsMatch(const COMPOUND4args& a, const Reply& rep) {
+    if (!rep.decoded || rep.res.resarray.size() > a.argarray.size()) return false;
+    for (size_t i = 0; i < rep.res.resarray.size(); i++)
+      if (rep.res.resarray[i].resop != a.argarray[i].argop) return false;
+    return true;
+  }
   void CheckGeneric(const COMPOUND4args& a, const Reply& rep, bool maybe_replay) {
     g_counts.compounds++;
     CHECK_INV(rep.accept == rpc::SUCCESS, "accept_stat %d", int(rep.accept));
@@ -1006,8 +1050,14 @@ class World {
           break;
         }
         case OP_EXCHANGE_ID: {
+          // AddOp sends client 0's owner, possibly under another client's credential: the
+          // server may then replace client 0's record, sessions and all (§18.35.4 case 3).
           const auto& ok = r.opexchange_id->eir_resok4;
-          ClientRec& cl = clients_[0];  // AddOp sends client 0's owner
+          ClientRec& cl = clients_[0];
+          for (auto& ss : sessions_)
+            if (ss.client == 0) ss.known = false;
+          for (auto& st : states_)
+            if (OwnerOf(st.clientid, cl.id)) st.strict = false;
           if (ok.eir_clientid != cl.id) {
             cl.id = ok.eir_clientid;
             cl.create_seq = ok.eir_sequenceid;
@@ -1036,11 +1086,31 @@ World* g_worlds[2] = {nullptr, nullptr};
 
 }  // namespace
 
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_trace = getenv("LOOM_FUZZ_TRACE") != nullptr;
   if (!g_trace) SetLogLevel(LogLevel::kError);
   g_worlds[0] = new World(1);
   g_worlds[1] = new World(0);
+  // LOOM_FUZZ_REPLAY=history.bin: run a failure's history (see Fail) before anything else.
+  if (const char* replay = getenv("LOOM_FUZZ_REPLAY")) {
+    FILE* f = fopen(replay, "rb");
+    if (!f) {
+      fprintf(stderr, "compound_fuzz: cannot open %s\n", replay);
+      exit(2);
+    }
+    size_t n = 0;
+    uint8_t len[4];
+    while (fread(len, 1, 4, f) == 4) {
+      std::string in(size_t(len[0]) | size_t(len[1]) << 8 | size_t(len[2]) << 16 | size_t(len[3]) << 24, '\0');
+      if (fread(in.data(), 1, in.size(), f) != in.size()) break;
+      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(in.data()), in.size());
+      n++;
+    }
+    fclose(f);
+    fprintf(stderr, "compound_fuzz: replayed %zu inputs without a failure\n", n);
+  }
   // The Worlds live to the end (libFuzzer exits from inside its loop); their temp dirs do not.
   atexit([] {
     const Counts& c = g_counts;
@@ -1064,6 +1134,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (g_trace) fprintf(stderr, "== input of %zu bytes\n", size);
   if (size == 0) return 0;
+  while (!g_history.empty() && g_history_bytes + size > kHistoryBytes) {
+    g_history_bytes -= g_history.front().size();
+    g_history.erase(g_history.begin());
+    g_history_truncated = true;
+  }
+  g_history.emplace_back(reinterpret_cast<const char*>(data), size);
+  g_history_bytes += size;
   g_worlds[data[0] & 1]->RunInput(data + 1, size - 1);
   return 0;
 }

@@ -3,7 +3,10 @@
 # build-fuzz (the clang/libFuzzer build scripts/test.sh makes for rpc_fuzz), writes its seed
 # corpus and fuzzes for LOOM_COMPOUND_FUZZ_SECONDS (default 60). Exits non-zero on a crash,
 # a sanitizer report or a violated invariant, after printing the end of the log and the
-# crash input (replay it: LOOM_FUZZ_TRACE=1 build-fuzz/compound_fuzz <file>).
+# crash input. An invariant violation also leaves every input the process ran, in order, in
+# build-fuzz/compound-artifacts/compound-history-PID.bin (the state is made by the inputs
+# before the failing one); replay: LOOM_FUZZ_REPLAY=<file> LOOM_FUZZ_TRACE=1 \
+#   build-fuzz/compound_fuzz -runs=0
 # LOOM_FUZZ_BUILD_DIR overrides the build directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,13 +24,14 @@ ninja -C "$b" compound_fuzz
 echo "== fuzz (compound_fuzz, stateful COMPOUNDs, ${secs}s)"
 python3 tests/fuzz/make_compound_seeds.py "$b/compound-seeds"
 mkdir -p "$b/compound-corpus" "$b/compound-artifacts"
-"$b/compound_fuzz" -max_total_time="$secs" -max_len=4096 -rss_limit_mb=2048 -timeout=60 \
+LOOM_FUZZ_HISTORY_DIR="$b/compound-artifacts" "$b/compound_fuzz" -max_total_time="$secs" -max_len=4096 -rss_limit_mb=2048 -timeout=60 \
   -print_final_stats=1 -artifact_prefix="$b/compound-artifacts/" \
   "$b/compound-corpus" "$b/compound-seeds" 2>"$b/compound-fuzz.log" || {
   tail -60 "$b/compound-fuzz.log"
-  for f in "$b"/compound-artifacts/*; do
+  for f in "$b"/compound-artifacts/crash-*; do
     [ -f "$f" ] && { echo "crash input $f:"; od -An -tx1 "$f" | head -20; }
   done
+  ls -l "$b"/compound-artifacts/compound-history-*.bin 2>/dev/null || true
   echo "compound fuzz: FAILED"
   exit 1
 }

@@ -56,6 +56,12 @@
 # [except:I]" kills one that holds a data file of PATH, found in `loom admin layout PATH`;
 # the answer's last line is "killed dsI pid P port N"), "start-ds I"
 # (start it again on its port), "admin ARGS..." (`loom --mds 127.0.0.1:PORT admin ARGS...`);
+# "data-files INO" (inode INO's data files on every data server, one line each: "dsI port P
+# NAME SIZE"), "break-data-file INO remove|replace" (every data file of INO is removed, or
+# replaced by a copy under the same name, owner and mode: a new inode, so the handles that
+# loom-mds and its clients hold turn NFS3ERR_STALE), "counter METRIC [KEY [FIELD]]" (the value
+# of a numeric HOSTCHECK metric now, lib/hostcheck.sh, e.g. "counter ds-io-errors": a guest
+# compares two readings to see what one step did);
 # any server: "mark LABEL" (note the servers' CPU seconds, utime+stime from /proc/PID/stat,
 # in the file "marks": "LABEL UNIXTIME mds=S ds0=S ..." or "LABEL UNIXTIME server=S").
 # A request with @TAG is answered on the guest's second serial port (host_do in
@@ -472,6 +478,47 @@ act_kill_ds() {
     fi
     cluster_ctl kill-ds "$idx"
 }
+# act_data_files INO: inode INO's data files on every data server ("dsI port P NAME SIZE").
+act_data_files() {
+    local ino=${1:-} name pid port f
+    [[ "$ino" =~ ^[0-9]+$ ]] || { echo "usage: data-files INO"; return 2; }
+    declare -F hc_data_files >/dev/null || . "$HERE/lib/hostcheck.sh"
+    HC_DIR=$EXPORT HC_NDS=$DS_COUNT
+    while read -r name pid port; do
+        [[ "$name" == ds[0-9]* ]] || continue
+        for f in $(hc_data_files "$ino" "${name#ds}"); do
+            echo "$name port $port $(basename "$f") $(stat -c %s "$f" 2>/dev/null || echo gone)"
+        done
+    done < <(cluster_ctl status)
+}
+# act_break_data_file INO remove|replace: take the data files of INO away from under their
+# handles (a bad data-server handle, issue 11 "Errors").
+act_break_data_file() {
+    local ino=${1:-} how=${2:-} i f n=0 tmp=$EXPORT/.break-data-file.tmp
+    [[ "$ino" =~ ^[0-9]+$ ]] && [[ "$how" =~ ^(remove|replace)$ ]] || { echo "usage: break-data-file INO remove|replace"; return 2; }
+    declare -F hc_data_files >/dev/null || . "$HERE/lib/hostcheck.sh"
+    HC_DIR=$EXPORT HC_NDS=$DS_COUNT
+    for i in $(seq 0 $((DS_COUNT - 1))); do
+        for f in $(hc_data_files "$ino" "$i"); do
+            if [ "$how" = remove ]; then
+                rm -f "$f" || return 1
+            else
+                cp -p "$f" "$tmp" && mv -f "$tmp" "$f" || return 1
+            fi
+            echo "ds$i: ${how}d $f ($(stat -c 'inode %i, %s bytes, owner %u:%g' "$f" 2>/dev/null || echo gone))"
+            n=$((n + 1))
+        done
+    done
+    [ $n -gt 0 ] || { echo "no data file of inode $ino on any data server"; return 1; }
+}
+# act_counter METRIC [KEY [FIELD]]: a HOSTCHECK metric's value now (the servers rewrite their
+# counter files every second: wait for the next).
+act_counter() {
+    declare -F hc_metric >/dev/null || . "$HERE/lib/hostcheck.sh"
+    HC_DIR=$EXPORT HC_NDS=$DS_COUNT
+    sleep 1.2
+    hc_metric "$@" || { echo "unknown metric '$*'"; return 2; }
+}
 # reply TAG STATUS FILE: answer a tagged request on the back channel.
 reply() {
     { sed "s/^/LOOM-HOST-OUT $1 /" "$3"; echo "LOOM-HOST-REPLY $1 $2"; } >&8
@@ -506,6 +553,9 @@ host_action() {
         loom-mds:kill-ds) act_kill_ds $args ;;
         loom-mds:start-ds) cluster_ctl start-ds $args ;;
         loom-mds:admin) run_admin $args ;;
+        loom-mds:data-files) act_data_files $args ;;
+        loom-mds:break-data-file) act_break_data_file $args ;;
+        loom-mds:counter) act_counter $args ;;
         *:mark) act_mark $args ;;
         *) echo "host action '$name' is not supported with server $SERVER"; false ;;
         esac

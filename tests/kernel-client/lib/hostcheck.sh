@@ -19,6 +19,10 @@
 #   HOSTCHECK ds-bytes-total CMP N       both (RPC message bytes: a little more than the data)
 #   HOSTCHECK ds-copies SHA256 CMP N     how many data servers hold a data file with exactly
 #                                        these bytes (mirrors: every copy the same)
+#   HOSTCHECK ds-io-errors CMP N         errors (any NFSv3 status but OK) of READ, WRITE and
+#                                        COMMIT on all data servers (fencing: ACCES)
+#   HOSTCHECK data-files INO CMP N       data files of inode INO on all data servers (moves:
+#                                        the old ones removed)
 #   HOSTCHECK stripes INO SIZE UNIT COUNT SHA256
 #       file INO (the guest's stat -c %i) is striped over COUNT data servers: its data files
 #       (loom/<fs>/<INO as 16 hex digits>*) are on COUNT data servers, one each; each holds
@@ -136,9 +140,33 @@ hc_copies() {
     echo $n
 }
 
+# hc_metric METRIC [KEY [FIELD]]: the value of a numeric HOSTCHECK metric now (HC_DIR, HC_NDS
+# set); status 1 for an unknown metric. Also the host action "counter" (kernel-client-test.sh).
+hc_metric() {
+    local field=${3:-calls} key=${2:-} k got
+    case "${1:-}" in
+    mds-op)
+        # "nfs4.op.READ" (docs) or "nfs4.op.OP_READ" (the RFC's enum name), whichever is there.
+        if grep -q "\"nfs4\.op\.OP_$key\":" "$HC_DIR/mds.stats.json" 2>/dev/null; then key=OP_$key; fi
+        got=$(hc_stat "$HC_DIR/mds.stats.json" "nfs4.op.$key" "$field") ;;
+    mds) got=$(hc_stat "$HC_DIR/mds.stats.json" "$key" "$field") ;;
+    ds | ds[0-9]*) got=$(hc_ds_sum "$1" "$key" "$field") ;;
+    ds-bytes-read) got=$(hc_ds_sum ds nfs3.READ bytes_out) ;;
+    ds-bytes-written) got=$(hc_ds_sum ds nfs3.WRITE bytes_in) ;;
+    ds-bytes-total) got=$(($(hc_ds_sum ds nfs3.READ bytes_out) + $(hc_ds_sum ds nfs3.WRITE bytes_in))) ;;
+    ds-copies) got=$(hc_copies "$key") ;;
+    ds-io-errors) got=$(($(hc_ds_sum ds nfs3.READ errors) + $(hc_ds_sum ds nfs3.WRITE errors) + $(hc_ds_sum ds nfs3.COMMIT errors))) ;;
+    data-files)
+        got=0
+        for ((k = 0; k < HC_NDS; k++)); do got=$((got + $(hc_data_files "$key" "$k" | grep -c . || true))); done ;;
+    *) return 1 ;;
+    esac
+    echo "$got"
+}
+
 # hostcheck_run GUESTLOG CLUSTERDIR NDS: run every HOSTCHECK line of the guest's log.
 hostcheck_run() {
-    local log=$1 line w cmp want got what bad=0 n=0 field key
+    local log=$1 line w cmp want got what bad=0 n=0
     HC_DIR=$2 HC_NDS=$3
     while read -r line; do
         read -r -a w <<<"${line#HOSTCHECK }"
@@ -157,21 +185,7 @@ hostcheck_run() {
         if [ ${#w[@]} -lt 3 ]; then kc_log "host check: FAIL: cannot parse '$line'"; bad=$((bad + 1)); continue; fi
         cmp=${w[${#w[@]} - 2]} want=${w[${#w[@]} - 1]}
         what=("${w[@]:0:${#w[@]}-2}")
-        field=${what[2]:-calls}
-        key=${what[1]:-}
-        case "${what[0]}" in
-        mds-op)
-            # "nfs4.op.READ" (docs) or "nfs4.op.OP_READ" (the RFC's enum name), whichever is there.
-            if grep -q "\"nfs4\.op\.OP_$key\":" "$HC_DIR/mds.stats.json" 2>/dev/null; then key=OP_$key; fi
-            got=$(hc_stat "$HC_DIR/mds.stats.json" "nfs4.op.$key" "$field") ;;
-        mds) got=$(hc_stat "$HC_DIR/mds.stats.json" "$key" "$field") ;;
-        ds | ds[0-9]*) got=$(hc_ds_sum "${what[0]}" "$key" "$field") ;;
-        ds-bytes-read) got=$(hc_ds_sum ds nfs3.READ bytes_out) ;;
-        ds-bytes-written) got=$(hc_ds_sum ds nfs3.WRITE bytes_in) ;;
-        ds-bytes-total) got=$(($(hc_ds_sum ds nfs3.READ bytes_out) + $(hc_ds_sum ds nfs3.WRITE bytes_in))) ;;
-        ds-copies) got=$(hc_copies "$key") ;;
-        *) kc_log "host check: FAIL: unknown metric in '$line'"; bad=$((bad + 1)); continue ;;
-        esac
+        got=$(hc_metric "${what[@]}") || { kc_log "host check: FAIL: unknown metric in '$line'"; bad=$((bad + 1)); continue; }
         if [[ "$want" =~ ^[0-9]+$ ]] && hc_cmp "$got" "$cmp" "$want"; then
             kc_log "host check: PASS ${what[*]} = $got ($cmp $want)"
         else
