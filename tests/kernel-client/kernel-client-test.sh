@@ -609,7 +609,7 @@ if [ "$untagged_failures" -gt 0 ] && [ $rc -eq 0 ]; then
     rc=1
 fi
 # ---- HOSTCHECK lines (loom-mds): counters and data files, see lib/hostcheck.sh -----------
-if [ "$SERVER" = loom-mds ] && tr -d '\r' <"$W/guest.log" | grep -aq '^HOSTCHECK '; then
+if [ "$SERVER" = loom-mds ] && grep -aq '^HOSTCHECK ' "$W/guest.log"; then
     sleep 1.2  # the servers write their counters every second
     . "$HERE/lib/hostcheck.sh"
     hc_bad=0

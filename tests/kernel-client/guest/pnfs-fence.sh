@@ -21,8 +21,9 @@
 # go on without an I/O error (the client gets a new layout, or reads and writes through
 # loom-mds), `admin layout` must show a new owner after each fence, and at the end f must be
 # the first half of the original and the second half of the new bytes, also after a
-# remount. Each fence waits until the client holds a layout of f ("held by client" in
-# `admin layout`, up to WAIT_S). The data servers must have refused some READ/WRITE/COMMIT
+# remount. The guest holds f open for writing during part A (so the RW layout is not given
+# back with each CLOSE of the loops). Each fence waits until the client holds a layout of f
+# ("held by client" in `admin layout`, up to WAIT_S). The data servers must have refused some READ/WRITE/COMMIT
 # during part A (host action "counter ds-io-errors" before and after: NFS3ERR_ACCES to the
 # old ids), and loom-mds must have recalled the layouts (HOSTCHECK pnfs.recalls).
 # Part B, a bad data-server handle (issue 11 item 6): a BAD_MB file b, read once; the host
@@ -153,6 +154,10 @@ counter() {
     echo "$v" | tail -n 1
 }
 E0=$(counter ds-io-errors)
+# An open for writing held throughout: the RW layout is not returned with every CLOSE of the
+# loops (return on close), so each fence meets a layout in use, and the I/O after it uses
+# the old ids unless the client gave the layout back first.
+exec 4<>"$F"
 [ "${PNFS_DEBUG:-0}" = 1 ] && echo 0x3000 >/proc/sys/sunrpc/nfs_debug
 reader_start
 writer_start
@@ -184,6 +189,7 @@ while [ $n -le "$FENCES" ]; do
     n=$((n + 1))
 done
 loops_stop
+exec 4<&-
 if [ "${PNFS_DEBUG:-0}" = 1 ]; then
     echo 0 >/proc/sys/sunrpc/nfs_debug
     # The errors first (from the start of part A), then the last messages.

@@ -12,7 +12,8 @@
 # Steps: a MOVE_MB random file f is written (one data file: 1 mirror, 1 stripe). A reader loop
 # reads f whole again and again (caches dropped): its first MOVE_MB MiB must be the original
 # bytes and the rest a prefix of the records appended so far. An appender loop appends
-# numbered REC-byte records ("record N", blank-padded) with dd oflag=append conv=fsync. Twice,
+# numbered REC-byte records ("record N", blank-padded) with dd oflag=append conv=fsync; the
+# guest also holds f open for writing meanwhile (its RW layout stays in use). Twice,
 # `admin layout` names the data server holding f and `admin mv-data f --to ID` moves it to
 # one that has not held it yet (ids 1..3: a second, then a third server); after each move the
 # layout must name the new server, both loops must go on (more good reads and appends), and
@@ -167,6 +168,10 @@ sed 's/^/guest: data file: /' /tmp/dfiles
 log "f: inode $INO on data server $CUR (port $CUR_PORT)"
 
 # ---- 2. reader and appender; two moves -------------------------------------------------------
+# An open for writing held throughout, as a long-lived writer would: the client keeps its RW
+# layout between the loops' opens (else each CLOSE gives it back: return on close), so every
+# move meets a layout in use that must be recalled (or fenced) and replaced.
+exec 4<>"$F"
 reader_start
 appender_start
 loops_wait 1 3 "before the first move"
@@ -191,6 +196,7 @@ for step in 1 2; do
     wait_old_gone "$CUR_PORT" "move $step (data server $OLD -> $T)"
 done
 loops_stop
+exec 4<&-
 
 # ---- 3. the bytes ---------------------------------------------------------------------------------
 N=$(cat /tmp/app.count)
@@ -216,6 +222,11 @@ echo "SUM $WANT $SUB/f"
 echo "HOSTCHECK data-files $INO == 1"
 echo "HOSTCHECK ds-copies $WANT == 1"
 echo "HOSTCHECK mds pnfs.moves >= 2"
+# (reported, not required: whether the client went on with layouts or through loom-mds)
+echo "HOSTCHECK mds pnfs.layoutget_refused.NFS4ERR_LAYOUTUNAVAILABLE >= 0"
+echo "HOSTCHECK mds-op READ >= 0"
+echo "HOSTCHECK mds-op READ_PLUS >= 0"
+echo "HOSTCHECK mds-op WRITE >= 0"
 # Recalls the client answered (CB_LAYOUTRECALL over the back channel); a late holder is
 # fenced instead (pnfs.fenced). REQUIRE_RECALL_OK=1: no recall may fail at the RPC level.
 echo "HOSTCHECK mds pnfs.recall_reply.NFS4_OK >= 0"
