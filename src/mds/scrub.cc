@@ -137,7 +137,10 @@ Result<ScrubReport> Scrub(meta::KvStore& store, meta::FsId fsid, DataServerPool&
 
   // Intent records that name no file (or one a layout holds after all).
   for (const auto& [key, seen] : intents) {
-    const auto& [ds, ino, gen] = key;
+    // (no structured binding: clang before 16 cannot capture one in the lambda below)
+    const auto ds = std::get<0>(key);
+    const auto ino = std::get<1>(key);
+    const auto gen = std::get<2>(key);
     if (down.count(ds) || (seen && !held.count(key))) continue;
     rep.stale_intents++;
     const char* action = "none";

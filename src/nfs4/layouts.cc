@@ -99,6 +99,25 @@ void LayoutTable::ReturnAll(clientid4 client, uint64_t file) {
   }
 }
 
+std::vector<uint64_t> LayoutTable::ReturnIomode(clientid4 client, layoutiomode4 iomode) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<uint64_t> gone;
+  for (auto it = states_.lower_bound({client, 0}); it != states_.end() && it->first.first == client;) {
+    auto next = std::next(it);
+    State& s = it->second;
+    if (iomode == LAYOUTIOMODE4_ANY) s.iomodes = 0;
+    else s.iomodes &= ~(1u << iomode);
+    if (s.iomodes == 0) {
+      gone.push_back(s.file);
+      EraseLocked(it);
+    } else {
+      s.seqid = NextSeqid(s.seqid);
+    }
+    it = next;
+  }
+  return gone;
+}
+
 std::vector<RecallTarget> LayoutTable::BeginRecall(uint64_t file, clientid4 except) {
   std::lock_guard<std::mutex> l(mu_);
   recalling_[file]++;

@@ -62,6 +62,9 @@ class LayoutTable {
   // LAYOUTRETURN4_FSID / _ALL, return-on-close, lease expiry: everything of the client (of one
   // file when `file` != 0).
   void ReturnAll(clientid4 client, uint64_t file = 0);
+  // LAYOUTRETURN4_FSID / _ALL with an iomode (§18.44.3): the client's layouts of that iomode
+  // (READ or RW; ANY is ReturnAll) on every file. Returns the files it no longer holds.
+  std::vector<uint64_t> ReturnIomode(clientid4 client, layoutiomode4 iomode);
   void DropClient(clientid4 client) { ReturnAll(client); }
 
   // Starts recalling every layout of `file` (all clients, or all but `except`): each holder's

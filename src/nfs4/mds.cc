@@ -107,7 +107,10 @@ Status Mds::Init() {
   RefreshFsStats();
   // Files unlinked while open before the restart (orphans): with no grace period no open of
   // them can be reclaimed, so they go now (EndGrace does this when there is one).
-  if (!InGrace()) ReleaseOrphans();
+  if (!InGrace()) {
+    if (!previous.empty()) EndGrace();  // also drops the previous boot's client records
+    else ReleaseOrphans();
+  }
   return Status::Ok();
 }
 

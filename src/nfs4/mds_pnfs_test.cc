@@ -285,6 +285,28 @@ TEST_F(PnfsTest, ReturnAndCloseEndLayouts) {
   EXPECT_EQ(Run(Ops(PutFh(fh), LayoutReturn(ls))), NFS4_OK);
 }
 
+TEST_F(PnfsTest, ReturnAllHonoursTheIomode) {
+  Bytes fh;
+  stateid4 open;
+  LAYOUTGET4res lg;
+  OpenWithLayout("f", "abc", LAYOUTIOMODE4_READ, &fh, &open, &lg);
+  Bytes fh2;
+  stateid4 open2;
+  LAYOUTGET4res lg2;
+  OpenWithLayout("g", "def", LAYOUTIOMODE4_RW, &fh2, &open2, &lg2);
+  EXPECT_EQ(mds_->layouts().FilesOf(client_->clientid).size(), 2u);
+  auto ret = [&](layoutiomode4 mode) {
+    auto a = LayoutReturn(stateid4{}, mode);
+    a.oplayoutreturn->lora_layoutreturn.lr_returntype = LAYOUTRETURN4_ALL;
+    return a;
+  };
+  // ALL of RW leaves the READ layout; ALL of ANY leaves nothing.
+  ASSERT_EQ(Run(Ops(ret(LAYOUTIOMODE4_RW))), NFS4_OK);
+  EXPECT_EQ(mds_->layouts().FilesOf(client_->clientid).size(), 1u);
+  ASSERT_EQ(Run(Ops(ret(LAYOUTIOMODE4_ANY))), NFS4_OK);
+  EXPECT_TRUE(mds_->layouts().FilesOf(client_->clientid).empty());
+}
+
 TEST_F(PnfsTest, RecalledLayoutNotReturnedIsFenced) {
   StopMds();
   recall_timeout_ms_ = 300;

@@ -359,11 +359,10 @@ nfsstat4 OpLayoutReturn(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
     }
     case LAYOUTRETURN4_FSID:
     case LAYOUTRETURN4_ALL: {
-      // One filesystem per server: both mean every layout of the client.
-      for (uint64_t ino : cx.mds.layouts().FilesOf(cx.client)) {
-        cx.mds.layouts().ReturnAll(cx.client, ino);
+      // One filesystem per server: both mean every layout of the client of that iomode
+      // (§18.44.3; ANY: all of them).
+      for (uint64_t ino : cx.mds.layouts().ReturnIomode(cx.client, ra.lora_iomode))
         cx.mds.OnLayoutReturned(cx.client, ino);
-      }
       res.lorr_stateid.lrs_present = false;
       return res.lorr_status = NFS4_OK;
     }

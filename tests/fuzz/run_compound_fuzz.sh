@@ -16,10 +16,6 @@ if [ ! -f "$b/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$b" -G Ninja -DLOOM_FUZZ=ON -DLOOM_BUILD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-# Until the top-level CMakeLists.txt adds tests/fuzz itself, hook.cmake defines the target.
-if ! grep -q 'compound_fuzz' "$b/build.ninja"; then
-  cmake -B "$b" -DCMAKE_PROJECT_INCLUDE="$PWD/tests/fuzz/hook.cmake" >/dev/null
-fi
 ninja -C "$b" compound_fuzz
 echo "== fuzz (compound_fuzz, stateful COMPOUNDs, ${secs}s)"
 python3 tests/fuzz/make_compound_seeds.py "$b/compound-seeds"
