@@ -336,7 +336,11 @@ void Mds::SendLayoutRecall(const RecallTarget& t, int attempt) {
   la.clora_recall.lor_layout.lor_stateid = t.stateid;
   args->argarray.push_back(std::move(lr));
   RecallTarget target = t;
-  bc->CallAsync(prog, NFS_CB, CB_COMPOUND, rpc::Cred(), [args](xdr::Encoder& e) { xdr_encode(e, *args); },
+  // AUTH_SYS: the Linux client's callback service takes AUTH_NONE for CB_NULL only
+  // (fs/nfs/callback.c) and answers anything else with an RPC error; AUTH_SYS is the callback
+  // security its CREATE_SESSION asks for (csa_sec_parms).
+  static const rpc::Cred kCallbackCred = rpc::Cred::Sys(0, 0, {}, "loom-mds");
+  bc->CallAsync(prog, NFS_CB, CB_COMPOUND, kCallbackCred, [args](xdr::Encoder& e) { xdr_encode(e, *args); },
                 [this, target, attempt, sid](Result<rpc::Reply> r) {
                   nfsstat4 st = NFS4ERR_SERVERFAULT;
                   if (r.ok()) {
@@ -397,7 +401,6 @@ void Mds::CheckRecallDeadlines() {
     for (clientid4 c : clients) layouts_->ReturnAll(c, ino);
     Status s = Fence(ino);
     if (!s.ok()) LOG_WARN("loom-mds: fencing file %llu: %s", (unsigned long long)ino, s.ToString().c_str());
-    stats_->Get("pnfs.fenced")->Record(0, 0, 0, !s.ok());
     layouts_->EndRecall(ino);
     recall_cv_.notify_all();
   }
@@ -413,6 +416,7 @@ Status Mds::Fence(uint64_t ino) {
     return Status::Ok();
   });
   if (s.ok()) LOG_INFO("loom-mds: fenced file %llu (new data-file owner)", (unsigned long long)ino);
+  stats_->Get("pnfs.fenced")->Record(0, 0, 0, !s.ok());
   return s;
 }
 
@@ -487,8 +491,12 @@ void Mds::ResyncStaleMirrors() {
         continue;
       }
       n = in.value();
+      // Bytes a client wrote to the good mirrors but never LAYOUTCOMMITted (its layout was
+      // revoked, say) lie past the size the MDS knows: copy up to the larger of the two.
+      uint64_t size = n.size;
+      if (auto on_ds = ds_->GetSize(cur.value()); on_ds.ok()) size = std::max(size, *on_ds);
       for (size_t m : ready) {
-        s = ds_->ResyncMirror(cur.value(), m, n.size);
+        s = ds_->ResyncMirror(cur.value(), m, size);
         if (!s.ok()) break;
         std::lock_guard<std::mutex> g(layout_mu_);
         s = UpdateLayout(ino, [&](meta::Layout* nl) -> Status {
@@ -497,8 +505,8 @@ void Mds::ResyncStaleMirrors() {
         });
         if (!s.ok()) break;
         LOG_INFO("loom-mds: mirror %zu of file %llu resynced (%llu bytes)", m, (unsigned long long)ino,
-                 (unsigned long long)n.size);
-        stats_->Get("pnfs.mirrors_resynced")->Record(0, n.size, 0, false);
+                 (unsigned long long)size);
+        stats_->Get("pnfs.mirrors_resynced")->Record(0, size, 0, false);
       }
     }
     layouts_->EndRecall(ino);
@@ -541,16 +549,48 @@ Status Mds::MoveData(uint64_t ino, const std::vector<uint32_t>& ds_ids) {
   }
   // 2. Recall: clients commit what they wrote and return their layouts; new LAYOUTGETs get
   // RECALLCONFLICT and MDS writes wait on the size lock until the switch.
+  // Writers with a layout write the data servers without the MDS seeing it (until their
+  // LAYOUTCOMMIT, which a revoked one never sends): with any, the catch-up copies everything.
+  bool rw_held = false;
+  for (const auto& [c, io] : layouts_->Holders(ino)) rw_held |= (io & kIoRw) != 0;
   layouts_->Block(ino);
   RecallLayouts(ino, "data move");
   WaitRecall(ino, static_cast<int>(opts_.lease_seconds) * 1000 + 1000);
   {
     auto excl = size_locks_.Exclusive(ino);
-    // 3. Catch up: whatever changed since the bulk copy (the change attribute tells).
+    // 3. Catch up: whatever changed since the bulk copy. The change attribute and size tell
+    // what the MDS saw; a client whose layout was revoked at the deadline may have written
+    // (and committed on the data servers) past the size it could no longer LAYOUTCOMMIT, so
+    // the old data files' own size counts too: nothing acknowledged there is left behind.
     auto n2 = size_now();
-    if (!n2.ok()) s = n2.status();
-    else if (n2->change != n1->change || n2->size != n1->size)
-      s = ds_->CopyRange(old, next, 0, n2->size, n2->size);
+    uint64_t end = 0;
+    if (!n2.ok()) {
+      s = n2.status();
+    } else {
+      end = n2->size;
+      auto on_ds = ds_->GetSize(old);
+      if (!on_ds.ok()) s = on_ds.status();
+      else end = std::max(end, *on_ds);
+    }
+    if (s.ok() && (rw_held || n2->change != n1->change || end != n1->size))
+      s = ds_->CopyRange(old, next, 0, end, end);
+    // A fence while the recall was out gave the old data files a new owner: the new ones take
+    // it too, or the fenced client's ids would work on them.
+    if (s.ok()) {
+      auto cur = LayoutOf(ino);
+      if (!cur.ok()) s = cur.status();
+      else if (!cur->mirrors.empty() && !cur->mirrors[0].files.empty() &&
+               cur->mirrors[0].files[0].uid != next.mirrors[0].files[0].uid) {
+        const uint32_t u = cur->mirrors[0].files[0].uid;
+        s = ds_->SetOwner(next, u, u, kDataFileMode);
+        if (s.ok()) SetOwnerIds(&next, u);
+      }
+    }
+    if (s.ok() && end > n2->size) {
+      meta::SetAttrArgs sa;
+      sa.size_at_least = end;
+      s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->SetAttr(t, ino, sa).status(); });
+    }
     // 4. Switch: the new layout replaces the old in one commit, which also queues the old data
     // files for removal.
     if (s.ok()) {
