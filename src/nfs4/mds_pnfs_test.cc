@@ -362,7 +362,7 @@ TEST_F(PnfsTest, RecallOverTheBackChannelEndsWithLayoutReturn) {
   const channel_attrs4 fore{0, (1 << 20) + (64 << 10), (1 << 20) + (64 << 10), 64 << 10, 16, 8, {}};
   const channel_attrs4 back{0, 4096, 4096, 0, 2, 1, {}};
   auto cs = raw.Call(Ops(CreateSession(eir.eir_clientid, eir.eir_sequenceid, CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
-                                       fore, back)));
+                                       fore, back)), /*minor=*/2);
   ASSERT_TRUE(cs.ok());
   ASSERT_EQ(cs->status, NFS4_OK);
   const sessionid4 sid = cs->resarray[0].opcreate_session->csr_resok4.csr_sessionid;
@@ -392,6 +392,7 @@ TEST_F(PnfsTest, RecallOverTheBackChannelEndsWithLayoutReturn) {
     }
     const auto& cseq = *a.argarray[0].opcbsequence;
     EXPECT_EQ(cseq.csa_sessionid, sid);
+    EXPECT_EQ(a.minorversion, 2u);  // the session's minor version (Linux: BADSESSION otherwise)
     const auto& lr = *a.argarray[1].opcblayoutrecall;
     EXPECT_EQ(lr.clora_type, LAYOUT4_FLEX_FILES);
     EXPECT_EQ(lr.clora_recall.lor_recalltype, LAYOUTRECALL4_FILE);

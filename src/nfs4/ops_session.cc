@@ -38,6 +38,7 @@ nfsstat4 OpCreateSession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       [&](const SessionTable::Confirmation& c) { return cx.mds.ConfirmClient(c); }, &replaced);
   // §18.35.4 case 5: the client rebooted; its old incarnation's opens, locks and orphans go.
   for (clientid4 id : replaced) cx.mds.DropClientState(id);
+  if (res.csr_status == NFS4_OK) cx.mds.sessions().SetMinorVersion(res.csr_resok4.csr_sessionid, cx.minor);
   if (res.csr_status == NFS4_OK && (res.csr_resok4.csr_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN))
     cx.mds.ProbeBackChannel(res.csr_resok4.csr_sessionid);
   return res.csr_status;

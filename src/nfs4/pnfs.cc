@@ -304,15 +304,15 @@ void Mds::RecallLayouts(uint64_t ino, const char* why, clientid4 except) {
 
 void Mds::SendLayoutRecall(const RecallTarget& t, int attempt) {
   SessionId sid{};
-  uint32_t seq = 0, prog = NFS4_CALLBACK;
-  auto bc = sessions_->BackChannelOf(t.client, &sid, &seq, &prog);
+  uint32_t seq = 0, prog = NFS4_CALLBACK, minor = 1;
+  auto bc = sessions_->BackChannelOf(t.client, &sid, &seq, &prog, &minor);
   if (!bc) {
     // No back channel: the client cannot be told. It is fenced at the deadline.
     LOG_WARN("loom-mds: no back channel to client %016llx for a layout recall", (unsigned long long)t.client);
     return;
   }
   auto args = std::make_shared<CB_COMPOUND4args>();
-  args->minorversion = 1;
+  args->minorversion = minor;  // the session's (§18.36.3: callbacks use its minor version)
   nfs_cb_argop4 s;
   s.argop = OP_CB_SEQUENCE;
   s.opcbsequence = std::make_unique<CB_SEQUENCE4args>();

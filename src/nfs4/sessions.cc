@@ -471,8 +471,14 @@ void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
   for (clientid4 id : gone) on_expire(id);
 }
 
+void SessionTable::SetMinorVersion(const SessionId& sid, uint32_t minor) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (Session* s = FindSessionLocked(sid)) s->minor = minor;
+}
+
 std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, SessionId* sid,
-                                                              uint32_t* seq, uint32_t* cb_program) {
+                                                              uint32_t* seq, uint32_t* cb_program,
+                                                              uint32_t* minor) {
   std::lock_guard<std::mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return nullptr;
@@ -482,6 +488,7 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, Sess
       *sid = ss->id;
       *seq = ++ss->cb_seqid;
       if (cb_program) *cb_program = ss->cb_program;
+      if (minor) *minor = ss->minor;
       return ss->back_channel;
     }
   }

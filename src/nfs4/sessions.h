@@ -79,6 +79,9 @@ struct Session {
   std::shared_ptr<rpc::BackChannel> back_channel;
   uint64_t reserved = 0;  // bytes of the server's reply-cache budget held by the slots
   uint32_t cb_seqid = 0;                           // CB_SEQUENCE sequence on back slot 0
+  // The minor version of the COMPOUND that made the session: callbacks carry it in
+  // CB_COMPOUND (Linux looks the session up by minor version and answers BADSESSION to another).
+  uint32_t minor = 1;
   bool cb_down = false;                            // the last callback attempt failed
 };
 
@@ -188,7 +191,10 @@ class SessionTable {
   void Reap(const std::function<void(clientid4)>& on_expire);
   // The back channel of one of the client's sessions, or null.
   std::shared_ptr<rpc::BackChannel> BackChannelOf(clientid4 id, SessionId* sid, uint32_t* seq,
-                                                  uint32_t* cb_program = nullptr);
+                                                  uint32_t* cb_program = nullptr,
+                                                  uint32_t* minor = nullptr);
+  // Records the minor version a session was created with (CREATE_SESSION's COMPOUND).
+  void SetMinorVersion(const SessionId& sid, uint32_t minor);
   // The back channel of one session, or null.
   std::shared_ptr<rpc::BackChannel> BackChannelOfSession(const SessionId& sid,
                                                          uint32_t* cb_program = nullptr);

@@ -11,7 +11,7 @@
 #   BAD_READ_S     bound on each read in part B, seconds (default 150)
 #   BAD_READS      reads of the broken file (default 2)
 #   PNFS_DEBUG     1: nfs_debug 0x3000 (PNFS | PNFS_LD) during part A, the kernel's messages printed
-#   REQUIRE_RECALL_OK  1: the host also checks that no CB_LAYOUTRECALL failed at the RPC level
+#   REQUIRE_RECALL_OK  1 (default): the host also checks that no CB_LAYOUTRECALL failed at the RPC level
 #                  (pnfs.recall_reply.NFS4ERR_SERVERFAULT == 0); 0 (default): only reported
 # Part A, fencing (RFC 8435 §2.2): a FENCE_MB random file f; a reader loop reads it whole
 # (caches dropped; its first half never changes and must stay the original bytes) and a
@@ -226,7 +226,7 @@ echo "HOSTCHECK mds-op WRITE >= 0"
 # fenced instead (pnfs.fenced). REQUIRE_RECALL_OK=1: no recall may fail at the RPC level.
 echo "HOSTCHECK mds pnfs.recall_reply.NFS4_OK >= 0"
 echo "HOSTCHECK mds pnfs.fenced >= 0"
-if [ "${REQUIRE_RECALL_OK:-0}" = 1 ]; then
+if [ "${REQUIRE_RECALL_OK:-1}" = 1 ]; then
     echo "HOSTCHECK mds pnfs.recall_reply.NFS4ERR_SERVERFAULT == 0"
 else
     echo "HOSTCHECK mds pnfs.recall_reply.NFS4ERR_SERVERFAULT >= 0"

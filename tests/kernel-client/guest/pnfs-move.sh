@@ -7,7 +7,7 @@
 #   MOVE_MB        size of the file before the appends, MiB (default 32)
 #   REC            size of one appended record in bytes (default 4096)
 #   WAIT_S         seconds to wait for each step (reads, appends, GC) (default 300)
-#   REQUIRE_RECALL_OK  1: the host also checks that no CB_LAYOUTRECALL failed at the RPC level
+#   REQUIRE_RECALL_OK  1 (default): the host also checks that no CB_LAYOUTRECALL failed at the RPC level
 #                  (pnfs.recall_reply.NFS4ERR_SERVERFAULT == 0); 0 (default): only reported
 # Steps: a MOVE_MB random file f is written (one data file: 1 mirror, 1 stripe). A reader loop
 # reads f whole again and again (caches dropped): its first MOVE_MB MiB must be the original
@@ -231,8 +231,9 @@ echo "HOSTCHECK mds-op WRITE >= 0"
 # fenced instead (pnfs.fenced). REQUIRE_RECALL_OK=1: no recall may fail at the RPC level.
 echo "HOSTCHECK mds pnfs.recall_reply.NFS4_OK >= 0"
 echo "HOSTCHECK mds pnfs.fenced >= 0"
-if [ "${REQUIRE_RECALL_OK:-0}" = 1 ]; then
+if [ "${REQUIRE_RECALL_OK:-1}" = 1 ]; then
     echo "HOSTCHECK mds pnfs.recall_reply.NFS4ERR_SERVERFAULT == 0"
+    echo "HOSTCHECK mds pnfs.recall_reply.NFS4_OK >= 1"
 else
     echo "HOSTCHECK mds pnfs.recall_reply.NFS4ERR_SERVERFAULT >= 0"
 fi
