@@ -226,12 +226,19 @@ void RegisterMdsAdminCommands(admin::AdminCommands& cmds, nfs4::Mds& mds, mds::D
     if (!ino.ok()) return admin::FromStatus(ino.status());
     return admin::FromStatus(mds.MoveData(*ino, *ids), "moved the data of " + p->positional[0] + "\n");
   });
-  cmds.Add("fence", "fence PATH", false, [&mds](const std::vector<std::string>& args) -> AdminReply {
-    if (args.size() != 1) return admin::UsageError();
-    auto ino = ResolvePath(mds, args[0]);
+  cmds.Add("fence", "fence PATH [--no-recall]", false, [&mds](const std::vector<std::string>& args) -> AdminReply {
+    // --no-recall: fence at once, as when a holder ignores the recall until its deadline
+    // (the clients' old ids are refused by the data servers; they must get new layouts).
+    auto p = admin::ParseFlags(args, {}, {"no-recall"});
+    if (!p.ok()) return admin::UsageError(p.status().message());
+    if (p->positional.size() != 1) return admin::UsageError();
+    auto ino = ResolvePath(mds, p->positional[0]);
     if (!ino.ok()) return admin::FromStatus(ino.status());
-    mds.RecallLayouts(*ino, "fenced by an administrator");
-    return admin::FromStatus(mds.Fence(*ino), "fenced " + args[0] + ": layouts recalled, data files have a new owner\n");
+    const bool recall = !p->Has("no-recall");
+    if (recall) mds.RecallLayouts(*ino, "fenced by an administrator");
+    return admin::FromStatus(mds.Fence(*ino), "fenced " + p->positional[0] +
+                                                  (recall ? ": layouts recalled, " : ": ") +
+                                                  "data files have a new owner\n");
   });
 }
 
