@@ -235,7 +235,13 @@ void RegisterMdsAdminCommands(admin::AdminCommands& cmds, nfs4::Mds& mds, mds::D
     auto ino = ResolvePath(mds, p->positional[0]);
     if (!ino.ok()) return admin::FromStatus(ino.status());
     const bool recall = !p->Has("no-recall");
-    if (recall) mds.RecallLayouts(*ino, "fenced by an administrator");
+    if (recall) {
+      // Holders that return in time never see their ids refused; the late ones do.
+      mds.RecallLayouts(*ino, "fenced by an administrator");
+      const uint32_t t = mds.options().recall_timeout_ms ? mds.options().recall_timeout_ms
+                                                         : mds.options().lease_seconds * 1000;
+      mds.WaitRecall(*ino, static_cast<int>(t));
+    }
     return admin::FromStatus(mds.Fence(*ino), "fenced " + p->positional[0] +
                                                   (recall ? ": layouts recalled, " : ": ") +
                                                   "data files have a new owner\n");

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <sstream>
 
+#include "admin/util.h"
 #include "common/log.h"
 #include "rpc/client.h"
 #include "rpc/event_loop.h"
@@ -20,13 +20,7 @@ const char kAdminDeniedMessage[] =
 
 namespace {
 
-std::vector<std::string> Words(const std::string& s) {
-  std::vector<std::string> w;
-  std::istringstream in(s);
-  std::string x;
-  while (in >> x) w.push_back(x);
-  return w;
-}
+using internal::SplitWords;
 
 // argv as one line for logs: words quoted when they hold spaces, each cut at 64 bytes, the
 // line at 16 words.
@@ -56,7 +50,7 @@ std::string HowArrived(const rpc::CallContext& ctx) {
 
 bool MatchesPrefix(const std::vector<std::string>& argv, const std::vector<std::string>& prefixes) {
   for (const auto& p : prefixes) {
-    std::vector<std::string> w = Words(p);
+    std::vector<std::string> w = SplitWords(p);
     if (w.empty() || w.size() > argv.size()) continue;
     bool same = true;
     for (size_t i = 0; i < w.size() && same; i++) same = w[i] == argv[i];

@@ -5,19 +5,14 @@
 #include <cctype>
 #include <exception>
 #include <set>
-#include <sstream>
+
+#include "admin/util.h"
 
 namespace loom::admin {
 
 namespace {
 
-std::vector<std::string> SplitWords(const std::string& s) {
-  std::vector<std::string> w;
-  std::istringstream in(s);
-  std::string x;
-  while (in >> x) w.push_back(x);
-  return w;
-}
+using internal::SplitWords;
 
 bool StartsWith(const std::vector<std::string>& argv, const std::vector<std::string>& words) {
   if (words.size() > argv.size()) return false;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "admin/commands.h"
+#include "admin/util.h"
 #include "rpc/server.h"
 
 namespace loom::admin {
@@ -34,13 +35,7 @@ std::string StripComment(const std::string& line) {
   return line;
 }
 
-std::vector<std::string> Words(const std::string& s) {
-  std::vector<std::string> w;
-  std::istringstream in(s);
-  std::string x;
-  while (in >> x) w.push_back(x);
-  return w;
-}
+using internal::SplitWords;
 
 bool ValidHost(const std::string& h) {
   if (h.empty() || h.size() > 253) return false;
@@ -125,7 +120,7 @@ Result<MdsConfig> ParseMdsConfigText(const std::string& text, const std::string&
       }
     }
     auto one_word = [&]() -> Status {
-      if (Words(value).size() != 1) return fail(key + " takes one value, got '" + value + "'");
+      if (SplitWords(value).size() != 1) return fail(key + " takes one value, got '" + value + "'");
       return Status::Ok();
     };
     auto uint_value = [&](uint64_t lo, uint64_t hi) -> Result<uint64_t> {
@@ -181,7 +176,7 @@ Result<MdsConfig> ParseMdsConfigText(const std::string& text, const std::string&
       if (*n == 0) return fail("stripe_unit must be more than 0");
       cfg.stripe_unit = *n;
     } else if (key == "ds") {
-      std::vector<std::string> w = Words(value);
+      std::vector<std::string> w = SplitWords(value);
       MdsConfigDataServer ds;
       ds.where = where;
       std::string addr = w[0], adv;

@@ -213,27 +213,19 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
   IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& o,
                            std::unique_ptr<rocksdb::FSWritableFile>* r,
                            IODebugContext* d) override {
-    const std::string f = Normalize(fname);
-    std::lock_guard<std::mutex> l(mu_);
-    if (cut_) {
-      *r = std::make_unique<DroppingFile>();
-      return IOStatus::OK();
-    }
-    struct stat sb;
-    const bool existed = ::stat(f.c_str(), &sb) == 0;
-    auto it = files_.find(f);
-    // O_TRUNC keeps the inode, so a durable name stays durable.
-    const bool durable = existed && (it == files_.end() || it->second.name_durable);
-    IOStatus s = target()->NewWritableFile(f, o, r, d);
-    if (!s.ok()) return s;
-    files_[f] = FileState{0, 0, durable};
-    *r = std::make_unique<File>(std::move(*r), this, f);
-    return s;
+    return OpenWritable(fname, /*reopen=*/false, o, r, d);
   }
 
   IOStatus ReopenWritableFile(const std::string& fname, const rocksdb::FileOptions& o,
                               std::unique_ptr<rocksdb::FSWritableFile>* r,
                               IODebugContext* d) override {
+    return OpenWritable(fname, /*reopen=*/true, o, r, d);
+  }
+
+  // NewWritableFile (reopen false) and ReopenWritableFile (reopen true): the target's open,
+  // tracked. After a cut the open succeeds and writes go nowhere.
+  IOStatus OpenWritable(const std::string& fname, bool reopen, const rocksdb::FileOptions& o,
+                        std::unique_ptr<rocksdb::FSWritableFile>* r, IODebugContext* d) {
     const std::string f = Normalize(fname);
     std::lock_guard<std::mutex> l(mu_);
     if (cut_) {
@@ -242,9 +234,15 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
     }
     struct stat sb;
     const bool existed = ::stat(f.c_str(), &sb) == 0;
-    IOStatus s = target()->ReopenWritableFile(f, o, r, d);
+    IOStatus s = reopen ? target()->ReopenWritableFile(f, o, r, d)
+                        : target()->NewWritableFile(f, o, r, d);
     if (!s.ok()) return s;
-    if (files_.find(f) == files_.end()) {
+    auto it = files_.find(f);
+    if (!reopen) {
+      // O_TRUNC keeps the inode, so a durable name stays durable.
+      const bool durable = existed && (it == files_.end() || it->second.name_durable);
+      files_[f] = FileState{0, 0, durable};
+    } else if (it == files_.end()) {
       // Not written since the last Restore: durable as it is.
       uint64_t size = existed ? static_cast<uint64_t>(sb.st_size) : 0;
       files_[f] = FileState{size, size, existed};

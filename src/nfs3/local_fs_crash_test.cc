@@ -36,6 +36,7 @@
 
 #include "nfs3/nfs3_client.h"
 #include "nfs3/nfs3_service.h"
+#include "nfs3/nfs3_test_fixture.h"
 
 namespace loom::nfs3 {
 namespace {
@@ -192,7 +193,7 @@ class PowerCutSync final : public SyncOps {
   int fail_write_err_ = 0, fail_sync_err_ = 0;
 };
 
-class LocalFsCrashTest : public ::testing::Test {
+class LocalFsCrashTest : public ::testing::Test, public Nfs3Loopback {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/loom-ds-crash-XXXXXX";
@@ -205,37 +206,8 @@ class LocalFsCrashTest : public ::testing::Test {
     Stop();
     std::filesystem::remove_all(root_);
   }
-  void Start() {
-    LocalFs::Options fo{root_, "", 64};
-    fo.sync = &disk_;
-    auto fs = LocalFs::Open(fo);
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(fs.value());
-    svc_ = std::make_unique<Nfs3Service>(fs_.get(), Nfs3Service::Options{});
-    rpc::ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.workers = 2;
-    server_ = std::make_unique<rpc::RpcServer>(o);
-    server_->Register(svc_->NfsProgram());
-    server_->Register(svc_->MountProgram());
-    ASSERT_TRUE(server_->Start().ok());
-    loops_ = std::make_unique<rpc::LoopGroup>(1);
-    loops_->Start();
-    auto c = Nfs3Client::Connect(loops_->At(0), "127.0.0.1:" + std::to_string(server_->port()),
-                                 rpc::Cred::Sys(1000, 1000));
-    ASSERT_TRUE(c.ok());
-    client_ = std::move(c.value());
-    auto fh = client_->Mount("/");
-    ASSERT_TRUE(fh.ok()) << fh.status().ToString();
-    rootfh_ = *fh;
-  }
-  void Stop() {
-    client_.reset();
-    loops_.reset();
-    server_.reset();
-    svc_.reset();
-    fs_.reset();
-  }
+  void Start() { StartNfs3(&disk_, Nfs3Service::Options{}); }
+  void Stop() { StopNfs3(); }
   // The power fails; loom-ds comes back on what the disk held. Returns the bytes dropped.
   size_t PowerCutAndRestart(bool tear = false, uint64_t seed = 0) {
     disk_.PowerCut();
@@ -245,29 +217,7 @@ class LocalFsCrashTest : public ::testing::Test {
     return dropped;
   }
 
-  nfs_fh3 Create(const std::string& name) {
-    CREATE3args a;
-    a.where.dir = rootfh_;
-    a.where.name = name;
-    a.how.mode = GUARDED;
-    a.how.obj_attributes.mode.set_it = true;
-    a.how.obj_attributes.mode.mode = 0644;
-    CREATE3res r;
-    EXPECT_TRUE(client_->Call(NFSPROC3_CREATE, a, &r).ok());
-    EXPECT_EQ(r.status, NFS3_OK) << name;
-    return r.resok.obj.handle;
-  }
-  WRITE3res Write(const nfs_fh3& fh, uint64_t off, const std::string& data, stable_how how) {
-    WRITE3args a;
-    a.file = fh;
-    a.offset = off;
-    a.count = static_cast<uint32_t>(data.size());
-    a.stable = how;
-    a.data = Bytes::Copy(data);
-    WRITE3res r;
-    EXPECT_TRUE(client_->Call(NFSPROC3_WRITE, a, &r).ok());
-    return r;
-  }
+  nfs_fh3 Create(const std::string& name) { return Nfs3Loopback::Create(rootfh_, name); }
   COMMIT3res Commit(const nfs_fh3& fh) {
     COMMIT3res r;
     EXPECT_TRUE(client_->Call(NFSPROC3_COMMIT, COMMIT3args{fh, 0, 0}, &r).ok());
@@ -286,14 +236,7 @@ class LocalFsCrashTest : public ::testing::Test {
     }
   }
 
-  std::string root_;
   PowerCutSync disk_;
-  std::unique_ptr<LocalFs> fs_;
-  std::unique_ptr<Nfs3Service> svc_;
-  std::unique_ptr<rpc::RpcServer> server_;
-  std::unique_ptr<rpc::LoopGroup> loops_;
-  std::unique_ptr<Nfs3Client> client_;
-  nfs_fh3 rootfh_;
 };
 
 std::string Pattern(size_t n, uint64_t seed) {

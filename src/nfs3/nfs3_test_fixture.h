@@ -32,29 +32,17 @@ class CountingSync : public SyncOps {
 
 namespace fsys = std::filesystem;
 
-class Nfs3Test : public ::testing::Test {
+// RpcServer + Nfs3Service over a LocalFs at root_, mounted by an Nfs3Client over loopback TCP
+// as uid 1000: the start-up, shut-down, CREATE and WRITE calls the NFSv3 test fixtures share.
+class Nfs3Loopback {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/loom-nfs3-test-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    ::chmod(root_.c_str(), 0777);
-    StartServer();
-  }
-  void TearDown() override {
-    client_.reset();
-    loops_.reset();
-    server_.reset();
-    svc_.reset();
-    fs_.reset();
-    fsys::remove_all(root_);
-  }
-  void StartServer() {
+  void StartNfs3(SyncOps* sync, const Nfs3Service::Options& svc_opts) {
     LocalFs::Options fo{root_, "", 64};
-    fo.sync = &sync_;
+    fo.sync = sync;
     auto fs = LocalFs::Open(fo);
     ASSERT_TRUE(fs.ok()) << fs.status().ToString();
     fs_ = std::move(fs.value());
-    svc_ = std::make_unique<Nfs3Service>(fs_.get(), svc_opts_);
+    svc_ = std::make_unique<Nfs3Service>(fs_.get(), svc_opts);
     rpc::ServerOptions o;
     o.listen = "127.0.0.1:0";
     o.workers = 2;
@@ -72,15 +60,6 @@ class Nfs3Test : public ::testing::Test {
     ASSERT_TRUE(fh.ok()) << fh.status().ToString();
     rootfh_ = *fh;
   }
-  void RestartServer() {
-    client_.reset();
-    loops_.reset();
-    server_.reset();
-    svc_.reset();
-    fs_.reset();
-    StartServer();
-  }
-
   nfs_fh3 Create(const nfs_fh3& dir, const std::string& name, createmode3 mode = GUARDED,
                  nfsstat3 want = NFS3_OK) {
     CREATE3args a;
@@ -94,6 +73,52 @@ class Nfs3Test : public ::testing::Test {
     EXPECT_EQ(r.status, want) << name;
     return r.resok.obj.handle;
   }
+  WRITE3res Write(const nfs_fh3& fh, uint64_t off, const std::string& data, stable_how how = UNSTABLE) {
+    WRITE3args a;
+    a.file = fh;
+    a.offset = off;
+    a.count = static_cast<uint32_t>(data.size());
+    a.stable = how;
+    a.data = Bytes::Copy(data);
+    WRITE3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_WRITE, a, &r).ok());
+    return r;
+  }
+  void StopNfs3() {
+    client_.reset();
+    loops_.reset();
+    server_.reset();
+    svc_.reset();
+    fs_.reset();
+  }
+
+  std::string root_;
+  std::unique_ptr<LocalFs> fs_;
+  std::unique_ptr<Nfs3Service> svc_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  std::unique_ptr<rpc::LoopGroup> loops_;
+  std::unique_ptr<Nfs3Client> client_;
+  nfs_fh3 rootfh_;
+};
+
+class Nfs3Test : public ::testing::Test, public Nfs3Loopback {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/loom-nfs3-test-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    ::chmod(root_.c_str(), 0777);
+    StartServer();
+  }
+  void TearDown() override {
+    StopNfs3();
+    fsys::remove_all(root_);
+  }
+  void StartServer() { StartNfs3(&sync_, svc_opts_); }
+  void RestartServer() {
+    StopNfs3();
+    StartServer();
+  }
+
   nfs_fh3 Mkdir(const nfs_fh3& dir, const std::string& name) {
     MKDIR3args a;
     a.where.dir = dir;
@@ -112,17 +137,6 @@ class Nfs3Test : public ::testing::Test {
     if (out) *out = r.resok.object;
     return r.status;
   }
-  WRITE3res Write(const nfs_fh3& fh, uint64_t off, const std::string& data, stable_how how = UNSTABLE) {
-    WRITE3args a;
-    a.file = fh;
-    a.offset = off;
-    a.count = static_cast<uint32_t>(data.size());
-    a.stable = how;
-    a.data = Bytes::Copy(data);
-    WRITE3res r;
-    EXPECT_TRUE(client_->Call(NFSPROC3_WRITE, a, &r).ok());
-    return r;
-  }
   READ3res Read(const nfs_fh3& fh, uint64_t off, uint32_t count) {
     READ3args a{fh, off, count};
     READ3res r;
@@ -135,13 +149,6 @@ class Nfs3Test : public ::testing::Test {
     return r;
   }
 
-  std::string root_;
-  std::unique_ptr<LocalFs> fs_;
-  std::unique_ptr<Nfs3Service> svc_;
-  std::unique_ptr<rpc::RpcServer> server_;
-  std::unique_ptr<rpc::LoopGroup> loops_;
-  std::unique_ptr<Nfs3Client> client_;
-  nfs_fh3 rootfh_;
   Nfs3Service::Options svc_opts_;
   CountingSync sync_;
 };

@@ -16,6 +16,17 @@ bool LayoutTable::FromEarlierBoot(const stateid4& s) const {
   return DecodeStateid(s, &p) && p.kind == StateKind::kLayout && p.epoch != epoch_;
 }
 
+bool LayoutTable::IssuedTo(clientid4 client, const stateid4& s) const {
+  StateidParts p;
+  if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
+  std::lock_guard<std::mutex> l(mu_);
+  auto r = released_.find(p.counter);
+  if (r != released_.end()) return r->second == client;
+  for (auto it = states_.lower_bound({client, 0}); it != states_.end() && it->first.first == client; ++it)
+    if (it->second.id == p.counter) return true;
+  return false;
+}
+
 LayoutTable::State* LayoutTable::FindLocked(clientid4 client, uint64_t file) {
   auto it = states_.find({client, file});
   return it == states_.end() ? nullptr : &it->second;
@@ -55,6 +66,8 @@ nfsstat4 LayoutTable::Grant(clientid4 client, uint64_t file, layoutiomode4 iomod
 }
 
 void LayoutTable::EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::iterator it) {
+  if (released_.size() >= 65536) released_.erase(released_.begin());  // the oldest
+  released_[it->second.id] = it->second.client;
   auto f = by_file_.find(it->second.file);
   if (f != by_file_.end()) {
     f->second.erase(it->second.client);

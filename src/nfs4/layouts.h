@@ -51,6 +51,9 @@ class LayoutTable {
   static bool IsLayoutStateid(const stateid4& s);
   // A layout stateid of `client` for `file`, live now (seqid not checked).
   bool Holds(clientid4 client, uint64_t file, const stateid4& s) const;
+  // Whether `s` is a layout stateid this server instance handed out to `client` (held now or
+  // since returned or dropped; the last 65536 released ones are remembered).
+  bool IssuedTo(clientid4 client, const stateid4& s) const;
   // Whether the layout stateid was made by an earlier boot of the server.
   bool FromEarlierBoot(const stateid4& s) const;
 
@@ -100,6 +103,7 @@ class LayoutTable {
   std::map<std::pair<clientid4, uint64_t>, State> states_;  // (client, file)
   std::map<uint64_t, std::set<clientid4>> by_file_;
   std::map<uint64_t, int> recalling_;  // file -> nesting count of BeginRecall
+  std::map<uint64_t, clientid4> released_;  // counter of a released layout stateid -> client
 };
 
 }  // namespace loom::nfs4

@@ -196,6 +196,12 @@ TEST_F(PnfsTest, LayoutCarriesSyntheticIdsThatTheDataServerEnforces) {
   // Another client's layout stateid is not this one's.
   auto b = NewClient("client-b");
   EXPECT_EQ(Run(Ops(PutFh(fh), LayoutCommit(s2, 30)), nullptr, b.get()), NFS4ERR_BAD_STATEID);
+  // A layout given back (after a data-server error, say) still commits what was written with
+  // it: Linux turns a refused LAYOUTCOMMIT into EIO on fsync.
+  ASSERT_EQ(Run(Ops(PutFh(fh), LayoutReturn(s2))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutFh(fh), LayoutCommit(s2, 24)), &r), NFS4_OK);
+  EXPECT_EQ(SizeOf(fh), 25u);
+  EXPECT_EQ(Run(Ops(PutFh(fh), LayoutCommit(s2, 30)), nullptr, b.get()), NFS4ERR_BAD_STATEID);
 }
 
 TEST_F(PnfsTest, DeviceInfoNamesTheDataServer) {

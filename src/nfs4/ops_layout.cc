@@ -292,12 +292,15 @@ nfsstat4 OpLayoutCommit(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (ca.loca_layoutupdate.lou_type != LAYOUT4_FLEX_FILES) return res.locr_status = NFS4ERR_UNKNOWN_LAYOUTTYPE;
   stateid4 sid = ca.loca_stateid;
   if (!cx.ResolveCurrentStateid(&sid)) return res.locr_status = NFS4ERR_BAD_STATEID;
-  // The layout stateid this client holds for the file. One from before a restart of this
-  // server is accepted too (§18.42.3, reclaim): the client wrote with it, and the size it
-  // reports is on the data servers whatever became of the layout state.
-  if (!cx.mds.layouts().Holds(cx.client, n.ino, sid) && !cx.mds.layouts().FromEarlierBoot(sid) &&
-      !ca.loca_reclaim)
-    return res.locr_status = NFS4ERR_BAD_STATEID;
+  // A layout stateid: the one this client holds for the file, or one it held (returned after
+  // a data-server error, revoked by a fence, or from before a restart of this server:
+  // §18.42.3 reclaim). The client wrote with it, and what it reports is on the data servers
+  // whatever became of the layout; refusing it would fail the application's fsync (Linux
+  // turns a failed LAYOUTCOMMIT into EIO). It only ever grows the size, and the caller needs
+  // write access like any WRITE.
+  const bool known = cx.mds.layouts().Holds(cx.client, n.ino, sid) || cx.mds.layouts().IssuedTo(cx.client, sid) ||
+                     cx.mds.layouts().FromEarlierBoot(sid);
+  if (!known && !ca.loca_reclaim) return res.locr_status = NFS4ERR_BAD_STATEID;
   // A writer of the data servers is a writer of the file: the same check as WRITE.
   st = CheckIoAccess(cx, n, Access::kWrite);
   if (st != NFS4_OK) return res.locr_status = st;

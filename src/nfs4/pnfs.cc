@@ -354,8 +354,11 @@ void Mds::SendLayoutRecall(const RecallTarget& t, int attempt) {
                     sessions_->SetCallbackPath(sid, false);
                   }
                   stats_->Get(std::string("pnfs.recall_reply.") + nfsstat4_name(st))->Record(0, 0, 0, st != NFS4_OK);
-                  if (st == NFS4ERR_NOMATCHING_LAYOUT) {
-                    // §20.3.3: the client holds nothing of it: the layout is as good as returned.
+                  if (st == NFS4ERR_NOMATCHING_LAYOUT || st == NFS4ERR_BAD_STATEID ||
+                      st == NFS4ERR_OLD_STATEID) {
+                    // §20.3.3: the client holds nothing of it (or no longer this layout: it
+                    // returned it after a data-server error and has asked again): as good as
+                    // returned; its later LAYOUTGETs start from its open stateid.
                     layouts_->ReturnAll(target.client, target.file);
                     RecallAnswered(target.client, target.file);
                   } else if (st == NFS4ERR_DELAY && attempt < 50) {

@@ -27,8 +27,29 @@ LAYOUT=${LAYOUT:-plain}
 M=/mnt/bench
 TAG=$(hostname | tr -cd 'a-zA-Z0-9' | tail -c 8)
 B=bench-$TAG
-now() { cut -d' ' -f1 /proc/uptime; }
+# since START: as in /lib/loom-guest.sh, but with three decimals
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+
+# streams OP: OP (write: per MiB of zeros, fsynced; read: whole) on each of $files at once with
+# dd, timed between host marks n$n-OP-start and -end; prints the BENCH line.
+streams() {
+    host_must mark "n$n-$1-start"
+    t0=$(now) pids=
+    for f in $files; do
+        if [ "$1" = write ]; then
+            dd if=/dev/zero of="$f" bs=1M count="$per" conv=notrunc,fsync 2>/dev/null &
+        else
+            dd if="$f" of=/dev/null bs=1M 2>/dev/null &
+        fi
+        pids="$pids $!"
+    done
+    st=0
+    for i in $pids; do wait "$i" || st=1; done
+    secs=$(since "$t0")
+    host_must mark "n$n-$1-end"
+    [ $st = 0 ] || fail "n=$n: a $1 stream failed"
+    echo "BENCH layout=$LAYOUT n=$n op=$1 streams=$(echo $files | wc -w) bytes=$((per * 1048576 * $(echo $files | wc -w))) seconds=$secs"
+}
 
 nfs_mount nfs4 "$OPTS" "$A:$EXP" "$M" || fail "NFSv$V mount of $A:$EXP (port $P) failed"
 check "mkdir $M/$B" mkdir "$M/$B"
@@ -69,33 +90,10 @@ run_case() {
             i=$((i + 1))
         done
     fi
-    # write
-    host_must mark "n$n-write-start"
-    t0=$(now) pids=
-    for f in $files; do
-        dd if=/dev/zero of="$f" bs=1M count="$per" conv=notrunc,fsync 2>/dev/null &
-        pids="$pids $!"
-    done
-    st=0
-    for i in $pids; do wait "$i" || st=1; done
-    secs=$(since "$t0")
-    host_must mark "n$n-write-end"
-    [ $st = 0 ] || fail "n=$n: a write stream failed"
-    echo "BENCH layout=$LAYOUT n=$n op=write streams=$(echo $files | wc -w) bytes=$((per * 1048576 * $(echo $files | wc -w))) seconds=$secs"
+    streams write
     # read, caches dropped
     drop_caches
-    host_must mark "n$n-read-start"
-    t0=$(now) pids=
-    for f in $files; do
-        dd if="$f" of=/dev/null bs=1M 2>/dev/null &
-        pids="$pids $!"
-    done
-    st=0
-    for i in $pids; do wait "$i" || st=1; done
-    secs=$(since "$t0")
-    host_must mark "n$n-read-end"
-    [ $st = 0 ] || fail "n=$n: a read stream failed"
-    echo "BENCH layout=$LAYOUT n=$n op=read streams=$(echo $files | wc -w) bytes=$((per * 1048576 * $(echo $files | wc -w))) seconds=$secs"
+    streams read
     [ "$LAYOUT" = stripes ] && host_do admin layout "${EXP%/}/$B/n$n/f0" | sed 's|^|guest: layout: |'
     rm -rf "$d" || fail "rm -rf $d failed"
     sync

@@ -45,24 +45,12 @@ BREAK=${BREAK:-replace}
 BAD_READ_S=${BAD_READ_S:-150}
 BAD_READS=${BAD_READS:-2}
 [ "${DS_COUNT:-1}" -ge 1 ] || fail "pnfs-fence needs loom-mds with data servers"
-M=/mnt/pnfs
-TAG=$(hostname | tr -cd 'a-zA-Z0-9' | tail -c 8)
-SUB=fence-$TAG
-D=$M/$SUB
-F=$D/f
+pnfs_dir fence   # M, D, F, SP
 B=$D/b
-SP="${EXP%/}/$SUB"   # the directory as loom-mds names it
 HALF=$((FENCE_MB / 2))
-umask 022
-
-nfs_mount nfs4 "$OPTS" "$A:$EXP" "$M" || fail "NFSv$V mount of $A:$EXP (port $P) failed"
-check "mkdir $D" mkdir "$D"
 
 # ---- helpers -------------------------------------------------------------------------------
-now() { cut -d' ' -f1 /proc/uptime; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-over() { awk -v a="$1" -v b="$(now)" -v w="$2" 'BEGIN { exit !(b - a > w) }'; }
-sum_of() { sha256sum <"$1" | cut -d' ' -f1; }
+# now, since, over, sum_of: /lib/loom-guest.sh
 
 # owner_of NAME: the data files' owner ("U:G") in `admin layout`, printed; kept in /tmp/layout.
 owner_of() {

@@ -26,21 +26,11 @@ READS_AFTER=${READS_AFTER:-3}
 WAIT_S=${WAIT_S:-300}
 SWAP=${SWAP:-1}
 [ "${DS_COUNT:-3}" -ge 3 ] || fail "pnfs-mirror needs 3 data servers (--ds-count 3), DS_COUNT=$DS_COUNT"
-M=/mnt/pnfs
-TAG=$(hostname | tr -cd 'a-zA-Z0-9' | tail -c 8)
-SUB=mirror-$TAG
-D=$M/$SUB
-F=$D/f
+pnfs_dir mirror   # M, D, F, SP
 G=$D/g
-SP="${EXP%/}/$SUB"   # the directory as loom-mds names it
-umask 022
-
-nfs_mount nfs4 "$OPTS" "$A:$EXP" "$M" || fail "NFSv$V mount of $A:$EXP (port $P) failed"
-check "mkdir $D" mkdir "$D"
 host_must admin policy set "$SP" --mirrors 2
 
 # ---- helpers -------------------------------------------------------------------------------
-now() { cut -d' ' -f1 /proc/uptime; }
 
 # layout_of FILE: `loom admin layout` of a file of ours, printed and kept in /tmp/layout.
 layout_of() {
@@ -65,7 +55,7 @@ reader_start() {
             fi
             i=$((i + 1))
             echo "$i" >/tmp/reader.count
-            echo "$i $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')" >>/tmp/reader.times
+            echo "$i $(since "$t0")" >>/tmp/reader.times
         done
     ) &
     READER=$!
@@ -80,7 +70,7 @@ reader_wait() {
         c=$(reader_count)
         [ "$c" -ge "$1" ] && break
         kill -0 "$READER" 2>/dev/null || fail "$2: the reader stopped ($(cat /tmp/reader.fail 2>/dev/null))"
-        awk -v a="$t0" -v b="$(now)" -v w="$WAIT_S" 'BEGIN { exit !(b - a > w) }' &&
+        over "$t0" &&
             fail "$2: only $c of $1 reads of f done after ${WAIT_S}s"
         sleep 1
     done
@@ -92,7 +82,6 @@ reader_stop() {
     log "reader: $(reader_count) good reads of f ($1); slowest $(sort -k2 -n -r /tmp/reader.times | head -n 1 | cut -d' ' -f2)s"
     : >/tmp/reader.times
 }
-sum_of() { sha256sum <"$1" | cut -d' ' -f1; }
 # verify NAME: the NFS file equals the reference copy /tmp/NAME.ref (caches dropped).
 verify() {
     local got
@@ -113,11 +102,11 @@ wait_resynced() {
         done
         [ -z "$stale" ] && break
         [ -e /tmp/reader.fail ] && fail "$1, reading while loom-mds resyncs: $(cat /tmp/reader.fail)"
-        awk -v a="$t0" -v b="$(now)" -v w="$WAIT_S" 'BEGIN { exit !(b - a > w) }' &&
+        over "$t0" &&
             { cat /tmp/layout.f /tmp/layout.g; fail "$1: a mirror of$stale is still STALE after ${WAIT_S}s"; }
         sleep 2
     done
-    log "$1: no STALE mirror after $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s"
+    log "$1: no STALE mirror after $(since "$t0")s"
     sed 's|^|guest: layout of f: |' /tmp/layout.f
 }
 

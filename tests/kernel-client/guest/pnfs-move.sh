@@ -29,23 +29,11 @@ MOVE_MB=${MOVE_MB:-32}
 REC=${REC:-4096}
 WAIT_S=${WAIT_S:-300}
 [ "${DS_COUNT:-3}" -ge 3 ] || fail "pnfs-move needs 3 data servers (--ds-count 3), DS_COUNT=$DS_COUNT"
-M=/mnt/pnfs
-TAG=$(hostname | tr -cd 'a-zA-Z0-9' | tail -c 8)
-SUB=move-$TAG
-D=$M/$SUB
-F=$D/f
-SP="${EXP%/}/$SUB"   # the directory as loom-mds names it
+pnfs_dir move   # M, D, F, SP
 BASE=$((MOVE_MB * 1048576))
-umask 022
-
-nfs_mount nfs4 "$OPTS" "$A:$EXP" "$M" || fail "NFSv$V mount of $A:$EXP (port $P) failed"
-check "mkdir $D" mkdir "$D"
 
 # ---- helpers -------------------------------------------------------------------------------
-now() { cut -d' ' -f1 /proc/uptime; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-over() { awk -v a="$1" -v b="$(now)" -v w="$WAIT_S" 'BEGIN { exit !(b - a > w) }'; }
-sum_of() { sha256sum <"$1" | cut -d' ' -f1; }
+# now, since, over (default WAIT_S), sum_of: /lib/loom-guest.sh
 
 # layout_of: `loom admin layout` of f, printed and kept in /tmp/layout; CUR = its data server.
 layout_of() {

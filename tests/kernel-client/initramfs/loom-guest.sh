@@ -157,3 +157,28 @@ mountstat_op() {
     awk -v m="$1" -v op="$2:" '/^device / { on = ($5 == m) } on && $1 == op { print $2; found = 1; exit }
         END { if (!found) print 0 }' /proc/self/mountstats
 }
+
+# ---- helpers shared by the pNFS tests (guest/pnfs-*.sh) --------------------------------------
+# now: seconds since boot (/proc/uptime). since START: seconds from START (a `now`) until now,
+# one decimal. over START [SECONDS]: true once more than SECONDS (default WAIT_S) have passed
+# since START. sum_of FILE: FILE's sha256, hex.
+now() { guest_uptime; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+over() { awk -v a="$1" -v b="$(now)" -v w="${2:-$WAIT_S}" 'BEGIN { exit !(b - a > w) }'; }
+sum_of() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# pnfs_dir NAME: mounts A:EXP (after nfs_params) with NFSv4 on M=/mnt/pnfs and makes this
+# guest's own directory there, NAME-TAG (TAG from the hostname, so guests sharing a server do
+# not collide). Sets M, TAG, SUB (NAME-TAG), D (M/SUB), F (D/f) and SP (the directory as
+# loom-mds names it, for host actions); umask 022.
+pnfs_dir() {
+    M=/mnt/pnfs
+    TAG=$(hostname | tr -cd 'a-zA-Z0-9' | tail -c 8)
+    SUB=$1-$TAG
+    D=$M/$SUB
+    F=$D/f
+    SP="${EXP%/}/$SUB"
+    umask 022
+    nfs_mount nfs4 "$OPTS" "$A:$EXP" "$M" || fail "NFSv$V mount of $A:$EXP (port $P) failed"
+    check "mkdir $D" mkdir "$D"
+}
