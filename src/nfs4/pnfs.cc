@@ -44,10 +44,6 @@ void SetOwnerIds(meta::Layout* l, uint32_t uid) {
     for (auto& f : m.files) f.uid = f.gid = uid;
 }
 
-// Data-server errors a client reports: a transport failure (NXIO, or a timeout) says the
-// server is unreachable from that client.
-bool TransportError(nfsstat4 st) { return st == NFS4ERR_NXIO || st == NFS4ERR_DELAY || st == NFS4ERR_IO; }
-
 }  // namespace
 
 // --- Counters ---------------------------------------------------------------------------
@@ -224,7 +220,6 @@ void Mds::NoteDataServerError(clientid4 client, uint64_t ino, uint32_t ds, nfsst
   if (now - w.first_ms > 60000) w = ErrorWindow{0, now, 0};
   if (++w.count >= 3) w.refuse_until_ms = now + 60000;
   if (client_errors_.size() > 100000) client_errors_.clear();
-  (void)TransportError(st);
 }
 
 void Mds::NoteLayoutReturnBody(clientid4 client, uint64_t ino, const Bytes& body) {
