@@ -12,20 +12,6 @@
 namespace loom::nfs4 {
 namespace {
 
-nfs_argop4 LayoutGet(const stateid4& sid, layoutiomode4 mode, uint32_t maxcount = 4096) {
-  auto a = Op(OP_LAYOUTGET);
-  a.oplayoutget = std::make_unique<LAYOUTGET4args>();
-  auto& l = *a.oplayoutget;
-  l.loga_layout_type = LAYOUT4_FLEX_FILES;
-  l.loga_iomode = mode;
-  l.loga_offset = 0;
-  l.loga_length = NFS4_UINT64_MAX;
-  l.loga_minlength = 4096;
-  l.loga_stateid = sid;
-  l.loga_maxcount = maxcount;
-  return a;
-}
-
 nfs_argop4 GetDeviceInfo(const std::array<uint8_t, NFS4_DEVICEID4_SIZE>& id, uint32_t maxcount = 0) {
   auto a = Op(OP_GETDEVICEINFO);
   a.opgetdeviceinfo = std::make_unique<GETDEVICEINFO4args>();
@@ -33,32 +19,6 @@ nfs_argop4 GetDeviceInfo(const std::array<uint8_t, NFS4_DEVICEID4_SIZE>& id, uin
   a.opgetdeviceinfo->gdia_layout_type = LAYOUT4_FLEX_FILES;
   a.opgetdeviceinfo->gdia_maxcount = maxcount;
   a.opgetdeviceinfo->gdia_notify_types = {0x6};
-  return a;
-}
-
-nfs_argop4 LayoutCommit(const stateid4& sid, uint64_t last_offset) {
-  auto a = Op(OP_LAYOUTCOMMIT);
-  a.oplayoutcommit = std::make_unique<LAYOUTCOMMIT4args>();
-  auto& c = *a.oplayoutcommit;
-  c.loca_offset = 0;
-  c.loca_length = last_offset + 1;
-  c.loca_stateid = sid;
-  c.loca_last_write_offset.no_newoffset = true;
-  c.loca_last_write_offset.no_offset = last_offset;
-  c.loca_layoutupdate.lou_type = LAYOUT4_FLEX_FILES;
-  return a;
-}
-
-nfs_argop4 LayoutReturn(const stateid4& sid, layoutiomode4 mode = LAYOUTIOMODE4_ANY) {
-  auto a = Op(OP_LAYOUTRETURN);
-  a.oplayoutreturn = std::make_unique<LAYOUTRETURN4args>();
-  auto& r = *a.oplayoutreturn;
-  r.lora_layout_type = LAYOUT4_FLEX_FILES;
-  r.lora_iomode = mode;
-  r.lora_layoutreturn.lr_returntype = LAYOUTRETURN4_FILE;
-  r.lora_layoutreturn.lr_layout.lrf_offset = 0;
-  r.lora_layoutreturn.lr_layout.lrf_length = NFS4_UINT64_MAX;
-  r.lora_layoutreturn.lr_layout.lrf_stateid = sid;
   return a;
 }
 

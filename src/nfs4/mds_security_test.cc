@@ -466,6 +466,11 @@ TEST_F(MdsSecurityTest, ReadOnlyExportRefusesModifications) {
   ASSERT_EQ(Run(Ops(PutFh(fh), Read(rs, 0, 10)), &r, ro), NFS4_OK);
   EXPECT_EQ(r.resarray[2].opread->resok4.data.view(), "data");
   EXPECT_EQ(Run(Ops(PutFh(fh), Read(AnonymousStateid(), 0, 10)), nullptr, ro), NFS4_OK);
+  // pNFS: a READ layout, but no RW layout and no LAYOUTCOMMIT (which would grow the file).
+  EXPECT_EQ(Run(Ops(PutFh(fh), LayoutGet(rs, LAYOUTIOMODE4_RW)), nullptr, ro), NFS4ERR_ROFS);
+  ASSERT_EQ(Run(Ops(PutFh(fh), LayoutGet(rs, LAYOUTIOMODE4_READ)), &r, ro), NFS4_OK);
+  const stateid4 ls = r.resarray[2].oplayoutget->logr_resok4.logr_stateid;
+  EXPECT_EQ(Run(Ops(PutFh(fh), LayoutCommit(ls, 100)), nullptr, ro), NFS4ERR_ROFS);
   EXPECT_EQ(Run(Ops(PutFh(fh), Close(rs)), nullptr, ro), NFS4_OK);
   // Nothing changed.
   EXPECT_EQ(SizeOf(fh), 4u);

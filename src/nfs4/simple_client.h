@@ -43,7 +43,12 @@ nfs_argop4 SetSize(const stateid4& s, uint64_t size);
 nfs_argop4 Seek(const stateid4& s, uint64_t off);  // NFS4_CONTENT_DATA
 nfs_argop4 Allocate(const stateid4& s, uint64_t off, uint64_t len);
 nfs_argop4 ReadPlus(const stateid4& s, uint64_t off, uint32_t count);
-nfs_argop4 AccessOp(uint32_t bits);  // OP_ACCESS (Access is the share-access type)
+nfs_argop4 AccessOp(uint32_t bits);
+// pNFS (RFC 8881 §18.42-18.44): a whole-file LAYOUTGET of LAYOUT4_FLEX_FILES, a LAYOUTCOMMIT
+// reporting `last_offset` as the last byte written, a LAYOUTRETURN of the file.
+nfs_argop4 LayoutGet(const stateid4& sid, layoutiomode4 mode, uint32_t maxcount = 4096);
+nfs_argop4 LayoutCommit(const stateid4& sid, uint64_t last_offset);
+nfs_argop4 LayoutReturn(const stateid4& sid, layoutiomode4 mode = LAYOUTIOMODE4_ANY);  // OP_ACCESS (Access is the share-access type)
 nfs_argop4 Secinfo(const std::string& name);
 nfs_argop4 SecinfoParent();  // SECINFO_NO_NAME(SECINFO_STYLE4_PARENT)
 nfs_argop4 Lock(const stateid4& open, const std::string& lock_owner, bool write, uint64_t off,
