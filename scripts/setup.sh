@@ -16,6 +16,8 @@ PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio xz-utils
   # the peer server the benchmarks compare against
   nfs-ganesha nfs-ganesha-vfs rpcbind
+  # the Python package (pybind11) and its PyTorch DataLoader tests (Debian's own python3)
+  python3-dev pybind11-dev python3-torch python3-numpy python3-pytest
   # misc tools used by scripts
   procps psmisc ca-certificates
 )

@@ -122,7 +122,7 @@ TEST_F(Nfs3Test, CreateModes) {
   Create(rootfh_, "g", GUARDED, NFS3ERR_EXIST);
   nfs_fh3 fh;
   ASSERT_EQ(Lookup(rootfh_, "g", &fh), NFS3_OK);
-  Write(fh, 0, "hello");
+  ASSERT_EQ(Write(fh, 0, "hello").status, NFS3_OK);
   // UNCHECKED with size 0 on an existing file truncates it.
   CREATE3args a;
   a.where.dir = rootfh_;
@@ -196,7 +196,7 @@ TEST_F(Nfs3Test, ForgedStaleAndMalformedHandles) {
 
 TEST_F(Nfs3Test, SetattrTruncateChmodChownAndGuard) {
   nfs_fh3 f = Create(rootfh_, "s");
-  Write(f, 0, std::string(5000, 'a'));
+  ASSERT_EQ(Write(f, 0, std::string(5000, 'a')).status, NFS3_OK);
   SETATTR3args a;
   a.object = f;
   a.new_attributes.size.set_it = true;
@@ -257,7 +257,7 @@ TEST_F(Nfs3Test, DirectoriesRenameLinkSymlink) {
   nfs_fh3 d1 = Mkdir(rootfh_, "d1");
   nfs_fh3 d2 = Mkdir(rootfh_, "d2");
   nfs_fh3 f = Create(d1, "f");
-  Write(f, 0, "contents");
+  ASSERT_EQ(Write(f, 0, "contents").status, NFS3_OK);
   RENAME3args rn;
   rn.from = {d1, "f"};
   rn.to = {d2, "g"};
@@ -365,7 +365,7 @@ TEST_F(Nfs3Test, ReaddirPagesThroughEveryEntryOnce) {
 
 TEST_F(Nfs3Test, HandlesPersistAndVerifierChangesAcrossRestart) {
   nfs_fh3 f = Create(rootfh_, "persist");
-  Write(f, 0, "still here", FILE_SYNC);
+  ASSERT_EQ(Write(f, 0, "still here", FILE_SYNC).status, NFS3_OK);
   auto verf_before = fs_->write_verifier();
   std::string fh = f.data.str();
   RestartServer();

@@ -276,16 +276,25 @@ class MdsLeaseTest : public MdsTest {
 };
 
 TEST_F(MdsLeaseTest, ExpiredLeaseDropsTheClientAndItsState) {
-  Bytes fh;
-  stateid4 sid;
-  CreateFile("leased", "x", &fh, &sid);
-  // Another client is denied while the first holds DENY_BOTH...
-  ASSERT_EQ(Run(Ops(PutFh(fh), OpenFh("deny", OPEN4_SHARE_ACCESS_READ))), NFS4_OK);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  mds_->Tick();
-  // ...and after the lease expired, its session is gone and its opens released.
-  EXPECT_EQ(Run(Ops(PutRootFh())), NFS4ERR_BADSESSION);
+  // The first client holds an open with DENY_BOTH (RFC 8881 §9.7).
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutRootFh(), Open("owner1", "leased", OPEN4_SHARE_ACCESS_BOTH, true, true,
+                                      OPEN4_SHARE_DENY_BOTH), GetFh()), &r), NFS4_OK);
+  const Bytes fh = r.resarray[3].opgetfh->resok4.object;
   auto b = NewClient("client-e");
+  EXPECT_EQ(Run(Ops(PutFh(fh), OpenFh("w", OPEN4_SHARE_ACCESS_WRITE)), nullptr, b.get()),
+            NFS4ERR_SHARE_DENIED);
+  // Half a lease later (client B renewing, A silent) nothing has expired.
+  rpc::testing::AdvanceClockMs(600);
+  ASSERT_EQ(Run(Ops(PutRootFh()), nullptr, b.get()), NFS4_OK);
+  mds_->Tick();
+  EXPECT_EQ(Run(Ops(PutFh(fh), OpenFh("w", OPEN4_SHARE_ACCESS_WRITE)), nullptr, b.get()),
+            NFS4ERR_SHARE_DENIED);
+  // Past A's lease (1 s; B renewed): A's session is gone and its open released.
+  rpc::testing::AdvanceClockMs(600);
+  ASSERT_EQ(Run(Ops(PutRootFh()), nullptr, b.get()), NFS4_OK);
+  mds_->Tick();
+  EXPECT_EQ(Run(Ops(PutRootFh())), NFS4ERR_BADSESSION);
   EXPECT_EQ(Run(Ops(PutFh(fh), OpenFh("w", OPEN4_SHARE_ACCESS_WRITE)), nullptr, b.get()), NFS4_OK);
 }
 

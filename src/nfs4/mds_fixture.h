@@ -31,7 +31,7 @@ class MdsTest : public ::testing::Test {
     char tmpl[] = "/tmp/loom-mds-test-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
     std::vector<mds::DataServerConfig> cfg;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ds_count_; i++) {
       std::string root = dir_ + "/ds" + std::to_string(i);
       fsys::create_directories(root);
       DataServer ds;
@@ -69,6 +69,7 @@ class MdsTest : public ::testing::Test {
     mo.lease_seconds = lease_seconds_;
     mo.grace_seconds = grace;
     mo.mirrors = mirrors_;
+    mo.stripes = stripes_;
     mo.recall_timeout_ms = recall_timeout_ms_;
     mds_ = std::make_unique<Mds>(mo, store_.get(), pool_.get());
     ASSERT_TRUE(mds_->Init().ok());
@@ -160,7 +161,9 @@ class MdsTest : public ::testing::Test {
   std::unique_ptr<V4Client> client_;
   uint16_t port_ = 0;
   uint32_t lease_seconds_ = 30;
+  int ds_count_ = 2;                // data servers SetUp starts (set it in the constructor)
   uint32_t mirrors_ = 1;            // default placement of new files
+  uint32_t stripes_ = 1;
   uint32_t recall_timeout_ms_ = 0;  // 0: the lease
 };
 

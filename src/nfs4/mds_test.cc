@@ -182,10 +182,11 @@ TEST_F(MdsTest, DataGoesToDataServersAndStateidsAreChecked) {
       found++;
   EXPECT_EQ(found, 1u);
   // Size through GETATTR.
-  ASSERT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_SIZE})), &r), NFS4_OK);
+  EXPECT_EQ(AttrOf<uint64_t>(fh, FATTR4_SIZE), data.size());
   // Truncate with the open stateid.
   ASSERT_EQ(Run(Ops(PutFh(fh), SetSize(sid, 10), Read(sid, 0, 100)), &r), NFS4_OK);
   EXPECT_EQ(r.resarray[3].opread->resok4.data.view(), data.substr(0, 10));
+  EXPECT_EQ(AttrOf<uint64_t>(fh, FATTR4_SIZE), 10u);
   // A stateid from nowhere, and an old seqid after an upgrade.
   stateid4 bad = sid;
   bad.other[5] ^= 0x55;
@@ -198,18 +199,45 @@ TEST_F(MdsTest, DataGoesToDataServersAndStateidsAreChecked) {
   EXPECT_EQ(Run(Ops(PutFh(fh), Read(newer, 0, 10))), NFS4ERR_BAD_STATEID);
 }
 
-TEST_F(MdsTest, ShareReservationsAndByteRangeLocks) {
+TEST_F(MdsTest, ShareReservationsDenyConflictingOpens) {
+  // RFC 8881 §9.7: an OPEN whose access conflicts with another open's deny (or whose deny
+  // conflicts with another open's access) gets NFS4ERR_SHARE_DENIED.
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutRootFh(), Open("owner-a", "shared", OPEN4_SHARE_ACCESS_READ, true, true,
+                                      OPEN4_SHARE_DENY_WRITE), GetFh()), &r), NFS4_OK);
+  const stateid4 asid = r.resarray[2].opopen->resok4.stateid;
+  const Bytes fh = r.resarray[3].opgetfh->resok4.object;
+  auto other = NewClient("client-b");
+  EXPECT_EQ(Run(Ops(PutFh(fh), OpenFh("owner-b", OPEN4_SHARE_ACCESS_WRITE)), &r, other.get()),
+            NFS4ERR_SHARE_DENIED);
+  EXPECT_EQ(Run(Ops(PutFh(fh), OpenFh("owner-b", OPEN4_SHARE_ACCESS_BOTH)), &r, other.get()),
+            NFS4ERR_SHARE_DENIED);
+  // Reading is not denied; but B cannot deny reading while A reads.
+  ASSERT_EQ(Run(Ops(PutFh(fh), OpenFh("owner-b", OPEN4_SHARE_ACCESS_READ)), &r, other.get()), NFS4_OK);
+  const stateid4 bsid = r.resarray[2].opopen->resok4.stateid;
+  auto deny_read = OpenFh("owner-b2", OPEN4_SHARE_ACCESS_READ);
+  deny_read.opopen->share_deny = OPEN4_SHARE_DENY_READ;
+  EXPECT_EQ(Run(Ops(PutFh(fh), std::move(deny_read)), &r, other.get()), NFS4ERR_SHARE_DENIED);
+  // Once A closes, B may open for writing.
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(asid))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutFh(fh), OpenFh("owner-b", OPEN4_SHARE_ACCESS_WRITE)), &r, other.get()), NFS4_OK);
+  EXPECT_EQ(Run(Ops(PutFh(fh), Close(r.resarray[2].opopen->resok4.stateid)), nullptr, other.get()), NFS4_OK);
+  (void)bsid;
+}
+
+TEST_F(MdsTest, ByteRangeLocksConflictAcrossClients) {
   Bytes fh;
   stateid4 sid;
   CreateFile("locked", "0123456789", &fh, &sid);
   auto other = NewClient("client-b");
   COMPOUND4res r;
-  // Another client denied by our DENY_WRITE... first get one with deny.
   ASSERT_EQ(Run(Ops(PutFh(fh), Lock(sid, "lo-a", true, 0, 5)), &r), NFS4_OK);
   ASSERT_EQ(Run(Ops(PutFh(fh), OpenFh("owner-b", OPEN4_SHARE_ACCESS_BOTH)), &r, other.get()), NFS4_OK);
   stateid4 bsid = r.resarray[2].opopen->resok4.stateid;
   EXPECT_EQ(Run(Ops(PutFh(fh), Lock(bsid, "lo-b", true, 3, 4)), &r, other.get()), NFS4ERR_DENIED);
   EXPECT_EQ(r.resarray[2].oplock->denied.offset, 0u);
+  EXPECT_EQ(r.resarray[2].oplock->denied.length, 5u);
+  EXPECT_EQ(r.resarray[2].oplock->denied.locktype, WRITE_LT);
   EXPECT_EQ(Run(Ops(PutFh(fh), Lockt("lo-b", false, 4, 1)), nullptr, other.get()), NFS4ERR_DENIED);
   EXPECT_EQ(Run(Ops(PutFh(fh), Lock(bsid, "lo-b", true, 5, 5)), nullptr, other.get()), NFS4_OK);
 }

@@ -1,3 +1,4 @@
+#include <atomic>
 #include "rpc/event_loop.h"
 
 #include <sys/eventfd.h>
@@ -10,11 +11,20 @@
 
 namespace loom::rpc {
 
+namespace {
+std::atomic<int64_t> clock_offset_ms{0};  // moved only by tests (testing::AdvanceClockMs)
+}
+
 int64_t NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000 +
+         clock_offset_ms.load(std::memory_order_relaxed);
 }
+
+namespace testing {
+void AdvanceClockMs(int64_t ms) { clock_offset_ms.fetch_add(ms, std::memory_order_relaxed); }
+}  // namespace testing
 
 int64_t NowUs() {
   timespec ts;

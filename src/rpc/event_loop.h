@@ -106,6 +106,11 @@ class WorkerPool {
 };
 
 int64_t NowMs();
+namespace testing {
+// Moves NowMs() (and so leases, grace periods, recall deadlines and timers) forward by `ms`
+// for the whole process: tests advance time instead of sleeping through it.
+void AdvanceClockMs(int64_t ms);
+}  // namespace testing
 int64_t NowUs();
 
 }  // namespace loom::rpc

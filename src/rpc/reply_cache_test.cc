@@ -33,10 +33,16 @@ TEST(ReplyCacheTest, BoundedLru) {
     ASSERT_EQ(c.Begin(k, &rep), ReplyCache::State::kNew);
     c.Finish(k, "r");
   }
-  EXPECT_LE(c.size(), 3u);
+  // Exactly the capacity is kept, and it is the most recent calls.
+  EXPECT_EQ(c.size(), 2u);
   std::string rep;
   EXPECT_EQ(c.Begin(ReplyCache::MakeKey("h", 9, 1, 1, 1, AUTH_NONE, "", nullptr, 0), &rep),
             ReplyCache::State::kDone);
+  EXPECT_EQ(c.Begin(ReplyCache::MakeKey("h", 8, 1, 1, 1, AUTH_NONE, "", nullptr, 0), &rep),
+            ReplyCache::State::kDone);
+  // The oldest were evicted: their key is new again.
+  EXPECT_EQ(c.Begin(ReplyCache::MakeKey("h", 0, 1, 1, 1, AUTH_NONE, "", nullptr, 0), &rep),
+            ReplyCache::State::kNew);
 }
 
 }  // namespace loom::rpc

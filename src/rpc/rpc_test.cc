@@ -131,6 +131,24 @@ class RpcTest : public ::testing::Test {
     e.u32(0);
     return e.Flatten();
   }
+  // A denied reply (RFC 5531 §9, rejected_reply): reject_stat, then for RPC_MISMATCH the
+  // supported low/high versions, for AUTH_ERROR the auth_stat.
+  struct Denial {
+    uint32_t reject_stat = ~0u;
+    uint32_t a = 0, b = 0;  // RPC_MISMATCH: low, high; AUTH_ERROR: auth_stat in a
+  };
+  static Denial Denied(const std::string& rep) {
+    xdr::Decoder d(reinterpret_cast<const uint8_t*>(rep.data()), rep.size());
+    uint32_t xid, mt, rs;
+    Denial out;
+    EXPECT_TRUE(d.u32(xid) && d.u32(mt) && d.u32(rs));
+    EXPECT_EQ(rs, static_cast<uint32_t>(MSG_DENIED));
+    if (rs != MSG_DENIED || !d.u32(out.reject_stat)) return out;
+    if (out.reject_stat == RPC_MISMATCH) EXPECT_TRUE(d.u32(out.a) && d.u32(out.b));
+    if (out.reject_stat == AUTH_ERROR) EXPECT_TRUE(d.u32(out.a));
+    EXPECT_EQ(d.remaining(), 0u);
+    return out;
+  }
   // accept_stat of a raw reply, or -1 for a denied reply.
   static int AcceptStat(const std::string& rep) {
     xdr::Decoder d(reinterpret_cast<const uint8_t*>(rep.data()), rep.size());
@@ -247,7 +265,11 @@ TEST_F(RpcTest, RpcVersionMismatchAndBadCredentialAreDenied) {
   SendAll(fd, Mark(40, true) + CallHeader(8, kProg, kVers, 0, /*rpcvers=*/3));
   std::string rep = RecvRecord(fd);
   ASSERT_FALSE(rep.empty());
-  EXPECT_EQ(AcceptStat(rep), -1);  // MSG_DENIED (RPC_MISMATCH)
+  EXPECT_EQ(AcceptStat(rep), -1);
+  Denial mismatch = Denied(rep);
+  EXPECT_EQ(mismatch.reject_stat, static_cast<uint32_t>(RPC_MISMATCH));
+  EXPECT_EQ(mismatch.a, 2u);  // the one RPC version served: low = high = 2
+  EXPECT_EQ(mismatch.b, 2u);
   // An unknown credential flavor (RPCSEC_GSS) is AUTH_ERROR.
   xdr::Encoder e;
   e.u32(9);
@@ -265,6 +287,10 @@ TEST_F(RpcTest, RpcVersionMismatchAndBadCredentialAreDenied) {
   rep = RecvRecord(fd);
   ASSERT_FALSE(rep.empty());
   EXPECT_EQ(AcceptStat(rep), -1);
+  Denial auth = Denied(rep);
+  EXPECT_EQ(auth.reject_stat, static_cast<uint32_t>(AUTH_ERROR));
+  EXPECT_TRUE(auth.a == AUTH_BADCRED || auth.a == AUTH_REJECTEDCRED || auth.a == AUTH_TOOWEAK)
+      << "auth_stat " << auth.a;
   ::close(fd);
 }
 

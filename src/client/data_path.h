@@ -1,0 +1,58 @@
+// The data path of one libloom client: for each open file, a Flexible File layout (RFC 8435)
+// from LAYOUTGET, the data servers from GETDEVICEINFO, and NFSv3 READ/WRITE/COMMIT sent
+// straight to them over a pool of connections per server (Options::connections_per_ds):
+// striping (sparse, as loom-mds and Linux place stripes: a byte sits at its file offset in its
+// stripe's data file), writes to every mirror, reads from one mirror with failover to the
+// others, errors reported with LAYOUTERROR (and in LAYOUTRETURN's ff_ioerr4 where the session
+// is NFSv4.1). Without a layout (none granted, pnfs off, or the server said
+// LAYOUTUNAVAILABLE) the bytes go through the metadata server (READ/WRITE/COMMIT in
+// COMPOUNDs).
+//
+// Recalls: libloom has no back channel yet, so a recalled layout reaches it as a fence (the
+// data servers refuse its ids with ACCES/PERM/STALE): the layout is returned, a new one
+// fetched and the I/O retried.
+//
+// Threading: thread-safe. The hot path (a read or write with a layout in hand) takes only
+// per-file locks; anything that waits for the metadata server (LAYOUTGET, retries after
+// errors, commits before a write past Options::max_uncommitted_bytes) runs on the data
+// path's own worker threads, never on the session's loop thread or a connection's thread.
+#pragma once
+
+#include <memory>
+
+#include "client/counters.h"
+#include "client/file_state.h"
+#include "client/session.h"
+#include "loom/client.h"
+
+namespace loom::client::internal {
+
+class DataPath {
+ public:
+  DataPath(Session* session, const Options& opts, Counters* counters);
+  ~DataPath();  // closes every data-server connection; I/O still queued fails or completes
+
+  // pread/pwrite semantics; many calls may be in flight on one file. `buf` stays valid until
+  // `cb` runs. A read returns fewer bytes only at end of file (f.size as the server knows it).
+  void Read(const std::shared_ptr<FileState>& f, uint64_t off, void* buf, size_t len,
+            IoCallback cb);
+  // Counts in ClientStats::ds_write_bytes once per mirror written.
+  void Write(const std::shared_ptr<FileState>& f, uint64_t off, const void* buf, size_t len,
+             IoCallback cb);
+  // Stable on every mirror (COMMIT; resend what a restarted data server lost) and the size on
+  // the metadata server (LAYOUTCOMMIT), or COMMIT through the metadata server. Writes still
+  // in flight when it starts are not covered.
+  Status Sync(const std::shared_ptr<FileState>& f);
+  // Before CLOSE: give the layout back (LAYOUTRETURN with the error report) and forget the
+  // file.
+  Status Release(const std::shared_ptr<FileState>& f);
+  // The layout as `loom layout` shows it (fetches one if none is held).
+  Result<LayoutInfo> Describe(const std::shared_ptr<FileState>& f);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace loom::client::internal

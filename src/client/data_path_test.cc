@@ -1,0 +1,416 @@
+// libloom's data path end to end in one process: loom-mds and three loom-ds data servers
+// (src/nfs4/mds_fixture.h), a libloom client reading and writing the data servers directly
+// with the layouts the MDS grants (RFC 8435), and what happens when a data server goes away.
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "loom/client.h"
+#include "nfs4/mds_fixture.h"
+
+namespace loom::client {
+namespace {
+
+namespace fsys = std::filesystem;
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string ReadLocalFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class DataPathTest : public nfs4::MdsTest {
+ protected:
+  DataPathTest() { ds_count_ = 3; }
+
+  std::shared_ptr<Client> Connect(bool pnfs = true) {
+    Options o;
+    o.mds = "127.0.0.1:" + std::to_string(port_);
+    o.uid = 0;
+    o.gid = 0;
+    o.pnfs = pnfs;
+    o.call_timeout_ms = 5000;
+    o.retry_for_ms = 20000;
+    auto c = Client::Connect(o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? c.value() : nullptr;
+  }
+  std::shared_ptr<File> OpenFile(Client& c, const std::string& path, bool write, bool create = false) {
+    OpenFlags f;
+    f.read = true;
+    f.write = write;
+    f.create = create;
+    auto r = c.Open(path, f);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r.value() : nullptr;
+  }
+  // Writes `data` at `off` in pieces of `chunk`, then Sync and Close.
+  void WriteFile(Client& c, const std::string& path, const std::string& data, size_t chunk = 1 << 20) {
+    auto f = OpenFile(c, path, true, true);
+    ASSERT_TRUE(f);
+    for (size_t pos = 0; pos < data.size(); pos += chunk) {
+      size_t n = std::min(chunk, data.size() - pos);
+      auto w = f->Write(pos, data.data() + pos, n);
+      ASSERT_TRUE(w.ok()) << w.status().ToString();
+      ASSERT_EQ(*w, n);
+    }
+    ASSERT_TRUE(f->Sync().ok());
+    ASSERT_TRUE(f->Close().ok());
+  }
+  std::string ReadAll(File& f, size_t chunk = 1 << 20) {
+    std::string out(f.size(), '\0');
+    for (size_t pos = 0; pos < out.size(); pos += chunk) {
+      size_t n = std::min(chunk, out.size() - pos);
+      auto r = f.Read(pos, out.data() + pos, n);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return "";
+      EXPECT_EQ(*r, n);
+    }
+    return out;
+  }
+  uint64_t MdsReadCalls() { return mds_->stats().Get("nfs4.op.READ")->calls(); }
+  uint64_t MdsWriteCalls() { return mds_->stats().Get("nfs4.op.WRITE")->calls(); }
+  // Index into ds_ of the data server at "host:port".
+  int DsIndexOf(const std::string& address) {
+    for (size_t i = 0; i < ds_.size(); i++)
+      if (ds_[i].server && address == "127.0.0.1:" + std::to_string(ds_[i].server->port())) return static_cast<int>(i);
+    return -1;
+  }
+  // The data files on data server i (regular files outside the server's hidden state).
+  std::vector<std::string> DataFilesOn(int i) {
+    std::vector<std::string> out;
+    const std::string root = dir_ + "/ds" + std::to_string(i);
+    for (auto it = fsys::recursive_directory_iterator(root); it != fsys::recursive_directory_iterator(); ++it) {
+      if (it->is_directory() && it->path().filename().string().rfind(".loom", 0) == 0) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (it->is_regular_file()) out.push_back(it->path().string());
+    }
+    return out;
+  }
+};
+
+class DataPathStripedTest : public DataPathTest {
+ protected:
+  DataPathStripedTest() { stripes_ = 3; }
+};
+
+class DataPathMirroredTest : public DataPathTest {
+ protected:
+  DataPathMirroredTest() { mirrors_ = 2; }
+  // Writes 4 MiB, killing the data server of mirror 1 half way; then reads it back.
+  void WriteWhileADataServerDies();
+};
+
+TEST_F(DataPathTest, WriteAndReadBackStraightFromTheDataServers) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes((3u << 20) + 12345, 1);
+  const uint64_t mds_reads = MdsReadCalls(), mds_writes = MdsWriteCalls();
+  WriteFile(*c, "/f", data);
+  // LAYOUTCOMMIT moved the size on the MDS.
+  auto st = c->Stat("/f");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size, data.size());
+  auto f = OpenFile(*c, "/f", false);
+  ASSERT_TRUE(f);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  EXPECT_TRUE(lay->granted);
+  ASSERT_EQ(lay->mirrors.size(), 1u);
+  EXPECT_GE(DsIndexOf(lay->mirrors[0][0].address), 0);
+  EXPECT_TRUE(ReadAll(*f) == data);
+  ASSERT_TRUE(f->Close().ok());
+  ClientStats s = c->stats();
+  EXPECT_EQ(s.ds_write_bytes, data.size());
+  EXPECT_EQ(s.ds_read_bytes, data.size());
+  EXPECT_EQ(s.mds_read_bytes, 0u);
+  EXPECT_EQ(s.mds_write_bytes, 0u);
+  EXPECT_EQ(s.ds_errors, 0u);
+  EXPECT_GE(s.layouts_fetched, 2u);
+  // The MDS saw no READ or WRITE at all: every byte went to the data servers.
+  EXPECT_EQ(MdsReadCalls(), mds_reads);
+  EXPECT_EQ(MdsWriteCalls(), mds_writes);
+  // Another client (through the MDS) sees the same bytes.
+  auto plain = Connect(false);
+  ASSERT_TRUE(plain);
+  auto g = OpenFile(*plain, "/f", false);
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(ReadAll(*g, 300000) == data);
+  EXPECT_EQ(plain->stats().mds_read_bytes, data.size());
+}
+
+TEST_F(DataPathTest, WithoutPnfsEveryByteGoesThroughTheMds) {
+  auto c = Connect(false);
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes((2u << 20) + 7, 2);
+  WriteFile(*c, "/m", data, 777777);
+  auto f = OpenFile(*c, "/m", false);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->size(), data.size());
+  EXPECT_TRUE(ReadAll(*f, 1000000) == data);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  EXPECT_FALSE(lay->granted);
+  ClientStats s = c->stats();
+  EXPECT_EQ(s.mds_write_bytes, data.size());
+  EXPECT_EQ(s.mds_read_bytes, data.size());
+  EXPECT_EQ(s.ds_read_bytes, 0u);
+  EXPECT_EQ(s.ds_write_bytes, 0u);
+  EXPECT_EQ(s.layouts_fetched, 0u);
+}
+
+TEST_F(DataPathStripedTest, StripesArePlacedSparselyAtTheirFileOffsets) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  // 7.5 stripe units: units 0..7 over three data files (0,3,6 / 1,4,7 / 2,5).
+  const std::string data = RandomBytes((15u << 20) / 2, 3);
+  WriteFile(*c, "/s", data, 3u << 19);
+  auto f = OpenFile(*c, "/s", false);
+  ASSERT_TRUE(f);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  ASSERT_TRUE(lay->granted);
+  ASSERT_EQ(lay->mirrors.size(), 1u);
+  ASSERT_EQ(lay->mirrors[0].size(), 3u);
+  const uint64_t su = lay->stripe_unit;
+  ASSERT_EQ(su, 1u << 20);
+  EXPECT_TRUE(ReadAll(*f, 1234567) == data);
+  for (size_t s = 0; s < 3; s++) {
+    const int i = DsIndexOf(lay->mirrors[0][s].address);
+    ASSERT_GE(i, 0);
+    auto files = DataFilesOn(i);
+    ASSERT_EQ(files.size(), 1u) << "data server " << i;
+    const std::string on_disk = ReadLocalFile(files[0]);
+    // The data file ends with its last stripe unit; its units sit at their file offsets and
+    // the others' are holes (zeros).
+    uint64_t last_unit = s;
+    while ((last_unit + 3) * su < data.size()) last_unit += 3;
+    EXPECT_EQ(on_disk.size(), std::min<uint64_t>((last_unit + 1) * su, data.size())) << "stripe " << s;
+    for (uint64_t u = 0; u * su < on_disk.size(); u++) {
+      const uint64_t off = u * su, n = std::min<uint64_t>(su, on_disk.size() - off);
+      if (u % 3 == s)
+        EXPECT_TRUE(on_disk.compare(off, n, data, off, n) == 0) << "stripe " << s << " unit " << u;
+      else
+        EXPECT_TRUE(on_disk.compare(off, n, std::string(n, '\0')) == 0) << "stripe " << s << " unit " << u;
+    }
+  }
+  EXPECT_EQ(c->stats().mds_read_bytes, 0u);
+}
+
+TEST_F(DataPathStripedTest, UnalignedPiecesHolesAndReadsPastTheEnd) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  auto f = OpenFile(*c, "/u", true, true);
+  ASSERT_TRUE(f);
+  // A model of the file: written pieces at odd offsets across stripe units, a hole between.
+  std::string model;
+  auto put = [&](uint64_t off, size_t n, uint32_t seed) {
+    const std::string d = RandomBytes(n, seed);
+    auto w = f->Write(off, d.data(), n);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_EQ(*w, n);
+    if (model.size() < off + n) model.resize(off + n, '\0');
+    model.replace(off, n, d);
+  };
+  put(7, 1000, 10);
+  put((1u << 20) - 3, 10, 11);            // across the first stripe-unit boundary
+  put((2u << 20) + 333, (1u << 20) + 5, 12);  // spans units 2 and 3
+  put((5u << 20) + 1, 4099, 13);          // after a hole (unit 4 never written)
+  EXPECT_EQ(f->size(), model.size());
+  ASSERT_TRUE(f->Sync().ok());
+  struct Case {
+    uint64_t off;
+    size_t len;
+  };
+  for (const Case& k : {Case{0, model.size()}, Case{5, 3}, Case{(1u << 20) - 5, 20}, Case{(3u << 20) - 1, 2},
+                        Case{(4u << 20) + 17, 4096}, Case{(2u << 20) + 100, (3u << 20)}}) {
+    std::string buf(k.len, 'x');
+    auto r = f->Read(k.off, buf.data(), k.len);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const size_t want = std::min<uint64_t>(k.len, model.size() - k.off);
+    ASSERT_EQ(*r, want) << k.off;
+    EXPECT_TRUE(buf.compare(0, want, model, k.off, want) == 0) << "at " << k.off;
+  }
+  // Past the end: what there is, then nothing.
+  std::string buf(100, 'x');
+  auto r = f->Read(model.size() - 10, buf.data(), 100);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 10u);
+  EXPECT_EQ(buf.substr(0, 10), model.substr(model.size() - 10));
+  r = f->Read(model.size() + 5, buf.data(), 100);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 0u);
+  ASSERT_TRUE(f->Close().ok());
+  // The MDS knows the size, and a fresh client reads the same (the hole as zeros).
+  auto c2 = Connect();
+  auto g = OpenFile(*c2, "/u", false);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->size(), model.size());
+  EXPECT_TRUE(ReadAll(*g, 999999) == model);
+  EXPECT_EQ(c2->stats().mds_read_bytes, 0u);
+}
+
+TEST_F(DataPathStripedTest, ManyReadsInFlight) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes(6u << 20, 4);
+  WriteFile(*c, "/many", data, 6u << 20);
+  auto f = OpenFile(*c, "/many", false);
+  ASSERT_TRUE(f);
+  constexpr int kReads = 96;
+  std::mt19937 rng(5);
+  struct Io {
+    uint64_t off;
+    size_t len;
+    std::string buf;
+    Status st;
+    size_t got = 0;
+  };
+  std::vector<Io> ios(kReads);
+  std::mutex mu;
+  std::condition_variable cv;
+  int left = kReads;
+  for (auto& io : ios) {
+    io.off = rng() % data.size();
+    io.len = 1 + rng() % (300 * 1024);
+    io.buf.assign(io.len, 'x');
+  }
+  for (auto& io : ios) {
+    f->ReadAsync(io.off, io.buf.data(), io.len, [&, p = &io](Status s, size_t n) {
+      std::lock_guard<std::mutex> g(mu);
+      p->st = s;
+      p->got = n;
+      if (--left == 0) cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [&] { return left == 0; });
+  }
+  for (const auto& io : ios) {
+    ASSERT_TRUE(io.st.ok()) << io.st.ToString();
+    const size_t want = std::min<uint64_t>(io.len, data.size() - io.off);
+    ASSERT_EQ(io.got, want);
+    EXPECT_TRUE(io.buf.compare(0, want, data, io.off, want) == 0) << io.off;
+  }
+  EXPECT_EQ(c->stats().mds_read_bytes, 0u);
+}
+
+TEST_F(DataPathMirroredTest, ReadFailsOverWhenADataServerDies) {
+  auto w = Connect();
+  ASSERT_TRUE(w);
+  const std::string data = RandomBytes(8u << 20, 6);
+  WriteFile(*w, "/r", data);
+  EXPECT_EQ(w->stats().ds_write_bytes, 2 * data.size());  // every byte to both mirrors
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  auto f = OpenFile(*c, "/r", false);
+  ASSERT_TRUE(f);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  ASSERT_EQ(lay->mirrors.size(), 2u);
+  std::string got(data.size(), '\0');
+  const size_t half = data.size() / 2;
+  for (size_t pos = 0; pos < half; pos += 1 << 20) ASSERT_TRUE(f->Read(pos, got.data() + pos, 1 << 20).ok());
+  EXPECT_EQ(c->stats().read_failovers, 0u);
+  const int victim = DsIndexOf(lay->mirrors[0][0].address);
+  ASSERT_GE(victim, 0);
+  ds_[victim].server.reset();
+  for (size_t pos = half; pos < data.size(); pos += 1 << 20) {
+    auto r = f->Read(pos, got.data() + pos, 1 << 20);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(*r, size_t{1} << 20);
+  }
+  EXPECT_TRUE(got == data);
+  ClientStats s = c->stats();
+  EXPECT_GT(s.read_failovers, 0u);
+  EXPECT_GT(s.ds_errors, 0u);
+  EXPECT_EQ(s.mds_read_bytes, 0u);
+}
+
+void DataPathMirroredTest::WriteWhileADataServerDies() {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes(4u << 20, 7);
+  auto f = OpenFile(*c, "/w", true, true);
+  ASSERT_TRUE(f);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  ASSERT_EQ(lay->mirrors.size(), 2u);
+  const size_t half = data.size() / 2;
+  auto r = f->Write(0, data.data(), half);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const int victim = DsIndexOf(lay->mirrors[1][0].address);
+  ASSERT_GE(victim, 0);
+  ds_[victim].server.reset();
+  for (size_t pos = half; pos < data.size(); pos += 1 << 20) {
+    r = f->Write(pos, data.data() + pos, 1 << 20);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(*r, size_t{1} << 20);
+  }
+  Status s = f->Sync();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(f->Close().ok());
+  EXPECT_GT(c->stats().ds_errors, 0u);
+  auto st = c->Stat("/w");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size, data.size());
+  // A new client reads every byte back (from the surviving mirror).
+  auto c2 = Connect();
+  auto g = OpenFile(*c2, "/w", false);
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(ReadAll(*g) == data);
+}
+
+// Without the MDS's background checks the data server is not found down, so the reports
+// pile up: loom-mds refuses layouts of the file after three and the rest goes through it.
+TEST_F(DataPathMirroredTest, WriteSurvivesADataServerDying) { WriteWhileADataServerDies(); }
+
+// With them, the MDS pings the server the client reported unreachable, finds it down and
+// leaves its mirror out of the next layout (marked stale for a resync).
+TEST_F(DataPathMirroredTest, WriteSurvivesADataServerDyingWithTheMdsCheckingServers) {
+  mds_->StartBackground();
+  WriteWhileADataServerDies();
+}
+
+TEST_F(DataPathTest, AFencedLayoutIsReplacedAndTheIoRetried) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes(1u << 20, 8);
+  WriteFile(*c, "/fence", data);
+  auto f = OpenFile(*c, "/fence", true);
+  ASSERT_TRUE(f);
+  std::string got(data.size(), '\0');
+  ASSERT_TRUE(f->Read(0, got.data(), got.size()).ok());
+  const uint64_t fetched = c->stats().layouts_fetched;
+  auto st = c->Stat("/fence");
+  ASSERT_TRUE(st.ok());
+  // New owner ids on the data files: the layout held stops working (NFS3ERR_ACCES), as after
+  // a recall this client could not hear.
+  ASSERT_TRUE(mds_->Fence(st->fileid).ok());
+  got.assign(data.size(), '\0');
+  auto r = f->Read(0, got.data(), got.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(got == data);
+  EXPECT_GT(c->stats().layouts_fetched, fetched);
+  const std::string more = RandomBytes(4096, 9);
+  ASSERT_TRUE(f->Write(10, more.data(), more.size()).ok());
+  ASSERT_TRUE(f->Close().ok());
+  auto g = OpenFile(*c, "/fence", false);
+  ASSERT_TRUE(g);
+  std::string want = data;
+  want.replace(10, more.size(), more);
+  EXPECT_TRUE(ReadAll(*g) == want);
+}
+
+}  // namespace
+}  // namespace loom::client
