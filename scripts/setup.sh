@@ -18,6 +18,8 @@ PACKAGES=(
   nfs-ganesha nfs-ganesha-vfs rpcbind
   # the Python package (pybind11) and its PyTorch DataLoader tests (Debian's own python3)
   python3-dev pybind11-dev python3-torch python3-numpy python3-pytest
+  # coverage reports (scripts/coverage.sh)
+  gcovr
   # misc tools used by scripts
   procps psmisc ca-certificates
 )

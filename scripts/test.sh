@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# CI measures coverage (scripts/coverage.sh after the tests); elsewhere LOOM_COVERAGE=ON asks.
+if [ "${CI:-}" = "true" ]; then export LOOM_COVERAGE="${LOOM_COVERAGE:-ON}"; fi
 bash scripts/build.sh
+if [ "${LOOM_COVERAGE:-}" = "ON" ]; then bash scripts/coverage.sh --reset; fi
 
 # In CI every test must really run: a skip of a kernel-client test (Debian 12's 6.1 and the
 # newest 7.x client) or of the libnfs interop test is a failure there.
@@ -36,3 +39,11 @@ grep -E "stat::number_of_executed_units|Done" build-fuzz/fuzz.log | tail -2
 echo "fuzz: 1 passed, 0 failed"
 # The stateful COMPOUND fuzzer (issue 14), bounded the same way: fuzzing stays under 3 minutes.
 LOOM_COMPOUND_FUZZ_SECONDS="${LOOM_COMPOUND_FUZZ_SECONDS:-${LOOM_FUZZ_SECONDS:-60}}" bash tests/fuzz/run_compound_fuzz.sh
+
+if [ "${LOOM_COVERAGE:-}" = "ON" ]; then
+  echo "== coverage (gcovr): replaying the fuzz corpora through the instrumented build"
+  ninja -C build rpc_fuzz_replay compound_fuzz_replay >/dev/null
+  build/rpc_fuzz_replay build-fuzz/corpus build-fuzz/seeds 2>&1 | tail -1
+  build/compound_fuzz_replay build-fuzz/compound-corpus build-fuzz/compound-seeds 2>&1 | tail -1
+  bash scripts/coverage.sh
+fi
