@@ -84,10 +84,12 @@ sattr3 WithoutMode(const sattr3& s) {
 }  // namespace
 
 nfsstat3 Nfs3Service::Durable(const Node& dir, const Node* obj) {
-  if (obj && (S_ISREG(obj->st.st_mode) || S_ISDIR(obj->st.st_mode)) &&
-      fs_->SyncObject(*obj, false) != 0)
-    return NFS3ERR_IO;
-  return fs_->SyncDir(dir) == 0 ? NFS3_OK : NFS3ERR_IO;
+  // A failed sync reports its errno like any other failure (a full journal is NOSPC, a quota
+  // DQUOT, RFC 1813 §3.3.8-3.3.16), as Linux nfsd's commit_metadata does through nfserrno.
+  if (obj && (S_ISREG(obj->st.st_mode) || S_ISDIR(obj->st.st_mode))) {
+    if (int err = fs_->SyncObject(*obj, false)) return FromErrno(err);
+  }
+  return FromErrno(fs_->SyncDir(dir));
 }
 
 nfsstat3 Nfs3Service::ResolveDirForChange(const CallContext& c, const nfs_fh3& fh, Node* dir) {

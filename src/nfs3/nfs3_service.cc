@@ -289,11 +289,19 @@ void Nfs3Service::Pathconf(const CallContext&, const PATHCONF3args& a, PATHCONF3
 
 // ---------------------------------------------------------------------------- MOUNT v3
 
-void Nfs3Service::Mnt(const CallContext& c, const std::string& path, mountres3& r) {
-  // "", "/" and "//" all name the export root; clients differ in how they spell it.
+namespace {
+// A dirpath as the mount list keeps it: "", "/" and "//" all name the export root, and a
+// trailing '/' names the same directory; clients differ in how they spell it.
+std::string MountPath(const std::string& path) {
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   if (p.empty()) p = "/";
+  return p;
+}
+}  // namespace
+
+void Nfs3Service::Mnt(const CallContext& c, const std::string& path, mountres3& r) {
+  const std::string p = MountPath(path);
   // Subdirectories of the export may be mounted too (as with Linux nfsd): walk the path from
   // the root one component at a time, never following symlinks and never leaving the export.
   std::string base = opts_.export_path == "/" ? "" : opts_.export_path;
@@ -342,7 +350,8 @@ void Nfs3Service::Mnt(const CallContext& c, const std::string& path, mountres3& 
 
 void Nfs3Service::Umnt(const CallContext& c, const std::string& path) {
   std::lock_guard<std::mutex> l(mounts_mu_);
-  mounts_.erase({c.peer.substr(0, c.peer.rfind(':')), path});
+  // §5.2.3: the entry MNT made, however this dirpath is spelled.
+  mounts_.erase({c.peer.substr(0, c.peer.rfind(':')), MountPath(path)});
 }
 
 void Nfs3Service::Dump(mountlist3& r) {

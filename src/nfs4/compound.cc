@@ -166,6 +166,11 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       pre = NFS4ERR_SEQUENCE_POS;
     } else if (Sessionless(op) && !cx.in_session && nops > 1) {
       pre = NFS4ERR_NOT_ONLY_OP;
+    } else if (op == OP_DESTROY_SESSION && cx.in_session && i + 1 < nops &&
+               arg.opdestroy_session->dsa_sessionid == cx.sid) {
+      // §18.37.3: destroying the session the COMPOUND runs in must be its last operation
+      // (Linux nfsd answers NOT_ONLY_OP too); nothing would be left to run the rest in.
+      pre = NFS4ERR_NOT_ONLY_OP;
     } else if (desc->flags & kV40Only) {
       pre = NFS4ERR_NOTSUPP;
     } else if ((desc->flags & kNeedCfh) && !cx.have_cfh) {

@@ -396,8 +396,20 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
   ok.sr_highest_slotid = static_cast<slotid4>(s->slots.size() - 1);
   ok.sr_target_highest_slotid = ok.sr_highest_slotid;
   ok.sr_status_flags = 0;
-  if (!s->back_channel || !s->back_channel->usable() || s->cb_down)
-    ok.sr_status_flags |= SEQ4_STATUS_CB_PATH_DOWN;
+  // §18.46.3: CB_PATH_DOWN means the client has no working back channel on any of its
+  // sessions (callbacks go over whichever works, BackChannelOf), so a session made without
+  // one is not told to fix a path the client has elsewhere. CB_PATH_DOWN_SESSION: this
+  // session's own back channel, which the client asked for, does not work while another does.
+  auto works = [](const Session& x) {
+    return x.back_channel && x.back_channel->usable() && !x.cb_down;
+  };
+  bool any = works(*s);
+  for (size_t i = 0; c && !any && i < c->sessions.size(); i++) {
+    const Session* o = FindSessionLocked(c->sessions[i]);
+    any = o && works(*o);
+  }
+  if (!any) ok.sr_status_flags |= SEQ4_STATUS_CB_PATH_DOWN;
+  else if (s->back_channel && !works(*s)) ok.sr_status_flags |= SEQ4_STATUS_CB_PATH_DOWN_SESSION;
   return r;
 }
 
@@ -482,17 +494,21 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, Sess
   std::lock_guard<std::mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return nullptr;
+  // A path known to work first: one whose last callback failed (a client that does not
+  // answer on that connection) only when there is no other.
+  Session* pick = nullptr;
   for (const auto& s : c->sessions) {
     Session* ss = FindSessionLocked(s);
-    if (ss && ss->back_channel && ss->back_channel->usable()) {
-      *sid = ss->id;
-      *seq = ++ss->cb_seqid;
-      if (cb_program) *cb_program = ss->cb_program;
-      if (minor) *minor = ss->minor;
-      return ss->back_channel;
-    }
+    if (!ss || !ss->back_channel || !ss->back_channel->usable()) continue;
+    if (!pick || (pick->cb_down && !ss->cb_down)) pick = ss;
+    if (!pick->cb_down) break;
   }
-  return nullptr;
+  if (!pick) return nullptr;
+  *sid = pick->id;
+  *seq = ++pick->cb_seqid;
+  if (cb_program) *cb_program = pick->cb_program;
+  if (minor) *minor = pick->minor;
+  return pick->back_channel;
 }
 
 std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOfSession(const SessionId& sid,
