@@ -171,7 +171,11 @@ void EncodeOne(Encoder& e, uint32_t attr, const AttrSource& s, uint32_t minor) {
     case FATTR4_SPACE_AVAIL: e.u64(fs.space_avail); break;
     case FATTR4_SPACE_FREE: e.u64(fs.space_free); break;
     case FATTR4_SPACE_TOTAL: e.u64(fs.space_total); break;
-    case FATTR4_SPACE_USED: e.u64(ino.space_used); break;
+    case FATTR4_SPACE_USED:
+      // The data servers hold the real allocation; the MDS does not track it per write. Report
+      // one copy's bytes in 4 KiB blocks (what du and ls -s show), never less than recorded.
+      e.u64(std::max<uint64_t>(ino.space_used, (ino.size + 4095) / 4096 * 4096));
+      break;
     case FATTR4_TIME_ACCESS: PutTime(e, ino.atime); break;
     case FATTR4_TIME_DELTA: PutTime(e, {0, 1}); break;  // times are kept in ns
     case FATTR4_TIME_METADATA: PutTime(e, ino.ctime); break;
