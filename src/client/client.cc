@@ -479,11 +479,12 @@ Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const Op
   }
   a.claim.claim = CLAIM_NULL;
   a.claim.file = Bytes::Copy(comps.back());
+  const uint32_t share_access = a.share_access;  // `a` goes with `o` into the COMPOUND
   auto r = OnPath(path, true, Ops(std::move(o), s4::GetFh(), s4::Getattr({FATTR4_TYPE, FATTR4_SIZE})), true);
   if (!r.ok()) return r.status();
   auto st = std::make_shared<FileState>();
   st->path = Display(path);
-  st->share_access = a.share_access;
+  st->share_access = share_access;
   const size_t n = r->resarray.size();
   st->set_open_stateid(r->resarray[n - 3].opopen->resok4.stateid, session_->epoch());
   st->fh = r->resarray[n - 2].opgetfh->resok4.object;

@@ -164,6 +164,7 @@ struct DataPath::Impl {
       closing = true;
     }
     workers.reset();  // runs what is queued
+    layouts.JoinAll();  // and the threads of connections those tasks opened
   }
 
   Session* const session;
@@ -619,6 +620,8 @@ Status DataPath::Impl::Rewrite(FileCtx& c, const FileState& f, const std::vector
     }
     fl = nl;
     failed = fl.get();
+    // No other layout cures a full or read-only data server.
+    if (last.code() == Errc::kNoSpace || last.code() == Errc::kReadOnly) return last;
     if (NowMs() > deadline || round >= 8) return last;
   }
 }
@@ -664,8 +667,9 @@ void DataPath::Impl::MdsWrite(const OpPtr& op) {
 void DataPath::Impl::MdsWriteChunk(const OpPtr& op, uint64_t fo, const uint8_t* src, uint32_t n) {
   std::vector<nfs_argop4> ops;
   ops.push_back(PutFhOp(op->f->fh));
-  // The caller's buffer goes out as it is (a view, valid until the callback).
-  ops.push_back(WriteOp(op->f->open_stateid(), fo, src, n, UNSTABLE4));
+  // The caller's buffer goes out as it is (a view, valid until the callback). FILE_SYNC: these
+  // bytes are not retained, so an MDS restart before a COMMIT could not be repaired.
+  ops.push_back(WriteOp(op->f->open_stateid(), fo, src, n, FILE_SYNC4));
   session->CallAsync(std::move(ops), [this, op, fo, src, n](Status t, COMPOUND4res res) {
     if (!t.ok()) {
       op->Fail(Status(t.code(), op->f->path + ": " + t.message(), t.nfs_status()));
@@ -828,10 +832,11 @@ Status DataPath::Impl::SyncImpl(FileCtx& c, FileState& f) {
   if (!(l->flags & FF_FLAGS_NO_LAYOUTCOMMIT)) {
     // RFC 8881 §18.42: the last byte written; the MDS grows the size to it.
     s = layouts.Commit(f, *l, end - 1);
-    if (!s.ok() && l->epoch != session->epoch()) {
-      // The MDS restarted: the old layout stateid is gone; commit with a new layout's.
-      auto nl = Refresh(c, f, nullptr);
-      if (nl) s = layouts.Commit(f, *nl, end - 1);
+    if (!s.ok() && s.code() != Errc::kUnavailable && s.code() != Errc::kTimeout) {
+      // The layout stateid is gone (an MDS restart, a layout given up after errors and
+      // refused since): commit with the layout in force, fetching one if need be.
+      auto nl = Refresh(c, f, l->epoch == session->epoch() ? l.get() : nullptr);
+      if (nl && nl != l) s = layouts.Commit(f, *nl, end - 1);
     }
     if (!s.ok()) {
       std::lock_guard<std::mutex> g(c.mu);
@@ -866,11 +871,12 @@ void DataPath::Read(const std::shared_ptr<FileState>& f, uint64_t off, void* buf
   if (!d->opts.pnfs) return d->MdsRead(op);
   bool need = false;
   auto l = d->Current(*op->c, &need);
-  if (l) return d->StartRead(op, std::move(l));
+  // RFC 8435 §5.1: FF_FLAGS_NO_READ_IO layouts are for writing; reads go to the MDS.
+  if (l && !(l->flags & FF_FLAGS_NO_READ_IO)) return d->StartRead(op, std::move(l));
   if (!need) return d->MdsRead(op);
   d->Defer([d, op] {
     auto nl = d->Refresh(*op->c, *op->f, nullptr);
-    if (nl) d->StartRead(op, std::move(nl));
+    if (nl && !(nl->flags & FF_FLAGS_NO_READ_IO)) d->StartRead(op, std::move(nl));
     else d->MdsRead(op);
   });
 }

@@ -1,11 +1,19 @@
 // libloom's data path end to end in one process: loom-mds and three loom-ds data servers
 // (src/nfs4/mds_fixture.h), a libloom client reading and writing the data servers directly
 // with the layouts the MDS grants (RFC 8435), and what happens when a data server goes away.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
+#include <thread>
 
+#include "client/ds_conn.h"
 #include "loom/client.h"
 #include "nfs4/mds_fixture.h"
 
@@ -30,8 +38,9 @@ class DataPathTest : public nfs4::MdsTest {
  protected:
   DataPathTest() { ds_count_ = 3; }
 
-  std::shared_ptr<Client> Connect(bool pnfs = true) {
+  std::shared_ptr<Client> Connect(bool pnfs = true, size_t max_uncommitted = 64u << 20) {
     Options o;
+    o.max_uncommitted_bytes = max_uncommitted;
     o.mds = "127.0.0.1:" + std::to_string(port_);
     o.uid = 0;
     o.gid = 0;
@@ -146,6 +155,18 @@ TEST_F(DataPathTest, WriteAndReadBackStraightFromTheDataServers) {
   ASSERT_TRUE(g);
   EXPECT_TRUE(ReadAll(*g, 300000) == data);
   EXPECT_EQ(plain->stats().mds_read_bytes, data.size());
+}
+
+TEST_F(DataPathStripedTest, WritesPastTheUncommittedBoundCommitFirst) {
+  // 1 MiB of retained bytes at most: the writes below commit every few pieces.
+  auto c = Connect(true, 1u << 20);
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes((5u << 20) + 3, 12);
+  WriteFile(*c, "/b", data, 300000);
+  auto f = OpenFile(*c, "/b", false);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(ReadAll(*f) == data);
+  EXPECT_EQ(c->stats().ds_write_bytes, data.size());
 }
 
 TEST_F(DataPathTest, WithoutPnfsEveryByteGoesThroughTheMds) {
@@ -382,6 +403,50 @@ TEST_F(DataPathMirroredTest, WriteSurvivesADataServerDyingWithTheMdsCheckingServ
   WriteWhileADataServerDies();
 }
 
+TEST_F(DataPathTest, UnstableWritesADataServerLostInARestartAreSentAgain) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes((2u << 20) + 100, 11);
+  auto f = OpenFile(*c, "/v", true, true);
+  ASSERT_TRUE(f);
+  auto w = f->Write(0, data.data(), data.size());
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok() && lay->granted);
+  const int i = DsIndexOf(lay->mirrors[0][0].address);
+  ASSERT_GE(i, 0);
+  const uint16_t port = ds_[i].server->port();
+  // The data server goes down before COMMIT and loses what was not on stable storage (here:
+  // everything); it comes back on the same address with a new write verifier.
+  ds_[i].server.reset();
+  ds_[i].svc.reset();
+  ds_[i].fs.reset();
+  auto files = DataFilesOn(i);
+  ASSERT_EQ(files.size(), 1u);
+  fsys::resize_file(files[0], 0);
+  auto fs = nfs3::LocalFs::Open(nfs3::LocalFs::Options{dir_ + "/ds" + std::to_string(i), "", 64});
+  ASSERT_TRUE(fs.ok());
+  ds_[i].fs = std::move(fs.value());
+  ds_[i].svc = std::make_unique<nfs3::Nfs3Service>(ds_[i].fs.get(), nfs3::Nfs3Service::Options{});
+  rpc::ServerOptions o;
+  o.listen = "127.0.0.1:" + std::to_string(port);
+  o.workers = 2;
+  o.loops = 1;
+  ds_[i].server = std::make_unique<rpc::RpcServer>(o);
+  ds_[i].server->Register(ds_[i].svc->NfsProgram());
+  ASSERT_TRUE(ds_[i].server->Start().ok());
+  // COMMIT answers with a verifier unlike the WRITEs': the retained bytes go out again.
+  Status s = f->Sync();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c->stats().ds_write_bytes, 2 * data.size());
+  ASSERT_TRUE(f->Close().ok());
+  EXPECT_TRUE(ReadLocalFile(files[0]) == data);  // stable on the data server itself
+  auto c2 = Connect();
+  auto g = OpenFile(*c2, "/v", false);
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(ReadAll(*g) == data);
+}
+
 TEST_F(DataPathTest, AFencedLayoutIsReplacedAndTheIoRetried) {
   auto c = Connect();
   ASSERT_TRUE(c);
@@ -402,14 +467,194 @@ TEST_F(DataPathTest, AFencedLayoutIsReplacedAndTheIoRetried) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(got == data);
   EXPECT_GT(c->stats().layouts_fetched, fetched);
-  const std::string more = RandomBytes(4096, 9);
+  // Writes go on after a fence too: the one refused is redone with the new layout's ids, and
+  // the COMMIT of what was written before uses them.
+  const std::string more = RandomBytes(4096, 9), again = RandomBytes(5000, 10);
   ASSERT_TRUE(f->Write(10, more.data(), more.size()).ok());
-  ASSERT_TRUE(f->Close().ok());
+  const uint64_t fetched2 = c->stats().layouts_fetched;
+  ASSERT_TRUE(mds_->Fence(st->fileid).ok());
+  auto w = f->Write(100000, again.data(), again.size());
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_GT(c->stats().layouts_fetched, fetched2);
+  Status s = f->Close();
+  ASSERT_TRUE(s.ok()) << s.ToString();
   auto g = OpenFile(*c, "/fence", false);
   ASSERT_TRUE(g);
   std::string want = data;
   want.replace(10, more.size(), more);
+  want.replace(100000, again.size(), again);
   EXPECT_TRUE(ReadAll(*g) == want);
+  EXPECT_EQ(c->stats().mds_write_bytes, 0u);
+}
+
+// ------------------------------------------------------------------ the NFSv3 client alone
+
+void PutWord(std::string& s, uint32_t v) {
+  const char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+  s.append(b, 4);
+}
+
+// A READ3 reply (RFC 1813 §3.3.6) to `xid`: no attributes, `data` as the payload but
+// announced as `len` bytes.
+std::string ReadReply(uint32_t xid, const std::string& data, uint32_t len, bool eof) {
+  std::string r;
+  for (uint32_t w : {xid, 1u, 0u, 0u, 0u, 0u}) PutWord(r, w);  // REPLY, accepted, AUTH_NONE, SUCCESS
+  for (uint32_t w : {0u, 0u, len, eof ? 1u : 0u, len}) PutWord(r, w);  // NFS3_OK, no attrs, count, eof
+  r += data;
+  r.append((4 - data.size() % 4) % 4, '\0');
+  return r;
+}
+
+// A data server that answers as each test says, one connection after another.
+class FakeDs {
+ public:
+  // respond(fd, xid, proc) answers one call; false closes the connection.
+  using Respond = std::function<bool(int fd, uint32_t xid, uint32_t proc)>;
+  explicit FakeDs(Respond respond) : respond_(std::move(respond)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t l = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &l);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeDs() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_.load(); }
+  // Sends `body` as one record in fragments cut at `cuts` (RFC 5531 §11).
+  static void SendRecord(int fd, const std::string& body, std::vector<size_t> cuts) {
+    cuts.push_back(body.size());
+    size_t at = 0;
+    for (size_t i = 0; i < cuts.size(); i++) {
+      const size_t n = cuts[i] - at;
+      std::string frag;
+      PutWord(frag, static_cast<uint32_t>(n) | (i + 1 == cuts.size() ? 0x80000000u : 0));
+      frag += body.substr(at, n);
+      ASSERT_EQ(::send(fd, frag.data(), frag.size(), MSG_NOSIGNAL), static_cast<ssize_t>(frag.size()));
+      at = cuts[i];
+    }
+  }
+
+ private:
+  static bool ReadExact(int fd, void* p, size_t n) {
+    auto* b = static_cast<uint8_t*>(p);
+    while (n > 0) {
+      ssize_t r = ::recv(fd, b, n, 0);
+      if (r <= 0) return false;
+      b += r;
+      n -= static_cast<size_t>(r);
+    }
+    return true;
+  }
+  void Serve() {
+    for (;;) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      connections_++;
+      for (;;) {
+        uint8_t m[4];
+        if (!ReadExact(c, m, 4)) break;
+        const uint32_t len = ((uint32_t{m[0]} & 0x7f) << 24) | (uint32_t{m[1]} << 16) | (uint32_t{m[2]} << 8) | m[3];
+        std::string rec(len, '\0');
+        if (!ReadExact(c, rec.data(), len) || len < 24) break;
+        auto word = [&](size_t i) {
+          const auto* p = reinterpret_cast<const uint8_t*>(rec.data() + 4 * i);
+          return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+        };
+        if (!respond_(c, word(0), word(5))) break;
+      }
+      ::close(c);
+    }
+  }
+  Respond respond_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+// Runs one READ of `count` bytes into `dst` and waits for it.
+internal::DsReply ReadSync(internal::DsConn& c, uint32_t count, void* dst) {
+  std::promise<internal::DsReply> p;
+  c.Read(internal::DsCred{1, 1}, Bytes::Copy("fh"), 0, count, dst,
+         [&p](const internal::DsReply& r) { p.set_value(r); });
+  return p.get_future().get();
+}
+
+TEST(DataPathDsConnTest, ReadPayloadArrivesAcrossFragments) {
+  const std::string data = RandomBytes(100001, 20);
+  FakeDs ds([&](int fd, uint32_t xid, uint32_t proc) {
+    EXPECT_EQ(proc, 6u);  // NFSPROC3_READ
+    // A reply to a call nobody made first (skipped), then the real one in four fragments,
+    // cut inside the header and inside the payload.
+    FakeDs::SendRecord(fd, ReadReply(xid + 1000, "zz", 2, false), {});
+    FakeDs::SendRecord(fd, ReadReply(xid, data, static_cast<uint32_t>(data.size()), true), {7, 45, 50000});
+    return true;
+  });
+  internal::DsConn c(ds.address(), 5000);
+  std::string buf(data.size() + 16, 'x');
+  internal::DsReply r = ReadSync(c, static_cast<uint32_t>(data.size()), buf.data());
+  ASSERT_TRUE(r.ok()) << r.transport.ToString();
+  EXPECT_EQ(r.count, data.size());
+  EXPECT_TRUE(r.eof);
+  EXPECT_TRUE(buf.compare(0, data.size(), data) == 0);
+  EXPECT_EQ(buf.substr(data.size()), std::string(16, 'x'));
+}
+
+TEST(DataPathDsConnTest, APayloadLongerThanAskedIsRefusedAndTheBufferUntouched) {
+  FakeDs ds([&](int fd, uint32_t xid, uint32_t) {
+    FakeDs::SendRecord(fd, ReadReply(xid, std::string(32, 'A'), 32, false), {});
+    return true;
+  });
+  internal::DsConn c(ds.address(), 5000);
+  std::string buf(64, 'x');
+  internal::DsReply r = ReadSync(c, 16, buf.data());
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.transport.code(), Errc::kInternal);
+  EXPECT_EQ(buf, std::string(64, 'x'));
+}
+
+TEST(DataPathDsConnTest, ALostConnectionFailsTheCallAndTheNextOneReconnects) {
+  int calls = 0;
+  FakeDs ds([&](int fd, uint32_t xid, uint32_t) {
+    if (calls++ == 0) {
+      // Half the reply, then the connection goes.
+      std::string rep = ReadReply(xid, std::string(1000, 'B'), 1000, false);
+      std::string mark;
+      PutWord(mark, static_cast<uint32_t>(rep.size()) | 0x80000000u);
+      std::string half = mark + rep.substr(0, 500);
+      EXPECT_EQ(::send(fd, half.data(), half.size(), MSG_NOSIGNAL), static_cast<ssize_t>(half.size()));
+      return false;
+    }
+    FakeDs::SendRecord(fd, ReadReply(xid, std::string(1000, 'C'), 1000, false), {});
+    return true;
+  });
+  internal::DsConn c(ds.address(), 5000);
+  std::string buf(1000, 'x');
+  internal::DsReply r = ReadSync(c, 1000, buf.data());
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.transport.code(), Errc::kUnavailable);
+  r = ReadSync(c, 1000, buf.data());
+  ASSERT_TRUE(r.ok()) << r.transport.ToString();
+  EXPECT_EQ(buf, std::string(1000, 'C'));
+  EXPECT_EQ(ds.connections(), 2);
+}
+
+TEST(DataPathDsConnTest, ACallWithoutAnswerTimesOut) {
+  FakeDs ds([&](int, uint32_t, uint32_t) { return true; });  // never answers
+  internal::DsConn c(ds.address(), 300);
+  std::string buf(10, 'x');
+  internal::DsReply r = ReadSync(c, 10, buf.data());
+  EXPECT_EQ(r.transport.code(), Errc::kTimeout);
+  EXPECT_EQ(buf, std::string(10, 'x'));
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ namespace {
 constexpr uint32_t kNfsProgram = 100003;
 constexpr uint32_t kNfsV3 = 3;
 constexpr uint32_t kProcNull = 0, kProcRead = 6, kProcWrite = 7, kProcCommit = 21;
-constexpr uint32_t kFattr3Bytes = 84;   // RFC 1813 §2.6 fattr3: 21 XDR words
+constexpr uint32_t kFattr3Bytes = 84;   // RFC 1813 §2.5 fattr3: 21 XDR words
 constexpr uint32_t kWccAttrBytes = 24;  // size, mtime, ctime
 constexpr uint32_t kMaxVerifier = 400;  // RFC 5531 §8.2: opaque_auth body<400>
 
@@ -140,6 +140,7 @@ struct RecordReader {
   const std::atomic<bool>* stop;
   uint32_t frag_left = 0;
   bool last = true;
+  bool io_failed = false;  // the connection failed (rather than the reply being malformed)
 
   // Exactly n bytes of the stream. A stall longer than the call timeout, a close or an error
   // fails it.
@@ -154,10 +155,19 @@ struct RecordReader {
         progress = NowMs();
         continue;
       }
-      if (r == 0) return false;
+      if (r == 0) {
+        io_failed = true;
+        return false;
+      }
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
-      if (stop->load() || NowMs() - progress > timeout_ms) return false;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        io_failed = true;
+        return false;
+      }
+      if (stop->load() || NowMs() - progress > timeout_ms) {
+        io_failed = true;
+        return false;
+      }
     }
     return true;
   }
@@ -169,7 +179,10 @@ struct RecordReader {
     frag_left = v & 0x7fffffffu;
     return true;
   }
-  bool Begin() { return Mark(); }
+  bool Begin() {
+    io_failed = false;
+    return Mark();
+  }
   // n bytes of the record body, across fragments. False past the record's end (a malformed
   // reply) or on a transport failure.
   bool Body(void* dst, size_t n) {
@@ -441,7 +454,13 @@ void DsConn::Submit(uint32_t proc, std::vector<uint8_t> header, const void* payl
   }
   // A half-sent record leaves the stream unusable: drop the connection; the receive thread
   // then fails every call on it, this one included.
-  if (!ok) l->Kill();
+  if (!ok) {
+    {
+      std::lock_guard<std::mutex> g(l->mu);
+      l->dead = true;
+    }
+    l->Kill();
+  }
   (void)proc;
 }
 
@@ -554,8 +573,15 @@ bool DsConn::ReadReply(Link& l, RecordReader& rd) {
   }
   ok = ok && rd.Finish();
   if (!ok) {
+    // The stream is lost: no new call may join it, even one this callback makes.
+    {
+      std::lock_guard<std::mutex> g(l.mu);
+      l.dead = true;
+    }
     r = DsReply();
-    r.transport = Status(Errc::kInternal, "malformed reply from data server " + address_);
+    r.transport = rd.io_failed
+                      ? Status(Errc::kUnavailable, "connection to data server " + address_ + " lost mid-reply")
+                      : Status(Errc::kInternal, "malformed reply from data server " + address_);
   }
   Finish(p, r);
   return ok;

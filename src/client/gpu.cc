@@ -600,13 +600,18 @@ Result<size_t> GpuReader::Read(File& f, uint64_t off, size_t len, void* dev_ptr)
 Result<size_t> GpuReader::ReadLocal(const std::string& path, uint64_t off, size_t len,
                                     void* dev_ptr) {
   std::lock_guard<std::mutex> run(impl_->run_mu);
+  // Before UseDevice: loading cuFile the first time makes device 0 current.
+  const bool gds = len > 0 && Cf().ok();
   if (Status s = UseDevice(impl_->device); !s.ok()) return s;
   if (Status s = CheckDevicePointer(dev_ptr, impl_->device); !s.ok()) return s;
   auto t0 = Clock::now();
   GpuReadStats st;
   Result<size_t> r = size_t{0};
   bool staged = true;
-  if (len > 0 && Cf().ok()) {
+  if (gds) {
+    // cuFile works in the calling thread's current context: make the device's primary
+    // context current (cudaSetDevice alone does not before CUDA 12).
+    Rt().Free(nullptr);
     // GPUDirect wants O_DIRECT; a file system that refuses it is still served by cuFile's
     // compatibility mode through a plain descriptor.
     Fd fd{::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC)};

@@ -133,6 +133,7 @@ Layouts::~Layouts() {
 
 void Layouts::CloseAll() {
   std::lock_guard<std::mutex> g(mu_);
+  closed_ = true;
   for (auto& [addr, p] : pools_) p->Close();
 }
 
@@ -153,7 +154,10 @@ void Layouts::ForgetDevice(const DeviceId& id) {
 std::shared_ptr<DsPool> Layouts::PoolFor(const std::string& address) {
   std::lock_guard<std::mutex> g(mu_);
   auto& p = pools_[address];
-  if (!p) p = std::make_shared<DsPool>(address, opts_.connections_per_ds, opts_.call_timeout_ms);
+  if (!p) {
+    p = std::make_shared<DsPool>(address, opts_.connections_per_ds, opts_.call_timeout_ms);
+    if (closed_) p->Close();  // shutting down: its calls fail at once
+  }
   return p;
 }
 
@@ -304,7 +308,7 @@ Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch,
 }
 
 Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors) {
-  // RFC 8435 §9.1: the ff_layoutreturn4 body carries the I/O errors not yet reported.
+  // RFC 8435 §9: the ff_layoutreturn4 body (lrf_body) carries the I/O errors not yet reported.
   ff_layoutreturn4 body;
   for (const IoError& e : errors) {
     ff_ioerr4 r;
@@ -359,7 +363,7 @@ Status Layouts::Commit(const FileState& f, const Layout& l, uint64_t last_byte) 
   c.loca_stateid = l.stateid;
   c.loca_last_write_offset.no_newoffset = true;
   c.loca_last_write_offset.no_offset = last_byte;
-  c.loca_layoutupdate.lou_type = LAYOUT4_FLEX_FILES;  // RFC 8435 §5.2: no layout-specific body
+  c.loca_layoutupdate.lou_type = LAYOUT4_FLEX_FILES;  // flexible files send no update body
   std::vector<nfs_argop4> ops;
   ops.push_back(PutFhOp(f.fh));
   ops.push_back(std::move(a));

@@ -69,8 +69,9 @@ struct IoError {
   nfs_opnum4 op = OP_READ;
 };
 
-// The NFSv4 status a data-server failure is reported with (RFC 8435 §9.1: transport failures
-// as NFS4ERR_NXIO; NFSv3 statuses have the same numbers in NFSv4).
+// The NFSv4 status a data-server failure is reported with: a server that cannot be reached
+// (or does not answer) as NFS4ERR_NXIO, as the Linux client does and loom-mds expects (it then
+// checks the server itself); NFSv3 statuses keep their numbers, which NFSv4 shares.
 nfsstat4 ReportedStatus(const DsReply& r);
 
 // Operation builders shared with the data path.
@@ -123,6 +124,7 @@ class Layouts {
   std::map<DeviceId, Device> devices_;
   std::map<std::string, std::shared_ptr<DsPool>> pools_;
   uint64_t serial_ = 0;
+  bool closed_ = false;
 };
 
 }  // namespace loom::client::internal
