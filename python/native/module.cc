@@ -82,15 +82,25 @@ struct PyClient {
     DropInOwner(pid, c);
     DropInOwner(pid, gpu);
   }
-  Client& get() {
+  // A reference of the caller's own, as for PyFile::get.
+  std::shared_ptr<Client> get() {
     CheckProcess(pid, "this loom.Client");
     if (!c) throw std::runtime_error("the loom.Client is closed");
-    return *c;
+    return c;
   }
-  std::shared_ptr<GpuReader> Reader(int device) {
+  // The device's reader, made on first use. Called without the GIL: making one initializes
+  // CUDA, and gpu_mu must never be waited for while holding the GIL.
+  Result<std::shared_ptr<GpuReader>> Reader(int device) {
     std::lock_guard<std::mutex> g(gpu_mu);
     auto& r = gpu[device];
-    if (!r) r = std::shared_ptr<GpuReader>(Check(GpuReader::Create(device, gpu_staging_bytes, gpu_buffers)));
+    if (!r) {
+      auto made = GpuReader::Create(device, gpu_staging_bytes, gpu_buffers);
+      if (!made.ok()) {
+        gpu.erase(device);
+        return made.status();
+      }
+      r = std::move(*made);
+    }
     return r;
   }
 };
@@ -105,10 +115,12 @@ struct PyFile {
     DropInOwner(pid, f);
     DropInOwner(pid, client);
   }
-  File& get() {
+  // A reference of the caller's own: a close() on another thread must not free the File
+  // under a call that released the GIL.
+  std::shared_ptr<File> get() {
     CheckProcess(pid, "this loom.File");
     if (!f) throw std::runtime_error("I/O on a closed loom.File");
-    return *f;
+    return f;
   }
 };
 
@@ -258,7 +270,8 @@ py::bytes ReadBytes(File& f, uint64_t off, size_t n) {
 
 std::shared_ptr<PyFile> OpenFile(PyClient& self, const std::string& path, const std::string& mode) {
   OpenFlags flags = ParseMode(mode);
-  Client& c = self.get();
+  std::shared_ptr<Client> held = self.get();
+  Client& c = *held;
   auto f = Check(NoGil([&] { return c.Open(path, flags); }));
   auto pf = std::make_shared<PyFile>();
   pf->f = std::move(f);
@@ -271,15 +284,18 @@ std::shared_ptr<PyFile> OpenFile(PyClient& self, const std::string& path, const 
 size_t ReadToDevice(PyClient& self, py::object src, uint64_t offset, size_t nbytes, uintptr_t ptr,
                     int device) {
   std::shared_ptr<PyFile> owned;
-  File* f;
+  std::shared_ptr<File> f;
   if (py::isinstance<py::str>(src)) {
     owned = OpenFile(self, src.cast<std::string>(), "r");
-    f = owned->f.get();
+    f = owned->f;
   } else {
-    f = &src.cast<PyFile&>().get();
+    f = src.cast<PyFile&>().get();
   }
-  std::shared_ptr<GpuReader> reader = self.Reader(device);
-  auto r = NoGil([&] { return reader->Read(*f, offset, nbytes, reinterpret_cast<void*>(ptr)); });
+  auto r = NoGil([&]() -> Result<size_t> {
+    auto reader = self.Reader(device);
+    if (!reader.ok()) return reader.status();
+    return (*reader)->Read(*f, offset, nbytes, reinterpret_cast<void*>(ptr));
+  });
   if (owned) (void)NoGil([&] { return owned->f->Close(); });
   return Check(std::move(r));
 }
@@ -330,14 +346,15 @@ PYBIND11_MODULE(_loom, m) {
       .def("__len__", [](const PyBuffer& b) { return b.b.size; });
 
   py::class_<PyFile, std::shared_ptr<PyFile>>(m, "File", "An open Loom file (Client.open).")
-      .def_property_readonly("size", [](PyFile& f) { return f.get().size(); })
-      .def_property_readonly("path", [](PyFile& f) { return f.get().path(); })
+      .def_property_readonly("size", [](PyFile& f) { return f.get()->size(); })
+      .def_property_readonly("path", [](PyFile& f) { return f.get()->path(); })
       .def_property_readonly("mode", [](PyFile& f) { return f.mode; })
       .def_property_readonly("closed", [](PyFile& f) { return !f.f; })
       .def(
           "pread",
           [](PyFile& self, uint64_t off, int64_t n) {
-            File& f = self.get();
+            std::shared_ptr<File> held = self.get();
+            File& f = *held;
             if (n < 0) {
               uint64_t size = f.size();
               n = off >= size ? 0 : static_cast<int64_t>(size - off);
@@ -349,7 +366,8 @@ PYBIND11_MODULE(_loom, m) {
       .def(
           "readinto",
           [](PyFile& self, uint64_t off, py::object buffer) {
-            File& f = self.get();
+            std::shared_ptr<File> held = self.get();
+            File& f = *held;
             BufferView v(buffer, true);
             auto r = NoGil([&] { return f.Read(off, v.data(), v.size()); });
             return Check(std::move(r));
@@ -360,18 +378,21 @@ PYBIND11_MODULE(_loom, m) {
       .def(
           "pwrite",
           [](PyFile& self, uint64_t off, py::object data) {
-            File& f = self.get();
+            std::shared_ptr<File> held = self.get();
+            File& f = *held;
             BufferView v(data, false);
             auto r = NoGil([&] { return f.Write(off, v.data(), v.size()); });
             return Check(std::move(r));
           },
           py::arg("offset"), py::arg("data"))
       .def("sync", [](PyFile& self) {
-        File& f = self.get();
+        std::shared_ptr<File> held = self.get();
+            File& f = *held;
         Check(NoGil([&] { return f.Sync(); }));
       })
       .def("layout", [](PyFile& self) {
-        File& f = self.get();
+        std::shared_ptr<File> held = self.get();
+            File& f = *held;
         return LayoutDict(Check(NoGil([&] { return f.Layout(); })));
       })
       .def("close", [](PyFile& self) {
@@ -456,35 +477,41 @@ PYBIND11_MODULE(_loom, m) {
            py::arg("connections_per_ds") = 2, py::arg("pnfs") = true,
            py::arg("io_size") = py::none(), py::arg("client_name") = py::none(),
            py::arg("gpu_staging_bytes") = size_t{8u << 20}, py::arg("gpu_buffers") = 4)
-      .def_property_readonly("mds_address", [](PyClient& s) { return s.get().mds_address(); })
+      .def_property_readonly("mds_address", [](PyClient& s) { return s.get()->mds_address(); })
       .def("stat", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              return Check(NoGil([&] { return c.Stat(p); }));
            }, py::arg("path"))
       .def("exists", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              auto r = NoGil([&] { return c.Stat(p); });
              if (!r.ok() && r.status().code() == Errc::kNotFound) return false;
              Check(r.status());
              return true;
            }, py::arg("path"))
       .def("scandir", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              return Check(NoGil([&] { return c.List(p); }));
            }, py::arg("path") = "/")
       .def("listdir", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              auto entries = Check(NoGil([&] { return c.List(p); }));
              std::vector<std::string> names;
              for (auto& e : entries) names.push_back(std::move(e.name));
              return names;
            }, py::arg("path") = "/")
       .def("mkdir", [](PyClient& s, const std::string& p, uint32_t mode) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              Check(NoGil([&] { return c.Mkdir(p, mode); }));
            }, py::arg("path"), py::arg("mode") = 0755)
       .def("makedirs", [](PyClient& s, const std::string& p, uint32_t mode, bool exist_ok) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              if (!exist_ok) {
                auto st = NoGil([&] { return c.Stat(p); });
                if (st.ok()) Raise(Status(Errc::kExists, p));
@@ -492,31 +519,38 @@ PYBIND11_MODULE(_loom, m) {
              Check(NoGil([&] { return c.MkdirAll(p, mode); }));
            }, py::arg("path"), py::arg("mode") = 0755, py::arg("exist_ok") = false)
       .def("remove", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              Check(NoGil([&] { return c.Remove(p); }));
            }, py::arg("path"))
       .def("rename", [](PyClient& s, const std::string& a, const std::string& b) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              Check(NoGil([&] { return c.Rename(a, b); }));
            }, py::arg("src"), py::arg("dst"))
       .def("symlink", [](PyClient& s, const std::string& target, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              Check(NoGil([&] { return c.Symlink(target, p); }));
            }, py::arg("target"), py::arg("path"))
       .def("readlink", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              return Check(NoGil([&] { return c.Readlink(p); }));
            }, py::arg("path"))
       .def("chmod", [](PyClient& s, const std::string& p, uint32_t mode) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              Check(NoGil([&] { return c.Chmod(p, mode); }));
            }, py::arg("path"), py::arg("mode"))
       .def("truncate", [](PyClient& s, const std::string& p, uint64_t size) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              Check(NoGil([&] { return c.Truncate(p, size); }));
            }, py::arg("path"), py::arg("size"))
       .def("statfs", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              FsStat f = Check(NoGil([&] { return c.StatFs(p); }));
              py::dict d;
              d["total_bytes"] = f.total_bytes;
@@ -527,7 +561,8 @@ PYBIND11_MODULE(_loom, m) {
              return d;
            }, py::arg("path") = "/")
       .def("layout", [](PyClient& s, const std::string& p) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              return LayoutDict(Check(NoGil([&] { return c.Layout(p); })));
            }, py::arg("path"))
       .def("open", &OpenFile, py::arg("path"), py::arg("mode") = "r",
@@ -540,7 +575,8 @@ PYBIND11_MODULE(_loom, m) {
              return b;
            }, py::arg("path"), "The whole file as bytes.")
       .def("write_file", [](PyClient& s, const std::string& p, py::object data, uint32_t mode) {
-             Client& c = s.get();
+             std::shared_ptr<Client> held = s.get();
+             Client& c = *held;
              BufferView v(data, false);
              OpenFlags flags = ParseMode("w");
              flags.mode = mode;
@@ -556,7 +592,7 @@ PYBIND11_MODULE(_loom, m) {
              return Check(std::move(r));
            }, py::arg("path"), py::arg("data"), py::arg("mode") = 0644,
            "Creates or replaces the file with `data`; the bytes are stable when it returns.")
-      .def("stats", [](PyClient& s) { return StatsDict(s.get().stats()); })
+      .def("stats", [](PyClient& s) { return StatsDict(s.get()->stats()); })
       .def("prefetch",
            [](PyClient& s, const std::vector<std::tuple<std::string, uint64_t, int64_t>>& items,
               size_t budget_bytes, size_t max_ahead, int open_threads, size_t piece_bytes) {
@@ -585,12 +621,11 @@ PYBIND11_MODULE(_loom, m) {
            py::arg("ptr"), py::arg("device"),
            "Reads nbytes of src (a path or File) at offset into device memory at ptr.")
       .def("gpu_stats", [](PyClient& s, int device) {
-             std::shared_ptr<GpuReader> r;
-             {
+             std::shared_ptr<GpuReader> r = NoGil([&] {  // gpu_mu: never waited for with the GIL
                std::lock_guard<std::mutex> g(s.gpu_mu);
                auto it = s.gpu.find(device);
-               if (it != s.gpu.end()) r = it->second;
-             }
+               return it != s.gpu.end() ? it->second : nullptr;
+             });
              py::dict d;
              d["last"] = GpuStatsDict(r ? r->last_stats() : GpuReadStats());
              d["total"] = GpuStatsDict(r ? r->total_stats() : GpuReadStats());
@@ -599,12 +634,14 @@ PYBIND11_MODULE(_loom, m) {
       .def("close", [](PyClient& s) {
         CheckProcess(s.pid, "this loom.Client");
         if (!s.c) return;
-        {
-          std::lock_guard<std::mutex> g(s.gpu_mu);
-          s.gpu.clear();
-        }
         std::shared_ptr<Client> c = s.c;
-        NoGil([&] { c->Close(); });
+        NoGil([&] {
+          {
+            std::lock_guard<std::mutex> g(s.gpu_mu);
+            s.gpu.clear();
+          }
+          c->Close();
+        });
         s.c.reset();
       });
 

@@ -42,44 +42,30 @@ void Prefetcher::OpenerLoop() {
              (next_open_ < items_.size() && next_open_ < next_out_ + opts_.max_ahead);
     });
     if (!to_close_.empty()) {
-      std::shared_ptr<File> f = std::move(to_close_.front());
+      auto [path, f] = std::move(to_close_.front());
       to_close_.pop_front();
+      ++busy_[path];
       g.unlock();
       // A read-only file: nothing to flush, so a failed CLOSE loses nothing the consumer
       // could act on (the server drops the state with the lease).
       (void)f->Close();
       f.reset();
       g.lock();
+      if (--busy_[path] == 0) busy_.erase(path);
+      cv_.notify_all();
       continue;
     }
     if (stopping_) return;
     const size_t i = next_open_++;
     slots_[i] = std::make_unique<Slot>();
     const PrefetchItem& item = items_[i];
+    Result<std::shared_ptr<File>> opened = Acquire(g, item.path);
     std::shared_ptr<File> f;
     Status st;
-    if (auto o = open_.find(item.path); o != open_.end()) {
-      ++o->second.users;
-      f = o->second.file;
+    if (opened.ok()) {
+      f = std::move(*opened);
     } else {
-      g.unlock();
-      client::OpenFlags flags;  // read-only
-      auto r = client_->Open(item.path, flags);
-      g.lock();
-      ++stats_.opens;
-      if (r.ok()) {
-        if (auto o2 = open_.find(item.path); o2 != open_.end()) {
-          // Another opener got there first: use its open, close ours.
-          to_close_.push_back(std::move(*r));
-          ++o2->second.users;
-          f = o2->second.file;
-        } else {
-          open_[item.path] = OpenFile{*r, 1};
-          f = *r;
-        }
-      } else {
-        st = r.status();
-      }
+      st = opened.status();
     }
     Slot& s = *slots_[i];
     if (f) {
@@ -104,6 +90,39 @@ void Prefetcher::OpenerLoop() {
       g.lock();
     }
   }
+}
+
+Result<std::shared_ptr<File>> Prefetcher::Acquire(std::unique_lock<std::mutex>& g,
+                                                  const std::string& path) {
+  for (;;) {
+    if (auto o = open_.find(path); o != open_.end()) {
+      ++o->second.users;
+      return o->second.file;
+    }
+    // Waiting to be closed: take it back instead.
+    for (auto q = to_close_.begin(); q != to_close_.end(); ++q) {
+      if (q->first == path) {
+        std::shared_ptr<File> f = std::move(q->second);
+        to_close_.erase(q);
+        open_[path] = OpenFile{f, 1};
+        return f;
+      }
+    }
+    if (stopping_) return Status(Errc::kInvalid, "the prefetcher is closed");
+    if (busy_.count(path) == 0) break;
+    cv_.wait(g);  // another opener is opening or closing this path
+  }
+  ++busy_[path];
+  g.unlock();
+  client::OpenFlags flags;  // read-only
+  auto r = client_->Open(path, flags);
+  g.lock();
+  if (--busy_[path] == 0) busy_.erase(path);
+  ++stats_.opens;
+  cv_.notify_all();
+  if (!r.ok()) return r.status();
+  open_[path] = OpenFile{*r, 1};
+  return std::move(*r);
 }
 
 std::vector<Prefetcher::PendingRead> Prefetcher::TakeIssuable() {
@@ -166,7 +185,7 @@ void Prefetcher::OnRead(size_t index, size_t piece_off, size_t want, Status st, 
 void Prefetcher::ReleaseFile(const std::string& path) {
   auto o = open_.find(path);
   if (o == open_.end() || --o->second.users > 0) return;
-  to_close_.push_back(std::move(o->second.file));
+  to_close_.emplace_back(path, std::move(o->second.file));
   open_.erase(o);
   cv_.notify_all();
 }
@@ -213,7 +232,7 @@ void Prefetcher::Close() {
   {
     std::lock_guard<std::mutex> g(mu_);
     for (auto& [path, o] : open_) files.push_back(std::move(o.file));
-    for (auto& f : to_close_) files.push_back(std::move(f));
+    for (auto& [path, f] : to_close_) files.push_back(std::move(f));
     open_.clear();
     to_close_.clear();
     slots_.clear();

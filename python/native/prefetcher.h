@@ -11,7 +11,9 @@
 //
 // Opens are metadata calls (the client API has them only synchronous): a few opener threads
 // run them ahead of the reads, up to `max_ahead` items past the consumer. Items of the same
-// path share one open while both are in the window.
+// path share one open while both are in the window, and one path is never opened and closed
+// at the same time: NFSv4 opens of one file by one open-owner share a single open stateid
+// (RFC 8881 §9.1.2, §18.16.4), so a CLOSE racing a second OPEN would end both.
 //
 // Thread-safety: Next() and Close() from one consumer thread at a time; stats() from any.
 #pragma once
@@ -85,6 +87,9 @@ class Prefetcher {
   };
 
   void OpenerLoop();
+  // The open of `path` for one more item (mu_ held; released while an OPEN is sent).
+  Result<std::shared_ptr<client::File>> Acquire(std::unique_lock<std::mutex>& g,
+                                                const std::string& path);
   // Starts reads for opened items in order while the budget allows. Called with mu_ held;
   // returns the reads to start once it is released (a read may complete inline).
   struct PendingRead {
@@ -108,7 +113,8 @@ class Prefetcher {
   std::condition_variable cv_;  // slot state changes, window moves, stop
   std::unordered_map<size_t, std::unique_ptr<Slot>> slots_;  // the window
   std::unordered_map<std::string, OpenFile> open_;
-  std::deque<std::shared_ptr<client::File>> to_close_;
+  std::deque<std::pair<std::string, std::shared_ptr<client::File>>> to_close_;
+  std::unordered_map<std::string, int> busy_;  // paths with an OPEN or CLOSE in progress
   size_t next_open_ = 0, next_issue_ = 0, next_out_ = 0;
   size_t held_ = 0, inflight_ = 0;
   bool stopping_ = false, closed_ = false;

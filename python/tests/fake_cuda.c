@@ -312,3 +312,8 @@ long fake_cuda_copies(void) { return copies; }
 long fake_cuda_copy_bytes(void) { return copy_bytes; }
 long fake_cuda_max_queued(void) { return max_queued; }
 long fake_cufile_reads(void) { return cufile_reads; }
+void fake_cuda_reset_max_queued(void) {
+  pthread_mutex_lock(&mu);
+  max_queued = 0;
+  pthread_mutex_unlock(&mu);
+}

@@ -383,7 +383,7 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
       auto o = s4::Op(OP_OPEN);
       o.opopen = std::make_unique<OPEN4args>();
       o.opopen->share_access = f->share_access;
-      o.opopen->owner.owner = Bytes::Copy(OwnerName());
+      o.opopen->owner.owner = Bytes::Copy(f->owner);
       o.opopen->openhow.opentype = OPEN4_NOCREATE;
       o.opopen->claim.claim = CLAIM_PREVIOUS;
       o.opopen->claim.delegate_type = OPEN_DELEGATE_NONE;
@@ -397,7 +397,7 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
   }
 
  public:
-  std::string OwnerName() const { return "libloom-open-owner"; }
+  std::string NextOwner() { return "libloom-open-" + std::to_string(next_owner_.fetch_add(1)); }
 
  private:
   Options opts_;
@@ -409,6 +409,7 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
   bool closed_ = false;
   std::mutex open_mu_;
   std::map<FileState*, std::weak_ptr<FileState>> open_;
+  std::atomic<uint64_t> next_owner_{1};
 };
 
 class FileImpl : public File {
@@ -467,7 +468,8 @@ Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const Op
   OPEN4args& a = *o.opopen;
   a.share_access = (flags.read ? OPEN4_SHARE_ACCESS_READ : 0) | (flags.write ? OPEN4_SHARE_ACCESS_WRITE : 0);
   a.share_deny = OPEN4_SHARE_DENY_NONE;
-  a.owner.owner = Bytes::Copy(OwnerName());
+  const std::string owner = NextOwner();
+  a.owner.owner = Bytes::Copy(owner);
   if (flags.create) {
     a.openhow.opentype = OPEN4_CREATE;
     // GUARDED4 fails with NFS4ERR_EXIST if the name exists (RFC 8881 §18.16.3); a racing
@@ -485,6 +487,7 @@ Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const Op
   auto st = std::make_shared<FileState>();
   st->path = Display(path);
   st->share_access = share_access;
+  st->owner = owner;
   const size_t n = r->resarray.size();
   st->set_open_stateid(r->resarray[n - 3].opopen->resok4.stateid, session_->epoch());
   st->fh = r->resarray[n - 2].opgetfh->resok4.object;

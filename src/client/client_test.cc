@@ -255,6 +255,52 @@ TEST_F(ClientTest, AnUnreachableServerFailsInWords) {
   EXPECT_EQ(lc::Client::Connect(o).status().code(), lc::Errc::kInvalid);
 }
 
+TEST_F(ClientTest, OpensOfOneFileAreIndependent) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  lc::OpenFlags wr;
+  wr.write = true;
+  wr.create = true;
+  const std::string data = "shared by many opens";
+  {
+    auto f = c->Open("/x", wr);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f.value()->Write(0, data.data(), data.size()).ok());
+    ASSERT_TRUE(f.value()->Close().ok());
+  }
+  // Two opens at once: closing one leaves the other usable (each has its own open-owner and
+  // stateid; with one owner they would share a stateid that the first CLOSE ends).
+  auto a = c->Open("/x", lc::OpenFlags{});
+  auto b = c->Open("/x", lc::OpenFlags{});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a.value()->Close().ok());
+  std::string buf(data.size(), '\0');
+  auto n = b.value()->Read(0, buf.data(), buf.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(buf, data);
+  ASSERT_TRUE(b.value()->Close().ok());
+  // Many threads opening, reading and closing the same file through one client.
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 40; i++) {
+        auto f = c->Open("/x", lc::OpenFlags{});
+        if (!f.ok()) {
+          failures++;
+          continue;
+        }
+        std::string got(data.size(), '\0');
+        auto r = f.value()->Read(0, got.data(), got.size());
+        if (!r.ok() || got != data) failures++;
+        if (!f.value()->Close().ok()) failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
 int CountEntry(void* arg, const char* name, const loom_stat_t* st) {
   auto* names = static_cast<std::set<std::string>*>(arg);
   names->insert(std::string(name) + (st->type == 2 ? "/" : ""));

@@ -14,6 +14,10 @@ using namespace loom::nfs4;  // the generated NFSv4 types (nfs_argop4, stateid4,
 
 struct FileState {
   std::string path;
+  // The open-owner of this open (RFC 8881 §9.1.2): one per File, so that two Files of the same
+  // file hold separate open stateids (one owner would share one stateid, which each OPEN bumps
+  // and the first CLOSE ends).
+  std::string owner;
   Bytes fh;                 // the metadata server's nfs_fh4
   uint32_t share_access = 0;  // OPEN4_SHARE_ACCESS_READ / _WRITE / _BOTH
   std::atomic<uint64_t> size{0};  // the server's at open, grown by our writes
