@@ -36,7 +36,7 @@
 # DIR/ctl.ID.res (first line "ok" or "error: ...").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-DIR= PORT=2049 NDS=1 LEASE=90 GRACE= BIN=${LOOM_BIN:-$here/build/apps} MDS_EXPORTS=
+DIR= PORT=20490 NDS=1 LEASE=90 GRACE= BIN=${LOOM_BIN:-$here/build/apps} MDS_EXPORTS=
 ADVERTISE= MDS_ARGS= DS_ARGS= DS_TRUST=127.0.0.1 CTL=
 while [ $# -gt 0 ]; do
   case "$1" in

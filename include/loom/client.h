@@ -114,7 +114,8 @@ struct Options {
   // Bytes written but not yet committed that one open file may hold for resending after a
   // data-server restart; a write past it commits first.
   size_t max_uncommitted_bytes = 64u << 20;
-  // A label for this client in the server's records (default: "libloom/<host>/<pid>").
+  // A label for this client in the server's records; the owner string sent is
+  // "<label>/<host>/<pid>/<random>", unique per Client (default label "libloom").
   std::string client_name;
 };
 

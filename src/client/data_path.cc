@@ -27,6 +27,34 @@ constexpr Verf kMixedVerf = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe};
 
 int64_t NowMs() { return rpc::NowMs(); }
 
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+nfstime4 Nfstime(int64_t ns) {
+  nfstime4 t;
+  t.seconds = ns / 1000000000;
+  t.nseconds = static_cast<uint32_t>(ns % 1000000000);
+  return t;
+}
+
+// "host:port" / "[v6]:port" -> a universal address (RFC 5665 §5.2.3.3) for ff_layoutupdate4.
+netaddr4 UniversalAddress(const std::string& address) {
+  netaddr4 na;
+  na.na_r_netid = "tcp";
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return na;
+  std::string host = address.substr(0, colon);
+  const unsigned port = static_cast<unsigned>(std::strtoul(address.c_str() + colon + 1, nullptr, 10));
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.size() - 2);
+    na.na_r_netid = "tcp6";
+  }
+  na.na_r_addr = host + "." + std::to_string(port >> 8) + "." + std::to_string(port & 255);
+  return na;
+}
+
 void GrowSize(FileState& f, uint64_t end) {
   uint64_t cur = f.size.load();
   while (cur < end && !f.size.compare_exchange_weak(cur, end)) {
@@ -114,9 +142,39 @@ struct WrittenFile {
   uint64_t stripe_unit = 0;
 };
 
+// RFC 8435 §8 (ff_io_latency4): one direction of I/O to one data server.
+struct IoCount {
+  uint64_t ops_req = 0, bytes_req = 0, ops_done = 0, bytes_done = 0, not_delivered = 0;
+  int64_t completion_ns = 0;  // summed over the completed operations
+};
+
+// I/O of one file to one data server under one layout (LAYOUTSTATS counts are per layout).
+struct DsStats {
+  IoCount rd, wr;
+  std::string address;
+  Bytes fh;  // a data file of the file on that server (owned)
+  int inflight = 0;
+  int64_t busy_since_ns = 0, busy_ns = 0;  // time with at least one operation outstanding
+};
+
 struct FileCtx {
   std::mutex mu;  // guards everything below but fetch_mu
+  std::weak_ptr<FileState> file;
   std::shared_ptr<const Layout> layout;
+  // I/O operations that started on a layout and have not finished; `idle` is signalled when
+  // it falls to zero (a recalled layout goes back once they are done).
+  int active = 0;
+  std::condition_variable idle;
+  bool fetching = false;   // a LAYOUTGET is in flight
+  // A recalled layout waits for its I/O and goes back (CB_LAYOUTRECALL, RFC 8881 §12.5.5):
+  // meanwhile I/O goes through the MDS and no LAYOUTGET is sent (the MDS would answer
+  // RECALLCONFLICT, §12.5.5.2.1).
+  bool recalling = false;
+  std::shared_ptr<const Layout> recalled;
+  std::map<DeviceId, DsStats> stats;  // of `layout`, since it was granted
+  int64_t stats_since_ns = 0;
+  int64_t stats_sent_ms = 0;
+  bool stats_dirty = false;
   bool none = false;  // no layout: through the MDS until retry_ms (or a new epoch)
   int64_t retry_ms = 0;
   uint64_t none_epoch = 0;
@@ -146,6 +204,7 @@ struct IoOp {
   std::vector<std::pair<uint64_t, uint32_t>> failed;  // writes: pieces to redo (offset, length)
   std::shared_ptr<Extent> ext;
   std::shared_ptr<const Layout> layout;
+  bool counted = false;  // in FileCtx::active
   void Fail(const Status& s) {
     std::lock_guard<std::mutex> g(mu);
     if (status.ok()) status = s;
@@ -155,8 +214,29 @@ using OpPtr = std::shared_ptr<IoOp>;
 
 struct DataPath::Impl {
   Impl(Session* s, const Options& o, Counters* k)
-      : session(s), opts(o), counters(k), layouts(s, o, k), workers(std::make_unique<rpc::WorkerPool>(4)) {}
+      : session(s), opts(o), counters(k), layouts(s, o, k), workers(std::make_unique<rpc::WorkerPool>(4)) {
+    guard->d = this;
+    std::shared_ptr<Guard> gd = guard;
+    session->SetCallbackHandler([gd](const nfs_cb_argop4& op) {
+      std::lock_guard<std::mutex> g(gd->mu);
+      return gd->d ? gd->d->OnCallback(op) : NFS4ERR_NOTSUPP;
+    });
+    if (opts.pnfs && session->minor_version() >= 2) {
+      session->loop()->Every(1000, [gd] {
+        std::lock_guard<std::mutex> g(gd->mu);
+        if (!gd->d) return false;
+        gd->d->SendStats();
+        return true;
+      });
+    }
+  }
   ~Impl() {
+    {
+      // No callback or statistics tick runs into this object from now on.
+      std::lock_guard<std::mutex> g(guard->mu);
+      guard->d = nullptr;
+    }
+    session->SetCallbackHandler(nullptr);
     layouts.CloseAll();  // calls in flight fail; new ones fail at once
     layouts.JoinAll();   // no data-server callback runs after this
     {
@@ -167,6 +247,12 @@ struct DataPath::Impl {
     layouts.JoinAll();  // and the threads of connections those tasks opened
   }
 
+  // Lets the session's callbacks and timer reach this object while it lives.
+  struct Guard {
+    std::mutex mu;
+    Impl* d = nullptr;
+  };
+  std::shared_ptr<Guard> guard = std::make_shared<Guard>();
   Session* const session;
   const Options opts;
   Counters* const counters;
@@ -182,7 +268,25 @@ struct DataPath::Impl {
 
   // --- files and layouts
   Shard& ShardOf(const FileState* f) { return shards[(reinterpret_cast<uintptr_t>(f) >> 6) % shards.size()]; }
-  std::shared_ptr<FileCtx> Ctx(const FileState* f, bool create = true);
+  std::shared_ptr<FileCtx> Ctx(const std::shared_ptr<FileState>& f, bool create = true);
+  // The op runs on `l` (counted in FileCtx::active); false when the file's layout is being
+  // recalled, and the op goes through the MDS instead.
+  bool Begin(const OpPtr& op);
+  void End(const OpPtr& op);
+
+  // --- callbacks (RFC 8881 §20) and statistics (RFC 7862 §15.7)
+  nfsstat4 OnCallback(const nfs_cb_argop4& op);
+  nfsstat4 OnLayoutRecall(const CB_LAYOUTRECALL4args& a);
+  nfsstat4 OnRecallAny(const CB_RECALL_ANY4args& a);
+  nfsstat4 OnNotifyDeviceId(const CB_NOTIFY_DEVICEID4args& a);
+  // Takes the file's layout out of use for a recall; false when it holds none that matches.
+  bool Detach(const std::shared_ptr<FileCtx>& c, layoutiomode4 iomode);
+  void ReturnRecalled(const std::shared_ptr<FileCtx>& c, const std::shared_ptr<FileState>& f);
+  int64_t StatsStart(FileCtx& c, const DataFile& df, bool write, uint32_t n);
+  void StatsDone(FileCtx& c, const DataFile& df, bool write, uint32_t n, uint32_t done, int64_t t0);
+  // The statistics of `l` as ff_iostats4 (c.mu held); `reset` starts a new period.
+  std::vector<ff_iostats4> StatsOf(FileCtx& c, const Layout& l);
+  void SendStats();
   std::shared_ptr<const Layout> Current(FileCtx& c, bool* need_fetch);
   std::shared_ptr<const Layout> Refresh(FileCtx& c, const FileState& f, const Layout* failed);
   void Defer(std::function<void()> fn);
@@ -225,15 +329,31 @@ struct DataPath::Impl {
 
 // ------------------------------------------------------------------ files and layouts
 
-std::shared_ptr<FileCtx> DataPath::Impl::Ctx(const FileState* f, bool create) {
-  Shard& s = ShardOf(f);
+std::shared_ptr<FileCtx> DataPath::Impl::Ctx(const std::shared_ptr<FileState>& f, bool create) {
+  Shard& s = ShardOf(f.get());
   std::lock_guard<std::mutex> g(s.mu);
-  auto it = s.files.find(f);
+  auto it = s.files.find(f.get());
   if (it != s.files.end()) return it->second;
   if (!create) return nullptr;
   auto c = std::make_shared<FileCtx>();
-  s.files.emplace(f, c);
+  c->file = f;
+  s.files.emplace(f.get(), c);
   return c;
+}
+
+bool DataPath::Impl::Begin(const OpPtr& op) {
+  std::lock_guard<std::mutex> g(op->c->mu);
+  if (op->c->recalling) return false;
+  op->c->active++;
+  op->counted = true;
+  return true;
+}
+
+void DataPath::Impl::End(const OpPtr& op) {
+  if (!op->counted) return;
+  op->counted = false;
+  std::lock_guard<std::mutex> g(op->c->mu);
+  if (--op->c->active == 0) op->c->idle.notify_all();
 }
 
 void DataPath::Impl::Defer(std::function<void()> fn) {
@@ -251,6 +371,7 @@ std::shared_ptr<const Layout> DataPath::Impl::Current(FileCtx& c, bool* need_fet
   const uint64_t epoch = session->epoch();
   std::lock_guard<std::mutex> g(c.mu);
   *need_fetch = false;
+  if (c.recalling) return nullptr;
   if (c.layout && c.layout->epoch == epoch) return c.layout;
   if (!c.layout && c.none && c.none_epoch == epoch && NowMs() < c.retry_ms) return nullptr;
   *need_fetch = true;
@@ -262,21 +383,30 @@ std::shared_ptr<const Layout> DataPath::Impl::Refresh(FileCtx& c, const FileStat
   const uint64_t epoch = session->epoch();
   std::shared_ptr<const Layout> old;
   std::vector<IoError> errors;
+  std::vector<ff_iostats4> stats;
   {
     std::lock_guard<std::mutex> g(c.mu);
+    if (c.recalling) return nullptr;  // through the MDS until the recalled layout is back
     if (c.layout && c.layout->epoch == epoch && c.layout.get() != failed) return c.layout;
     if (!c.layout && c.none && c.none_epoch == epoch && NowMs() < c.retry_ms) return nullptr;
     old = std::move(c.layout);
     errors.swap(c.errors);
+    if (old) stats = StatsOf(c, *old);
+    c.fetching = true;
   }
   // The old layout goes back first (with what went wrong): the MDS recalls layouts when it
   // drops a mirror, and a recall waits for every holder, this client included.
-  if (old && old->epoch == epoch) (void)layouts.Return(f, *old, errors);
+  if (old && old->epoch == epoch) (void)layouts.Return(f, *old, errors, stats);
   const layoutiomode4 mode = (f.share_access & OPEN4_SHARE_ACCESS_WRITE) ? LAYOUTIOMODE4_RW : LAYOUTIOMODE4_READ;
   auto g = layouts.Get(f, mode);
   std::lock_guard<std::mutex> lg(c.mu);
+  c.fetching = false;
   if (g.ok() && g->layout) {
     c.layout = g->layout;
+    c.stats.clear();
+    c.stats_since_ns = NowNs();
+    c.stats_sent_ms = NowMs();
+    c.stats_dirty = false;
     c.none = false;
     c.no_mds_io = (g->layout->flags & FF_FLAGS_NO_IO_THRU_MDS) != 0;
     return c.layout;
@@ -321,6 +451,7 @@ void DataPath::Impl::NoteError(FileCtx& c, const FileState& f, const Layout& l, 
 // ------------------------------------------------------------------ reads
 
 void DataPath::Impl::StartRead(const OpPtr& op, std::shared_ptr<const Layout> l) {
+  if (!Begin(op)) return MdsRead(op);
   const uint32_t max_io = MaxIo(*l, false);
   const size_t mirrors = l->mirrors.size();
   std::vector<std::tuple<uint64_t, size_t, uint32_t>> pieces;
@@ -338,7 +469,9 @@ void DataPath::Impl::ReadPiece(const OpPtr& op, std::shared_ptr<const Layout> l,
                                uint32_t n, size_t m0, size_t tried, int round) {
   const size_t m = (m0 + tried) % l->mirrors.size();
   const DataFile& df = l->mirrors[m][l->StripeOf(fo)];
-  df.pool->Pick().Read(df.cred, df.fh, fo, n, dst, [this, op, l, fo, dst, n, m0, m, tried, round, &df](const DsReply& r) {
+  const int64_t t0 = StatsStart(*op->c, df, false, n);
+  df.pool->Pick().Read(df.cred, df.fh, fo, n, dst, [this, op, l, fo, dst, n, m0, m, tried, round, &df, t0](const DsReply& r) {
+    StatsDone(*op->c, df, false, n, r.ok() ? r.count : 0, t0);
     if (r.ok()) {
       counters->ds_read_bytes += r.count;
       if (tried > 0) counters->read_failovers++;
@@ -393,6 +526,7 @@ void DataPath::Impl::ReadDone(const OpPtr& op) {
     std::lock_guard<std::mutex> g(op->mu);
     s = op->status;
   }
+  End(op);
   op->cb(s, s.ok() ? std::min<uint64_t>(op->len, op->end.load()) : 0);
 }
 
@@ -443,6 +577,10 @@ bool DataPath::Impl::OverBudget(FileCtx& c, size_t len) {
 }
 
 void DataPath::Impl::StartWrite(const OpPtr& op, std::shared_ptr<const Layout> l) {
+  // A write that starts while the layout is being recalled goes through the MDS: the MDS may
+  // be about to copy the file's data elsewhere (a data move) and copies what its data servers
+  // hold when the layouts are back.
+  if (!Begin(op)) return MdsWrite(op);
   auto ext = std::make_shared<Extent>();
   ext->off = op->off;
   ext->len = op->len;
@@ -470,7 +608,9 @@ void DataPath::Impl::WritePiece(const OpPtr& op, std::shared_ptr<const Layout> l
                                 const uint8_t* src, uint32_t n) {
   const size_t s = l->StripeOf(fo);
   const DataFile& df = l->mirrors[m][s];
-  df.pool->Pick().Write(df.cred, df.fh, fo, src, n, 0 /* UNSTABLE */, [this, op, l, m, s, fo, src, n, &df](const DsReply& r) {
+  const int64_t t0 = StatsStart(*op->c, df, true, n);
+  df.pool->Pick().Write(df.cred, df.fh, fo, src, n, 0 /* UNSTABLE */, [this, op, l, m, s, fo, src, n, &df, t0](const DsReply& r) {
+    StatsDone(*op->c, df, true, n, r.ok() && r.count <= n ? r.count : 0, t0);
     if (r.ok() && r.count > 0 && r.count <= n) {
       counters->ds_write_bytes += r.count;
       {
@@ -521,6 +661,7 @@ void DataPath::Impl::WriteDone(const OpPtr& op) {
     }
   }
   if (s.ok()) GrowSize(*op->f, op->off + op->len);
+  End(op);
   op->cb(s, s.ok() ? op->len : 0);
 }
 
@@ -848,6 +989,247 @@ Status DataPath::Impl::SyncImpl(FileCtx& c, FileState& f) {
   return Status::Ok();
 }
 
+// ------------------------------------------------------------------ callbacks
+
+nfsstat4 DataPath::Impl::OnCallback(const nfs_cb_argop4& op) {
+  switch (op.argop) {
+    case OP_CB_LAYOUTRECALL:
+      return OnLayoutRecall(*op.opcblayoutrecall);
+    case OP_CB_RECALL_ANY:
+      return OnRecallAny(*op.opcbrecall_any);
+    case OP_CB_NOTIFY_DEVICEID:
+      return OnNotifyDeviceId(*op.opcbnotify_deviceid);
+    default:
+      return NFS4ERR_NOTSUPP;  // no delegations, no directory notifications
+  }
+}
+
+bool DataPath::Impl::Detach(const std::shared_ptr<FileCtx>& c, layoutiomode4 iomode) {
+  std::shared_ptr<FileState> f = c->file.lock();
+  if (!f) return false;
+  {
+    std::lock_guard<std::mutex> g(c->mu);
+    const auto& l = c->layout;
+    if (!l || l->epoch != session->epoch() || c->recalling) return false;
+    // §20.3.1: a recall of READ layouts leaves RW ones alone and the reverse; ANY takes both.
+    if (iomode != LAYOUTIOMODE4_ANY && iomode != l->iomode) return false;
+    c->recalled = std::move(c->layout);
+    c->recalling = true;
+  }
+  Defer([this, c, f] { ReturnRecalled(c, f); });
+  return true;
+}
+
+nfsstat4 DataPath::Impl::OnLayoutRecall(const CB_LAYOUTRECALL4args& a) {
+  if (a.clora_type != LAYOUT4_FLEX_FILES) return NFS4ERR_NOMATCHING_LAYOUT;
+  const bool one = a.clora_recall.lor_recalltype == LAYOUTRECALL4_FILE;
+  const Bytes* fh = one ? &a.clora_recall.lor_layout.lor_fh : nullptr;
+  // The files concerned. FSID: loom-mds serves one file system, so it is every file (ALL).
+  std::vector<std::shared_ptr<FileCtx>> targets;
+  for (auto& sh : shards) {
+    std::lock_guard<std::mutex> g(sh.mu);
+    for (auto& [fs, c] : sh.files) {
+      if (fh) {
+        auto f = c->file.lock();
+        if (!f || f->fh.size != fh->size || std::memcmp(f->fh.data, fh->data, fh->size) != 0) continue;
+      }
+      targets.push_back(c);
+    }
+  }
+  // §12.5.5.2.1: a recall may overtake the reply to a LAYOUTGET the server answered before it
+  // (the recall's stateid seqid is then ahead of ours). The layout that reply brings is
+  // recalled too: the server is asked to send the recall again once the reply is in.
+  for (const auto& c : targets) {
+    std::lock_guard<std::mutex> g(c->mu);
+    if (c->fetching) return NFS4ERR_DELAY;
+  }
+  bool any = false;
+  for (const auto& c : targets) any |= Detach(c, a.clora_iomode);
+  // §20.3.3: nothing of it here (returned already, or never held): the server may take it as
+  // returned.
+  return any ? NFS4_OK : NFS4ERR_NOMATCHING_LAYOUT;
+}
+
+nfsstat4 DataPath::Impl::OnRecallAny(const CB_RECALL_ANY4args& a) {
+  // §20.6 with RFC 8435 §7: bits 16 and 17 of the mask name flexible-file READ and RW layouts.
+  auto bit = [&](uint32_t b) { return a.craa_type_mask.size() > b / 32 && (a.craa_type_mask[b / 32] >> (b % 32)) & 1; };
+  const bool rd = bit(PNFS_FF_RCA4_TYPE_MASK_READ), rw = bit(PNFS_FF_RCA4_TYPE_MASK_RW);
+  if (!rd && !rw) return NFS4_OK;  // nothing of the kinds it wants back
+  std::vector<std::shared_ptr<FileCtx>> held;
+  for (auto& sh : shards) {
+    std::lock_guard<std::mutex> g(sh.mu);
+    for (auto& [fs, c] : sh.files) {
+      std::lock_guard<std::mutex> cg(c->mu);
+      if (!c->layout || c->fetching) continue;
+      if ((c->layout->iomode == LAYOUTIOMODE4_READ && rd) || (c->layout->iomode == LAYOUTIOMODE4_RW && rw))
+        held.push_back(c);
+    }
+  }
+  // Keep craa_objects_to_keep of them; the others go back (the next I/O asks again).
+  for (size_t i = a.craa_objects_to_keep; i < held.size(); i++) (void)Detach(held[i], LAYOUTIOMODE4_ANY);
+  return NFS4_OK;
+}
+
+nfsstat4 DataPath::Impl::OnNotifyDeviceId(const CB_NOTIFY_DEVICEID4args& a) {
+  // §20.12: each notify4 holds, for each bit of its mask in order, an XDR-encoded
+  // notify_deviceid_change4 (bit 1) or notify_deviceid_delete4 (bit 2). Either way the cached
+  // address goes; the next layout naming the device asks GETDEVICEINFO again.
+  for (const notify4& n : a.cnda_changes) {
+    xdr::Decoder d(n.notify_vals.data, n.notify_vals.size, n.notify_vals.owner);
+    for (uint32_t b = 0; b < 32 * n.notify_mask.size(); b++) {
+      if (!((n.notify_mask[b / 32] >> (b % 32)) & 1)) continue;
+      if (b == NOTIFY_DEVICEID4_CHANGE) {
+        notify_deviceid_change4 ch;
+        if (!xdr_decode(d, ch)) return NFS4ERR_BADXDR;
+        if (ch.ndc_layouttype == LAYOUT4_FLEX_FILES) layouts.ForgetDevice(ch.ndc_deviceid);
+      } else if (b == NOTIFY_DEVICEID4_DELETE) {
+        notify_deviceid_delete4 del;
+        if (!xdr_decode(d, del)) return NFS4ERR_BADXDR;
+        if (del.ndd_layouttype == LAYOUT4_FLEX_FILES) layouts.ForgetDevice(del.ndd_deviceid);
+      } else {
+        return NFS4ERR_INVAL;  // a notification type this client never asked for
+      }
+    }
+  }
+  return NFS4_OK;
+}
+
+void DataPath::Impl::ReturnRecalled(const std::shared_ptr<FileCtx>& c, const std::shared_ptr<FileState>& f) {
+  {
+    // In-flight I/O on the layout finishes first (§12.5.5.1: the client completes or abandons
+    // it before LAYOUTRETURN). New I/O goes through the MDS meanwhile.
+    std::unique_lock<std::mutex> g(c->mu);
+    c->idle.wait_for(g, std::chrono::milliseconds(opts.call_timeout_ms), [&] { return c->active == 0; });
+  }
+  // What was written through the layout is made stable and its size told to the MDS
+  // (LAYOUTCOMMIT) before the layout goes back: after the return the MDS may move or fence the
+  // data files, and copies only what is stable there (§12.5.5.2, §18.42).
+  (void)SyncImpl(*c, *f);
+  std::lock_guard<std::mutex> fg(c->fetch_mu);
+  std::shared_ptr<const Layout> l;
+  std::vector<IoError> errors;
+  std::vector<ff_iostats4> stats;
+  {
+    std::lock_guard<std::mutex> g(c->mu);
+    l = std::move(c->recalled);
+    errors.swap(c->errors);
+    if (l) stats = StatsOf(*c, *l);
+  }
+  // LAYOUTRETURN with the layout stateid as last received (§18.44.3: the server checks its
+  // seqid against the recall's).
+  if (l && l->epoch == session->epoch()) (void)layouts.Return(*f, *l, errors, stats);
+  {
+    std::lock_guard<std::mutex> g(c->mu);
+    c->recalling = false;
+    c->none = false;  // the next I/O asks for the layout again
+    c->idle.notify_all();
+  }
+}
+
+// ------------------------------------------------------------------ statistics
+
+int64_t DataPath::Impl::StatsStart(FileCtx& c, const DataFile& df, bool write, uint32_t n) {
+  const int64_t now = NowNs();
+  std::lock_guard<std::mutex> g(c.mu);
+  DsStats& s = c.stats[df.deviceid];
+  if (s.address.empty()) {
+    s.address = df.address;
+    s.fh = Bytes::Copy(df.fh.data, df.fh.size);
+  }
+  IoCount& k = write ? s.wr : s.rd;
+  k.ops_req++;
+  k.bytes_req += n;
+  if (s.inflight++ == 0) s.busy_since_ns = now;
+  c.stats_dirty = true;
+  return now;
+}
+
+void DataPath::Impl::StatsDone(FileCtx& c, const DataFile& df, bool write, uint32_t n, uint32_t done, int64_t t0) {
+  const int64_t now = NowNs();
+  std::lock_guard<std::mutex> g(c.mu);
+  auto it = c.stats.find(df.deviceid);
+  if (it == c.stats.end()) return;  // a new layout since (its statistics start afresh)
+  DsStats& s = it->second;
+  IoCount& k = write ? s.wr : s.rd;
+  if (done > 0) {
+    k.ops_done++;
+    k.bytes_done += done;
+  }
+  if (done < n) k.not_delivered += n - done;
+  k.completion_ns += now - t0;
+  if (s.inflight > 0 && --s.inflight == 0) s.busy_ns += now - s.busy_since_ns;
+}
+
+std::vector<ff_iostats4> DataPath::Impl::StatsOf(FileCtx& c, const Layout& l) {
+  const int64_t now = NowNs();
+  std::vector<ff_iostats4> out;
+  for (const auto& [dev, s] : c.stats) {
+    ff_iostats4 st;
+    st.ffis_offset = 0;
+    st.ffis_length = NFS4_UINT64_MAX;
+    st.ffis_stateid = l.stateid;
+    st.ffis_read.ii_count = s.rd.ops_done;
+    st.ffis_read.ii_bytes = s.rd.bytes_done;
+    st.ffis_write.ii_count = s.wr.ops_done;
+    st.ffis_write.ii_bytes = s.wr.bytes_done;
+    st.ffis_deviceid = dev;
+    // RFC 8435 §8.1: counts since the layout was granted; the busy time includes the
+    // operations still outstanding.
+    ff_layoutupdate4& u = st.ffis_layoutupdate;
+    u.ffl_addr = UniversalAddress(s.address);
+    u.ffl_fhandle = Bytes::Copy(s.fh.data, s.fh.size);
+    auto lat = [](const IoCount& k) {
+      ff_io_latency4 x;
+      x.ffil_ops_requested = k.ops_req;
+      x.ffil_bytes_requested = k.bytes_req;
+      x.ffil_ops_completed = k.ops_done;
+      x.ffil_bytes_completed = k.bytes_done;
+      x.ffil_bytes_not_delivered = k.not_delivered;
+      x.ffil_total_busy_time = Nfstime(0);
+      x.ffil_aggregate_completion_time = Nfstime(k.completion_ns);
+      return x;
+    };
+    u.ffl_read = lat(s.rd);
+    u.ffl_write = lat(s.wr);
+    const int64_t busy = s.busy_ns + (s.inflight > 0 ? now - s.busy_since_ns : 0);
+    u.ffl_read.ffil_total_busy_time = Nfstime(busy);
+    u.ffl_write.ffil_total_busy_time = Nfstime(busy);
+    u.ffl_duration = Nfstime(c.stats_since_ns ? now - c.stats_since_ns : 0);
+    u.ffl_local = false;
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+void DataPath::Impl::SendStats() {
+  // Runs on the session's loop thread every second: sends only (CallAsync), never waits.
+  // Period: the layout's ffl_stats_collect_hint, else a third of the lease (at most 30 s), so
+  // the MDS's picture of the data servers' load is never much older than its client state.
+  const int64_t now = NowMs();
+  const int64_t dflt = std::clamp<int64_t>(int64_t{session->lease_seconds()} * 1000 / 3, 1000, 30000);
+  struct Send {
+    std::shared_ptr<FileState> f;
+    std::shared_ptr<const Layout> l;
+    std::vector<ff_iostats4> stats;
+  };
+  std::vector<Send> out;
+  for (auto& sh : shards) {
+    std::lock_guard<std::mutex> g(sh.mu);
+    for (auto& [fs, c] : sh.files) {
+      std::lock_guard<std::mutex> cg(c->mu);
+      if (!c->layout || !c->stats_dirty || c->layout->epoch != session->epoch()) continue;
+      const int64_t period = c->layout->stats_hint ? int64_t{c->layout->stats_hint} * 1000 : dflt;
+      if (now - c->stats_sent_ms < period) continue;
+      auto f = c->file.lock();
+      if (!f) continue;
+      c->stats_sent_ms = now;
+      c->stats_dirty = false;
+      out.push_back(Send{f, c->layout, StatsOf(*c, *c->layout)});
+    }
+  }
+  for (const auto& s : out) layouts.StatsAsync(*s.f, *s.l, s.stats);
+}
+
 // ------------------------------------------------------------------ DataPath
 
 DataPath::DataPath(Session* session, const Options& opts, Counters* counters)
@@ -862,7 +1244,7 @@ void DataPath::Read(const std::shared_ptr<FileState>& f, uint64_t off, void* buf
   Impl* d = impl_.get();
   auto op = std::make_shared<IoOp>();
   op->f = f;
-  op->c = d->Ctx(f.get());
+  op->c = d->Ctx(f);
   op->off = off;
   op->buf = static_cast<uint8_t*>(buf);
   op->len = len;
@@ -886,7 +1268,7 @@ void DataPath::Write(const std::shared_ptr<FileState>& f, uint64_t off, const vo
   Impl* d = impl_.get();
   auto op = std::make_shared<IoOp>();
   op->f = f;
-  op->c = d->Ctx(f.get());
+  op->c = d->Ctx(f);
   op->off = off;
   op->buf = static_cast<uint8_t*>(const_cast<void*>(buf));
   op->len = len;
@@ -914,7 +1296,7 @@ void DataPath::Write(const std::shared_ptr<FileState>& f, uint64_t off, const vo
 }
 
 Status DataPath::Sync(const std::shared_ptr<FileState>& f) {
-  auto c = impl_->Ctx(f.get(), false);
+  auto c = impl_->Ctx(f, false);
   if (!c) return Status::Ok();
   return impl_->SyncImpl(*c, *f);
 }
@@ -930,22 +1312,29 @@ Status DataPath::Release(const std::shared_ptr<FileState>& f) {
     c = std::move(it->second);
     s.files.erase(it);
   }
+  {
+    // A recalled layout goes back before the file is closed (its LAYOUTRETURN needs the open).
+    std::unique_lock<std::mutex> g(c->mu);
+    c->idle.wait_for(g, std::chrono::milliseconds(d->opts.call_timeout_ms), [&] { return !c->recalling; });
+  }
   std::lock_guard<std::mutex> fg(c->fetch_mu);
   std::shared_ptr<const Layout> l;
   std::vector<IoError> errors;
+  std::vector<ff_iostats4> stats;
   {
     std::lock_guard<std::mutex> g(c->mu);
     l = std::move(c->layout);
     errors.swap(c->errors);
+    if (l) stats = d->StatsOf(*c, *l);
   }
   if (!l || l->epoch != d->session->epoch()) return Status::Ok();
-  return d->layouts.Return(*f, *l, errors);
+  return d->layouts.Return(*f, *l, errors, stats);
 }
 
 Result<LayoutInfo> DataPath::Describe(const std::shared_ptr<FileState>& f) {
   Impl* d = impl_.get();
   if (!d->opts.pnfs) return LayoutInfo();
-  auto c = d->Ctx(f.get());
+  auto c = d->Ctx(f);
   bool need = false;
   auto l = d->Current(*c, &need);
   if (!l && need) l = d->Refresh(*c, *f, nullptr);

@@ -8,9 +8,18 @@
 // LAYOUTUNAVAILABLE) the bytes go through the metadata server (READ/WRITE/COMMIT in
 // COMPOUNDs).
 //
-// Recalls: libloom has no back channel yet, so a recalled layout reaches it as a fence (the
-// data servers refuse its ids with ACCES/PERM/STALE): the layout is returned, a new one
-// fetched and the I/O retried.
+// Recalls (RFC 8881 §12.5.5, §20.3): the session's back channel delivers CB_LAYOUTRECALL
+// here. The layout leaves use at once (new I/O goes through the MDS), the I/O in flight on it
+// finishes, what it wrote is committed (COMMIT, LAYOUTCOMMIT), and it goes back with
+// LAYOUTRETURN; the next I/O asks for a layout again. CB_RECALL_ANY returns layouts the same
+// way; CB_NOTIFY_DEVICEID drops cached device addresses. Without a back channel (a server
+// that refuses one) a recalled layout reaches libloom as a fence (the data servers refuse its
+// ids with ACCES/PERM/STALE): the layout is returned, a new one fetched and the I/O retried.
+//
+// Statistics (RFC 7862 §15.7, RFC 8435 §8): per file and data server, operations and bytes
+// requested and completed, and busy time, sent with LAYOUTSTATS every ffl_stats_collect_hint
+// seconds (or a third of the lease, at most 30 s) while the file sees I/O, and in
+// LAYOUTRETURN's ff_iostats4 report (NFSv4.2 sessions only: LAYOUTSTATS is a 4.2 operation).
 //
 // Threading: thread-safe. The hot path (a read or write with a layout in hand) takes only
 // per-file locks; anything that waits for the metadata server (LAYOUTGET, retries after

@@ -13,9 +13,13 @@
 #include <random>
 #include <thread>
 
+#include "client/callback.h"
 #include "client/ds_conn.h"
 #include "loom/client.h"
+#include "nfs4/fh.h"
 #include "nfs4/mds_fixture.h"
+#include "rpc/call_table.h"
+#include "xdr/rpc.h"
 
 namespace loom::client {
 namespace {
@@ -106,6 +110,155 @@ class DataPathTest : public nfs4::MdsTest {
     return out;
   }
 };
+
+// Recalls over libloom's back channel (RFC 8881 §12.5.5, §20.3) and its LAYOUTSTATS.
+class DataPathRecallTest : public DataPathTest {
+ protected:
+  DataPathRecallTest() {
+    // A client that does not answer is fenced after this long: the tests see it as a fence.
+    recall_timeout_ms_ = 3000;
+    // LAYOUTSTATS go out every third of the lease when the layout gives no hint: every second.
+    lease_seconds_ = 3;
+  }
+  uint64_t Counter(const std::string& name) { return mds_->stats().Get(name)->calls(); }
+  // The MDS's inode number of the file at the root named `name`.
+  uint64_t InoOf(const std::string& name) {
+    nfs4::COMPOUND4res r;
+    EXPECT_EQ(Run(Ops(nfs4::simple::PutRootFh(), nfs4::simple::Lookup(name), nfs4::simple::GetFh()), &r), nfs4::NFS4_OK);
+    if (r.resarray.size() < 4) return 0;
+    const Bytes& fh = r.resarray[3].opgetfh->resok4.object;
+    nfs4::MdsHandle h;
+    bool forged = false;
+    EXPECT_TRUE(nfs4::OpenFh(mds_->fh_key(), std::string_view(reinterpret_cast<const char*>(fh.data), fh.size), &h, &forged));
+    return h.ino;
+  }
+};
+
+TEST_F(DataPathRecallTest, ADataMoveRecallsTheLayoutAndLibloomReturnsItWithoutAFence) {
+  mds_->StartBackground();
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  std::string want = RandomBytes(4u << 20, 21);
+  WriteFile(*c, "/m", want);
+  const uint64_t ino = InoOf("m");
+  auto before = mds_->LayoutOf(ino);
+  ASSERT_TRUE(before.ok());
+  const uint32_t from = before->mirrors[0].files[0].ds_id;
+  const uint32_t to = from == 1 ? 2 : 1;
+  auto f = OpenFile(*c, "/m", true);
+  ASSERT_TRUE(f);
+  auto lay = f->Layout();  // a layout in hand when the recall comes
+  ASSERT_TRUE(lay.ok());
+  ASSERT_TRUE(lay->granted);
+  const uint64_t fenced = Counter("pnfs.fenced"), answered = Counter("pnfs.recall_reply.NFS4_OK");
+  const uint64_t recalls = Counter("pnfs.recalls");
+
+  // One thread writes and reads the file all through the move; `want` follows its writes.
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0};
+  std::string io_error;
+  std::atomic<bool> io_failed{false};
+  std::thread io([&] {
+    std::mt19937 rng(5);
+    std::string buf(64 << 10, '\0');
+    for (int i = 0; !stop.load() || i < 4; i++) {
+      const size_t off = (rng() % (want.size() / buf.size())) * buf.size();
+      const size_t roff = (rng() % (want.size() / buf.size())) * buf.size();
+      auto r = f->Read(roff, buf.data(), buf.size());
+      if (!r.ok() || *r != buf.size() || buf != want.substr(roff, buf.size())) {
+        io_error = "read at " + std::to_string(roff) + ": " + (r.ok() ? std::string("wrong bytes") : r.status().ToString());
+        io_failed = true;
+        return;
+      }
+      rounds++;
+      const std::string piece = RandomBytes(buf.size(), 1000 + i);
+      // Writes stop once the recall is out: from then on they go through the MDS, whose WRITE
+      // (src/nfs4/ops_io.cc) takes the file's layout before the size lock a move holds over
+      // its switch, so one that waits there lands in the old place.
+      if (Counter("pnfs.recalls") > recalls) continue;
+      auto w = f->Write(off, piece.data(), piece.size());
+      if (!w.ok() || *w != piece.size()) {
+        io_error = "write: " + (w.ok() ? std::string("short") : w.status().ToString());
+        io_failed = true;
+        return;
+      }
+      want.replace(off, piece.size(), piece);
+    }
+  });
+  // The move starts once libloom is busy with the file.
+  while (rounds.load() < 4 && !io_failed.load()) std::this_thread::yield();
+  loom::Status moved = mds_->MoveData(ino, {to});
+  stop = true;
+  io.join();
+  ASSERT_TRUE(moved.ok()) << moved.ToString();
+  ASSERT_EQ(io_error, "");
+  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_TRUE(f->Close().ok());
+
+  // libloom answered the recall and returned the layout: nobody was fenced.
+  EXPECT_GE(Counter("pnfs.recall_reply.NFS4_OK"), answered + 1);
+  EXPECT_EQ(Counter("pnfs.fenced"), fenced);
+  auto after = mds_->LayoutOf(ino);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->mirrors[0].files[0].ds_id, to);
+  // Every byte, those written during the move included, is in the new place.
+  auto r = OpenFile(*c, "/m", false);
+  ASSERT_TRUE(r);
+  auto lay2 = r->Layout();
+  ASSERT_TRUE(lay2.ok());
+  ASSERT_TRUE(lay2->granted);
+  EXPECT_EQ(DsIndexOf(lay2->mirrors[0][0].address), static_cast<int>(to) - 1);
+  EXPECT_TRUE(ReadAll(*r) == want);
+  ASSERT_TRUE(r->Close().ok());
+}
+
+TEST_F(DataPathRecallTest, AfterTheMdsRestartsTheNewSessionCarriesTheBackChannel) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes(1u << 20, 23);
+  WriteFile(*c, "/b", data);
+  StopMds();
+  StartMds();
+  mds_->StartBackground();
+  ASSERT_TRUE(c->Stat("/b").ok());
+  EXPECT_EQ(c->stats().recoveries, 1u);
+  const uint64_t ino = InoOf("b");
+  auto before = mds_->LayoutOf(ino);
+  ASSERT_TRUE(before.ok());
+  const uint32_t to = before->mirrors[0].files[0].ds_id == 1 ? 2 : 1;
+  auto f = OpenFile(*c, "/b", false);
+  ASSERT_TRUE(f);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  ASSERT_TRUE(lay->granted);
+  // The recall reaches libloom over the recovered session and is answered: no fence.
+  ASSERT_TRUE(mds_->MoveData(ino, {to}).ok());
+  EXPECT_GE(Counter("pnfs.recall_reply.NFS4_OK"), 1u);
+  EXPECT_EQ(Counter("pnfs.fenced"), 0u);
+  EXPECT_TRUE(ReadAll(*f) == data);
+  ASSERT_TRUE(f->Close().ok());
+}
+
+TEST_F(DataPathRecallTest, LayoutStatsReachTheMds) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes(1u << 20, 22);
+  WriteFile(*c, "/s", data);
+  auto f = OpenFile(*c, "/s", false);
+  ASSERT_TRUE(f);
+  const uint64_t before = Counter("nfs4.op.LAYOUTSTATS");
+  // Reads keep the file active until a report period has passed and the report is in.
+  std::string buf(64 << 10, '\0');
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);  // a hang guard only
+  for (size_t i = 0; Counter("nfs4.op.LAYOUTSTATS") == before; i++) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "no LAYOUTSTATS reached the MDS";
+    auto r = f->Read((i * buf.size()) % data.size(), buf.data(), buf.size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  EXPECT_EQ(mds_->stats().Get("nfs4.op.LAYOUTSTATS")->errors(), 0u);
+  EXPECT_EQ(c->stats().mds_read_bytes, 0u);
+  ASSERT_TRUE(f->Close().ok());
+}
 
 class DataPathStripedTest : public DataPathTest {
  protected:
@@ -341,6 +494,7 @@ TEST_F(DataPathMirroredTest, ReadFailsOverWhenADataServerDies) {
   ASSERT_EQ(lay->mirrors.size(), 2u);
   std::string got(data.size(), '\0');
   const size_t half = data.size() / 2;
+  const uint64_t mds_reads = MdsReadCalls();
   for (size_t pos = 0; pos < half; pos += 1 << 20) ASSERT_TRUE(f->Read(pos, got.data() + pos, 1 << 20).ok());
   EXPECT_EQ(c->stats().read_failovers, 0u);
   const int victim = DsIndexOf(lay->mirrors[0][0].address);
@@ -355,7 +509,9 @@ TEST_F(DataPathMirroredTest, ReadFailsOverWhenADataServerDies) {
   ClientStats s = c->stats();
   EXPECT_GT(s.read_failovers, 0u);
   EXPECT_GT(s.ds_errors, 0u);
+  // The other mirror served every byte: nothing went through the metadata server.
   EXPECT_EQ(s.mds_read_bytes, 0u);
+  EXPECT_EQ(MdsReadCalls(), mds_reads);
 }
 
 void DataPathMirroredTest::WriteWhileADataServerDies() {
@@ -587,6 +743,124 @@ internal::DsReply ReadSync(internal::DsConn& c, uint32_t count, void* dst) {
   c.Read(internal::DsCred{1, 1}, Bytes::Copy("fh"), 0, count, dst,
          [&p](const internal::DsReply& r) { p.set_value(r); });
   return p.get_future().get();
+}
+
+// The back channel's server side alone (RFC 8881 §20.9.3): CB_SEQUENCE's slot rules, the reply
+// cache, and ops it does not serve.
+class CallbackServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (size_t i = 0; i < sid_.size(); i++) sid_[i] = static_cast<uint8_t>(i + 1);
+    svc_.Reset(sid_, 2, 2);
+    svc_.SetHandler([this](const nfs4::nfs_cb_argop4& op) {
+      handled_++;
+      return op.argop == nfs4::OP_CB_RECALL_ANY ? nfs4::NFS4_OK : nfs4::NFS4ERR_NOTSUPP;
+    });
+  }
+  // CB_SEQUENCE(slot, seq) + ops by number (CB_RECALL_ANY's arguments for 8; op numbers the
+  // protocol does not know are sent bare).
+  std::string Call(uint32_t slot, uint32_t seq, std::vector<uint32_t> ops, uint32_t minor = 2,
+                   uint32_t prog = internal::CallbackService::kProgram) {
+    xdr::Encoder e;
+    e.u32(77);
+    e.i32(rpc::CALL);
+    rpc::call_body body;
+    body.rpcvers = 2;
+    body.prog = prog;
+    body.vers = 1;
+    body.proc = 1;
+    body.cred = rpc::EncodeCred(rpc::Cred::Sys(0, 0, {}, "loom-mds"));
+    body.verf.flavor = rpc::AUTH_NONE;
+    xdr_encode(e, body);
+    e.u32(0);  // tag
+    e.u32(minor);
+    e.u32(0);  // callback_ident
+    e.u32(static_cast<uint32_t>(ops.size() + 1));
+    e.u32(nfs4::OP_CB_SEQUENCE);
+    nfs4::CB_SEQUENCE4args sa;
+    sa.csa_sessionid = sid_;
+    sa.csa_sequenceid = seq;
+    sa.csa_slotid = slot;
+    xdr_encode(e, sa);
+    for (uint32_t op : ops) {
+      e.u32(op);
+      if (op == nfs4::OP_CB_RECALL_ANY) {
+        nfs4::CB_RECALL_ANY4args ra;
+        ra.craa_type_mask = {1u << 16};
+        xdr_encode(e, ra);
+      } else if (op == nfs4::OP_CB_RECALL) {
+        nfs4::CB_RECALL4args ra;
+        xdr_encode(e, ra);
+      }
+    }
+    const std::string bytes = e.Flatten();
+    rpc::Record r;
+    r.buf = Buffer::Allocate(bytes.size());
+    std::memcpy(r.buf->data(), bytes.data(), bytes.size());
+    r.size = bytes.size();
+    auto reply = svc_.OnCall(r);
+    return reply ? reply->Flatten().substr(4) : std::string();  // without the record mark
+  }
+  // The CB_COMPOUND4res of a reply (status NFS4ERR_SERVERFAULT when undecodable).
+  static nfs4::CB_COMPOUND4res Res(const std::string& reply) {
+    nfs4::CB_COMPOUND4res res;
+    res.status = nfs4::NFS4ERR_SERVERFAULT;
+    uint32_t xid = 0;
+    auto off = rpc::ParseReplyHeader(reinterpret_cast<const uint8_t*>(reply.data()), reply.size(), &xid);
+    if (!off.ok()) return res;
+    xdr::Decoder d(reinterpret_cast<const uint8_t*>(reply.data()) + *off, reply.size() - *off);
+    if (!xdr_decode(d, res)) res.status = nfs4::NFS4ERR_SERVERFAULT;
+    return res;
+  }
+
+  internal::CallbackService svc_;
+  nfs4::sessionid4 sid_{};
+  int handled_ = 0;
+};
+
+TEST_F(CallbackServiceTest, SlotsRunEachSeqidOnceAndReplayTheCachedReply) {
+  const std::string first = Call(0, 1, {nfs4::OP_CB_RECALL_ANY});
+  auto res = Res(first);
+  ASSERT_EQ(res.status, nfs4::NFS4_OK);
+  ASSERT_EQ(res.resarray.size(), 2u);
+  EXPECT_EQ(res.resarray[0].opcbsequence->csr_resok4.csr_sequenceid, 1u);
+  EXPECT_EQ(res.resarray[1].resop, nfs4::OP_CB_RECALL_ANY);
+  EXPECT_EQ(handled_, 1);
+  // A retransmission gets the same reply without running again.
+  EXPECT_EQ(Call(0, 1, {nfs4::OP_CB_RECALL_ANY}), first);
+  EXPECT_EQ(handled_, 1);
+  // Skipping a seqid, an unknown slot, or another session is refused before any op runs.
+  EXPECT_EQ(Res(Call(0, 3, {nfs4::OP_CB_RECALL_ANY})).status, nfs4::NFS4ERR_SEQ_MISORDERED);
+  EXPECT_EQ(Res(Call(2, 1, {nfs4::OP_CB_RECALL_ANY})).status, nfs4::NFS4ERR_BADSLOT);
+  sid_[0] ^= 0xff;
+  EXPECT_EQ(Res(Call(0, 2, {nfs4::OP_CB_RECALL_ANY})).status, nfs4::NFS4ERR_BADSESSION);
+  sid_[0] ^= 0xff;
+  EXPECT_EQ(handled_, 1);
+  // Slots are independent; slot 0 goes on at 2.
+  EXPECT_EQ(Res(Call(1, 1, {nfs4::OP_CB_RECALL_ANY})).status, nfs4::NFS4_OK);
+  EXPECT_EQ(Res(Call(0, 2, {nfs4::OP_CB_RECALL_ANY})).status, nfs4::NFS4_OK);
+  EXPECT_EQ(handled_, 3);
+}
+
+TEST_F(CallbackServiceTest, OpsItDoesNotServeAreRefused) {
+  // CB_RECALL (delegations: libloom takes none): NOTSUPP, and the compound stops there.
+  auto res = Res(Call(0, 1, {nfs4::OP_CB_RECALL, nfs4::OP_CB_RECALL_ANY}));
+  EXPECT_EQ(res.status, nfs4::NFS4ERR_NOTSUPP);
+  ASSERT_EQ(res.resarray.size(), 2u);
+  EXPECT_EQ(res.resarray[1].opcbrecall->status, nfs4::NFS4ERR_NOTSUPP);
+  EXPECT_EQ(handled_, 1);
+  // An op number outside the callback range: OP_CB_ILLEGAL.
+  res = Res(Call(0, 2, {99}));
+  EXPECT_EQ(res.status, nfs4::NFS4ERR_OP_ILLEGAL);
+  ASSERT_EQ(res.resarray.size(), 2u);
+  EXPECT_EQ(res.resarray[1].resop, nfs4::OP_CB_ILLEGAL);
+  // The wrong minor version, and the wrong program.
+  EXPECT_EQ(Res(Call(0, 3, {}, 1)).status, nfs4::NFS4ERR_MINOR_VERS_MISMATCH);
+  uint32_t xid = 0;
+  const std::string r = Call(0, 3, {}, 2, 12345);
+  EXPECT_EQ(rpc::ParseReplyHeader(reinterpret_cast<const uint8_t*>(r.data()), r.size(), &xid).status().code(),
+            loom::Code::kNotFound);  // PROG_UNAVAIL
+  EXPECT_EQ(handled_, 1);
 }
 
 TEST(DataPathDsConnTest, ReadPayloadArrivesAcrossFragments) {

@@ -278,6 +278,7 @@ Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch,
   if (!xdr_decode(d, ff) || ff.ffl_mirrors.empty()) return unusable("undecodable ff_layout4");
   lay->stripe_unit = ff.ffl_stripe_unit;
   lay->flags = ff.ffl_flags;
+  lay->stats_hint = ff.ffl_stats_collect_hint;
   const size_t stripes = ff.ffl_mirrors[0].ffm_data_servers.size();
   if (stripes == 0 || (stripes > 1 && ff.ffl_stripe_unit == 0)) return unusable("bad striping");
   for (const ff_mirror4& m : ff.ffl_mirrors) {
@@ -307,7 +308,8 @@ Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch,
   return Grant{lay, NFS4_OK};
 }
 
-Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors) {
+Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors,
+                       const std::vector<ff_iostats4>& stats) {
   // RFC 8435 §9: the ff_layoutreturn4 body (lrf_body) carries the I/O errors not yet reported.
   ff_layoutreturn4 body;
   for (const IoError& e : errors) {
@@ -322,6 +324,7 @@ Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<Io
     r.ffie_errors.push_back(de);
     body.fflr_ioerr_report.push_back(std::move(r));
   }
+  body.fflr_iostats_report = stats;
   xdr::Encoder enc;
   xdr_encode(enc, body);
   auto a = Op(OP_LAYOUTRETURN);
@@ -370,6 +373,30 @@ Status Layouts::Commit(const FileState& f, const Layout& l, uint64_t last_byte) 
   auto res = session_->Call(std::move(ops));
   if (!res.ok()) return res.status();
   return FromNfs4(res->status, f.path + ": LAYOUTCOMMIT");
+}
+
+void Layouts::StatsAsync(const FileState& f, const Layout& l, const std::vector<ff_iostats4>& stats) {
+  if (session_->minor_version() < 2 || stats.empty()) return;
+  std::vector<nfs_argop4> ops;
+  ops.push_back(PutFhOp(f.fh));
+  for (const ff_iostats4& st : stats) {
+    auto a = Op(OP_LAYOUTSTATS);
+    a.oplayoutstats = std::make_unique<LAYOUTSTATS4args>();
+    auto& ls = *a.oplayoutstats;
+    ls.lsa_offset = st.ffis_offset;
+    ls.lsa_length = st.ffis_length;
+    ls.lsa_stateid = l.stateid;
+    ls.lsa_read = st.ffis_read;
+    ls.lsa_write = st.ffis_write;
+    ls.lsa_deviceid = st.ffis_deviceid;
+    // RFC 8435 §8: for flexible files the layoutupdate4 body is an ff_layoutupdate4.
+    xdr::Encoder e;
+    xdr_encode(e, st.ffis_layoutupdate);
+    ls.lsa_layoutupdate.lou_type = LAYOUT4_FLEX_FILES;
+    ls.lsa_layoutupdate.lou_body = Bytes::Copy(e.Flatten());
+    ops.push_back(std::move(a));
+  }
+  session_->CallAsync(std::move(ops), [](Status, COMPOUND4res) {});
 }
 
 void Layouts::ReportAsync(const FileState& f, const Layout& l, const IoError& e) {

@@ -2,7 +2,8 @@
 // its decoding (ff_layout4: stripe unit, mirrors x stripes of data files with their NFSv3
 // handles and synthetic AUTH_SYS ids), the data servers behind the device ids (GETDEVICEINFO,
 // ff_device_addr4, cached), LAYOUTRETURN with an ff_layoutreturn4 error report, LAYOUTERROR
-// (RFC 7862 §15.6), LAYOUTCOMMIT (RFC 8881 §18.42).
+// (RFC 7862 §15.6), LAYOUTCOMMIT (RFC 8881 §18.42), LAYOUTSTATS (RFC 7862 §15.7) and the
+// ff_iostats4 report of LAYOUTRETURN (RFC 8435 §9.1).
 //
 // Threading: Layouts is thread-safe. Its synchronous calls (Get, Return, Commit) wait for the
 // metadata server: never call them on the session's loop thread.
@@ -44,6 +45,7 @@ struct Layout {
   layoutiomode4 iomode = LAYOUTIOMODE4_READ;
   uint64_t stripe_unit = 0;  // 0 when there is one data file per mirror
   uint32_t flags = 0;        // FF_FLAGS_*
+  uint32_t stats_hint = 0;   // ffl_stats_collect_hint: seconds between LAYOUTSTATS (0: ours)
   std::vector<std::vector<DataFile>> mirrors;  // [mirror][stripe]; every mirror has stripes() files
   uint64_t epoch = 0;  // Session::epoch() when granted
   uint64_t serial = 0;  // distinct per LAYOUTGET (this client's counter)
@@ -95,8 +97,13 @@ class Layouts {
   // LAYOUTGET of the whole file (PUTFH + LAYOUTGET with the open stateid). Errors: transport,
   // or a status that says the file or the open is gone.
   Result<Grant> Get(const FileState& f, layoutiomode4 mode);
-  // LAYOUTRETURN of the file's layout, with the errors seen as an ff_layoutreturn4 body.
-  Status Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors);
+  // LAYOUTRETURN of the file's layout, with the errors seen and the I/O statistics per data
+  // server as an ff_layoutreturn4 body.
+  Status Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors,
+                const std::vector<ff_iostats4>& stats = {});
+  // LAYOUTSTATS (RFC 7862 §15.7), one per data server, in one COMPOUND sent without waiting
+  // (minor version 2 sessions only).
+  void StatsAsync(const FileState& f, const Layout& l, const std::vector<ff_iostats4>& stats);
   // LAYOUTCOMMIT: the last byte written (RFC 8881 §18.42.3); the MDS moves the size.
   Status Commit(const FileState& f, const Layout& l, uint64_t last_byte);
   // LAYOUTERROR (RFC 7862 §15.6), sent without waiting (minor version 2 sessions only).

@@ -120,6 +120,10 @@ struct Session::Impl {
   uint32_t in_flight = 0;
   Clock::time_point last_reply = Clock::now();
   std::function<void()> reclaim_hook;
+  // The back channel (RFC 8881 §2.10.3.1): on every connection the session uses.
+  std::shared_ptr<CallbackService> callbacks = std::make_shared<CallbackService>();
+  bool back_chan = false;
+  Clock::time_point last_rebind{};
 
   // Timers (back-off retries, lease renewal) run on one thread.
   std::multimap<Clock::time_point, std::function<void()>> timers;
@@ -155,6 +159,14 @@ struct Session::Impl {
     o.timeout_ms = opts.call_timeout_ms;
     auto c = rpc::RpcClient::Connect(self->loop_, self->address_, o);
     if (!c.ok()) return FromLoomStatus(c.status(), self->address_);
+    // The server's callbacks come on this connection; the service answers them on it.
+    std::weak_ptr<rpc::RpcClient> weak = c.value();
+    std::shared_ptr<CallbackService> cbs = callbacks;
+    c.value()->SetCallHandler([weak, cbs](rpc::Record r) {
+      auto reply = cbs->OnCall(r);
+      auto conn = weak.lock();
+      if (reply && conn) conn->SendMessage(std::move(reply));
+    });
     std::lock_guard<std::mutex> g(mu);
     if (rpc) rpc->Close();
     rpc = std::move(c.value());
@@ -177,14 +189,30 @@ struct Session::Impl {
     // Room for a 1 MiB READ or WRITE through the metadata server plus the COMPOUND around it.
     const uint32_t big = opts.io_size + (64 << 10);
     const channel_attrs4 f{0, big, big, 64 << 10, 64, std::max<uint32_t>(1, opts.slots), {}};
-    const channel_attrs4 back{0, 4096, 4096, 0, 2, 1, {}};
+    // The back channel (§18.36): CB_SEQUENCE + a CB_LAYOUTRECALL or two fit in 4 KiB; replies
+    // are kept for retransmissions (§20.9.3), so they may all be cached.
+    const channel_attrs4 back{0, 4096, 4096, 4096, 8, 4, {}};
     std::vector<nfs_argop4> v2;
-    v2.push_back(s4::CreateSession(id, eir.eir_sequenceid, 0, f, back));
+    v2.push_back(s4::CreateSession(id, eir.eir_sequenceid, CREATE_SESSION4_FLAG_CONN_BACK_CHAN, f, back));
+    {
+      // Callback security: AUTH_SYS, as loom-mds (and Linux's nfsd) call back with; AUTH_NONE too.
+      auto& ca = *v2.back().opcreate_session;
+      ca.csa_cb_program = CallbackService::kProgram;
+      callback_sec_parms4 sys;
+      sys.cb_secflavor = 1;
+      sys.cbsp_sys_cred.machinename = self->cred_.machine;
+      ca.csa_sec_parms.push_back(sys);
+      callback_sec_parms4 none;
+      none.cb_secflavor = 0;
+      ca.csa_sec_parms.push_back(none);
+    }
     auto cr = RawSync(std::move(v2));
     if (!cr.ok()) return cr.status();
     if (cr->status != NFS4_OK) return FromNfs4(cr->status, "CREATE_SESSION");
     const auto& cs = cr->resarray[0].opcreate_session->csr_resok4;
+    callbacks->Reset(cs.csr_sessionid, self->minor_, cs.csr_back_chan_attrs.ca_maxrequests);
     std::lock_guard<std::mutex> g(mu);
+    back_chan = (cs.csr_flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN) != 0;
     clientid = id;
     sessionid = cs.csr_sessionid;
     fore = cs.csr_fore_chan_attrs;
@@ -378,6 +406,17 @@ struct Session::Impl {
       const uint32_t target = sr.sr_resok4.sr_target_highest_slotid + 1;
       if (target >= 1 && target < highest) highest = target;
       if (target > highest && target <= slot_seq.size()) highest = target;
+      // §18.46.3: the server cannot reach us over the back channel (a callback on this
+      // connection timed out, or it kept the channel on a connection that is gone): bind
+      // the current connection again, at most every few seconds.
+      if (back_chan && !recovering &&
+          (sr.sr_resok4.sr_status_flags & (SEQ4_STATUS_CB_PATH_DOWN | SEQ4_STATUS_CB_PATH_DOWN_SESSION |
+                                           SEQ4_STATUS_BACKCHANNEL_FAULT)) &&
+          Clock::now() - last_rebind > std::chrono::seconds(5)) {
+        last_rebind = Clock::now();
+        timers.emplace(last_rebind, [this] { (void)BindConnection(); });
+        cv.notify_all();
+      }
       res.resarray.erase(res.resarray.begin());
       if (res.status == NFS4ERR_DELAY || res.status == NFS4ERR_GRACE) {
         // An op was not run; the ops before it were, and run again (they are idempotent in
@@ -473,10 +512,11 @@ struct Session::Impl {
       }
       last = Connect();
       if (last.ok() && reconnect_only) {
-        // Same server instance? A SEQUENCE-less probe: if our session still exists the
-        // server knows it; if not, fall through to a full recovery.
-        auto probe = SequenceProbe();
-        if (probe == NFS4_OK) break;
+        // Same server instance? The session's back channel moves to the new connection
+        // (BIND_CONN_TO_SESSION, §18.34: a new connection carries only the fore channel
+        // otherwise); then a SEQUENCE probe: if our session still exists the server knows it;
+        // if not, fall through to a full recovery.
+        if (BindConnection() == NFS4_OK && SequenceProbe() == NFS4_OK) break;
         reconnect_only = false;
       }
       if (last.ok()) last = Establish();
@@ -504,6 +544,30 @@ struct Session::Impl {
     Pump(g);
     for (auto& p : failed)
       Finish(p, Status(last.code(), "metadata server unreachable: " + last.message()), COMPOUND4res{});
+  }
+
+  // BIND_CONN_TO_SESSION of the current connection, both directions when the session has a
+  // back channel (alone in its COMPOUND, without SEQUENCE: §18.34.3).
+  nfsstat4 BindConnection() {
+    auto a = s4::Op(OP_BIND_CONN_TO_SESSION);
+    a.opbind_conn_to_session = std::make_unique<BIND_CONN_TO_SESSION4args>();
+    bool back;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      a.opbind_conn_to_session->bctsa_sessid = sessionid;
+      back = back_chan;
+    }
+    a.opbind_conn_to_session->bctsa_dir = back ? CDFC4_FORE_OR_BOTH : CDFC4_FORE;
+    a.opbind_conn_to_session->bctsa_use_conn_in_rdma_mode = false;
+    std::vector<nfs_argop4> v;
+    v.push_back(std::move(a));
+    auto r = RawSync(std::move(v));
+    if (!r.ok()) return NFS4ERR_BADSESSION;
+    if (r->status == NFS4_OK && back && r->resarray[0].opbind_conn_to_session->bctsr_resok4.bctsr_dir == CDFS4_FORE) {
+      std::lock_guard<std::mutex> g(mu);
+      back_chan = false;  // the server keeps callbacks elsewhere (or nowhere): fences then
+    }
+    return r->status;
   }
 
   // A SEQUENCE alone on slot 0's next seqid on the new connection: NFS4_OK if the session
@@ -539,9 +603,13 @@ struct Session::Impl {
 
   void TimerLoop() {
     std::unique_lock<std::mutex> g(mu);
-    auto next_renew = Clock::now() + std::chrono::seconds(std::max<uint32_t>(1, lease / 3));
+    auto last_renew = Clock::now();
     while (!shut) {
-      auto wake = next_renew;
+      // Renew the lease (RFC 8881 §8.3) with a SEQUENCE alone when nothing else did for a
+      // third of it. The lease is re-read each time: it is learnt after this thread starts.
+      const auto period = std::chrono::milliseconds(std::max<uint64_t>(1000, uint64_t{lease} * 1000 / 3));
+      const auto renew_at = std::max(last_reply, last_renew) + period;
+      auto wake = renew_at;
       if (!timers.empty() && timers.begin()->first < wake) wake = timers.begin()->first;
       cv.wait_until(g, wake);
       if (shut) break;
@@ -553,18 +621,14 @@ struct Session::Impl {
         fn();
         g.lock();
       }
-      if (now >= next_renew) {
-        // Renew the lease (§8.3) with a SEQUENCE alone when nothing else did lately.
-        const auto period = std::chrono::seconds(std::max<uint32_t>(1, lease / 3));
-        next_renew = now + period;
-        if (now - last_reply >= period && !recovering) {
-          auto p = std::make_shared<Pending>();
-          p->deadline = now + period;
-          p->cb = [](Status, COMPOUND4res) {};
-          g.unlock();
-          Submit(p);
-          g.lock();
-        }
+      if (now >= std::max(last_reply, last_renew) + period && !recovering && !shut) {
+        last_renew = now;
+        auto p = std::make_shared<Pending>();
+        p->deadline = now + period;
+        p->cb = [](Status, COMPOUND4res) {};
+        g.unlock();
+        Submit(p);
+        g.lock();
       }
     }
   }
@@ -586,10 +650,11 @@ Result<std::unique_ptr<Session>> Session::Start(rpc::EventLoop* loop, const Opti
   s->cred_.machine = host;
   std::random_device rd;
   const uint64_t nonce = (uint64_t{rd()} << 32) | rd();
-  s->owner_ = opts.client_name.empty()
-                  ? "libloom/" + std::string(host) + "/" + std::to_string(::getpid()) + "/" +
-                        std::to_string(nonce)
-                  : opts.client_name;
+  // The owner (RFC 8881 §2.4) must be unique to this client instance: two processes with one
+  // owner would look like one client rebooting, and each would wipe the other's state. The
+  // label only prefixes it.
+  s->owner_ = (opts.client_name.empty() ? std::string("libloom") : opts.client_name) + "/" +
+              std::string(host) + "/" + std::to_string(::getpid()) + "/" + std::to_string(nonce);
   for (int i = 0; i < 8; i++) m.verifier[i] = static_cast<uint8_t>(nonce >> (8 * i));
   auto addr = ResolveAddress(opts.mds, 20490);
   if (!addr.ok()) return addr.status();
@@ -644,6 +709,15 @@ Result<COMPOUND4res> Session::Call(std::vector<nfs_argop4> ops, bool cachethis) 
   if (!s.ok()) return s;
   return std::move(r);
 }
+
+void Session::SetCallbackHandler(CallbackService::OpHandler h) { impl_->callbacks->SetHandler(std::move(h)); }
+
+bool Session::back_channel() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->back_chan;
+}
+
+uint64_t Session::callbacks_answered() const { return impl_->callbacks->answered(); }
 
 void Session::SetReclaimHook(std::function<void()> hook) {
   std::lock_guard<std::mutex> g(impl_->mu);

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/callback.h"
 #include "client/counters.h"
 #include "common/status.h"
 #include "loom/client.h"
@@ -58,6 +59,14 @@ class Session {
   void SetReclaimHook(std::function<void()> hook);
   // Only for the reclaim hook: a COMPOUND on the new session while normal calls wait.
   Result<COMPOUND4res> CallRecovery(std::vector<nfs_argop4> ops);
+
+  // Serves the server's callbacks (CB_LAYOUTRECALL ...) arriving on the back channel; null to
+  // stop. The handler runs on the loop thread and must not wait (see callback.h).
+  void SetCallbackHandler(CallbackService::OpHandler h);
+  // Whether the current session has a back channel (the server granted
+  // CREATE_SESSION4_FLAG_CONN_BACK_CHAN): without one, recalls reach the data path as fences.
+  bool back_channel() const;
+  uint64_t callbacks_answered() const;
 
   // Increases at each recovery: state (stateids, layouts) from an earlier epoch is gone.
   uint64_t epoch() const { return epoch_.load(); }

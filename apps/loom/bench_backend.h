@@ -1,0 +1,73 @@
+// Where `loom bench train` reads its samples from: Loom through libloom, a local directory
+// (the page-cache reference), or any NFSv3 server through libnfs. Internal to apps/loom.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loom::bench {
+
+struct BackendConfig {
+  std::string kind;     // "loom", "local" or "nfs"
+  std::string mds;      // loom: the metadata server ("" = libloom's default)
+  std::string nfs_url;  // nfs: nfs://host[:port]/export?nfsport=..&mountport=..&version=3
+  uint32_t connections = 2;      // loom: TCP connections per data server
+  uint64_t chunk_bytes = 1 << 20;  // largest single read or write
+  // Bytes in flight per reader: reads land in a pool of this many bytes of buffers, reused
+  // from batch to batch (the data itself is dropped, as a training job would after decoding).
+  uint64_t window_bytes = 64ull << 20;
+  bool keep_open = false;  // open each file once per reader and keep it (no per-sample open)
+  size_t open_depth = 16;  // opens (and closes) in flight per reader
+};
+
+// Reads whole files. One reader serves one thread (a simulated accelerator's loader); it owns
+// its buffers and, for nfs, its own connection.
+class Reader {
+ public:
+  virtual ~Reader() = default;
+  // Reads every file in `paths` whole, the batch's reads in flight together (up to the
+  // window). Every file must hold exactly `bytes_each` bytes. Returns "" or an error.
+  virtual std::string ReadBatch(const std::vector<std::string>& paths, uint64_t bytes_each) = 0;
+};
+
+// Thread-safe: NewReader may be called from any thread.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string NewReader(std::unique_ptr<Reader>* out) = 0;
+  // mkdir -p.
+  virtual std::string MakeDirs(const std::string& dir) = 0;
+  // Creates or replaces `path` with `len` bytes from `data`, durable when it returns.
+  virtual std::string WriteFile(const std::string& path, const char* data, uint64_t len) = 0;
+  // Anything worth reporting next to the numbers (the data servers a loom file is spread
+  // over, ...), as a JSON object, or "null".
+  virtual std::string DescribeJson(const std::string& sample_path) { return "null"; }
+};
+
+// Each returns "" and sets `out`, or an error message.
+std::string MakeLocalBackend(const BackendConfig& cfg, std::unique_ptr<Backend>* out);
+std::string MakeLoomBackend(const BackendConfig& cfg, std::unique_ptr<Backend>* out);
+// Says so when libloom was built without libnfs.
+std::string MakeNfsBackend(const BackendConfig& cfg, std::unique_ptr<Backend>* out);
+
+inline std::string MakeBackend(const BackendConfig& cfg, std::unique_ptr<Backend>* out) {
+  if (cfg.kind == "local") return MakeLocalBackend(cfg, out);
+  if (cfg.kind == "loom") return MakeLoomBackend(cfg, out);
+  if (cfg.kind == "nfs") return MakeNfsBackend(cfg, out);
+  return "unknown backend '" + cfg.kind + "' (loom, local, nfs)";
+}
+
+// Slot size for reads of files of `bytes_each`: one chunk, or the whole file when smaller, so
+// that a batch of small files is all in flight at once.
+inline uint64_t SlotBytes(const BackendConfig& cfg, uint64_t bytes_each) {
+  uint64_t s = bytes_each < cfg.chunk_bytes ? bytes_each : cfg.chunk_bytes;
+  return s == 0 ? 1 : s;
+}
+inline size_t SlotCount(const BackendConfig& cfg, uint64_t bytes_each) {
+  uint64_t n = cfg.window_bytes / SlotBytes(cfg, bytes_each);
+  return n == 0 ? 1 : static_cast<size_t>(n);
+}
+
+}  // namespace loom::bench

@@ -1,0 +1,141 @@
+// The local backend: pread from a directory of this machine. With the data set in the page
+// cache it is the upper reference: what the accelerators get when storage costs only a copy.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "bench_backend.h"
+
+namespace loom::bench {
+namespace {
+
+std::string Errno(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+class LocalReader : public Reader {
+ public:
+  explicit LocalReader(const BackendConfig& cfg) : cfg_(cfg) {}
+  ~LocalReader() override {
+    for (auto& [path, fd] : open_) ::close(fd);
+  }
+
+  std::string ReadBatch(const std::vector<std::string>& paths, uint64_t bytes_each) override {
+    if (slots_.empty()) {
+      slot_bytes_ = SlotBytes(cfg_, bytes_each);
+      slots_.resize(SlotCount(cfg_, bytes_each));
+      for (auto& s : slots_) s.reset(new char[slot_bytes_]);
+    }
+    for (const std::string& path : paths) {
+      int fd;
+      auto it = open_.find(path);
+      if (it != open_.end()) {
+        fd = it->second;
+      } else {
+        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return Errno("open", path);
+        if (cfg_.keep_open) open_[path] = fd;
+      }
+      std::string err = ReadWhole(fd, path, bytes_each);
+      if (!cfg_.keep_open) ::close(fd);
+      if (!err.empty()) return err;
+    }
+    return "";
+  }
+
+ private:
+  // One pread per slot, the slots used round robin so that the copies go to memory the size
+  // of the window (as the other backends' reads do), not to one cache-hot buffer.
+  std::string ReadWhole(int fd, const std::string& path, uint64_t bytes_each) {
+    uint64_t off = 0;
+    while (true) {
+      char* buf = slots_[next_slot_].get();
+      next_slot_ = (next_slot_ + 1) % slots_.size();
+      ssize_t n = ::pread(fd, buf, slot_bytes_, static_cast<off_t>(off));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Errno("read", path);
+      }
+      if (n == 0) break;
+      off += static_cast<uint64_t>(n);
+      if (off > bytes_each) break;
+    }
+    if (off != bytes_each) {
+      return path + ": holds " + std::to_string(off) + " bytes, the workload's samples are " +
+             std::to_string(bytes_each) + " (prepare the data set again)";
+    }
+    return "";
+  }
+
+  BackendConfig cfg_;
+  std::vector<std::unique_ptr<char[]>> slots_;
+  uint64_t slot_bytes_ = 0;
+  size_t next_slot_ = 0;
+  std::map<std::string, int> open_;
+};
+
+class LocalBackend : public Backend {
+ public:
+  explicit LocalBackend(const BackendConfig& cfg) : cfg_(cfg) {}
+
+  std::string NewReader(std::unique_ptr<Reader>* out) override {
+    *out = std::make_unique<LocalReader>(cfg_);
+    return "";
+  }
+
+  std::string MakeDirs(const std::string& dir) override {
+    std::string cur;
+    size_t i = 0;
+    while (i <= dir.size()) {
+      size_t j = dir.find('/', i);
+      if (j == std::string::npos) j = dir.size();
+      cur = dir.substr(0, j);
+      if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Errno("mkdir", cur);
+      }
+      i = j + 1;
+    }
+    return "";
+  }
+
+  std::string WriteFile(const std::string& path, const char* data, uint64_t len) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Errno("create", path);
+    uint64_t off = 0;
+    while (off < len) {
+      uint64_t want = len - off < cfg_.chunk_bytes ? len - off : cfg_.chunk_bytes;
+      ssize_t n = ::pwrite(fd, data + off, want, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string err = Errno("write", path);
+        ::close(fd);
+        return err;
+      }
+      off += static_cast<uint64_t>(n);
+    }
+    // Durable, as the other backends' writes are after their COMMIT.
+    if (::fsync(fd) != 0) {
+      std::string err = Errno("fsync", path);
+      ::close(fd);
+      return err;
+    }
+    if (::close(fd) != 0) return Errno("close", path);
+    return "";
+  }
+
+ private:
+  BackendConfig cfg_;
+};
+
+}  // namespace
+
+std::string MakeLocalBackend(const BackendConfig& cfg, std::unique_ptr<Backend>* out) {
+  *out = std::make_unique<LocalBackend>(cfg);
+  return "";
+}
+
+}  // namespace loom::bench
