@@ -172,10 +172,8 @@ TEST_F(DataPathRecallTest, ADataMoveRecallsTheLayoutAndLibloomReturnsItWithoutAF
       }
       rounds++;
       const std::string piece = RandomBytes(buf.size(), 1000 + i);
-      // Writes stop once the recall is out: from then on they go through the MDS, whose WRITE
-      // (src/nfs4/ops_io.cc) takes the file's layout before the size lock a move holds over
-      // its switch, so one that waits there lands in the old place.
-      if (Counter("pnfs.recalls") > recalls) continue;
+      // Writes go on through the recall: from then on through the MDS, whose WRITE takes the
+      // size lock a move holds over its switch before it reads the layout.
       auto w = f->Write(off, piece.data(), piece.size());
       if (!w.ok() || *w != piece.size()) {
         io_error = "write: " + (w.ok() ? std::string("short") : w.status().ToString());
@@ -197,6 +195,7 @@ TEST_F(DataPathRecallTest, ADataMoveRecallsTheLayoutAndLibloomReturnsItWithoutAF
 
   // libloom answered the recall and returned the layout: nobody was fenced.
   EXPECT_GE(Counter("pnfs.recall_reply.NFS4_OK"), answered + 1);
+  EXPECT_GT(Counter("pnfs.recalls"), recalls);
   EXPECT_EQ(Counter("pnfs.fenced"), fenced);
   auto after = mds_->LayoutOf(ino);
   ASSERT_TRUE(after.ok());
@@ -232,6 +231,39 @@ TEST_F(DataPathRecallTest, AfterTheMdsRestartsTheNewSessionCarriesTheBackChannel
   ASSERT_TRUE(lay.ok());
   ASSERT_TRUE(lay->granted);
   // The recall reaches libloom over the recovered session and is answered: no fence.
+  ASSERT_TRUE(mds_->MoveData(ino, {to}).ok());
+  EXPECT_GE(Counter("pnfs.recall_reply.NFS4_OK"), 1u);
+  EXPECT_EQ(Counter("pnfs.fenced"), 0u);
+  EXPECT_TRUE(ReadAll(*f) == data);
+  ASSERT_TRUE(f->Close().ok());
+}
+
+TEST_F(DataPathRecallTest, AReconnectBindsTheBackChannelToTheNewConnection) {
+  mds_->StartBackground();
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  const std::string data = RandomBytes(1u << 20, 24);
+  WriteFile(*c, "/n", data);
+  const uint64_t ino = InoOf("n");
+  // The RPC server goes and comes back on the same port; loom-mds (and the session) stay.
+  server_.reset();
+  rpc::ServerOptions o;
+  o.listen = "127.0.0.1:" + std::to_string(port_);
+  o.workers = 2;
+  o.loops = 1;
+  server_ = std::make_unique<rpc::RpcServer>(o);
+  server_->Register(mds_->Program());
+  ASSERT_TRUE(server_->Start().ok());
+  auto f = OpenFile(*c, "/n", false);
+  ASSERT_TRUE(f);
+  // The session survived: a reconnect (BIND_CONN_TO_SESSION), not a recovery.
+  EXPECT_EQ(c->stats().recoveries, 0u);
+  auto lay = f->Layout();
+  ASSERT_TRUE(lay.ok());
+  ASSERT_TRUE(lay->granted);
+  auto before = mds_->LayoutOf(ino);
+  ASSERT_TRUE(before.ok());
+  const uint32_t to = before->mirrors[0].files[0].ds_id == 1 ? 2 : 1;
   ASSERT_TRUE(mds_->MoveData(ino, {to}).ok());
   EXPECT_GE(Counter("pnfs.recall_reply.NFS4_OK"), 1u);
   EXPECT_EQ(Counter("pnfs.fenced"), 0u);

@@ -143,11 +143,13 @@ nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (res.status == NFS4_OK && wa.offset > static_cast<uint64_t>(INT64_MAX) - wa.data.size)
     res.status = NFS4ERR_FBIG;
   if (res.status != NFS4_OK) return res.status;
+  // Held from before the layout is read to the size update: size changes and data moves
+  // (MoveData switches the layout under the exclusive lock) wait, other WRITEs do not
+  // (size_locks.h). Taken after the layout, a WRITE racing a move would write the old data
+  // files after the switch and be lost.
+  auto size_lock = cx.mds.size_locks().Shared(n.ino);
   auto l = cx.mds.EnsureLayout(n.ino);
   if (!l.ok()) return res.status = FromDataServer(l.status());
-  // Held from the data-server write to the size update: size changes wait, other WRITEs do
-  // not (size_locks.h).
-  auto size_lock = cx.mds.size_locks().Shared(n.ino);
   mds::FailedMirrors failed;
   auto w = cx.mds.data_servers()->Write(l.value(), wa.offset, wa.data,
                                         static_cast<nfs3::stable_how>(wa.stable), &failed);

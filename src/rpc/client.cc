@@ -44,7 +44,20 @@ Result<std::shared_ptr<RpcClient>> RpcClient::Connect(EventLoop* loop, const std
   Connection::Callbacks cb;
   cb.on_record = [weak](const std::shared_ptr<Connection>& conn, Record r) {
     conn->RecordDone();
-    if (auto self = weak.lock()) self->calls_.OnReply(std::move(r));
+    auto self = weak.lock();
+    if (!self) return;
+    // RFC 5531 §9: the word after the xid says CALL (0) or REPLY (1).
+    const uint8_t* m = r.buf->data() + 4;
+    if (r.size >= 8 && (m[0] | m[1] | m[2] | m[3]) == 0 /* CALL */) {
+      std::function<void(Record)> h;
+      {
+        std::lock_guard<std::mutex> g(self->call_mu_);
+        h = self->on_call_;
+      }
+      if (h) h(std::move(r));
+      return;
+    }
+    self->calls_.OnReply(std::move(r));
   };
   cb.on_close = [weak](Connection*) {
     if (auto self = weak.lock()) self->calls_.FailAll(Status::Unavailable("connection closed"));
@@ -90,6 +103,11 @@ Result<Reply> RpcClient::CallSync(uint32_t prog, uint32_t vers, uint32_t proc, c
   auto f = p->get_future();
   CallAsync(prog, vers, proc, cred, encode_args, [p](Result<Reply> r) { p->set_value(std::move(r)); });
   return f.get();
+}
+
+void RpcClient::SetCallHandler(std::function<void(Record)> h) {
+  std::lock_guard<std::mutex> g(call_mu_);
+  on_call_ = std::move(h);
 }
 
 void RpcClient::Close() { conn_->Close(); }

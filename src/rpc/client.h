@@ -6,6 +6,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/status.h"
@@ -57,6 +58,15 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
   // xid given.
   void SendRawRecord(const std::string& bytes, uint32_t xid, Callback cb);
 
+  // Calls the peer makes to us over this connection (an NFSv4.1 back channel, RFC 8881
+  // §2.10.3.1: the server's CB_COMPOUNDs share the fore channel's connection). `h` runs on the
+  // loop thread with each CALL record; without a handler such records are dropped. Answers go
+  // out with SendMessage. Thread-safe.
+  void SetCallHandler(std::function<void(Record)> h);
+  // Sends a caller-built message (record mark reserved by Connection::BeginRecord), e.g. the
+  // reply to a call from the peer.
+  void SendMessage(std::unique_ptr<xdr::Encoder> msg) { conn_->Send(std::move(msg)); }
+
   void Close();
   bool closed() const { return conn_->closed(); }
 
@@ -66,6 +76,8 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
   Options opts_;
   CallTable calls_;
   std::shared_ptr<Connection> conn_;
+  std::mutex call_mu_;
+  std::function<void(Record)> on_call_;  // guarded by call_mu_
 };
 
 // Calls from a server to a client over a connection the client opened (the NFSv4.1 back
