@@ -5,22 +5,24 @@
 # (issue 14: >= 90% of lines, >= 70% of branches); writes build/coverage.txt (per file) and
 # build/coverage.json. Reports only: it never fails a run because a target is missed.
 #   scripts/coverage.sh [--reset]   --reset: delete the counters (before a fresh run)
+#   LOOM_BUILD_DIR=DIR              another build directory (default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+B="${LOOM_BUILD_DIR:-build}"
 if [ "${1:-}" = "--reset" ]; then
-  find build -name '*.gcda' -delete
+  find "$B" -name '*.gcda' -delete
   exit 0
 fi
-if ! find build -name '*.gcda' -print -quit | grep -q .; then
-  echo "coverage: no gcov data in build/ (configure with LOOM_COVERAGE=ON and run the tests)"
+if ! find "$B" -name '*.gcda' -print -quit | grep -q .; then
+  echo "coverage: no gcov data in $B/ (configure with LOOM_COVERAGE=ON and run the tests)"
   exit 0
 fi
-gcovr --root . --object-directory build \
+gcovr --root . --object-directory "$B" \
   --filter 'src/' --exclude '.*_test\.cc$' --exclude '.*/testing/.*' --exclude '.*fixture\.h$' \
   --exclude '.*test_util\.h$' --exclude '.*raw_.*client\.h$' --exclude 'src/meta/fault_env\..*' \
   --exclude-unreachable-branches --exclude-throw-branches --gcov-ignore-parse-errors \
-  --txt build/coverage.txt --json-summary build/coverage.json --json-summary-pretty >/dev/null
-python3 - build/coverage.json <<'PY'
+  --txt "$B/coverage.txt" --json-summary "$B/coverage.json" --json-summary-pretty >/dev/null
+python3 - "$B/coverage.json" <<'PY'
 import json, sys, collections
 d = json.load(open(sys.argv[1]))
 agg = collections.OrderedDict()
