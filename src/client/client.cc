@@ -482,18 +482,39 @@ Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const Op
   a.claim.claim = CLAIM_NULL;
   a.claim.file = Bytes::Copy(comps.back());
   const uint32_t share_access = a.share_access;  // `a` goes with `o` into the COMPOUND
-  auto r = OnPath(path, true, Ops(std::move(o), s4::GetFh(), s4::Getattr({FATTR4_TYPE, FATTR4_SIZE})), true);
-  if (!r.ok()) return r.status();
+  auto w = Walk(comps, true);
+  if (!w.ok()) return w.status();
+  auto ops = std::move(w.value());
+  const size_t first = ops.size();  // index of OPEN's result
+  ops.push_back(std::move(o));
+  ops.push_back(s4::GetFh());
+  ops.push_back(s4::Getattr({FATTR4_TYPE, FATTR4_SIZE}));
+  // The layout in the same COMPOUND, with the current stateid (RFC 8881 §16.2.3.1.2: seqid 1,
+  // other all zeros = the stateid OPEN just returned), as the Linux client asks: one round
+  // trip per open file instead of two. Its refusal does not fail the open.
+  const bool with_layout = opts_.pnfs;
+  if (with_layout) {
+    stateid4 current{};
+    current.seqid = 1;
+    ops.push_back(s4::LayoutGet(current, flags.write ? LAYOUTIOMODE4_RW : LAYOUTIOMODE4_READ, 16 * 1024));
+  }
+  const uint64_t epoch = session_->epoch();
+  auto r = session_->Call(std::move(ops), true);
+  if (!r.ok()) return Status(r.status().code(), Display(path) + ": " + r.status().message(), r.status().nfs_status());
+  const bool opened = r->status == NFS4_OK ||
+                      (with_layout && r->resarray.size() == first + 4 && r->resarray.back().resop == OP_LAYOUTGET);
+  if (!opened) return FromNfs4(r->status, Display(path));
   auto st = std::make_shared<FileState>();
   st->path = Display(path);
   st->share_access = share_access;
   st->owner = owner;
-  const size_t n = r->resarray.size();
-  st->set_open_stateid(r->resarray[n - 3].opopen->resok4.stateid, session_->epoch());
-  st->fh = r->resarray[n - 2].opgetfh->resok4.object;
-  Attr at = DecodeAttr(r->resarray[n - 1].opgetattr->resok4.obj_attributes);
+  st->set_open_stateid(r->resarray[first].opopen->resok4.stateid, epoch);
+  st->fh = r->resarray[first + 1].opgetfh->resok4.object;
+  Attr at = DecodeAttr(r->resarray[first + 2].opgetattr->resok4.obj_attributes);
   st->size = at.size;
   Track(st);
+  if (with_layout && r->resarray.size() == first + 4 && r->resarray[first + 3].oplayoutget)
+    data_->Adopt(st, *r->resarray[first + 3].oplayoutget, epoch);
   auto f = std::make_shared<FileImpl>(shared_from_this(), st);
   if (flags.write && flags.truncate && at.size > 0) {
     Status s = SetSize(*f, 0);

@@ -1328,7 +1328,32 @@ Status DataPath::Release(const std::shared_ptr<FileState>& f) {
     if (l) stats = d->StatsOf(*c, *l);
   }
   if (!l || l->epoch != d->session->epoch()) return Status::Ok();
+  // A return-on-close layout goes back with the CLOSE that follows (RFC 8881 §18.43.3): only
+  // errors to report need a LAYOUTRETURN of their own. (The I/O statistics of a file closed
+  // between two LAYOUTSTATS are not sent: one call fewer per open matters more for many small
+  // files.)
+  if (l->return_on_close && errors.empty()) return Status::Ok();
   return d->layouts.Return(*f, *l, errors, stats);
+}
+
+void DataPath::Adopt(const std::shared_ptr<FileState>& f, const LAYOUTGET4res& res, uint64_t epoch) {
+  Impl* d = impl_.get();
+  if (!d->opts.pnfs || res.logr_status != NFS4_OK) return;
+  const layoutiomode4 mode =
+      (f->share_access & OPEN4_SHARE_ACCESS_WRITE) ? LAYOUTIOMODE4_RW : LAYOUTIOMODE4_READ;
+  auto g = d->layouts.Adopt(*f, res, mode, epoch);
+  if (!g.ok() || !g->layout) return;  // the first I/O asks again (Refresh)
+  auto c = d->Ctx(f);
+  std::lock_guard<std::mutex> fg(c->fetch_mu);
+  std::lock_guard<std::mutex> lg(c->mu);
+  if (c->layout || c->recalling) return;
+  c->layout = g->layout;
+  c->stats.clear();
+  c->stats_since_ns = NowNs();
+  c->stats_sent_ms = NowMs();
+  c->stats_dirty = false;
+  c->none = false;
+  c->no_mds_io = (g->layout->flags & FF_FLAGS_NO_IO_THRU_MDS) != 0;
 }
 
 Result<LayoutInfo> DataPath::Describe(const std::shared_ptr<FileState>& f) {

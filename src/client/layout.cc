@@ -244,8 +244,13 @@ Result<Layouts::Grant> Layouts::Get(const FileState& f, layoutiomode4 mode) {
     }
     return FromNfs4(r->status, f.path + ": LAYOUTGET");
   }
+  return Adopt(f, *r->resarray.back().oplayoutget, mode, epoch);
+}
+
+Result<Layouts::Grant> Layouts::Adopt(const FileState& f, const LAYOUTGET4res& res, layoutiomode4 mode,
+                                      uint64_t epoch) {
   counters_->layouts_fetched++;
-  auto g = Decode(*r->resarray.back().oplayoutget, epoch, mode);
+  auto g = Decode(res, epoch, mode);
   if (!g.ok()) return g;
   if (g->refused != NFS4_OK && g->layout) {
     // Granted but unusable here: give it back at once.
@@ -259,6 +264,7 @@ Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch,
   const auto& ok = res.logr_resok4;
   auto lay = std::make_shared<Layout>();
   lay->stateid = ok.logr_stateid;
+  lay->return_on_close = ok.logr_return_on_close;
   lay->epoch = epoch;
   lay->iomode = mode;
   {

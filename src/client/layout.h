@@ -47,6 +47,9 @@ struct Layout {
   uint32_t flags = 0;        // FF_FLAGS_*
   uint32_t stats_hint = 0;   // ffl_stats_collect_hint: seconds between LAYOUTSTATS (0: ours)
   std::vector<std::vector<DataFile>> mirrors;  // [mirror][stripe]; every mirror has stripes() files
+  // logr_return_on_close (RFC 8881 §18.43.3): the last CLOSE returns the layout, so a close
+  // with nothing to report needs no LAYOUTRETURN.
+  bool return_on_close = false;
   uint64_t epoch = 0;  // Session::epoch() when granted
   uint64_t serial = 0;  // distinct per LAYOUTGET (this client's counter)
 
@@ -97,6 +100,10 @@ class Layouts {
   // LAYOUTGET of the whole file (PUTFH + LAYOUTGET with the open stateid). Errors: transport,
   // or a status that says the file or the open is gone.
   Result<Grant> Get(const FileState& f, layoutiomode4 mode);
+  // A LAYOUTGET result that came in another COMPOUND (the OPEN's: OPEN + LAYOUTGET with the
+  // current stateid, as the Linux client sends it): decoded as Get does, an unusable layout
+  // returned at once.
+  Result<Grant> Adopt(const FileState& f, const LAYOUTGET4res& res, layoutiomode4 mode, uint64_t epoch);
   // LAYOUTRETURN of the file's layout, with the errors seen and the I/O statistics per data
   // server as an ff_layoutreturn4 body.
   Status Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors,

@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# train-bench.sh -- AI training reads, MLPerf Storage method, on Loom (libloom), on the local
+# filesystem (the page-cache reference) and on nfs-ganesha (libnfs, NFSv3), in ONE run on this
+# machine; then a raw libloom read sweep over 1-3 data servers and 1-4 connections per data
+# server.  See bench/README.md ("Training benchmark") and docs/benchmarks.md.
+#
+#   bench/train-bench.sh                 full run (4 s search trials, 3 s sweep points; ~5 min)
+#   bench/train-bench.sh --quick         smoke run (smaller data sets, 2 s trials; ~2 min)
+#
+# Steps: build bench/tcpstream.c and bench/nfsbench.c (gcc) into build/bench/; measure one
+# loopback TCP stream (the ceiling); start a Loom cluster (scripts/loom-cluster.sh: loom-mds +
+# 3 loom-ds on free ports) and nfs-ganesha (FSAL VFS, tests/interop/lib/servers.sh) exporting a
+# local directory; write the data sets with `loom bench train --prepare` (to Loom, and to the
+# local directory that ganesha exports: local and ganesha read the same files); for each
+# workload (unet3d, resnet50, cosmoflow) and backend (loom, local, ganesha) run
+# `loom bench train --search`: the largest number of simulated accelerators whose mean AU stays
+# >= 90% (70% for cosmoflow).  Sweep: `loom bench read` of a file striped over n = 1, 2, 3 data
+# servers (directory policy --stripes n), 1 MiB sequential and 128 KiB random, 1, 2 and 4
+# connections per data server, next to nfsbench reading one loom-ds directly (the per-server
+# ceiling).  Servers run side by side but only one client runs at a time.
+#
+# Options
+#   --quick             TRAIN_SCALE=0.5, --trial-seconds 2, --sweep-seconds 2, --sweep-size 128M
+#   --workloads LIST    comma list (default unet3d,resnet50,cosmoflow)
+#   --backends LIST     comma list of loom,local,ganesha (default all three)
+#   --trial-seconds S   length of one search trial (default 4)
+#   --max-accelerators N  search cap (default 64)
+#   --sweep-seconds S   length of one sweep point (default 3); --sweep-size N (default 512M)
+#   --sweep-depth D     reads in flight in the sweep (default 16)
+#   --no-sweep          skip the sweep
+#   --out FILE          JSONL of every run (default build/bench/train-results.jsonl)
+#   --keep              keep the work directory (default: mktemp -d, removed at the end)
+# Env: TRAIN_SCALE (default 1) scales the data sets: unet3d 24, resnet50 2000, cosmoflow 300
+#      files at 1 (never fewer than one batch); LOOM_BIN (default build/apps: loom/loom,
+#      loom-mds/loom-mds, loom-ds/loom-ds).
+#
+# Output: progress on stderr, every run as a JSON line in --out, and on stdout ONE JSON object:
+# per workload the accelerators, AU and MB/s of each backend side by side, the loopback ceiling
+# (one TCP stream / one accelerator's demand) and the ratios loom/ceiling and loom/ganesha; the
+# sweep table.  Exit status 0 unless something broke (a server does not start, a benchmark
+# fails with an I/O error); low numbers never fail it.  Needs root for ganesha and rpcbind.
+set -u
+set -o pipefail
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=SCRIPTDIR/../tests/interop/lib/servers.sh
+source "$REPO/tests/interop/lib/servers.sh"
+
+WORKLOADS=unet3d,resnet50,cosmoflow BACKENDS=loom,local,ganesha TRIAL_S=4 MAX_ACC=64
+SWEEP=1 SWEEP_S=3 SWEEP_SIZE=512M SWEEP_DEPTH=16 OUT='' KEEP=0
+SCALE=${TRAIN_SCALE:-1}
+while (($#)); do
+    case $1 in
+        --quick) SCALE=${TRAIN_SCALE:-0.5} TRIAL_S=2 SWEEP_S=2 SWEEP_SIZE=128M; shift ;;
+        --workloads) WORKLOADS=$2; shift 2 ;;
+        --backends) BACKENDS=$2; shift 2 ;;
+        --trial-seconds) TRIAL_S=$2; shift 2 ;;
+        --max-accelerators) MAX_ACC=$2; shift 2 ;;
+        --sweep-seconds) SWEEP_S=$2; shift 2 ;;
+        --sweep-size) SWEEP_SIZE=$2; shift 2 ;;
+        --sweep-depth) SWEEP_DEPTH=$2; shift 2 ;;
+        --no-sweep) SWEEP=0; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "train-bench: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+BIN=${LOOM_BIN:-$REPO/build/apps}
+LOOM=$BIN/loom/loom
+export LOOM_DS=$BIN/loom-ds/loom-ds
+BUILD=$REPO/build/bench
+OUT=${OUT:-$BUILD/train-results.jsonl}
+FAILED=0
+
+note() { echo "train-bench: $*" >&2; }
+die() { note "ERROR: $*"; exit 1; }
+
+RUN_LOOM=0
+[[ ,$BACKENDS, == *,loom,* ]] && RUN_LOOM=1
+for b in "$LOOM" "$BIN/loom-mds/loom-mds" "$LOOM_DS"; do
+    [[ $b == "$LOOM" ]] || ((RUN_LOOM)) || continue
+    [[ -x $b ]] || die "$b not found (build: ninja -C build loom loom-mds loom-ds)"
+done
+"$LOOM" bench --help >/dev/null 2>&1 || die "$LOOM has no 'bench' command"
+need=(gcc:gcc /usr/include/nfsc/libnfs.h:libnfs-dev python3:python3)
+[[ ,$BACKENDS, == *,ganesha,* ]] && need+=(ganesha.nfsd:nfs-ganesha
+    "$GANESHA_PLUGINS_DIR/libfsalvfs.so:nfs-ganesha-vfs" rpcbind:rpcbind rpcinfo:rpcbind)
+ensure_pkgs "${need[@]}" || die "missing dependencies"
+mkdir -p "$BUILD" "$(dirname "$OUT")"
+gcc -O2 -Wall -o "$BUILD/tcpstream" "$HERE/tcpstream.c" || die "building tcpstream failed"
+gcc -O2 -Wall -o "$BUILD/nfsbench" "$HERE/nfsbench.c" -lnfs || die "building nfsbench failed"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/loom-train-bench.XXXXXX")
+EXPORT=$WORK/export
+mkdir -p "$EXPORT"
+: >"$OUT"
+CLUSTER_PID=
+cleanup() {
+    local rc=$?
+    if [[ -n $CLUSTER_PID ]]; then
+        kill "$CLUSTER_PID" 2>/dev/null
+        wait "$CLUSTER_PID" 2>/dev/null
+    fi
+    srv_cleanup_all
+    if ((KEEP)); then note "kept $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'note interrupted; exit 1' INT TERM HUP
+
+record() { echo "$1" >>"$OUT"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# ---- the loopback ceiling ---------------------------------------------------------------
+stream() {
+    local l
+    l=$("$BUILD/tcpstream" --seconds 2 --bs 1M --target loopback) || { note "tcpstream failed"; return; }
+    record "${l%\}},\"phase\":\"$1\",\"loadavg\":\"$(loadavg)\"}"
+}
+stream before
+
+# ---- servers ----------------------------------------------------------------------------
+MDS=
+if ((RUN_LOOM)); then
+    free_port || die "no free port"
+    MDS=127.0.0.1:$FREE_PORT
+    "$REPO/scripts/loom-cluster.sh" --dir "$WORK/cluster" --port "$FREE_PORT" --ds 3 --bin "$BIN" \
+        >"$WORK/cluster.out" 2>&1 &
+    CLUSTER_PID=$!
+    for _ in $(seq 300); do
+        grep -q "loom-mds ready" "$WORK/cluster/mds.log" 2>/dev/null && break
+        kill -0 "$CLUSTER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "loom-mds ready" "$WORK/cluster/mds.log" 2>/dev/null ||
+        { tail -n 20 "$WORK/cluster.out" >&2; die "the Loom cluster did not start"; }
+    note "Loom cluster up: loom-mds $MDS, 3 loom-ds"
+fi
+GANESHA_URL=
+if [[ ,$BACKENDS, == *,ganesha,* ]]; then
+    srv_start ganesha "$EXPORT" "$WORK/ganesha" || die "ganesha did not start"
+    GANESHA_URL=$(srv_url_dir)
+fi
+
+# ---- data sets -------------------------------------------------------------------------
+files_for() {  # workload -> scaled file count, at least one batch
+    local base min
+    case $1 in unet3d) base=24 min=7 ;; resnet50) base=2000 min=400 ;; cosmoflow) base=300 min=1 ;; esac
+    awk -v b="$base" -v s="$SCALE" -v m="$min" 'BEGIN { n = int(b * s + 0.5); print (n < m ? m : n) }'
+}
+bench_train() {  # backend-args... ; prints the JSON line, 0 on success
+    "$LOOM" bench train "$@" --json 2>>"$WORK/train.log"
+}
+backend_args() {  # backend -> the loom bench train arguments for it
+    case $1 in
+        loom) echo "--backend loom --mds $MDS --dir /train" ;;
+        local) echo "--backend local --dir $EXPORT/train" ;;
+        ganesha) echo "--backend nfs --nfs-url $GANESHA_URL --dir /train" ;;
+    esac
+}
+IFS=, read -r -a workloads <<<"$WORKLOADS"
+IFS=, read -r -a backends <<<"$BACKENDS"
+for w in "${workloads[@]}"; do
+    n=$(files_for "$w")
+    # ganesha reads the files the local backend wrote (it exports that directory).
+    for where in loom local; do
+        [[ $where == loom && ,$BACKENDS, != *,loom,* ]] && continue
+        [[ $where == local && ,$BACKENDS, != *,local,* && ,$BACKENDS, != *,ganesha,* ]] && continue
+        note "writing $w ($n files) to $where"
+        # shellcheck disable=SC2046  # backend_args words
+        if l=$(bench_train --prepare --workload "$w" --files "$n" $(backend_args "$where")); then
+            record "${l%\}},\"backend\":\"$where\"}"
+        else
+            note "prepare $w on $where failed (see below)"; tail -n 5 "$WORK/train.log" >&2; FAILED=1
+        fi
+    done
+done
+sync
+
+# ---- training runs ---------------------------------------------------------------------
+for w in "${workloads[@]}"; do
+    n=$(files_for "$w")
+    for b in "${backends[@]}"; do
+        note "$w on $b: searching (trials of ${TRIAL_S}s)"
+        # A failed search still prints what it measured, with "error" set.
+        # shellcheck disable=SC2046
+        l=$(bench_train --workload "$w" --files "$n" --search --trial-seconds "$TRIAL_S" \
+            --max-accelerators "$MAX_ACC" $(backend_args "$b"))
+        rc=$?
+        [[ $l == \{* ]] && record "${l%\}},\"target\":\"$b\",\"loadavg\":\"$(loadavg)\"}"
+        if ((rc == 0)); then
+            note "  $(sed -n 's/.*"accelerators":\([0-9]*\),"search".*"au_mean":\([0-9.]*\).*"throughput_MB_s":\([0-9.]*\).*/\1 accelerators, AU \2, \3 MB\/s/p' <<<"$l")"
+        else
+            note "$w on $b failed:"; tail -n 3 "$WORK/train.log" >&2; FAILED=1
+        fi
+    done
+done
+
+# ---- sweep: libloom reads vs data servers and connections ----------------------------------
+if ((SWEEP && RUN_LOOM)); then
+    for ns in 1 2 3; do
+        "$LOOM" --mds "$MDS" mkdir -p "/sweep$ns" >/dev/null 2>>"$WORK/train.log" ||
+            "$LOOM" --mds "$MDS" mkdir "/sweep$ns" >/dev/null 2>>"$WORK/train.log"
+        if ! "$LOOM" --mds "$MDS" admin policy set "/sweep$ns" --stripes "$ns" >>"$WORK/train.log" 2>&1; then
+            note "policy set /sweep$ns --stripes $ns failed (the file gets the default placement)"
+        fi
+        for c in 1 2 4; do
+            for p in seq:1M rand:128K; do
+                if l=$("$LOOM" bench read --mds "$MDS" --pattern "${p%%:*}" --bs "${p#*:}" \
+                    --depth "$SWEEP_DEPTH" --connections "$c" --seconds "$SWEEP_S" \
+                    --size "$SWEEP_SIZE" --file "/sweep$ns/read.dat" --json 2>>"$WORK/train.log"); then
+                    record "${l%\}},\"data_servers\":$ns,\"loadavg\":\"$(loadavg)\"}"
+                    note "  sweep n=$ns c=$c ${p%%:*}: $(sed -n 's/.*"MiB_s":\([0-9.]*\).*"iops":\([0-9]*\).*/\1 MiB\/s, \2 IOPS/p' <<<"$l")"
+                else
+                    note "bench read n=$ns c=$c $p failed:"; tail -n 3 "$WORK/train.log" >&2; FAILED=1
+                fi
+            done
+        done
+    done
+    # The per-server ceiling: nfsbench (one connection, the same depth) reading one loom-ds
+    # of its own directly, no metadata server, for the same time as a sweep point: 1 MiB and
+    # 128 KiB reads at random aligned offsets (nfsbench's seq-read reads the file only once,
+    # too short to time here; from the page cache 1 MiB random and sequential cost the same).
+    mkdir -p "$WORK/ds-direct"
+    if srv_start loom "$WORK/ds-direct" "$WORK/ds-direct.work"; then
+        url=$(srv_url_dir)
+        for m in "seq-write --bs 1M" "rand-read --bs 1M --duration $SWEEP_S" \
+            "rand-read --bs 128K --duration $SWEEP_S"; do
+            # shellcheck disable=SC2086  # the mode's words
+            set -- $m
+            if out=$("$BUILD/nfsbench" --url "$url" --mode "$1" --target loom-ds-direct --file direct.dat \
+                --size "$SWEEP_SIZE" --qd "$SWEEP_DEPTH" "${@:2}" 2>>"$WORK/train.log"); then
+                while IFS= read -r l; do [[ $l == \{* ]] && record "${l%\}},\"direct\":true}"; done <<<"$out"
+            else
+                note "nfsbench $1 against loom-ds failed"; FAILED=1
+            fi
+        done
+        srv_stop
+    else
+        note "a direct loom-ds did not start"; FAILED=1
+    fi
+fi
+stream after
+
+# ---- the summary --------------------------------------------------------------------------
+python3 - "$OUT" "$FAILED" "$SCALE" "$TRIAL_S" <<'EOF'
+import json, sys
+out, failed, scale, trial_s = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3]), float(sys.argv[4])
+lines = [json.loads(l) for l in open(out) if l.strip().startswith("{")]
+def r(a, b, d=3):
+    return None if a is None or b in (None, 0) else round(a / b, d)
+streams = [l["GiB_s"] for l in lines if l.get("bench") == "tcpstream" and l.get("GiB_s")]
+ceil_mb = max(streams) * 1073741824 / 1e6 if streams else None
+train = {}
+for l in lines:
+    if l.get("bench") == "train":
+        train.setdefault(l["workload"], {})[l["target"]] = l
+workloads = {}
+for w, by in train.items():
+    any_l = next(iter(by.values()))
+    demand = any_l["demand_MB_s_per_accelerator"]
+    ceiling_acc = r(ceil_mb, demand, 2)
+    side = {b: {"accelerators": l["accelerators"], "au_mean": l["au_mean"], "au_min": l["au_min"],
+                "MB_s": l["throughput_MB_s"], "samples_s": l["samples_s"],
+                "MB_s_over_demand": r(l["throughput_MB_s"], demand, 2),
+                "trials": len(l["trials"]), "error": l.get("error")} for b, l in by.items()}
+    # A search that ended in an error has no answer: no count, no ratio.
+    acc = lambda b: by[b]["accelerators"] if b in by and not by[b].get("error") else None
+    workloads[w] = {
+        "sample_bytes": any_l["sample_bytes"], "batch": any_l["batch"], "compute_s": any_l["compute_s"],
+        "files": any_l["files"], "au_target": any_l["au_target"],
+        "demand_MB_s_per_accelerator": demand,
+        "accelerators": {b: acc(b) for b in by},
+        "backends": side,
+        "ceiling_accelerators": ceiling_acc,
+        "loom_over_ceiling": r(acc("loom"), ceiling_acc),
+        "loom_over_ganesha": r(acc("loom"), acc("ganesha")),
+        "loom_over_local": r(acc("loom"), acc("local")),
+        "loom_over_ganesha_MB_s": r(by.get("loom", {}).get("throughput_MB_s"), by.get("ganesha", {}).get("throughput_MB_s")),
+    }
+sweep = []
+for l in lines:
+    if l.get("bench") == "read":
+        sweep.append({k: l.get(k) for k in ("data_servers", "stripes", "connections", "pattern", "bs", "depth",
+                                             "MiB_s", "iops", "p50_us", "p99_us", "mds_read_bytes")})
+direct = {("1M" if l.get("bs") == 1048576 else "128K"):
+              {"MiB_s": round(l["GiB_s"] * 1024, 1), "iops": l.get("iops"), "p50_us": l.get("p50_us"),
+               "p99_us": l.get("p99_us"), "bs": l.get("bs"), "qd": l.get("qd")}
+          for l in lines if l.get("target") == "loom-ds-direct" and l.get("op") == "rand-read"}
+for s in sweep:
+    d = direct.get("1M" if s["bs"] == 1048576 else "128K")
+    s["over_direct_ceiling"] = r(s["MiB_s"], d["MiB_s"] * s["data_servers"]) if d else None
+loads = [l.get("loadavg") for l in lines if l.get("loadavg")]
+print(json.dumps({
+    "bench": "train-bench", "op": "summary", "scale": scale, "trial_seconds": trial_s,
+    "loadavg_first": loads[0] if loads else None, "loadavg_last": loads[-1] if loads else None,
+    "loopback_ceiling_MB_s": round(ceil_mb, 1) if ceil_mb else None,
+    "workloads": workloads,
+    "sweep": {"direct_ds_ceiling": direct, "points": sweep},
+    "failed": failed}, separators=(",", ":")))
+EOF
+if ((FAILED)); then note "FAILED (see above; log lines in $WORK/train.log)"; exit 1; fi
+note "done; every run in $OUT"
