@@ -42,7 +42,7 @@ class RpcTest : public ::testing::Test {
     p.prog = kProg;
     p.vers = kVers;
     p.stats_prefix = "test";
-    p.procs.resize(6);
+    p.procs.resize(7);
     p.procs[0] = {"NULL", [](const CallContext&, xdr::Decoder&, xdr::Encoder&) { return SUCCESS; },
                   true, true};
     // 1: echo a string; GARBAGE_ARGS when it does not decode.
@@ -58,6 +58,13 @@ class RpcTest : public ::testing::Test {
                     if (!d.u32(ms)) return GARBAGE_ARGS;
                     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
                     e.u32(ms);
+                    return SUCCESS;
+                  }};
+    // 6: waits until the test opens gate_, then answers 6 (an explicit sync point: a reply
+    // held back until another call has been answered, with no timing involved).
+    p.procs[6] = {"GATE", [this](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+                    gate_open_.wait();
+                    e.u32(6);
                     return SUCCESS;
                   }};
     // 3: non-idempotent counter: each execution increments.
@@ -99,6 +106,11 @@ class RpcTest : public ::testing::Test {
     loops_->Start();
   }
   void TearDown() override {
+    // A test that failed before opening the gate must not leave a worker waiting on it.
+    try {
+      gate_.set_value();
+    } catch (const std::future_error&) {
+    }
     client_.reset();
     loops_.reset();
     server_.reset();
@@ -164,6 +176,8 @@ class RpcTest : public ::testing::Test {
   std::shared_ptr<RpcClient> client_;
   std::string addr_;
   std::atomic<uint32_t> counter_{0};
+  std::promise<void> gate_;
+  std::shared_future<void> gate_open_ = gate_.get_future().share();
 };
 
 TEST_F(RpcTest, EchoAndErrors) {
@@ -204,26 +218,36 @@ TEST_F(RpcTest, AuthSysCredentialReachesTheProcedure) {
 }
 
 TEST_F(RpcTest, RepliesMayComeOutOfOrder) {
+  // The first call's reply is held back by the server until the second call's reply has
+  // reached the client: the client must match replies to calls by xid, in any order.
   auto c = Client();
   std::mutex mu;
   std::vector<uint32_t> order;
-  std::atomic<int> done{0};
-  for (uint32_t ms : {300u, 0u}) {
-    c->CallAsync(kProg, kVers, 2, Cred(), [ms](xdr::Encoder& e) { e.u32(ms); },
-                 [&](Result<RpcClient::Reply> r) {
-                   ASSERT_TRUE(r.ok());
-                   uint32_t v;
-                   xdr::Decoder d = r->results();
-                   ASSERT_TRUE(d.u32(v));
-                   std::lock_guard<std::mutex> l(mu);
-                   order.push_back(v);
-                   done++;
-                 });
-  }
-  for (int i = 0; i < 100 && done < 2; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_EQ(done.load(), 2);
-  EXPECT_EQ(order[0], 0u);
-  EXPECT_EQ(order[1], 300u);
+  std::promise<void> both;
+  auto record = [&](uint32_t v) {
+    std::lock_guard<std::mutex> l(mu);
+    order.push_back(v);
+    if (order.size() == 2) both.set_value();
+  };
+  c->CallAsync(kProg, kVers, 6, Cred(), [](xdr::Encoder&) {}, [&](Result<RpcClient::Reply> r) {
+    ASSERT_TRUE(r.ok());
+    uint32_t v = 0;
+    xdr::Decoder d = r->results();
+    ASSERT_TRUE(d.u32(v));
+    record(v);
+  });
+  c->CallAsync(kProg, kVers, 2, Cred(), [](xdr::Encoder& e) { e.u32(0); },
+               [&](Result<RpcClient::Reply> r) {
+                 ASSERT_TRUE(r.ok());
+                 uint32_t v = 1;
+                 xdr::Decoder d = r->results();
+                 ASSERT_TRUE(d.u32(v));
+                 record(v);
+                 gate_.set_value();  // now the held call may answer
+               });
+  ASSERT_EQ(both.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(order, (std::vector<uint32_t>{0u, 6u}));
 }
 
 TEST_F(RpcTest, ManyCallsInFlight) {
