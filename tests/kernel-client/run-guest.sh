@@ -1,10 +1,12 @@
 #!/bin/bash
 # run-guest.sh: boot a stock Debian kernel under qemu (TCG) and run one guest test script.
 #
-# usage: run-guest.sh [-k 6.1|7] [-s SCRIPT] [-t SECONDS] [-l LOGFILE] [-c CHANNEL] [-v] [KEY=VALUE ...]
+# usage: run-guest.sh [-k 6.1|7] [-s SCRIPT] [-a FILE]... [-t SECONDS] [-l LOGFILE] [-c CHANNEL] [-v] [KEY=VALUE ...]
 #   -k  kernel flavor (env LOOM_KERNEL, default 6.1)
 #   -s  guest test script, run by /init as /test.sh (env LOOM_GUEST_SCRIPT,
 #       default guest/nfs3-basic.sh); a bare name is looked up in guest/
+#   -a  also put FILE into the guest as /tests/NAME (repeatable; a bare name is looked up in
+#       guest/): the scripts that the suite driver (lib/guest-suite.sh as -s) runs in one boot
 #   -t  host-side timeout for the whole boot (env LOOM_GUEST_TIMEOUT, default 300);
 #       the guest's own watchdog fires 20 s earlier with a readable FAIL line
 #   -l  serial log file (env LOOM_GUEST_LOG, default a new /tmp/loom-kc-*.log)
@@ -35,10 +37,12 @@ TIMEOUT=${LOOM_GUEST_TIMEOUT:-300}
 LOG=${LOOM_GUEST_LOG:-}
 VERBOSE=${LOOM_VERBOSE:-0}
 CHANNEL=${LOOM_GUEST_CHANNEL:-}
-while getopts "k:s:t:l:c:vh" opt; do
+extra_files=()
+while getopts "k:s:a:t:l:c:vh" opt; do
     case "$opt" in
     k) FLAVOR=$OPTARG ;;
     s) SCRIPT=$OPTARG ;;
+    a) extra_files+=("$OPTARG") ;;
     t) TIMEOUT=$OPTARG ;;
     l) LOG=$OPTARG ;;
     c) CHANNEL=$OPTARG ;;
@@ -57,6 +61,12 @@ for kv in "$@"; do
 done
 if [ ! -f "$SCRIPT" ] && [ -f "$HERE/guest/$SCRIPT" ]; then SCRIPT=$HERE/guest/$SCRIPT; fi
 [ -f "$SCRIPT" ] || kc_die "no guest script '$SCRIPT'"
+for i in "${!extra_files[@]}"; do
+    f=${extra_files[$i]}
+    if [ ! -f "$f" ] && [ -f "$HERE/guest/$f" ]; then f=$HERE/guest/$f; fi
+    [ -f "$f" ] || kc_die "no guest file '$f' (-a)"
+    extra_files[$i]=$f
+done
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] && [ "$TIMEOUT" -ge 30 ] || kc_die "timeout must be a number of seconds >= 30"
 
 rc=0
@@ -76,13 +86,22 @@ trap 'rm -rf "$work"' EXIT
 
 # The initrd for this run: the cached base archive, zero-padded to a 4-byte
 # boundary (the kernel looks for the next archive there), then a small
-# uncompressed cpio with /test.sh. The kernel unpacks both into one rootfs.
+# uncompressed cpio with /test.sh (and /tests/*, -a). The kernel unpacks both into one rootfs.
 mkdir "$work/extra"
 install -m 755 "$SCRIPT" "$work/extra/test.sh"
+extra_names=()
+if [ ${#extra_files[@]} -gt 0 ]; then
+    mkdir "$work/extra/tests"
+    extra_names+=(tests)
+    for f in "${extra_files[@]}"; do
+        install -m 755 "$f" "$work/extra/tests/$(basename "$f")"
+        extra_names+=("tests/$(basename "$f")")
+    done
+fi
 cp "$INITRD" "$work/initrd"
 pad=$(((4 - $(stat -c %s "$work/initrd") % 4) % 4))
 head -c "$pad" /dev/zero >>"$work/initrd"
-(cd "$work/extra" && echo test.sh | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
+(cd "$work/extra" && printf '%s\n' test.sh "${extra_names[@]}" | cpio -o -H newc -R 0:0 --quiet) >>"$work/initrd"
 
 guest_timeout=$((TIMEOUT - 20))
 hostname_word="GUEST_HOSTNAME=loomkc-$(hostname -s | tr -cd 'a-zA-Z0-9' | head -c 12)-$$-$RANDOM"
