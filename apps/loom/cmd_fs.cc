@@ -139,15 +139,34 @@ int CmdLs(Ctx& ctx, const std::vector<std::string>& args) {
   return rc;
 }
 
+// For commands that take one or more Loom PATHs and no flags: parses, checks the paths and
+// connects. False (with *rc set) when the command must stop there.
+bool PathsAndClient(Ctx& ctx, const std::vector<std::string>& args, Flags* f, int* rc,
+                    std::shared_ptr<lc::Client>* c) {
+  if (!ParseOrFail(ctx, args, {}, f, rc)) return false;
+  if (f->positional().empty()) {
+    *rc = ctx.Usage("wants a PATH");
+    return false;
+  }
+  for (const auto& p : f->positional()) {
+    if (Arg(p).empty()) {
+      *rc = ctx.Usage("empty path");
+      return false;
+    }
+  }
+  *c = ctx.client();
+  if (!*c) {
+    *rc = ctx.connect_exit();
+    return false;
+  }
+  return true;
+}
+
 int CmdStat(Ctx& ctx, const std::vector<std::string>& args) {
   Flags f;
   int rc = kExitOk;
-  if (!ParseOrFail(ctx, args, {}, &f, &rc)) return rc;
-  if (f.positional().empty()) return ctx.Usage("wants a PATH");
-  for (const auto& p : f.positional())
-    if (Arg(p).empty()) return ctx.Usage("empty path");
-  auto c = ctx.client();
-  if (!c) return ctx.connect_exit();
+  std::shared_ptr<lc::Client> c;
+  if (!PathsAndClient(ctx, args, &f, &rc, &c)) return rc;
   for (const auto& arg : f.positional()) {
     std::string path = Arg(arg);
     auto a = c->Stat(path);
@@ -169,12 +188,8 @@ int CmdStat(Ctx& ctx, const std::vector<std::string>& args) {
 int CmdCat(Ctx& ctx, const std::vector<std::string>& args) {
   Flags f;
   int rc = kExitOk;
-  if (!ParseOrFail(ctx, args, {}, &f, &rc)) return rc;
-  if (f.positional().empty()) return ctx.Usage("wants a PATH");
-  for (const auto& p : f.positional())
-    if (Arg(p).empty()) return ctx.Usage("empty path");
-  auto c = ctx.client();
-  if (!c) return ctx.connect_exit();
+  std::shared_ptr<lc::Client> c;
+  if (!PathsAndClient(ctx, args, &f, &rc, &c)) return rc;
   auto fs = MakeRemoteFs(c);
   auto out = MakeFdSink(1);
   for (const auto& arg : f.positional()) {

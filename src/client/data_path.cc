@@ -14,6 +14,7 @@
 
 #include "client/ds_conn.h"
 #include "client/layout.h"
+#include "nfs4/simple_client.h"
 #include "rpc/event_loop.h"
 
 namespace loom::client::internal {
@@ -541,8 +542,8 @@ void DataPath::Impl::MdsRead(const OpPtr& op) {
 
 void DataPath::Impl::MdsReadChunk(const OpPtr& op, uint64_t fo, uint8_t* dst, uint32_t n) {
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(op->f->fh));
-  ops.push_back(ReadOp(op->f->open_stateid(), fo, n));
+  ops.push_back(loom::nfs4::simple::PutFh(op->f->fh));
+  ops.push_back(loom::nfs4::simple::Read(op->f->open_stateid(), fo, n));
   session->CallAsync(std::move(ops), [this, op, fo, dst, n](Status t, COMPOUND4res res) {
     if (!t.ok()) {
       op->Fail(Status(t.code(), op->f->path + ": " + t.message(), t.nfs_status()));
@@ -710,8 +711,8 @@ Status DataPath::Impl::MdsWriteSync(const FileState& f, uint64_t off, const uint
   while (pos < len) {
     const uint32_t n = static_cast<uint32_t>(std::min<size_t>(chunk, len - pos));
     std::vector<nfs_argop4> ops;
-    ops.push_back(PutFhOp(f.fh));
-    ops.push_back(WriteOp(f.open_stateid(), off + pos, src + pos, n, FILE_SYNC4));
+    ops.push_back(loom::nfs4::simple::PutFh(f.fh));
+    ops.push_back(loom::nfs4::simple::WriteView(f.open_stateid(), off + pos, src + pos, n, FILE_SYNC4));
     auto r = session->Call(std::move(ops));
     if (!r.ok()) return Status(r.status().code(), f.path + ": " + r.status().message());
     if (r->status != NFS4_OK) return FromNfs4(r->status, f.path);
@@ -807,10 +808,10 @@ void DataPath::Impl::MdsWrite(const OpPtr& op) {
 
 void DataPath::Impl::MdsWriteChunk(const OpPtr& op, uint64_t fo, const uint8_t* src, uint32_t n) {
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(op->f->fh));
+  ops.push_back(loom::nfs4::simple::PutFh(op->f->fh));
   // The caller's buffer goes out as it is (a view, valid until the callback). FILE_SYNC: these
   // bytes are not retained, so an MDS restart before a COMMIT could not be repaired.
-  ops.push_back(WriteOp(op->f->open_stateid(), fo, src, n, FILE_SYNC4));
+  ops.push_back(loom::nfs4::simple::WriteView(op->f->open_stateid(), fo, src, n, FILE_SYNC4));
   session->CallAsync(std::move(ops), [this, op, fo, src, n](Status t, COMPOUND4res res) {
     if (!t.ok()) {
       op->Fail(Status(t.code(), op->f->path + ": " + t.message(), t.nfs_status()));
@@ -953,8 +954,8 @@ Status DataPath::Impl::SyncImpl(FileCtx& c, FileState& f) {
   }
   if (mds_commit) {
     std::vector<nfs_argop4> ops;
-    ops.push_back(PutFhOp(f.fh));
-    ops.push_back(CommitOp());
+    ops.push_back(loom::nfs4::simple::PutFh(f.fh));
+    ops.push_back(loom::nfs4::simple::Commit());
     auto r = session->Call(std::move(ops));
     if (!r.ok()) return Status(r.status().code(), f.path + ": " + r.status().message());
     if (r->status != NFS4_OK) return FromNfs4(r->status, f.path);

@@ -247,13 +247,7 @@ TEST_F(DataPathRecallTest, AReconnectBindsTheBackChannelToTheNewConnection) {
   const uint64_t ino = InoOf("n");
   // The RPC server goes and comes back on the same port; loom-mds (and the session) stay.
   server_.reset();
-  rpc::ServerOptions o;
-  o.listen = "127.0.0.1:" + std::to_string(port_);
-  o.workers = 2;
-  o.loops = 1;
-  server_ = std::make_unique<rpc::RpcServer>(o);
-  server_->Register(mds_->Program());
-  ASSERT_TRUE(server_->Start().ok());
+  ServeMds();
   auto f = OpenFile(*c, "/n", false);
   ASSERT_TRUE(f);
   // The session survived: a reconnect (BIND_CONN_TO_SESSION), not a recovery.

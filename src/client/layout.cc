@@ -3,17 +3,14 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "nfs4/simple_client.h"
 #include "xdr/xdr.h"
 
 namespace loom::client::internal {
 
 namespace {
 
-nfs_argop4 Op(nfs_opnum4 op) {
-  nfs_argop4 a;
-  a.argop = op;
-  return a;
-}
+using loom::nfs4::simple::Op;
 
 std::string Hex(const uint8_t* p, size_t n) {
   static const char kDigits[] = "0123456789abcdef";
@@ -65,38 +62,6 @@ bool ParseUaddr(const std::string& netid, const std::string& ua, std::string* ou
 }
 
 }  // namespace
-
-nfs_argop4 PutFhOp(const Bytes& fh) {
-  auto a = Op(OP_PUTFH);
-  a.opputfh = std::make_unique<PUTFH4args>();
-  a.opputfh->object = fh;
-  return a;
-}
-
-nfs_argop4 ReadOp(const stateid4& s, uint64_t off, uint32_t count) {
-  auto a = Op(OP_READ);
-  a.opread = std::make_unique<READ4args>();
-  a.opread->stateid = s;
-  a.opread->offset = off;
-  a.opread->count = count;
-  return a;
-}
-
-nfs_argop4 WriteOp(const stateid4& s, uint64_t off, const void* data, uint32_t len, stable_how4 how) {
-  auto a = Op(OP_WRITE);
-  a.opwrite = std::make_unique<WRITE4args>();
-  a.opwrite->stateid = s;
-  a.opwrite->offset = off;
-  a.opwrite->stable = how;
-  a.opwrite->data = Bytes::View(data, len, nullptr);
-  return a;
-}
-
-nfs_argop4 CommitOp() {
-  auto a = Op(OP_COMMIT);
-  a.opcommit = std::make_unique<COMMIT4args>();
-  return a;
-}
 
 nfsstat4 ReportedStatus(const DsReply& r) {
   if (!r.transport.ok()) return NFS4ERR_NXIO;
@@ -219,7 +184,7 @@ Result<Layouts::Grant> Layouts::Get(const FileState& f, layoutiomode4 mode) {
   l.loga_stateid = f.open_stateid();
   l.loga_maxcount = 16 * 1024;
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(f.fh));
+  ops.push_back(loom::nfs4::simple::PutFh(f.fh));
   ops.push_back(std::move(a));
   const uint64_t epoch = session_->epoch();
   auto r = session_->Call(std::move(ops));
@@ -345,7 +310,7 @@ Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<Io
   r.lora_layoutreturn.lr_layout.lrf_stateid = l.stateid;
   r.lora_layoutreturn.lr_layout.lrf_body = Bytes::Copy(enc.Flatten());
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(f.fh));
+  ops.push_back(loom::nfs4::simple::PutFh(f.fh));
   ops.push_back(std::move(a));
   auto res = session_->Call(std::move(ops));
   if (!res.ok()) return res.status();
@@ -374,7 +339,7 @@ Status Layouts::Commit(const FileState& f, const Layout& l, uint64_t last_byte) 
   c.loca_last_write_offset.no_offset = last_byte;
   c.loca_layoutupdate.lou_type = LAYOUT4_FLEX_FILES;  // flexible files send no update body
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(f.fh));
+  ops.push_back(loom::nfs4::simple::PutFh(f.fh));
   ops.push_back(std::move(a));
   auto res = session_->Call(std::move(ops));
   if (!res.ok()) return res.status();
@@ -384,7 +349,7 @@ Status Layouts::Commit(const FileState& f, const Layout& l, uint64_t last_byte) 
 void Layouts::StatsAsync(const FileState& f, const Layout& l, const std::vector<ff_iostats4>& stats) {
   if (session_->minor_version() < 2 || stats.empty()) return;
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(f.fh));
+  ops.push_back(loom::nfs4::simple::PutFh(f.fh));
   for (const ff_iostats4& st : stats) {
     auto a = Op(OP_LAYOUTSTATS);
     a.oplayoutstats = std::make_unique<LAYOUTSTATS4args>();
@@ -419,7 +384,7 @@ void Layouts::ReportAsync(const FileState& f, const Layout& l, const IoError& e)
   de.de_opnum = e.op;
   le.lea_errors.push_back(de);
   std::vector<nfs_argop4> ops;
-  ops.push_back(PutFhOp(f.fh));
+  ops.push_back(loom::nfs4::simple::PutFh(f.fh));
   ops.push_back(std::move(a));
   session_->CallAsync(std::move(ops), [](Status, COMPOUND4res) {});
 }

@@ -79,12 +79,7 @@ struct IoError {
 // checks the server itself); NFSv3 statuses keep their numbers, which NFSv4 shares.
 nfsstat4 ReportedStatus(const DsReply& r);
 
-// Operation builders shared with the data path.
-nfs_argop4 PutFhOp(const Bytes& fh);
-nfs_argop4 ReadOp(const stateid4& s, uint64_t off, uint32_t count);
-// `data` is referenced, not copied: it must outlive the call.
-nfs_argop4 WriteOp(const stateid4& s, uint64_t off, const void* data, uint32_t len, stable_how4 how);
-nfs_argop4 CommitOp();
+
 
 class Layouts {
  public:

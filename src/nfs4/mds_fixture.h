@@ -73,6 +73,13 @@ class MdsTest : public ::testing::Test {
     mo.recall_timeout_ms = recall_timeout_ms_;
     mds_ = std::make_unique<Mds>(mo, store_.get(), pool_.get());
     ASSERT_TRUE(mds_->Init().ok());
+    ServeMds();
+    loops_ = std::make_unique<rpc::LoopGroup>(1);
+    loops_->Start();
+    client_ = NewClient("client-a", true, reclaim_complete);
+  }
+  // (Re)starts the RPC server of mds_ on port_ (any port the first time).
+  void ServeMds() {
     rpc::ServerOptions o;
     o.listen = "127.0.0.1:" + std::to_string(port_);
     o.workers = 2;
@@ -81,9 +88,6 @@ class MdsTest : public ::testing::Test {
     server_->Register(mds_->Program());
     ASSERT_TRUE(server_->Start().ok());
     port_ = server_->port();
-    loops_ = std::make_unique<rpc::LoopGroup>(1);
-    loops_->Start();
-    client_ = NewClient("client-a", true, reclaim_complete);
   }
   void StopMds() {
     client_.reset();

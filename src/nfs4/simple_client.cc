@@ -182,12 +182,18 @@ nfs_argop4 Read(const stateid4& s, uint64_t off, uint32_t count) {
   return a;
 }
 
-nfs_argop4 Write(const stateid4& s, uint64_t off, const std::string& data, stable_how4 how) {
+nfs_argop4 WriteView(const stateid4& s, uint64_t off, const void* data, uint32_t len, stable_how4 how) {
   auto a = Op(OP_WRITE);
   a.opwrite = std::make_unique<WRITE4args>();
   a.opwrite->stateid = s;
   a.opwrite->offset = off;
   a.opwrite->stable = how;
+  a.opwrite->data = Bytes::View(data, len, nullptr);
+  return a;
+}
+
+nfs_argop4 Write(const stateid4& s, uint64_t off, const std::string& data, stable_how4 how) {
+  auto a = WriteView(s, off, nullptr, 0, how);
   a.opwrite->data = Bytes::Copy(data);
   return a;
 }

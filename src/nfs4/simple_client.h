@@ -38,6 +38,8 @@ nfs_argop4 OpenFh(const std::string& owner, uint32_t access);
 nfs_argop4 Close(const stateid4& s);
 nfs_argop4 Read(const stateid4& s, uint64_t off, uint32_t count);
 nfs_argop4 Write(const stateid4& s, uint64_t off, const std::string& data, stable_how4 how = FILE_SYNC4);
+// WRITE whose data is referenced, not copied: `data` must outlive the call (libloom's MDS I/O).
+nfs_argop4 WriteView(const stateid4& s, uint64_t off, const void* data, uint32_t len, stable_how4 how);
 nfs_argop4 Commit();
 nfs_argop4 SetSize(const stateid4& s, uint64_t size);
 nfs_argop4 Seek(const stateid4& s, uint64_t off);  // NFS4_CONTENT_DATA
