@@ -1,17 +1,19 @@
 // Model-based test of loom-mds's namespace and open/lock state (issue 14 item 3).
 //
 // A seed makes a random sequence of operations (create in its three modes, mkdir, symlink,
-// rename, link, remove, open, close, OPEN_DOWNGRADE, LOCK, LOCKU, WRITE, truncate, READ and
-// restarts of the Mds) by two clients. Each runs against the server (DirectMds: RunCompound on
-// an in-memory store, one in-process data server; a restart is a crash: MemKvStore::Restart
-// drops what no sync covered, so acknowledged changes must have been durable) and a model
-// of the namespace (names -> nodes, types, link counts, sizes) and of the state (opens with
-// their share reservations, lock owners and their byte ranges). Every reply's status must be
-// one the model predicts (RFC 8881 section noted at each rule), and at the end, and after each
-// restart, the server's tree read with READDIR + GETATTR must equal the model's: the same
+// rename, link, remove, open, close, OPEN_DOWNGRADE, LOCK, LOCKU, WRITE, truncate, READ,
+// restarts of the Mds, a client going silent past its lease) by two clients. Each runs
+// against the server (DirectMds: RunCompound on an in-memory store, one in-process data
+// server; a restart is a crash: MemKvStore::Restart drops what no sync covered, so
+// acknowledged changes must have been durable) and a model of the namespace (names ->
+// nodes, types, link counts, sizes) and of the state (opens with their share reservations,
+// lock owners and their byte ranges). Every reply's status must be one the model predicts
+// (RFC 8881 section noted at each rule), and at the end, and after each restart and lease
+// expiry, the server's tree read with READDIR + GETATTR must equal the model's: the same
 // names, types, sizes, link counts, and hard links sharing one fileid. GETATTR by filehandle
 // checks removed objects: a file unlinked while open lives (NUMLINKS 0) until its last CLOSE
-// or, at the latest, the next restart; then its handle is NFS4ERR_STALE.
+// or the lease expiry of the last client holding it open or, at the latest, the next
+// restart; then its handle is NFS4ERR_STALE.
 //
 // Operations name their arguments by small numbers resolved when they run (the n-th live
 // directory, the n-th open), so that any subsequence is still a valid test: a failure is
@@ -21,8 +23,12 @@
 //   LOOM_MODEL_OPS=n     operations per seed (default 120)
 //   LOOM_MODEL_ALLOW_ORPHAN_LEAK=1  tolerate the orphan-after-restart bug (issue 14 report)
 //
-// Leases: loom-mds reads its clock through rpc::NowMs() (CLOCK_MONOTONIC) with no way to
-// inject another, so lease expiry is not modelled here; restarts are (grace 0).
+// Leases: loom-mds reads its clock through rpc::NowMs(), which rpc::testing::AdvanceClockMs
+// moves forward, and expires leases in Mds::Tick, which only the test calls. An "expire" step
+// lets one client go silent for 60% or 120% of the lease while the other renews, then ticks:
+// within the lease nothing may change; past it the silent client's session must be gone and
+// its opens, share reservations, locks and the files only it kept open after their unlink
+// released, with the namespace unchanged (see Runner::DoExpire). Restarts use grace 0.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -38,6 +44,7 @@
 #include "common/log.h"
 #include "nfs4/state.h"
 #include "nfs4/testing/direct_mds.h"
+#include "rpc/event_loop.h"
 
 namespace loom::nfs4 {
 namespace {
@@ -50,12 +57,12 @@ using testing::Reply;
 // ------------------------------------------------------------------------- operations
 enum class K : uint8_t {
   kCreate, kOpen, kMkdir, kSymlink, kRemove, kRename, kLink, kClose, kDowngrade, kLock,
-  kUnlock, kWrite, kTruncate, kRead, kRestart, kStaleCheck, kCheckTree, kFhCheck,
+  kUnlock, kWrite, kTruncate, kRead, kRestart, kStaleCheck, kCheckTree, kFhCheck, kExpire,
 };
 const char* KName(K k) {
   static const char* n[] = {"create", "open", "mkdir", "symlink", "remove", "rename", "link",
                             "close", "downgrade", "lock", "unlock", "write", "truncate", "read",
-                            "restart", "stale_check", "check_tree", "fh_check"};
+                            "restart", "stale_check", "check_tree", "fh_check", "expire"};
   return n[static_cast<int>(k)];
 }
 // Arguments are small numbers; each operation reads the ones it needs (see Runner::Exec).
@@ -66,6 +73,9 @@ struct MOp {
 const char* kNames[] = {"a", "b", "c", "d"};
 // Test of the test: the model skips every REMOVE's update (ASabotagedModelFailsAndShrinks).
 bool g_sabotage_remove = false;
+// Test of the test: the model keeps an expired client's byte ranges (as if loom-mds had not
+// released its locks at lease expiry; ASabotagedExpiryModelFails).
+bool g_sabotage_expiry = false;
 // How often each checked outcome happened (printed at the end: the sequences must reach the
 // interesting cases, not only the easy ones).
 std::map<std::string, int> g_outcomes;
@@ -88,7 +98,10 @@ MOp RandomOp(std::mt19937_64& rng) {
       K::kLock, K::kUnlock, K::kUnlock, K::kWrite, K::kWrite, K::kTruncate, K::kRead,
       K::kStaleCheck, K::kCheckTree, K::kFhCheck, K::kFhCheck};
   MOp o;
-  o.k = u(60) == 0 ? K::kRestart : weights[u(sizeof weights / sizeof weights[0])];
+  uint32_t pick = u(120);
+  o.k = pick < 2   ? K::kRestart
+        : pick < 5 ? K::kExpire
+                   : weights[u(sizeof weights / sizeof weights[0])];
   o.a = u(1000);
   o.b = u(1000);
   o.c = u(1000);
@@ -114,6 +127,7 @@ struct Node {
   uint8_t verf = 0;
   bool gone = false;                // no name and no open left
   bool orphan_at_restart = false;   // it had no name but opens when the Mds restarted
+  bool orphan_at_expiry = false;    // its last opens went with their client's lease
 };
 
 struct OpenRec {
@@ -123,6 +137,8 @@ struct OpenRec {
   uint32_t access = 0, deny = 0;
   stateid4 sid{};
   bool live = true;
+  bool expired = false;         // in stale_: dropped by its client's lease expiry
+  bool before_restart = false;  // in stale_: of an earlier boot of the Mds
 };
 struct LockRec {  // a lock state: one per (client, file, lock owner)
   int client = 0;
@@ -154,6 +170,12 @@ std::string StatusList(const std::vector<nfsstat4>& v) {
   return s;
 }
 
+// The Mds's lease. Short, because the clock a lease step moves is the whole process's: the
+// in-process data server closes connections idle for 5 minutes of it, and a sequence should
+// not have to count on the pool reconnecting. Only the test calls Mds::Tick, so the real time
+// a sequence takes expires nobody as long as it stays well under 40% of this.
+constexpr uint32_t kLeaseSeconds = 20;
+
 // Runs one operation sequence against a fresh server and the model.
 class Runner {
  public:
@@ -161,6 +183,7 @@ class Runner {
     DirectMds::Options o;
     o.data_servers = 1;
     o.tmp_prefix = "/tmp/loom-nsmodel-";
+    o.lease_seconds = kLeaseSeconds;
     m_ = std::make_unique<DirectMds>(o);
     Node root;
     root.type = T::kDir;
@@ -190,11 +213,13 @@ class Runner {
  private:
   // ------------------------------------------------------------ plumbing
   void Connect() {
-    for (int i = 0; i < 2; i++) {
-      clients_[i] = std::make_unique<DirectClient>(*m_, std::string("model-client-") + char('A' + i));
-      nfsstat4 st = clients_[i]->Setup(true);
-      if (st != NFS4_OK) Fail("client setup: " + std::string(nfsstat4_name(st)));
-    }
+    for (int i = 0; i < 2; i++) NewClient(i);
+  }
+  // Client i starts over: EXCHANGE_ID (same owner), CREATE_SESSION, RECLAIM_COMPLETE.
+  void NewClient(int i) {
+    clients_[i] = std::make_unique<DirectClient>(*m_, std::string("model-client-") + char('A' + i));
+    nfsstat4 st = clients_[i]->Setup(true);
+    if (st != NFS4_OK) Fail("client setup: " + std::string(nfsstat4_name(st)));
   }
   void Fail(const std::string& m) {
     if (fail_.empty()) fail_ = m;
@@ -389,6 +414,7 @@ class Runner {
       case K::kStaleCheck: return DoStaleCheck(o);
       case K::kCheckTree: return CheckTree();
       case K::kFhCheck: return DoFhCheck(o);
+      case K::kExpire: return DoExpire(o);
     }
   }
 
@@ -650,11 +676,14 @@ class Runner {
   void DoLock(const MOp& o) {
     auto live = LiveOpens();
     if (live.empty()) return;
-    int oi = live[o.a % live.size()];
+    TryLock(live[o.a % live.size()], kLockOwners[o.b % 2], o.c % 2, RangeStart(o.d), RangeLen(o.e));
+  }
+  // LOCK of [s, s+len) through open oi by lock owner lo (its existing lock state if it has
+  // one on the file, else a new one from the open).
+  void TryLock(int oi, const std::string& lo, bool write, uint64_t s, uint64_t len,
+               const char* what = nullptr) {
     const OpenRec& op = opens_[oi];
-    std::string lo = kLockOwners[o.b % 2];
-    bool write = o.c % 2;
-    uint64_t s = RangeStart(o.d), len = RangeLen(o.e), e = RangeEnd(s, len);
+    uint64_t e = RangeEnd(s, len);
     int li = -1;
     for (size_t l = 0; l < locks_.size(); l++)
       if (locks_[l].live && locks_[l].client == op.client && locks_[l].node == op.node &&
@@ -681,7 +710,7 @@ class Runner {
     nfsstat4 want = NFS4_OK;
     if (!(via.access & need)) want = NFS4ERR_OPENMODE;
     else if (LockConflict(op.node, li, s, e, write)) want = NFS4ERR_DENIED;
-    if (!Expect(write ? "LOCK(write)" : "LOCK(read)", st, {want})) return;
+    if (!Expect(what ? what : write ? "LOCK(write)" : "LOCK(read)", st, {want})) return;
     if (st != NFS4_OK) return;
     stateid4 sid = r.res.resarray[2].oplock->resok4.lock_stateid;
     if (li < 0) {
@@ -767,9 +796,11 @@ class Runner {
   void DoRestart() {
     CheckTree();
     if (!fail_.empty()) return;
+    for (auto& op : stale_) op.before_restart = true;
     for (auto& op : opens_) {
       if (!op.live) continue;
       op.live = false;
+      op.before_restart = true;
       stale_.push_back(op);
     }
     for (auto& l : locks_) l.live = false;
@@ -783,7 +814,121 @@ class Runner {
     CheckTree();
   }
 
-  // An open stateid of before a restart (§8.2.4: NFS4ERR_STALE_STATEID, or BAD_STATEID).
+  // Clients go silent: a=the silent client b=how long and who (b % 4 == 0: 60% of a lease;
+  // 1: both clients, 120%; else 120%; in parts of 60%) c=open owner d=lock owner of the
+  // probes. A client that is not silent renews its lease with a SEQUENCE after each part
+  // (RFC 8881 §18.46.3), then the Mds reaps (Tick). Within its lease a silent client keeps its
+  // session and everything it holds. Past it (§8.3) its session is gone
+  // (NFS4ERR_BADSESSION), its opens, share reservations and locks are released, files no
+  // client still holds open after their last name went are deleted, and the namespace is
+  // unchanged; the client starts over with EXCHANGE_ID and a new session. Then a client that
+  // stayed (client 0 when both went silent) opens (BOTH, no deny) each file on which a silent
+  // client denied something or held a byte range, and write-locks each of those ranges; the
+  // model predicts the answers: conflicts while the lease lasts, none from the silent
+  // client's state after it expired.
+  void DoExpire(const MOp& o) {
+    bool past = o.b % 4 != 0, both = o.b % 4 == 1;
+    bool silent[2] = {both || o.a % 2 == 0, both || o.a % 2 == 1};
+    int prober = silent[0] && !both ? 1 : 0;
+    // What the silent clients hold that the prober will try to take.
+    std::vector<Held> held;
+    auto held_of = [&](int n) -> Held& {
+      for (auto& h : held)
+        if (h.node == n) return h;
+      held.push_back(Held{n, {}});
+      return held.back();
+    };
+    for (const OpenRec& op : opens_)
+      if (op.live && silent[op.client] && op.deny != 0) held_of(op.node);
+    for (const Range& rg : ranges_)
+      if (silent[locks_[rg.lock].client]) held_of(locks_[rg.lock].node).ranges.push_back(rg);
+
+    const int64_t part = int64_t{kLeaseSeconds} * 1000 * 6 / 10;
+    for (int i = 0; i < (past ? 2 : 1); i++) {
+      rpc::testing::AdvanceClockMs(part);
+      for (int c = 0; c < 2; c++)
+        if (!silent[c]) Call(c, {});
+      if (!fail_.empty()) return;
+      m_->mds().Tick();
+    }
+    if (!past) {
+      Probe(prober, held, kOwners[o.c % 2], kLockOwners[o.d % 2], false);
+      // Silent for 60% of its lease: its session is still there (Call checks the SEQUENCE).
+      if (fail_.empty()) Call(1 - prober, {});
+      return;
+    }
+
+    for (int c = 0; c < 2; c++) {
+      if (!silent[c]) continue;
+      std::vector<nfs_argop4> ops;
+      ops.push_back(PutRootFh());
+      Reply r = clients_[c]->Call(std::move(ops));
+      if (!r.decoded || r.res.resarray.empty() || r.res.resarray[0].resop != OP_SEQUENCE) {
+        Fail("SEQUENCE after lease expiry: no SEQUENCE result");
+        return;
+      }
+      if (!Expect("SEQUENCE of a client whose lease expired", r.res.status, {NFS4ERR_BADSESSION}))
+        return;
+    }
+    for (size_t l = 0; l < locks_.size(); l++) {
+      if (!locks_[l].live || !silent[locks_[l].client]) continue;
+      locks_[l].live = false;
+      if (!g_sabotage_expiry) DropRanges(int(l));
+    }
+    for (auto& op : opens_) {
+      if (!op.live || !silent[op.client]) continue;
+      op.live = false;
+      op.expired = true;
+      stale_.push_back(op);
+    }
+    for (size_t n = 0; n < nodes_.size(); n++) {
+      Node& x = nodes_[n];
+      if (x.type == T::kFile && x.nlink == 0 && !x.gone && !NodeOpen(int(n)))
+        x.gone = x.orphan_at_expiry = true;  // fh_check: NFS4ERR_STALE from now on
+    }
+    for (int c = 0; c < 2; c++)
+      if (silent[c]) NewClient(c);
+    CheckTree();
+    Probe(prober, held, kOwners[o.c % 2], kLockOwners[o.d % 2], true);
+  }
+  struct Held {
+    int node = 0;
+    std::vector<Range> ranges;
+  };
+  // Client c opens each held file (BOTH, no deny) by `owner` and write-locks the held ranges
+  // by `lo`; `expired`: the holder's lease expired (else it is still within it).
+  void Probe(int c, const std::vector<Held>& held, const std::string& owner, const std::string& lo,
+             bool expired) {
+    for (const Held& h : held) {
+      if (!fail_.empty()) return;
+      if (nodes_[h.node].gone) continue;
+      std::vector<nfs_argop4> ops;
+      ops.push_back(PutFh(nodes_[h.node].fh));
+      ops.push_back(OpenFh(owner, OPEN4_SHARE_ACCESS_BOTH));
+      Reply r = Call(c, std::move(ops));
+      if (!fail_.empty()) return;
+      nfsstat4 st = St(r, 2);
+      bool conflict = ShareConflict(c, owner, h.node, OPEN4_SHARE_ACCESS_BOTH, 0);
+      if (!Expect(expired ? "OPEN of a file the expired client held"
+                          : "OPEN of a file a client within its lease holds",
+                  st,
+                  {conflict ? NFS4ERR_SHARE_DENIED : NFS4_OK}))
+        return;
+      if (st != NFS4_OK) continue;
+      RecordOpen(c, owner, h.node, OPEN4_SHARE_ACCESS_BOTH, 0,
+                 r.res.resarray[2].opopen->resok4.stateid);
+      int oi = FindOpen(c, owner, h.node);
+      for (const Range& rg : h.ranges) {
+        if (!fail_.empty()) return;
+        TryLock(oi, lo, true, rg.start, rg.end == UINT64_MAX ? UINT64_MAX : rg.end - rg.start,
+                expired ? "LOCK(write) of a range the expired client held"
+                        : "LOCK(write) of a range a client within its lease holds");
+      }
+    }
+  }
+
+  // An open stateid of before a restart (§8.2.4: NFS4ERR_STALE_STATEID, or BAD_STATEID) or of
+  // a lease that expired.
   void DoStaleCheck(const MOp& o) {
     if (stale_.empty()) return;
     const OpenRec& op = stale_[o.a % stale_.size()];
@@ -793,8 +938,14 @@ class Runner {
     ops.push_back(Read(op.sid, 0, 10));
     Reply r = Call(op.client, std::move(ops));
     if (!fail_.empty()) return;
-    Expect("READ with an open stateid of before the restart", St(r, 2),
-           {NFS4ERR_STALE_STATEID, NFS4ERR_BAD_STATEID});
+    // §8.2.4, §8.4.3: a stateid of an expired lease is NFS4ERR_EXPIRED while the server
+    // remembers it, else NFS4ERR_BAD_STATEID (the new client instance never owned it).
+    std::vector<nfsstat4> want{NFS4ERR_BAD_STATEID};
+    if (op.before_restart) want.push_back(NFS4ERR_STALE_STATEID);
+    if (op.expired) want.push_back(NFS4ERR_EXPIRED);
+    Expect(op.expired ? "READ with an open stateid of an expired lease"
+                      : "READ with an open stateid of before the restart",
+           St(r, 2), want);
   }
 
   // GETATTR by filehandle of any node the test made, removed ones included: a file without
@@ -812,9 +963,12 @@ class Runner {
       // LOOM_MODEL_ALLOW_ORPHAN_LEAK=1 tolerates the bug this test found (an orphan of the
       // previous boot is never released when grace is 0), to look for others meanwhile.
       if (x.orphan_at_restart && getenv("LOOM_MODEL_ALLOW_ORPHAN_LEAK") && r.res.status == NFS4_OK) return;
-      Expect(x.orphan_at_restart ? "GETATTR by the handle of a file unlinked while open, after a restart"
-                                 : "GETATTR by the handle of a removed object",
-             r.res.status, {NFS4ERR_STALE});
+      const char* what =
+          x.orphan_at_restart  ? "GETATTR by the handle of a file unlinked while open, after a restart"
+          : x.orphan_at_expiry ? "GETATTR by the handle of a file unlinked while open, after its "
+                                 "client's lease expired"
+                               : "GETATTR by the handle of a removed object";
+      Expect(what, r.res.status, {NFS4ERR_STALE});
       return;
     }
     if (!Expect("GETATTR by handle", r.res.status, {NFS4_OK})) return;
@@ -1030,6 +1184,42 @@ TEST(NamespaceModelTest, ASabotagedModelFailsAndShrinks) {
   EXPECT_EQ(min[0].k, K::kCreate);
   EXPECT_EQ(min[1].k, K::kRemove);
   EXPECT_NE(small.msg.find("missing"), std::string::npos) << small.msg;
+}
+
+// The lease-expiry checks must be able to fail: with a model that keeps an expired client's
+// byte ranges (as a server that forgot to release them would), the other client's LOCK of
+// the range is predicted DENIED, loom-mds grants it, and the sequence shrinks to the create,
+// the lock and the expiry.
+TEST(NamespaceModelTest, ASabotagedExpiryModelFails) {
+  LogLevel saved = GetLogLevel();
+  SetLogLevel(LogLevel::kError);
+  g_sabotage_expiry = true;
+  struct Restore {
+    LogLevel level;
+    ~Restore() {
+      g_sabotage_expiry = false;
+      SetLogLevel(level);
+    }
+  } restore{saved};
+  std::vector<MOp> ops;
+  for (uint32_t i = 0; i < 3; i++) ops.push_back(MOp{K::kMkdir, 0, 1 + i, 0});
+  ops.push_back(MOp{K::kCreate, 0, 0, 0, 2, 0, 0});  // "a" by client 0, access BOTH, GUARDED4
+  ops.push_back(MOp{K::kWrite, 0, 0, 10});
+  ops.push_back(MOp{K::kLock, 0, 0, 1, 1, 9});  // write lock [50, 60)
+  ops.push_back(MOp{K::kRead, 0});
+  ops.push_back(MOp{K::kExpire, 0, 2, 0, 0});  // client 0 silent past its lease
+  ops.push_back(MOp{K::kCheckTree});
+  auto f = RunOps(ops);
+  ASSERT_TRUE(f.has_value());
+  Failure small = *f;
+  std::vector<MOp> min = Shrink(ops, &small);
+  ASSERT_EQ(min.size(), 3u) << small.msg;
+  EXPECT_EQ(min[0].k, K::kCreate);
+  EXPECT_EQ(min[1].k, K::kLock);
+  EXPECT_EQ(min[2].k, K::kExpire);
+  EXPECT_NE(small.msg.find("expired client held: got NFS4_OK, model expects NFS4ERR_DENIED"),
+            std::string::npos)
+      << small.msg;
 }
 
 }  // namespace
