@@ -189,6 +189,19 @@ class _ReadAhead:
             self.pf = None
 
 
+def _init_files(ds, files, transform, client, mds, prefetch_bytes, max_ahead, output):
+    """What Dataset and IterableDataset share: the file list, the output form, the read-ahead
+    budget and one Client per process."""
+    _check_output(output)
+    kw = _client_kwargs(client, mds)
+    ds.paths = _resolve_files(files, kw)
+    ds.transform = transform
+    ds.output = output
+    ds.prefetch_bytes = prefetch_bytes
+    ds.max_ahead = max_ahead
+    ds._clients = _ClientPerProcess(kw)
+
+
 class Dataset(torch.utils.data.Dataset):
     """Map-style dataset: sample i is the bytes of file i.
 
@@ -202,14 +215,7 @@ class Dataset(torch.utils.data.Dataset):
     def __init__(self, files, transform=None, *, client=None, mds=None, sampler=None,
                  batch_size=1, drop_last=False, prefetch_bytes=DEFAULT_PREFETCH_BYTES,
                  max_ahead=DEFAULT_MAX_AHEAD, output="bytes"):
-        _check_output(output)
-        kw = _client_kwargs(client, mds)
-        self.paths = _resolve_files(files, kw)
-        self.transform = transform
-        self.output = output
-        self.prefetch_bytes = prefetch_bytes
-        self.max_ahead = max_ahead
-        self._clients = _ClientPerProcess(kw)
+        _init_files(self, files, transform, client, mds, prefetch_bytes, max_ahead, output)
         self.sampler = None
         self.batch_size = 1
         self.drop_last = False
@@ -277,14 +283,7 @@ class IterableDataset(torch.utils.data.IterableDataset):
                  rank=None, shuffle=True, seed=0, drop_last=False,
                  prefetch_bytes=DEFAULT_PREFETCH_BYTES, max_ahead=DEFAULT_MAX_AHEAD,
                  output="bytes"):
-        _check_output(output)
-        kw = _client_kwargs(client, mds)
-        self.paths = _resolve_files(files, kw)
-        self.transform = transform
-        self.output = output
-        self.prefetch_bytes = prefetch_bytes
-        self.max_ahead = max_ahead
-        self._clients = _ClientPerProcess(kw)
+        _init_files(self, files, transform, client, mds, prefetch_bytes, max_ahead, output)
         self.sampler = DistributedSampler(self.paths, num_replicas=num_replicas, rank=rank,
                                           shuffle=shuffle, seed=seed, drop_last=drop_last)
 

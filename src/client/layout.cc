@@ -279,6 +279,17 @@ Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch,
   return Grant{lay, NFS4_OK};
 }
 
+namespace {
+// One failed data-server call as LAYOUTRETURN's ff_ioerr4 and LAYOUTERROR both report it.
+device_error4 DeviceError(const IoError& e) {
+  device_error4 de;
+  de.de_deviceid = e.deviceid;
+  de.de_status = e.status;
+  de.de_opnum = e.op;
+  return de;
+}
+}  // namespace
+
 Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors,
                        const std::vector<ff_iostats4>& stats) {
   // RFC 8435 §9: the ff_layoutreturn4 body (lrf_body) carries the I/O errors not yet reported.
@@ -288,11 +299,7 @@ Status Layouts::Return(const FileState& f, const Layout& l, const std::vector<Io
     r.ffie_offset = e.offset;
     r.ffie_length = e.length;
     r.ffie_stateid = l.stateid;
-    device_error4 de;
-    de.de_deviceid = e.deviceid;
-    de.de_status = e.status;
-    de.de_opnum = e.op;
-    r.ffie_errors.push_back(de);
+    r.ffie_errors.push_back(DeviceError(e));
     body.fflr_ioerr_report.push_back(std::move(r));
   }
   body.fflr_iostats_report = stats;
@@ -378,11 +385,7 @@ void Layouts::ReportAsync(const FileState& f, const Layout& l, const IoError& e)
   le.lea_offset = e.offset;
   le.lea_length = e.length;
   le.lea_stateid = l.stateid;
-  device_error4 de;
-  de.de_deviceid = e.deviceid;
-  de.de_status = e.status;
-  de.de_opnum = e.op;
-  le.lea_errors.push_back(de);
+  le.lea_errors.push_back(DeviceError(e));
   std::vector<nfs_argop4> ops;
   ops.push_back(loom::nfs4::simple::PutFh(f.fh));
   ops.push_back(std::move(a));
