@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/sync_point.h"
 
 namespace loom::rpc {
 
@@ -335,10 +336,16 @@ std::function<void(Record)> Connection::reply_sink() {
 }
 
 void Connection::Close() {
+  // The reference comes before closed_ is published. The loop thread calls this through the
+  // raw pointer epoll hands it; once another thread sees closed() it may drop what it holds
+  // (an RpcClient whose call just failed), and that may be the last reference: taking it
+  // after the exchange could find the connection already destroyed (bad_weak_ptr, seen in the
+  // crash test). The posted CloseOnLoop then keeps it alive until it leaves epoll.
+  auto self = shared_from_this();
   bool was = closed_.exchange(true, std::memory_order_acq_rel);
   if (was) return;
+  LOOM_SYNC_POINT("Connection::Close:marked");
   ::shutdown(fd_, SHUT_RDWR);
-  auto self = shared_from_this();
   loop_->Post([self] { self->CloseOnLoop(); });
 }
 

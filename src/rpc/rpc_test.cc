@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/sync_point.h"
 #include "rpc/client.h"
 #include "rpc/raw_test_client.h"
 #include "rpc/server.h"
@@ -446,6 +447,53 @@ TEST_F(RpcTest, ClientFailsCallsWhenServerGoesAway) {
   auto f = p.get_future();
   ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(f.get().code(), Code::kUnavailable);
+}
+
+
+// The loop thread closes a connection (the peer hung up) through the raw pointer epoll gives
+// it; the owner, seeing closed(), drops the client at that very moment. That reference may be
+// the last: the connection must still be alive when Close() posts its clean-up (it once was
+// not: bad_weak_ptr killed the crash test). The sync point holds the loop thread just after
+// closed() becomes true until the owner has let go.
+TEST(RpcConnectionLifetime, OwnerDropsTheClientWhileTheLoopThreadCloses) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  LoopGroup loops(1);
+  loops.Start();
+  for (int round = 0; round < 20; round++) {
+    auto c = RpcClient::Connect(loops.At(0), "127.0.0.1:" + std::to_string(ntohs(sa.sin_port)));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    std::shared_ptr<RpcClient> client = std::move(c.value());
+    int peer = ::accept(lfd, nullptr, nullptr);
+    ASSERT_GE(peer, 0);
+    std::promise<void> marked, dropped;
+    auto dropped_f = dropped.get_future().share();
+    std::atomic<bool> fired{false};
+    ::loom::testing::SyncPointScope sp;
+    sp.Set("Connection::Close:marked", [&] {
+      if (fired.exchange(true)) return;
+      marked.set_value();
+      dropped_f.wait();
+    });
+    ::close(peer);  // the client's loop reads EOF and closes from OnEvents
+    marked.get_future().wait();
+    EXPECT_TRUE(client->closed());
+    client.reset();  // ~RpcClient: Close() is a no-op now; its reference goes
+    dropped.set_value();
+    // A call on a new client proves the loop thread survived and went on.
+    std::promise<void> ran;
+    loops.At(0)->Post([&] { ran.set_value(); });
+    ran.get_future().wait();
+  }
+  loops.Stop();
+  ::close(lfd);
 }
 
 }  // namespace

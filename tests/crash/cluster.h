@@ -116,7 +116,8 @@ class Proc {
  private:
   std::string bin_, log_;
   pid_t pid_ = -1;
-  uint16_t port_ = 0;
+  // Written by a restart on the killer thread while the client thread reads addr().
+  std::atomic<uint16_t> port_{0};
   int exit_code_ = -1;
 };
 
