@@ -2,12 +2,14 @@
 #include "meta/kv.h"
 
 #include <atomic>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "common/sync_point.h"
 #include "meta/test_util.h"
 
 namespace loom::meta {
@@ -161,13 +163,21 @@ TYPED_TEST(KvTest, LockedKeyConflictsAfterTimeout) {
 TYPED_TEST(KvTest, GetForUpdateWaitsAndReadsTheCommittedValue) {
   auto t1 = this->Begin();
   ASSERT_TRUE(t1->GetForUpdate("k").ok());
+  // The sync point: t1 commits only once t2 (begun before) has gone for the lock, so t2 reads
+  // the value committed after its transaction began, not what was there at its start.
+  std::promise<void> asking;
+  std::atomic<bool> once{false};
+  ::loom::testing::SyncPointScope sp;
+  sp.Set("KvTxn::GetForUpdate:lock", [&] {
+    if (!once.exchange(true)) asking.set_value();
+  });
+  auto t2 = this->Begin();
   std::thread other([&] {
-    auto t2 = this->Begin();
-    auto v = t2->GetForUpdate("k");  // blocks until t1 commits
+    auto v = t2->GetForUpdate("k");  // waits for t1's lock, then reads what t1 committed
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     EXPECT_EQ(*v, "from-t1");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  asking.get_future().wait();
   ASSERT_TRUE(t1->Put("k", "from-t1").ok());
   ASSERT_TRUE(t1->Commit().ok());
   other.join();
@@ -175,17 +185,19 @@ TYPED_TEST(KvTest, GetForUpdateWaitsAndReadsTheCommittedValue) {
 
 TYPED_TEST(KvTest, RunTxnRetriesConflicts) {
   TypeParam b(20);
-  std::atomic<bool> locked{false};
+  std::atomic<bool> locked{false}, finished{false};
+  std::atomic<int> attempts{0};
   std::thread holder([&] {
     auto t = this->Begin(b.store());
     ASSERT_TRUE(t->GetForUpdate("c").ok());
     locked = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Hold the lock until RunTxn has met it and tried again (or gave up: then the checks
+    // below fail), instead of for a guessed time.
+    while (attempts < 2 && !finished) std::this_thread::yield();
     ASSERT_TRUE(t->Put("c", "10").ok());
     ASSERT_TRUE(t->Commit().ok());
   });
   while (!locked) std::this_thread::yield();
-  int attempts = 0;
   Result<int> r = RunTxn(
       *b.store(),
       [&](Txn& t) -> Result<int> {
@@ -197,6 +209,7 @@ TYPED_TEST(KvTest, RunTxnRetriesConflicts) {
         return n;
       },
       100);
+  finished = true;
   holder.join();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(*r, 11);

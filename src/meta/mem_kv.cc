@@ -1,5 +1,7 @@
 #include "meta/mem_kv.h"
 
+#include "common/sync_point.h"
+
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -19,6 +21,7 @@ class MemKvStore::MemTxn final : public Txn {
 
   Result<MaybeValue> GetForUpdate(std::string_view key) override {
     if (done_) return Finished();
+    LOOM_SYNC_POINT("KvTxn::GetForUpdate:lock");
     std::unique_lock<std::mutex> g(store_->mu_);
     LOOM_RETURN_IF_ERROR(LockLocked(g, key));
     return ReadLocked(key);

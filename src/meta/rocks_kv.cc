@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/sync_point.h"
 
 namespace loom::meta {
 namespace {
@@ -131,6 +132,7 @@ class RocksKvStore::RocksTxn final : public Txn {
     // No snapshot is set, so this locks first and then reads the latest committed value —
     // the same as SELECT ... FOR UPDATE under READ COMMITTED.
     std::string v;
+    LOOM_SYNC_POINT("KvTxn::GetForUpdate:lock");
     rocksdb::Status s = txn_->GetForUpdate(rocksdb::ReadOptions(), ToSlice(key), &v);
     Saw(store_->PendingTicket(key));
     return Value(s, std::move(v), "get_for_update");

@@ -209,6 +209,22 @@ wait_file() {
     done
 }
 
+# wait_in_fcntl PID SECONDS READY: wait until process PID sleeps inside fcntl(2) (x86_64 syscall
+# 72, the first field of /proc/PID/syscall) without having made its READY file (what it makes
+# once it has the lock); fails if PID leaves, makes READY or never gets there. A blocked
+# F_SETLKW sits there while the NFS client retries LOCK (RFC 8881 §9.6: the client polls).
+wait_in_fcntl() {
+    local i=0 nr
+    while :; do
+        read -r nr _ <"/proc/$1/syscall" 2>/dev/null || return 1
+        [ "$nr" = 72 ] && [ ! -e "$3" ] && return 0
+        [ -e "$3" ] && return 1
+        i=$((i + 1))
+        [ $i -gt $(($2 * 50)) ] && return 1
+        usleep 20000
+    done
+}
+
 # lock_tests DIR: flock and fcntl locks between processes on the NFS tree.
 lock_tests() {
     local d=$1 kind holder rc waiter
@@ -239,7 +255,10 @@ lock_tests() {
     locktest try fcntl "$d/wait.lck" 30 10 || fail "v$V: lock [30,40) next to [10,30) refused"
     locktest hold -b fcntl "$d/wait.lck" 0 15 /tmp/w.ready /tmp/w.go &
     waiter=$!
-    sleep 1
+    # The sync point: the waiter asleep inside fcntl(2). F_SETLKW returns only once the lock is
+    # granted, so a waiter seen inside it has not got [0,15) while [10,30) is held.
+    wait_in_fcntl $waiter 60 /tmp/w.ready || fail "v$V: F_SETLKW [0,15) was granted while [10,30) is held" \
+        "(or the waiter never blocked: $(cat /proc/$waiter/syscall 2>&1))"
     [ -e /tmp/w.ready ] && fail "v$V: F_SETLKW [0,15) was granted while [10,30) is held"
     touch /tmp/l.go
     wait $holder || fail "v$V: fcntl range holder failed"
@@ -288,7 +307,13 @@ restart_test() {
         done
     ) &
     writer=$!
-    sleep 1
+    # The crash must come while the writes are in flight: wait for the first two chunks.
+    i=0
+    while [ "$(stat -c %s "$d/during.bin" 2>/dev/null || echo 0)" -lt 131072 ]; do
+        i=$((i + 1))
+        [ $i -gt 3000 ] && fail "v$V: the writer wrote nothing to crash/during.bin in 60 s"
+        usleep 20000
+    done
     c0=$(xprt_connects "$M")
     t0=$(guest_uptime)
     log "v$V: asking the host to crash + restart loom-mds (transport connects so far: $c0)"
