@@ -38,6 +38,9 @@ void Usage() {
                "  --max-io BYTES      largest READ/WRITE (default 1048576)\n"
                "  --stats-file FILE   write per-operation counters as JSON every second\n"
                "  --sendfile          send large READ payloads with sendfile(2) (default: copy)\n"
+               "  --no-run-to-completion  every READ/GETATTR goes to a worker thread (default:\n"
+               "                      answered on the loop thread when the handle is open and\n"
+               "                      the bytes are in the page cache)\n"
                "  --verbose           debug logging\n"
                "  --mds ADDR[/PREFIX] a metadata server (or its network): rw, and its root stays\n"
                "                      root; everyone else's root is squashed; repeat\n");
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
     else if (a == "--max-io") so.max_io = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--sendfile") so.read_sendfile = true;
+    else if (a == "--no-run-to-completion") so.run_to_completion = false;
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
     else if (a == "--mds") ro.trusted.push_back(next());
     else if (rpc::ParseServerFlag(a, next, &ro)) continue;

@@ -237,7 +237,7 @@ int LocalFs::OpenKernelHandle(std::string_view fh, std::shared_ptr<const FileRef
   return 0;
 }
 
-int LocalFs::Resolve(std::string_view fh, Node* out) {
+int LocalFs::Resolve(std::string_view fh, Node* out, bool cached_only) {
   std::string key(fh);
   std::shared_ptr<const FileRef> ref;
   {
@@ -249,6 +249,7 @@ int LocalFs::Resolve(std::string_view fh, Node* out) {
     }
   }
   bool cached = ref != nullptr;
+  if (!cached && cached_only) return EWOULDBLOCK;
   if (!cached) {
     int err = OpenKernelHandle(fh, &ref);
     if (err != 0) return err;

@@ -88,7 +88,9 @@ class LocalFs {
   const std::array<uint8_t, 8>& write_verifier() const { return verf_; }
 
   // Wire handle -> open node with fresh attributes. ESTALE / EBADF(=bad handle) / errno.
-  int Resolve(std::string_view fh, Node* out);
+  // cached_only: EWOULDBLOCK instead of opening a handle that is not open already (opening
+  // may read the disk; the loop thread must not).
+  int Resolve(std::string_view fh, Node* out, bool cached_only = false);
   // Handle and attributes of `name` in directory `dir` (symlinks are not followed).
   int LookupAt(const Node& dir, const std::string& name, Node* out);
   // Drop any cached descriptor for this handle (after REMOVE, RENAME over it ...).

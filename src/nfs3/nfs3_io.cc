@@ -42,17 +42,31 @@ std::mutex& WriteLockFor(const struct stat& st) {
 
 void Nfs3Service::Read(const CallContext& c, const READ3args& a, READ3res& r) {
   Node n;
-  r.status = FromErrno(fs_->Resolve(a.file.data.view(), &n));
-  if (r.status != NFS3_OK) return;
+  (void)ReadNode(c, a, fs_->Resolve(a.file.data.view(), &n), n, /*nowait=*/false, r);
+}
+
+// Run to completion on the loop thread: only a handle whose descriptor is open already, only
+// bytes already in the page cache (preadv2 RWF_NOWAIT). Anything else goes to a worker.
+bool Nfs3Service::ReadInline(const CallContext& c, const READ3args& a, READ3res& r) {
+  Node n;
+  int err = fs_->Resolve(a.file.data.view(), &n, /*cached_only=*/true);
+  if (err == EWOULDBLOCK) return false;
+  return ReadNode(c, a, err, n, /*nowait=*/true, r);
+}
+
+bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve_err, Node& n,
+                           bool nowait, READ3res& r) {
+  r.status = FromErrno(resolve_err);
+  if (r.status != NFS3_OK) return true;
   if (!S_ISREG(n.st.st_mode)) {
     r.status = S_ISDIR(n.st.st_mode) ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
     r.resfail.file_attributes = PostOp(n);
-    return;
+    return true;
   }
   if (!MayIo(c.cred, n.st, kMayRead)) {
     r.status = NFS3ERR_ACCES;
     r.resfail.file_attributes = PostOp(n);
-    return;
+    return true;
   }
   uint64_t size = static_cast<uint64_t>(n.st.st_size);
   uint32_t count = std::min(a.count, opts_.max_io);
@@ -64,15 +78,25 @@ void Nfs3Service::Read(const CallContext& c, const READ3args& a, READ3res& r) {
   READ3resok& ok = r.resok;
   if (count > 0 && (count <= kCopyReadMax || !opts_.read_sendfile)) {
     auto buf = Buffer::Allocate(count);
-    ssize_t got = ::pread(n.fd(), buf->data(), count, static_cast<off_t>(a.offset));
+    ssize_t got;
+    if (nowait) {
+      iovec iov{buf->data(), count};
+      got = ::preadv2(n.fd(), &iov, 1, static_cast<off_t>(a.offset), RWF_NOWAIT);
+      // Not (all) in the page cache, or a filesystem without RWF_NOWAIT: the worker reads it.
+      if (got < 0 && (errno == EAGAIN || errno == EOPNOTSUPP)) return false;
+      if (got >= 0 && static_cast<uint32_t>(got) < count) return false;
+    } else {
+      got = ::pread(n.fd(), buf->data(), count, static_cast<off_t>(a.offset));
+    }
     if (got < 0) {
       r.status = FromErrno(errno);
       r.resfail.file_attributes = PostOp(n);
-      return;
+      return true;
     }
     count = static_cast<uint32_t>(got);
     ok.data = Bytes::View(buf->data(), count, buf);
   } else if (count > 0) {
+    if (nowait) return false;  // sendfile's readahead may wait for the disk
     // Blocks here, on the worker, until the range is in the page cache.
     ::readahead(n.fd(), static_cast<off64_t>(a.offset), count);
     ok.data = Bytes::FromFile(n.ref, a.offset, count);
@@ -80,6 +104,7 @@ void Nfs3Service::Read(const CallContext& c, const READ3args& a, READ3res& r) {
   ok.count = count;
   ok.eof = a.offset + count >= size;
   ok.file_attributes = PostOp(n);
+  return true;
 }
 
 void Nfs3Service::Write(const CallContext& c, const WRITE3args& a, WRITE3res& r) {

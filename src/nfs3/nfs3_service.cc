@@ -119,6 +119,15 @@ void Nfs3Service::Getattr(const CallContext&, const GETATTR3args& a, GETATTR3res
   if (r.status == NFS3_OK) Fattr(n.st, &r.resok.obj_attributes);
 }
 
+bool Nfs3Service::GetattrInline(const CallContext&, const GETATTR3args& a, GETATTR3res& r) {
+  Node n;
+  int err = fs_->Resolve(a.object.data.view(), &n, /*cached_only=*/true);
+  if (err == EWOULDBLOCK) return false;  // opening the handle may wait for the disk
+  r.status = FromErrno(err);
+  if (r.status == NFS3_OK) Fattr(n.st, &r.resok.obj_attributes);
+  return true;
+}
+
 // ---------------------------------------------------------------------------- SETATTR
 
 nfsstat3 Nfs3Service::ApplySattr(const CallContext& c, Node& n, const sattr3& sa, bool is_new) {
@@ -380,12 +389,23 @@ rpc::ProgramDesc Nfs3Service::NfsProgram() {
   p.procs[NFSPROC3_NULL] = {"NULL", [](const CallContext&, xdr::Decoder&, xdr::Encoder&) {
                               return rpc::SUCCESS;
                             }, true, true};
+  auto bind_inline = [this](auto method) {
+    return [this, method](const CallContext& c, const auto& a, auto& r) { return (this->*method)(c, a, r); };
+  };
   p.procs[NFSPROC3_GETATTR] = {"GETATTR", Typed<GETATTR3args, GETATTR3res>(bind(&Nfs3Service::Getattr))};
+  if (opts_.run_to_completion) {
+    p.procs[NFSPROC3_GETATTR].try_inline =
+        rpc::TypedInline<GETATTR3args, GETATTR3res>(bind_inline(&Nfs3Service::GetattrInline));
+  }
   p.procs[NFSPROC3_SETATTR] = {"SETATTR", Typed<SETATTR3args, SETATTR3res>(bind(&Nfs3Service::Setattr)), false};
   p.procs[NFSPROC3_LOOKUP] = {"LOOKUP", Typed<LOOKUP3args, LOOKUP3res>(bind(&Nfs3Service::Lookup))};
   p.procs[NFSPROC3_ACCESS] = {"ACCESS", Typed<ACCESS3args, ACCESS3res>(bind(&Nfs3Service::Access))};
   p.procs[NFSPROC3_READLINK] = {"READLINK", Typed<READLINK3args, READLINK3res>(bind(&Nfs3Service::Readlink))};
   p.procs[NFSPROC3_READ] = {"READ", Typed<READ3args, READ3res>(bind(&Nfs3Service::Read))};
+  if (opts_.run_to_completion) {
+    p.procs[NFSPROC3_READ].try_inline =
+        rpc::TypedInline<READ3args, READ3res>(bind_inline(&Nfs3Service::ReadInline));
+  }
   p.procs[NFSPROC3_WRITE] = {"WRITE", Typed<WRITE3args, WRITE3res>(bind(&Nfs3Service::Write))};
   p.procs[NFSPROC3_CREATE] = {"CREATE", Typed<CREATE3args, CREATE3res>(bind(&Nfs3Service::Create)), false};
   p.procs[NFSPROC3_MKDIR] = {"MKDIR", Typed<MKDIR3args, MKDIR3res>(bind(&Nfs3Service::Mkdir)), false};

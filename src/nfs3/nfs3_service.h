@@ -20,6 +20,9 @@ class Nfs3Service {
     std::string export_path = "/";  // the MOUNT path clients ask for
     uint32_t max_io = 1u << 20;     // rtmax/wtmax advertised in FSINFO
     bool read_sendfile = false;     // large READ replies via sendfile(2) (see nfs3_io.cc)
+    // READ and GETATTR answered on the loop thread when they need no disk (open handle, data
+    // in the page cache), else on a worker. loom-ds --no-run-to-completion turns it off.
+    bool run_to_completion = true;
   };
   Nfs3Service(LocalFs* fs, Options opts) : fs_(fs), opts_(std::move(opts)) {}
 
@@ -34,6 +37,9 @@ class Nfs3Service {
   void Access(const rpc::CallContext&, const ACCESS3args&, ACCESS3res&);
   void Readlink(const rpc::CallContext&, const READLINK3args&, READLINK3res&);
   void Read(const rpc::CallContext&, const READ3args&, READ3res&);
+  // READ and GETATTR on the loop thread: false when they would block (see ProcDesc::try_inline).
+  bool ReadInline(const rpc::CallContext&, const READ3args&, READ3res&);
+  bool GetattrInline(const rpc::CallContext&, const GETATTR3args&, GETATTR3res&);
   void Write(const rpc::CallContext&, const WRITE3args&, WRITE3res&);
   void Create(const rpc::CallContext&, const CREATE3args&, CREATE3res&);
   void Mkdir(const rpc::CallContext&, const MKDIR3args&, MKDIR3res&);
@@ -73,6 +79,8 @@ class Nfs3Service {
   // (an unprivileged caller's uid and gid are then ignored, as by Linux nfsd).
   nfsstat3 ApplySattr(const rpc::CallContext& c, Node& n, const sattr3& sa, bool is_new);
   // READDIR/READDIRPLUS: the directory behind `fh`, readable by the caller.
+  bool ReadNode(const rpc::CallContext& c, const READ3args& a, int resolve_err, Node& n,
+                bool nowait, READ3res& r);
   nfsstat3 ResolveReadableDir(const rpc::CallContext& c, const nfs_fh3& fh, Node* dir);
   void Fattr(const struct stat& st, fattr3* a) const;
   post_op_attr PostOp(const Node& n) const;

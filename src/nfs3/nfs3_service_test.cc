@@ -3,6 +3,7 @@
 #include "nfs3/nfs3_service.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,6 +383,57 @@ TEST_F(Nfs3Test, GarbageArgumentsGetGarbageArgs) {
                                    });
   EXPECT_EQ(r.status().message(), "GARBAGE_ARGS");
   EXPECT_TRUE(client_->Null().ok());
+}
+
+
+// Run to completion: a READ of bytes in the page cache through an open handle is answered on
+// the loop thread; a handle not open yet, or bytes not in memory, go to a worker; the bytes
+// are right either way (nfs3.inline.READ / nfs3.deferred.READ count which path ran).
+TEST_F(Nfs3Test, ReadsAnsweredOnTheLoopWhenResidentElseOnAWorker) {
+  nfs_fh3 fh = Create(rootfh_, "rtc.bin");
+  std::string data = RandomBytes(256 * 1024, 7);
+  ASSERT_EQ(Write(fh, 0, data, FILE_SYNC).status, NFS3_OK);
+  auto* inl = server_->stats().Get("nfs3.inline.READ");
+  auto* def = server_->stats().Get("nfs3.deferred.READ");
+  const uint64_t i0 = inl->calls(), d0 = def->calls();
+  // Just written: the descriptor is open and the pages are in memory.
+  auto r = Read(fh, 1000, 64 * 1024);
+  ASSERT_EQ(r.status, NFS3_OK);
+  EXPECT_EQ(r.resok.data.view(), std::string_view(data).substr(1000, 64 * 1024));
+  EXPECT_EQ(inl->calls(), i0 + 1);
+  EXPECT_EQ(def->calls(), d0);
+  // The descriptor is dropped (as after a REMOVE elsewhere): opening it again is a worker's job.
+  fs_->Forget(fh.data.str());
+  auto r2 = Read(fh, 0, 4096);
+  EXPECT_EQ(r2.resok.data.view(), std::string_view(data).substr(0, 4096));
+  EXPECT_EQ(def->calls(), d0 + 1);
+  EXPECT_EQ(inl->calls(), i0 + 1);
+  // GETATTR the same way: now open again, so inline.
+  auto* ginl = server_->stats().Get("nfs3.inline.GETATTR");
+  const uint64_t g0 = ginl->calls();
+  EXPECT_EQ(Getattr(fh).resok.obj_attributes.size, data.size());
+  EXPECT_EQ(ginl->calls(), g0 + 1);
+  // Errors are answered inline too: a read of a directory.
+  EXPECT_EQ(Read(rootfh_, 0, 10).status, NFS3ERR_ISDIR);
+  // Evict the file's pages; where the filesystem really drops them (not tmpfs), the next read
+  // cannot be served without the disk and goes to a worker, with the same bytes.
+  const std::string path = root_ + "/rtc.bin";
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+  void* m = ::mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  std::vector<unsigned char> vec(data.size() / 4096);
+  ASSERT_EQ(::mincore(m, data.size(), vec.data()), 0);
+  const bool evicted = (vec[100000 / 4096] & 1) == 0;
+  ::munmap(m, data.size());
+  ::close(fd);
+  const uint64_t d1 = def->calls();
+  auto r3 = Read(fh, 100000, 8192);
+  EXPECT_EQ(r3.resok.data.view(), std::string_view(data).substr(100000, 8192));
+  if (!evicted) GTEST_SKIP() << "this filesystem keeps the pages (tmpfs?): no page-cache miss to show";
+  EXPECT_EQ(def->calls(), d1 + 1);
 }
 
 }  // namespace

@@ -496,5 +496,73 @@ TEST(RpcConnectionLifetime, OwnerDropsTheClientWhileTheLoopThreadCloses) {
   ::close(lfd);
 }
 
+
+// Run to completion (ProcDesc::try_inline): what the inline handler can answer is answered on
+// the loop thread; what it defers runs the ordinary handler on a worker, with the same
+// arguments, and only that reply goes out. Each path is counted.
+TEST(RpcRunToCompletion, DeferredCallsRunOnAWorkerAndOnlyTheirReplyIsSent) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.loops = 1;
+  o.workers = 2;
+  RpcServer server(o);
+  ProgramDesc p;
+  p.prog = kProg;
+  p.vers = kVers;
+  p.stats_prefix = "rtc";
+  p.procs.resize(2);
+  std::atomic<std::thread::id> inline_thread{}, worker_thread{};
+  // Even numbers are answered inline (tag 1); odd ones defer, after writing junk that must
+  // not reach the client, and the worker answers them (tag 2).
+  p.procs[1].name = "HALF";
+  p.procs[1].fn = [&](const CallContext&, xdr::Decoder& d, xdr::Encoder& e) {
+    uint32_t n;
+    if (!d.u32(n)) return GARBAGE_ARGS;
+    worker_thread = std::this_thread::get_id();
+    e.u32(2);
+    e.u32(n);
+    return SUCCESS;
+  };
+  p.procs[1].try_inline = [&](const CallContext&, xdr::Decoder& d, xdr::Encoder& e) {
+    uint32_t n;
+    if (!d.u32(n)) return GARBAGE_ARGS;
+    if (n % 2 == 1) {
+      e.u32(0xdeadbeef);
+      return kDeferToWorker;
+    }
+    inline_thread = std::this_thread::get_id();
+    e.u32(1);
+    e.u32(n);
+    return SUCCESS;
+  };
+  server.Register(p);
+  ASSERT_TRUE(server.Start().ok());
+  LoopGroup loops(1);
+  loops.Start();
+  auto c = RpcClient::Connect(loops.At(0), "127.0.0.1:" + std::to_string(server.port()));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  for (uint32_t n = 0; n < 10; n++) {
+    auto r = (*c)->CallSync(kProg, kVers, 1, Cred{}, [n](xdr::Encoder& e) { e.u32(n); });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    xdr::Decoder d = r->results();
+    uint32_t tag = 0, echo = ~0u;
+    ASSERT_TRUE(d.u32(tag) && d.u32(echo)) << n;
+    EXPECT_EQ(tag, n % 2 == 0 ? 1u : 2u) << n;
+    EXPECT_EQ(echo, n);
+    EXPECT_EQ(d.remaining(), 0u) << "the deferred attempt's bytes leaked into the reply of " << n;
+  }
+  EXPECT_NE(inline_thread.load(), worker_thread.load());
+  EXPECT_EQ(server.stats().Get("rtc.inline.HALF")->calls(), 5u);
+  EXPECT_EQ(server.stats().Get("rtc.deferred.HALF")->calls(), 5u);
+  EXPECT_EQ(server.stats().Get("rtc.HALF")->calls(), 10u);
+  // Arguments that do not decode: the inline attempt answers GARBAGE_ARGS itself.
+  auto bad = (*c)->CallSync(kProg, kVers, 1, Cred{}, [](xdr::Encoder&) {});
+  EXPECT_EQ(bad.status().message(), "GARBAGE_ARGS");
+  EXPECT_EQ(server.stats().Get("rtc.inline.HALF")->calls(), 6u);
+  c->reset();
+  loops.Stop();
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace loom::rpc

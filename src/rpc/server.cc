@@ -257,6 +257,9 @@ void RpcServer::Register(ProgramDesc p) {
   for (size_t i = 0; i < p.procs.size(); i++) {
     const char* n = p.procs[i].name;
     r.stats.push_back(n ? stats_.Get(p.stats_prefix + "." + n) : nullptr);
+    const bool tries = n && p.procs[i].try_inline;
+    r.inline_stats.push_back(tries ? stats_.Get(p.stats_prefix + ".inline." + n) : nullptr);
+    r.deferred_stats.push_back(tries ? stats_.Get(p.stats_prefix + ".deferred." + n) : nullptr);
   }
   auto& range = version_range_[p.prog];
   if (range.first == 0 || p.vers < range.first) range.first = p.vers;
@@ -513,26 +516,35 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
         break;
     }
   }
+  if (pd->try_inline && drc_key.empty()) {
+    if (Execute(c, r, prog, pd->try_inline, ctx, args_off, drc_key)) {
+      prog->inline_stats[cb.proc]->Record(0, 0, 0, false);
+      return;
+    }
+    prog->deferred_stats[cb.proc]->Record(0, 0, 0, false);
+    ctx.op_status = 0;
+  }
   if (pd->inline_ok) {
-    Execute(c, std::move(r), prog, pd, std::move(ctx), args_off, std::move(drc_key));
+    Execute(c, r, prog, pd->fn, ctx, args_off, drc_key);
   } else {
     workers_->Submit([this, c, r = std::move(r), prog, pd, ctx = std::move(ctx), args_off,
-                      drc_key = std::move(drc_key)]() mutable {
-      Execute(std::move(c), std::move(r), prog, pd, std::move(ctx), args_off, std::move(drc_key));
+                      drc_key = std::move(drc_key)] {
+      Execute(c, r, prog, pd->fn, ctx, args_off, drc_key);
     });
   }
 }
 
-void RpcServer::Execute(std::shared_ptr<Connection> c, Record r, const Registered* prog,
-                        const ProcDesc* pd, CallContext ctx, size_t args_off,
-                        std::string drc_key) {
+bool RpcServer::Execute(const std::shared_ptr<Connection>& c, const Record& r,
+                        const Registered* prog, const ProcHandler& fn, const CallContext& ctx,
+                        size_t args_off, const std::string& drc_key) {
   int64_t start = NowUs();
   xdr::Decoder args(r.buf->data() + args_off, r.size - args_off, r.buf);
   auto reply = std::make_unique<xdr::Encoder>();
   Connection::BeginRecord(*reply);
   EncodeAcceptedHeader(*reply, ctx.xid, SUCCESS);
   size_t body_at = reply->inline_size();
-  accept_stat st = pd->fn(ctx, args, *reply);
+  accept_stat st = fn(ctx, args, *reply);
+  if (st == kDeferToWorker) return false;
   if (st != SUCCESS) {
     reply->truncate(body_at - 4);
     reply->i32(st);
@@ -554,6 +566,7 @@ void RpcServer::Execute(std::shared_ptr<Connection> c, Record r, const Registere
   }
   c->Send(std::move(reply));
   c->RecordDone();
+  return true;
 }
 
 }  // namespace loom::rpc
