@@ -23,6 +23,9 @@
 #   --stream-seconds S  tcpstream duration (default 5)
 #   --qd-seq N          requests in flight, seq phases (default 8)
 #   --qd-rand N         requests in flight, rand-read (default 16)
+#   --conns N           connections for the read phases: N nfsbench processes at once, each
+#                       with its own connection and seed; their results are summed (GiB/s,
+#                       IOPS, bytes, ops) and the worst p50/p99 kept (default 1)
 #   --bs-seq N          seq request size (default 1M)   --bs-rand N (default 4K)
 #   --servers LIST      comma list of loom,ganesha (default loom,ganesha)
 #   --repeat N          rounds per server, alternating (default 1)
@@ -46,7 +49,7 @@ REPO=$(cd "$HERE/.." && pwd)
 source "$REPO/tests/interop/lib/servers.sh"
 
 SIZE=1G RAND_S=10 STREAM_S=5 QD_SEQ=8 QD_RAND=16 BS_SEQ=1M BS_RAND=4K
-SERVERS=loom,ganesha OUT="" WORK="" KEEP=0 QUICK=0 REPEAT=1
+CONNS=1 SERVERS=loom,ganesha OUT="" WORK="" KEEP=0 QUICK=0 REPEAT=1
 while (($#)); do
     case $1 in
         --size) SIZE=$2; shift 2 ;;
@@ -54,6 +57,7 @@ while (($#)); do
         --stream-seconds) STREAM_S=$2; shift 2 ;;
         --qd-seq) QD_SEQ=$2; shift 2 ;;
         --qd-rand) QD_RAND=$2; shift 2 ;;
+        --conns) CONNS=$2; shift 2 ;;
         --bs-seq) BS_SEQ=$2; shift 2 ;;
         --bs-rand) BS_RAND=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
@@ -211,9 +215,41 @@ run_phase() {
     esac
     local c0 c1 rss0 rss1 hwm0 hwm1
     c0=$(proc_cpu_s "$SRV_PID"); rss0=$(proc_mem_kb "$SRV_PID" VmRSS); hwm0=$(proc_mem_kb "$SRV_PID" VmHWM)
-    out=$("$NFSBENCH" --url "$url" --mode "$mode" --target "$SRV_KIND" --file nfsbench.dat \
-        --seed "$round" "${args[@]}" 2>"$WORK/nfsbench.err")
-    rc=$?
+    local n=1 k pids=()
+    [[ $mode == seq-write ]] || n=$CONNS
+    if ((n == 1)); then
+        out=$("$NFSBENCH" --url "$url" --mode "$mode" --target "$SRV_KIND" --file nfsbench.dat \
+            --seed "$round" "${args[@]}" 2>"$WORK/nfsbench.err")
+        rc=$?
+    else
+        : >"$WORK/nfsbench.err"
+        for ((k = 0; k < n; k++)); do
+            "$NFSBENCH" --url "$url" --mode "$mode" --target "$SRV_KIND" --file nfsbench.dat \
+                --seed "$((round * 1000 + k))" "${args[@]}" >"$WORK/nfsbench.$k.out" 2>>"$WORK/nfsbench.err" &
+            pids+=($!)
+        done
+        rc=0
+        for k in "${pids[@]}"; do wait "$k" || rc=$?; done
+        # One line per op: the connections' sums, the worst latencies, "conns":N.
+        out=$(python3 - "$n" "$WORK"/nfsbench.[0-9]*.out <<'PY'
+import json, sys
+n = int(sys.argv[1]); ops = {}
+for f in sys.argv[2:2 + n]:
+    for line in open(f):
+        if not line.startswith("{"):
+            continue
+        d = json.loads(line); a = ops.setdefault(d["op"], dict(d, GiB_s=0, iops=0, bytes=0, ops=0, p50_us=0, p99_us=0, seconds=0))
+        for k in ("GiB_s", "iops", "bytes", "ops"):
+            a[k] = round(a[k] + (d.get(k) or 0), 4)
+        for k in ("p50_us", "p99_us", "seconds"):
+            a[k] = max(a[k], d.get(k) or 0)
+for d in ops.values():
+    d["conns"] = n
+    print(json.dumps(d, separators=(",", ":")))
+PY
+)
+        rm -f "$WORK"/nfsbench.[0-9]*.out
+    fi
     c1=$(proc_cpu_s "$SRV_PID"); rss1=$(proc_mem_kb "$SRV_PID" VmRSS); hwm1=$(proc_mem_kb "$SRV_PID" VmHWM)
     [[ -s $WORK/nfsbench.err ]] && sed 's/^/  /' "$WORK/nfsbench.err" >&2
     if ((rc != 0)); then
