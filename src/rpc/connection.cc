@@ -85,11 +85,12 @@ void Connection::HandleRead() {
   std::vector<Record> recs;
   for (;;) {
     if (closed()) return;
-    if (inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) {
+    if (!DeliverHeld() || inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) {
       if (!reading_paused_) {
         reading_paused_ = true;
         UpdateInterest();
       }
+      LOOM_SYNC_POINT("Connection::HandleRead:paused");
       return;
     }
     uint8_t* direct = nullptr;
@@ -135,13 +136,38 @@ void Connection::HandleRead() {
   }
 }
 
+// One read() may complete several records (a client pipelining small calls). Only as many
+// as max_inflight allows are handed on; the rest wait in held_, in order, and reading stops
+// until they are all out: admission control holds for pipelined clients too, and what is
+// held is bounded by one read's bytes.
 void Connection::Deliver(std::vector<Record>* recs) {
   for (Record& r : *recs) {
     if (closed()) break;
+    if (!held_.empty() || inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) {
+      held_.push_back(std::move(r));
+      continue;
+    }
     inflight_.fetch_add(1, std::memory_order_acq_rel);
+    LOOM_SYNC_POINT("Connection::Deliver:admitted");
     cb_.on_record(shared_from_this(), std::move(r));
   }
   recs->clear();
+}
+
+bool Connection::DeliverHeld() {
+  while (!held_.empty()) {
+    if (closed()) {
+      held_.clear();
+      return true;
+    }
+    if (inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) return false;
+    Record r = std::move(held_.front());
+    held_.pop_front();
+    inflight_.fetch_add(1, std::memory_order_acq_rel);
+    LOOM_SYNC_POINT("Connection::Deliver:admitted");
+    cb_.on_record(shared_from_this(), std::move(r));
+  }
+  return true;
 }
 
 void Connection::RecordDone() {
@@ -149,7 +175,9 @@ void Connection::RecordDone() {
   if (before == opts_.max_inflight) {
     auto self = shared_from_this();
     loop_->Post([self] {
-      if (self->reading_paused_ && !self->closed()) {
+      if (self->closed()) return;
+      // Held records first; reading resumes only when none is left.
+      if (self->DeliverHeld() && self->reading_paused_) {
         self->reading_paused_ = false;
         self->UpdateInterest();
         self->HandleRead();
@@ -355,6 +383,7 @@ void Connection::CloseOnLoop() {
     registered_ = false;
   }
   if (cb_.on_close) cb_.on_close(this);
+  held_.clear();
   cb_.on_record = nullptr;
   SetReplySink(nullptr);
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,8 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   Connection(EventLoop* loop, int fd, std::string peer, Options opts, Callbacks cb);
   void HandleRead();
   void Deliver(std::vector<Record>* recs);
+  // Hands on held records while under max_inflight; true when none is left.
+  bool DeliverHeld();
   void Flush();                 // REQUIRES: this thread is the flusher
   bool WriteSome(bool* again);  // writes from out_; false on a fatal error
   void UpdateInterest();
@@ -96,6 +99,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   RecordAssembler assembler_;
   std::atomic<int> inflight_{0};
   bool reading_paused_ = false;
+  std::deque<Record> held_;  // complete records waiting for an in-flight slot
 
   std::mutex sink_mu_;
   std::function<void(Record)> reply_sink_;  // guarded by sink_mu_

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <future>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -561,6 +562,69 @@ TEST(RpcRunToCompletion, DeferredCallsRunOnAWorkerAndOnlyTheirReplyIsSent) {
   EXPECT_EQ(server.stats().Get("rtc.inline.HALF")->calls(), 6u);
   c->reset();
   loops.Stop();
+  server.Stop();
+}
+
+
+// Admission control with a pipelining client: four calls that block arrive in one segment,
+// on a connection allowed two in flight. Two are admitted, the others wait (in order) and
+// reading stops; as each admitted call finishes, one more is admitted. Sync points count the
+// admissions and mark the moment the loop stops reading (it once admitted all four).
+TEST(RpcAdmission, PipelinedCallsInOneReadAreAdmittedOnlyUpToTheLimit) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.loops = 1;
+  o.workers = 8;
+  o.conn.max_inflight = 2;
+  RpcServer server(o);
+  ProgramDesc p;
+  p.prog = kProg;
+  p.vers = kVers;
+  p.stats_prefix = "adm";
+  p.procs.resize(2);
+  std::promise<void> gate;
+  std::shared_future<void> open = gate.get_future().share();
+  p.procs[1] = {"BLOCK", [open](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+                  open.wait();
+                  e.u32(1);
+                  return SUCCESS;
+                }};
+  server.Register(p);
+  ASSERT_TRUE(server.Start().ok());
+  std::atomic<int> admitted{0};
+  std::promise<int> admitted_at_pause;
+  std::atomic<bool> paused_once{false};
+  ::loom::testing::SyncPointScope sp;
+  sp.Set("Connection::Deliver:admitted", [&] { admitted++; });
+  sp.Set("Connection::HandleRead:paused", [&] {
+    if (!paused_once.exchange(true)) admitted_at_pause.set_value(admitted.load());
+  });
+  int fd = testing::RawConnectFrom(server.port());
+  ASSERT_GE(fd, 0);
+  std::string wire;
+  for (uint32_t x = 1; x <= 4; x++) {
+    xdr::Encoder e;
+    e.u32(0);  // record mark, set below
+    for (uint32_t w : {x, 0u /*CALL*/, 2u, kProg, kVers, 1u, 0u, 0u, 0u, 0u}) e.u32(w);
+    std::string rec = e.Flatten();
+    const uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(rec.size() - 4));
+    std::memcpy(rec.data(), &mark, 4);
+    wire += rec;
+  }
+  ASSERT_TRUE(testing::SendAll(fd, wire));
+  EXPECT_EQ(admitted_at_pause.get_future().get(), 2);
+  gate.set_value();
+  std::set<uint32_t> xids;
+  for (int i = 0; i < 4; i++) {
+    std::string rep = testing::RecvRecord(fd);
+    ASSERT_GE(rep.size(), 4u) << i;
+    uint32_t xid;
+    std::memcpy(&xid, rep.data(), 4);
+    xids.insert(ntohl(xid));
+  }
+  EXPECT_EQ(xids, (std::set<uint32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(admitted.load(), 4);
+  ::close(fd);
   server.Stop();
 }
 

@@ -517,10 +517,7 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
     }
   }
   if (pd->try_inline && drc_key.empty()) {
-    if (Execute(c, r, prog, pd->try_inline, ctx, args_off, drc_key)) {
-      prog->inline_stats[cb.proc]->Record(0, 0, 0, false);
-      return;
-    }
+    if (Execute(c, r, prog, pd->try_inline, ctx, args_off, drc_key, prog->inline_stats[cb.proc])) return;
     prog->deferred_stats[cb.proc]->Record(0, 0, 0, false);
     ctx.op_status = 0;
   }
@@ -536,7 +533,7 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
 
 bool RpcServer::Execute(const std::shared_ptr<Connection>& c, const Record& r,
                         const Registered* prog, const ProcHandler& fn, const CallContext& ctx,
-                        size_t args_off, const std::string& drc_key) {
+                        size_t args_off, const std::string& drc_key, OpStats* also_count) {
   int64_t start = NowUs();
   xdr::Decoder args(r.buf->data() + args_off, r.size - args_off, r.buf);
   auto reply = std::make_unique<xdr::Encoder>();
@@ -564,6 +561,7 @@ bool RpcServer::Execute(const std::shared_ptr<Connection>& c, const Record& r,
     s->Record(static_cast<uint64_t>(NowUs() - start), r.size, out_bytes,
               st != SUCCESS || ctx.op_status != 0);
   }
+  if (also_count) also_count->Record(0, 0, 0, false);
   c->Send(std::move(reply));
   c->RecordDone();
   return true;

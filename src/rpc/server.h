@@ -179,9 +179,10 @@ class RpcServer {
   void SweepIdle();
   void OnRecord(const std::shared_ptr<Connection>& c, Record r);
   // Runs `fn` for the call and sends its reply; false (nothing sent) when fn deferred.
+  // `also_count` (if set) counts the call too, before the reply leaves.
   bool Execute(const std::shared_ptr<Connection>& c, const Record& r, const Registered* prog,
                const ProcHandler& fn, const CallContext& ctx, size_t args_off,
-               const std::string& drc_key);
+               const std::string& drc_key, OpStats* also_count = nullptr);
 
   ServerOptions opts_;
   std::map<std::pair<uint32_t, uint32_t>, Registered> programs_;
