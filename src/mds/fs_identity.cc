@@ -606,7 +606,14 @@ Result<uint32_t> AddDataServer(meta::KvStore& store, DataServerPool& pool, DataS
   c.id = id ? id : max + 1;
   c.uuid = uuid;
   LOOM_RETURN_IF_ERROR(pool.AddServer(c));
-  LOOM_RETURN_IF_ERROR(SaveRegistry(store, pool));
+  // Unrecorded, it must not stay in use: files placed there would name an id the store does
+  // not know, and the next start would not bring the server back.
+  Status saved = SaveRegistry(store, pool);
+  if (!saved.ok()) {
+    (void)pool.RemoveServer(c.id);
+    return Status(saved.code(), "data server " + c.address + " not added: recording it in the "
+                                "metadata store: " + saved.ToString());
+  }
   return c.id;
 }
 

@@ -82,6 +82,14 @@ Result<std::optional<PlacementPolicy>> GetPolicy(Txn& t, FsId fs, Ino dir) {
 
 Status PutPolicy(Txn& t, FsId fs, Ino dir, const std::optional<PlacementPolicy>& p) {
   if (!p) return t.Delete(keys::Policy(fs, dir));
+  // Refuse here what Decode refuses: stored, it would fail every create under `dir`.
+  if (p->labels.size() > kMaxPolicyLabels)
+    return Status::Invalid("a placement policy holds at most " + std::to_string(kMaxPolicyLabels) +
+                           " labels");
+  for (const auto& l : p->labels)
+    if (l.size() > kMaxPolicyLabelLen)
+      return Status::Invalid("a placement policy label is at most " +
+                             std::to_string(kMaxPolicyLabelLen) + " bytes");
   return t.Put(keys::Policy(fs, dir), Encode(*p));
 }
 
