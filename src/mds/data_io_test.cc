@@ -22,17 +22,11 @@ using testing::ReadAll;
 using testing::TestDs;
 namespace fsys = std::filesystem;
 
-constexpr meta::FsId kFs = 7;
+using testing::kFs;
 
-bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Has;
 
-Placement Place(uint32_t mirrors, uint32_t stripes, uint64_t stripe_unit = 0) {
-  Placement p;
-  p.mirrors = mirrors;
-  p.stripes = stripes;
-  p.stripe_unit = stripe_unit;
-  return p;
-}
+using testing::Place;
 
 class DataIoTest : public ::testing::Test {
  protected:

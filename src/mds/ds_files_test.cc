@@ -23,10 +23,10 @@ using testing::TestDs;
 using testing::WriteFile;
 namespace fsys = std::filesystem;
 
-constexpr meta::FsId kFs = 7;
+using testing::kFs;
 constexpr uint32_t kId = 1;
 
-bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Has;
 
 class DsFilesTest : public ::testing::Test {
  protected:

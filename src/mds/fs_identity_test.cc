@@ -27,9 +27,9 @@ using testing::TestDs;
 using testing::WriteFile;
 namespace fsys = std::filesystem;
 
-constexpr meta::FsId kFs = 7;
+using testing::kFs;
 
-bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Has;
 
 std::string Hex(char fill) { return std::string(32, fill); }
 

@@ -23,16 +23,11 @@ using testing::TestDs;
 using testing::WriteFile;
 namespace fsys = std::filesystem;
 
-constexpr meta::FsId kFs = 7;
+using testing::kFs;
 
-bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Has;
 
-Placement Place(uint32_t mirrors, uint32_t stripes) {
-  Placement p;
-  p.mirrors = mirrors;
-  p.stripes = stripes;
-  return p;
-}
+using testing::Place;
 
 TEST(PoolConfigMoreTest, LabelsAndOptionsAreChecked) {
   DataServerConfig c = Config(1, "127.0.0.1:1");

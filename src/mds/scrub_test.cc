@@ -25,9 +25,9 @@ using testing::TestDs;
 using testing::WriteFile;
 namespace fsys = std::filesystem;
 
-constexpr meta::FsId kFs = 7;
+using testing::kFs;
 
-bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Has;
 
 class ScrubTest : public ::testing::Test {
  protected:

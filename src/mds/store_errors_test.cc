@@ -30,9 +30,9 @@ using testing::WriteFile;
 namespace fsys = std::filesystem;
 namespace tag = meta::tag;
 
-constexpr meta::FsId kFs = 7;
+using testing::kFs;
 
-bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Has;
 
 class StoreErrorsTest : public ::testing::Test {
  protected:

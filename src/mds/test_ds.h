@@ -238,4 +238,21 @@ inline std::string Capture(const std::function<void(std::FILE*)>& fn) {
   return s;
 }
 
+// The filesystem id the tests use.
+inline constexpr meta::FsId kFs = 7;
+
+// Whether `text` (an error message, a report) mentions `part`.
+inline bool Has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A placement of `mirrors` x `stripes` (stripe unit 0: the pool's default).
+inline Placement Place(uint32_t mirrors, uint32_t stripes, uint64_t stripe_unit = 0) {
+  Placement p;
+  p.mirrors = mirrors;
+  p.stripes = stripes;
+  if (stripe_unit) p.stripe_unit = stripe_unit;
+  return p;
+}
+
 }  // namespace loom::mds::testing
