@@ -65,6 +65,7 @@ class RpcTest : public ::testing::Test {
     // 6: waits until the test opens gate_, then answers 6 (an explicit sync point: a reply
     // held back until another call has been answered, with no timing involved).
     p.procs[6] = {"GATE", [this](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+                    gate_entered_++;
                     gate_open_.wait();
                     e.u32(6);
                     return SUCCESS;
@@ -180,6 +181,7 @@ class RpcTest : public ::testing::Test {
   std::atomic<uint32_t> counter_{0};
   std::promise<void> gate_;
   std::shared_future<void> gate_open_ = gate_.get_future().share();
+  std::atomic<int> gate_entered_{0};  // GATE calls that reached the procedure
 };
 
 TEST_F(RpcTest, EchoAndErrors) {
@@ -441,9 +443,10 @@ TEST_F(RpcTest, BackChannelCallsTheClientOnItsOwnConnection) {
 TEST_F(RpcTest, ClientFailsCallsWhenServerGoesAway) {
   auto c = Client();
   std::promise<Status> p;
-  c->CallAsync(kProg, kVers, 2, Cred(), [](xdr::Encoder& e) { e.u32(500); },
+  // A call the server holds (GATE) is in flight when the client closes: it fails at once.
+  c->CallAsync(kProg, kVers, 6, Cred(), [](xdr::Encoder&) {},
                [&](Result<RpcClient::Reply> r) { p.set_value(r.status()); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (gate_entered_ == 0) std::this_thread::yield();
   c->Close();
   auto f = p.get_future();
   ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
