@@ -464,6 +464,16 @@ struct Session::Impl {
       in_flight--;
       cv.notify_all();
       if (highest > 1 && slot == highest - 1) highest--;
+      // Every slot we may use is given up and nothing is in flight to free one: no call could
+      // start on this session again. A new session starts with fresh slots (§2.10.6.1).
+      bool stuck = in_flight == 0;
+      for (uint32_t i = 0; stuck && i < highest; i++) stuck = slot_busy[i];
+      if (stuck && !p->recovery) {
+        waiting.push_back(p);
+        g.unlock();
+        StartRecovery(false);
+        return;
+      }
       g.unlock();
       RetryLater(p, FromNfs4(sst, "SEQUENCE"));
       g.lock();
@@ -596,9 +606,16 @@ struct Session::Impl {
   // ---------------------------------------------------------------- timers
 
   void At(Clock::time_point when, std::function<void()> fn) {
-    std::lock_guard<std::mutex> g(mu);
-    timers.emplace(when, std::move(fn));
-    cv.notify_all();
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (!shut) {
+        timers.emplace(when, std::move(fn));
+        cv.notify_all();
+        return;
+      }
+    }
+    // Shut down: no timer thread runs it. A retry fails at once (Submit sees `shut`).
+    fn();
   }
 
   void TimerLoop() {
@@ -766,15 +783,19 @@ void Session::Shutdown() {
     (void)m.RawSync(std::move(v2));
   }
   std::deque<std::shared_ptr<Pending>> left;
+  std::multimap<Clock::time_point, std::function<void()>> timers;
   {
     std::lock_guard<std::mutex> g(m.mu);
     m.shut = true;
     left.swap(m.waiting);
-    m.timers.clear();
+    timers.swap(m.timers);
     if (m.rpc) m.rpc->Close();
     m.cv.notify_all();
   }
   for (auto& p : left) p->cb(Status(Errc::kUnavailable, "client closed"), COMPOUND4res{});
+  // Calls waiting out a back-off are in `timers`: run now, each retry fails as closed
+  // (dropping them would leave their callers waiting for ever).
+  for (auto& [when, fn] : timers) fn();
   if (m.timer_thread.joinable()) m.timer_thread.join();
   if (m.recovery_thread.joinable()) m.recovery_thread.join();
 }
