@@ -59,6 +59,10 @@ using ProcHandler =
 inline constexpr accept_stat kDeferToWorker = static_cast<accept_stat>(0x7fffffff);
 
 struct ProcDesc {
+  ProcDesc() = default;
+  ProcDesc(const char* n, ProcHandler f, bool idem = true, bool on_loop = false)
+      : name(n), fn(std::move(f)), idempotent(idem), inline_ok(on_loop) {}
+
   const char* name = nullptr;  // nullptr: procedure not implemented (PROC_UNAVAIL)
   ProcHandler fn;
   bool idempotent = true;      // false: replies go through the duplicate request cache
