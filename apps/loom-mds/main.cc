@@ -74,6 +74,11 @@ int main(int argc, char** argv) {
   rpc::ServerOptions ro;
   ro.listen = "0.0.0.0:2049";
   ro.exports = rpc::ExportRules::Default();  // without --exports: *(rw,root_squash)
+  // NFSv4.1 bounds a client's calls by its session's slot table (64 slots, sessions.h); the
+  // connection must admit all of them, or a client using every slot has calls left unread
+  // behind ones that wait on it (a recall answer, a lock release): twice, for a session's fore
+  // channel plus another session on the same connection.
+  ro.conn.max_inflight = 128;
   std::vector<mds::DataServerConfig> servers;
   std::string stats_file;
   int grace = -1;

@@ -147,6 +147,17 @@ class Mds {
   // A client reported an error of data server `ds` (LAYOUTERROR, LAYOUTRETURN ioerr).
   void NoteDataServerError(clientid4 client, uint64_t ino, uint32_t ds, nfsstat4 st, nfs_opnum4 op);
   void NoteLayoutStats(uint32_t ds, uint64_t read_bytes, uint64_t write_bytes);
+  // Sizes written through layouts and not yet LAYOUTCOMMITted. Linux commits a flexfiles
+  // layout's writes from inode writeback, which may come after the CLOSE and after the next
+  // OPEN's GETATTR; a client that believed that GETATTR would put its next O_APPEND write
+  // over its own last one (seen: "line 1, line 3" in the kernel-client test). A file with an
+  // RW layout granted since its size was last settled is "unsettled"; GETATTR of its size
+  // takes the data servers' size first (growing the recorded one, never shrinking it: RFC 8881
+  // §12.5.4 lets the MDS ask the storage devices), and it is settled once no RW layout of it
+  // is left. Memory only: after a restart, clients reclaim and LAYOUTCOMMIT (§18.42.3).
+  void NoteRwLayout(uint64_t ino);
+  void SettleSize(meta::Inode* n);
+  bool SizeUnsettled(uint64_t ino);
   // A client returned (or dropped) its layouts of `ino`: ends its part of a recall.
   void OnLayoutReturned(clientid4 client, uint64_t ino);
   // The client's last open of `ino` closed: its layouts go with it (return on close).
@@ -233,6 +244,8 @@ class Mds {
   };
   std::map<std::pair<clientid4, uint64_t>, ErrorWindow> client_errors_;  // guarded by recall_mu_
   std::set<uint64_t> stale_files_;                           // guarded by recall_mu_
+  std::mutex unsettled_mu_;
+  std::set<uint64_t> unsettled_;  // files whose size may lag their data servers'; guarded by unsettled_mu_
   std::atomic<bool> has_policies_{false};
   struct RecallRetry {
     RecallTarget target;

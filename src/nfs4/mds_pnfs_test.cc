@@ -144,10 +144,11 @@ TEST_F(PnfsTest, LayoutCarriesSyntheticIdsThatTheDataServerEnforces) {
   EXPECT_EQ(DsWrite(*ro, dfh, 0, "X"), nfs3::NFS3ERR_ACCES);
   EXPECT_EQ(DsRead(*other, dfh, 0, 10, &got), nfs3::NFS3ERR_ACCES);
 
-  // LAYOUTCOMMIT makes the size the MDS reports follow the data servers, and never shrinks it.
-  EXPECT_EQ(SizeOf(fh), 11u);
+  // With an RW layout out, GETATTR's size is the data servers' (the write above, not yet
+  // committed); LAYOUTCOMMIT agrees with it and never shrinks it.
+  EXPECT_EQ(SizeOf(fh), 20u);
   ASSERT_EQ(Run(Ops(PutFh(fh), LayoutCommit(s2, 19)), &r), NFS4_OK);
-  EXPECT_TRUE(r.resarray[2].oplayoutcommit->locr_resok4.locr_newsize.ns_sizechanged);
+  EXPECT_FALSE(r.resarray[2].oplayoutcommit->locr_resok4.locr_newsize.ns_sizechanged);
   EXPECT_EQ(SizeOf(fh), 20u);
   ASSERT_EQ(Run(Ops(PutFh(fh), LayoutCommit(s2, 3)), &r), NFS4_OK);
   EXPECT_EQ(SizeOf(fh), 20u);
@@ -507,6 +508,47 @@ TEST_F(PnfsTest, MoveDataKeepsBytesAndHandsOutTheNewPlace) {
   EXPECT_EQ(id, to);
   // Moving onto a wrong number of servers is refused.
   EXPECT_FALSE(mds_->MoveData(ino, {1, 2}).ok());
+}
+
+
+// Linux commits a flexfiles layout's writes from inode writeback, which may come after the
+// CLOSE (return on close) and after the next OPEN. That OPEN's GETATTR must already count the
+// bytes on the data servers, or the client's next O_APPEND write lands on its last one.
+TEST_F(PnfsTest, GetattrAfterAnUncommittedWriteReportsTheDataServersSize) {
+  Bytes fh;
+  stateid4 open;
+  LAYOUTGET4res rw;
+  OpenWithLayout("log", "line 1\n", LAYOUTIOMODE4_RW, &fh, &open, &rw);
+  ff_layout4 ff = DecodeFf(rw);
+  ASSERT_EQ(ff.ffl_mirrors.size(), 1u);
+  const ff_data_server4& ds = ff.ffl_mirrors[0].ffm_data_servers[0];
+  uint32_t ds_id = 0;
+  ASSERT_TRUE(DsIdOfDevice(ds.ffds_deviceid, &ds_id));
+  auto w = DsClient(ds_id, static_cast<uint32_t>(std::stoul(Str(ds.ffds_user))),
+                    static_cast<uint32_t>(std::stoul(Str(ds.ffds_group))));
+  ASSERT_EQ(DsWrite(*w, ds.ffds_fh_vers[0], 7, "line 2\n"), nfs3::NFS3_OK);
+  const uint64_t ino = mds_->layouts().FilesOf(client_->clientid).at(0);
+  // CLOSE gives the layout back; no LAYOUTCOMMIT yet.
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(open))), NFS4_OK);
+  EXPECT_TRUE(mds_->layouts().Holders(ino).empty());
+  EXPECT_TRUE(mds_->SizeUnsettled(ino));
+  auto* settled = mds_->stats().Get("pnfs.size_settled_from_ds");
+  const uint64_t before = settled->calls();
+  // The next open's GETATTR, as in Linux's OPEN compound.
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutRootFh(), Open("o", "log", OPEN4_SHARE_ACCESS_WRITE, false), Getattr({FATTR4_SIZE})), &r),
+            NFS4_OK);
+  const stateid4 open2 = r.resarray[2].opopen->resok4.stateid;
+  EXPECT_EQ(SizeOf(fh), 14u);
+  EXPECT_EQ(settled->calls(), before + 1);
+  // No RW layout left: settled, later GETATTRs do not ask the data servers again.
+  EXPECT_FALSE(mds_->SizeUnsettled(ino));
+  EXPECT_EQ(SizeOf(fh), 14u);
+  EXPECT_EQ(settled->calls(), before + 1);
+  // The late LAYOUTCOMMIT changes nothing.
+  ASSERT_EQ(Run(Ops(PutFh(fh), LayoutCommit(rw.logr_resok4.logr_stateid, 13)), &r), NFS4_OK);
+  EXPECT_EQ(SizeOf(fh), 14u);
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(open2))), NFS4_OK);
 }
 
 }  // namespace

@@ -69,6 +69,8 @@ nfsstat4 OpGetattr(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::Inode n;
   res.status = CurrentInode(cx, &n);
   if (res.status != NFS4_OK) return res.status;
+  if (n.type == meta::FileType::kReg && BitmapHas(a.opgetattr->attr_request, FATTR4_SIZE))
+    cx.mds.SettleSize(&n);
   res.status = EncodeAttrs(a.opgetattr->attr_request, Source(cx, n, cx.cfh_wire), cx.minor,
                            &res.resok4.obj_attributes);
   return res.status;

@@ -196,6 +196,7 @@ nfsstat4 OpLayoutGet(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   stateid4 out;
   st = cx.mds.layouts().Grant(cx.client, n.ino, la.loga_iomode, sid, &out);
   if (st != NFS4_OK) return fail(st);
+  if (rw) cx.mds.NoteRwLayout(n.ino);
   res.logr_status = NFS4_OK;
   // §18.43.3: the layouts are returned at the last CLOSE (the client sends LAYOUTRETURN in
   // its CLOSE compound; the server drops them at CLOSE too).

@@ -252,6 +252,41 @@ void Mds::OnClientClosed(clientid4 client, uint64_t ino) {
 
 void Mds::OnLayoutReturned(clientid4 client, uint64_t ino) { RecallAnswered(client, ino); }
 
+void Mds::NoteRwLayout(uint64_t ino) {
+  std::lock_guard<std::mutex> g(unsettled_mu_);
+  unsettled_.insert(ino);
+}
+
+bool Mds::SizeUnsettled(uint64_t ino) {
+  std::lock_guard<std::mutex> g(unsettled_mu_);
+  return unsettled_.count(ino) != 0;
+}
+
+void Mds::SettleSize(meta::Inode* n) {
+  if (!SizeUnsettled(n->ino)) return;
+  // Decided before asking: a writer that gets its RW layout after this reads a size that
+  // includes what the data servers hold now, and marks the file again.
+  bool rw_left = false;
+  for (const auto& [client, modes] : layouts_->Holders(n->ino)) rw_left |= (modes & kIoRw) != 0;
+  auto l = LayoutOf(n->ino);
+  if (!l.ok() || l->mirrors.empty()) return;
+  auto on_ds = ds_->GetSize(*l);
+  if (!on_ds.ok()) return;  // the recorded size, as without layouts; still unsettled
+  if (*on_ds > n->size) {
+    auto size_lock = size_locks_.Shared(n->ino);
+    meta::SetAttrArgs sa;
+    sa.size_at_least = *on_ds;
+    auto grown = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->SetAttr(t, n->ino, sa); });
+    if (!grown.ok()) return;
+    *n = *grown;
+    stats_->Get("pnfs.size_settled_from_ds")->Record(0, 0, 0, false);
+  }
+  if (!rw_left) {
+    std::lock_guard<std::mutex> g(unsettled_mu_);
+    unsettled_.erase(n->ino);
+  }
+}
+
 void Mds::RecallAnswered(clientid4 client, uint64_t ino) {
   bool done = false;
   {
