@@ -602,11 +602,14 @@ Result<std::string> DataServerPool::FsDir(Server& s, meta::FsId fsid, bool creat
   }
   Result<std::string> dir = MakeDir(s, loom, tree.dir, create);
   if (!dir.ok()) return dir.status();
-  if (!tree.owner.empty()) LOOM_RETURN_IF_ERROR(CheckOwner(s, *dir, tree.dir, tree.owner, create));
-  // Looked up without `create`, a tree from before markers passed CheckOwner unmarked: not
-  // remembered, so that the next call that may create (PrepareFilesystem at start-up, after
-  // AdoptTree and ResolveIntents looked it up) still writes its marker.
-  if (!create && !tree.owner.empty()) return *dir;
+  if (!tree.owner.empty()) {
+    auto marked = CheckOwner(s, *dir, tree.dir, tree.owner, create);
+    if (!marked.ok()) return marked.status();
+    // A tree from before markers, looked up without `create`: not remembered, so that the next
+    // call that may create (PrepareFilesystem at start-up, after AdoptTree and ResolveIntents
+    // looked it up) still writes its marker. A marked tree is remembered as any other.
+    if (!*marked) return *dir;
+  }
   std::lock_guard<std::mutex> l(s.mu);
   s.loom_fh = loom;
   s.fs_dirs[fsid] = *dir;

@@ -410,8 +410,10 @@ class DataServerPool {
   // Handle of loom/<tree> on `s`, made when `create`; its owner marker checked (and written
   // when `create` and missing).
   Result<std::string> FsDir(Server& s, meta::FsId fsid, bool create);
-  Status CheckOwner(Server& s, const std::string& dir_fh, const std::string& tree,
-                    const std::string& owner, bool create);
+  // True: the tree carries `owner`'s marker (written now when `create`). False: it has none
+  // (made before markers) and `create` is false. Another owner's marker: kPermission.
+  Result<bool> CheckOwner(Server& s, const std::string& dir_fh, const std::string& tree,
+                          const std::string& owner, bool create);
   // Small-file pieces (ds_files.cc). nullopt: no such name.
   Result<std::optional<std::string>> LookupIn(Server& s, const std::string& dir, const std::string& name);
   Result<std::optional<std::string>> ReadSmall(Server& s, const std::string& fh);

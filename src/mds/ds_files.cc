@@ -240,8 +240,8 @@ Status DataServerPool::RemoveDataFileByName(meta::FsId fsid, meta::Ino ino, uint
   return FromNfs3(rr.status, s.cfg.id, "REMOVE");
 }
 
-Status DataServerPool::CheckOwner(Server& s, const std::string& dir_fh, const std::string& tree,
-                                  const std::string& owner, bool create) {
+Result<bool> DataServerPool::CheckOwner(Server& s, const std::string& dir_fh, const std::string& tree,
+                                        const std::string& owner, bool create) {
   for (int attempt = 0; attempt < 2; attempt++) {
     auto f = LookupIn(s, dir_fh, kOwnerFile);
     if (!f.ok()) return f.status();
@@ -250,14 +250,14 @@ Status DataServerPool::CheckOwner(Server& s, const std::string& dir_fh, const st
       if (!text.ok()) return text.status();
       std::string got = text->value_or("");
       while (!got.empty() && (got.back() == '\n' || got.back() == ' ')) got.pop_back();
-      if (got == owner) return Status::Ok();
+      if (got == owner) return true;
       return Status(Code::kPermission, "data server " + std::to_string(s.cfg.id) + ": loom/" +
                                            tree + " belongs to filesystem " + got + ", not " + owner);
     }
-    if (!create) return Status::Ok();  // a tree made before markers existed
+    if (!create) return false;  // a tree made before markers existed
     auto made = CreateSmallIn(s, dir_fh, kOwnerFile, owner + "\n");
     if (!made.ok()) return made.status();
-    if (*made) return Status::Ok();
+    if (*made) return true;
     // Someone made it between our LOOKUP and CREATE: read what they wrote.
   }
   return Status::Io("data server " + std::to_string(s.cfg.id) + ": cannot read loom/" + tree +

@@ -383,19 +383,17 @@ rpc::ProgramDesc Nfs3Service::NfsProgram() {
   p.vers = NFS_V3;
   p.stats_prefix = "nfs3";
   p.procs.resize(NFS_V3_NPROCS);
+  // For the procedures (void) and their try_inline forms (bool: false defers).
   auto bind = [this](auto method) {
-    return [this, method](const CallContext& c, const auto& a, auto& r) { (this->*method)(c, a, r); };
+    return [this, method](const CallContext& c, const auto& a, auto& r) { return (this->*method)(c, a, r); };
   };
   p.procs[NFSPROC3_NULL] = {"NULL", [](const CallContext&, xdr::Decoder&, xdr::Encoder&) {
                               return rpc::SUCCESS;
                             }, true, true};
-  auto bind_inline = [this](auto method) {
-    return [this, method](const CallContext& c, const auto& a, auto& r) { return (this->*method)(c, a, r); };
-  };
   p.procs[NFSPROC3_GETATTR] = {"GETATTR", Typed<GETATTR3args, GETATTR3res>(bind(&Nfs3Service::Getattr))};
   if (opts_.run_to_completion) {
     p.procs[NFSPROC3_GETATTR].try_inline =
-        rpc::TypedInline<GETATTR3args, GETATTR3res>(bind_inline(&Nfs3Service::GetattrInline));
+        rpc::TypedInline<GETATTR3args, GETATTR3res>(bind(&Nfs3Service::GetattrInline));
   }
   p.procs[NFSPROC3_SETATTR] = {"SETATTR", Typed<SETATTR3args, SETATTR3res>(bind(&Nfs3Service::Setattr)), false};
   p.procs[NFSPROC3_LOOKUP] = {"LOOKUP", Typed<LOOKUP3args, LOOKUP3res>(bind(&Nfs3Service::Lookup))};
@@ -404,7 +402,7 @@ rpc::ProgramDesc Nfs3Service::NfsProgram() {
   p.procs[NFSPROC3_READ] = {"READ", Typed<READ3args, READ3res>(bind(&Nfs3Service::Read))};
   if (opts_.run_to_completion) {
     p.procs[NFSPROC3_READ].try_inline =
-        rpc::TypedInline<READ3args, READ3res>(bind_inline(&Nfs3Service::ReadInline));
+        rpc::TypedInline<READ3args, READ3res>(bind(&Nfs3Service::ReadInline));
   }
   p.procs[NFSPROC3_WRITE] = {"WRITE", Typed<WRITE3args, WRITE3res>(bind(&Nfs3Service::Write))};
   p.procs[NFSPROC3_CREATE] = {"CREATE", Typed<CREATE3args, CREATE3res>(bind(&Nfs3Service::Create)), false};

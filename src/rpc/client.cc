@@ -46,9 +46,7 @@ Result<std::shared_ptr<RpcClient>> RpcClient::Connect(EventLoop* loop, const std
     conn->RecordDone();
     auto self = weak.lock();
     if (!self) return;
-    // RFC 5531 §9: the word after the xid says CALL (0) or REPLY (1).
-    const uint8_t* m = r.buf->data() + 4;
-    if (r.size >= 8 && (m[0] | m[1] | m[2] | m[3]) == 0 /* CALL */) {
+    if (r.IsCall()) {
       std::function<void(Record)> h;
       {
         std::lock_guard<std::mutex> g(self->call_mu_);

@@ -143,20 +143,23 @@ void Connection::HandleRead() {
 void Connection::Deliver(std::vector<Record>* recs) {
   for (Record& r : *recs) {
     if (closed()) break;
-    // A REPLY (a back channel's answer, RFC 5531 §9: the word after the xid is 1) is never
-    // held: it may be what the calls ahead of it wait for (a CB_LAYOUTRECALL answer that a
-    // data move blocked on). It takes no in-flight slot for long: its handler only hands it on.
-    const bool reply = r.size >= 8 && r.buf->data()[7] == 1 && r.buf->data()[4] == 0 &&
-                       r.buf->data()[5] == 0 && r.buf->data()[6] == 0;
-    if (!reply && (!held_.empty() || inflight_.load(std::memory_order_acquire) >= opts_.max_inflight)) {
+    // A REPLY (a back channel's answer) is never held: it may be what the calls ahead of it
+    // wait for (a CB_LAYOUTRECALL answer that a data move blocked on). It takes no in-flight
+    // slot for long: its handler only hands it on.
+    if (!r.IsReply() &&
+        (!held_.empty() || inflight_.load(std::memory_order_acquire) >= opts_.max_inflight)) {
       held_.push_back(std::move(r));
       continue;
     }
-    inflight_.fetch_add(1, std::memory_order_acq_rel);
-    LOOM_SYNC_POINT("Connection::Deliver:admitted");
-    cb_.on_record(shared_from_this(), std::move(r));
+    Admit(std::move(r));
   }
   recs->clear();
+}
+
+void Connection::Admit(Record r) {
+  inflight_.fetch_add(1, std::memory_order_acq_rel);
+  LOOM_SYNC_POINT("Connection::Deliver:admitted");
+  cb_.on_record(shared_from_this(), std::move(r));
 }
 
 bool Connection::DeliverHeld() {
@@ -168,9 +171,7 @@ bool Connection::DeliverHeld() {
     if (inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) return false;
     Record r = std::move(held_.front());
     held_.pop_front();
-    inflight_.fetch_add(1, std::memory_order_acq_rel);
-    LOOM_SYNC_POINT("Connection::Deliver:admitted");
-    cb_.on_record(shared_from_this(), std::move(r));
+    Admit(std::move(r));
   }
   return true;
 }

@@ -80,6 +80,8 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   void Deliver(std::vector<Record>* recs);
   // Hands on held records while under max_inflight; true when none is left.
   bool DeliverHeld();
+  // Counts `r` in flight and hands it to on_record.
+  void Admit(Record r);
   void Flush();                 // REQUIRES: this thread is the flusher
   bool WriteSome(bool* again);  // writes from out_; false on a fatal error
   void UpdateInterest();

@@ -22,6 +22,18 @@ namespace loom::rpc {
 struct Record {
   std::shared_ptr<Buffer> buf;  // owns the bytes; data()[0..size)
   size_t size = 0;
+
+  // RFC 5531 §9: the word after the xid says CALL (0) or REPLY (1); false for anything else
+  // or a record too short to say.
+  bool IsCall() const { return MessageTypeIs(0); }
+  bool IsReply() const { return MessageTypeIs(1); }
+
+ private:
+  bool MessageTypeIs(uint8_t t) const {
+    if (size < 8) return false;
+    const uint8_t* m = buf->data() + 4;
+    return m[0] == 0 && m[1] == 0 && m[2] == 0 && m[3] == t;
+  }
 };
 
 // A byte allowance shared between threads. Thread-safe.
