@@ -46,6 +46,9 @@ void Usage() {
                "  --lease SECONDS     NFSv4 lease time (default 90)\n"
                "  --grace SECONDS     reclaim period after a restart (default = lease)\n"
                "  --loops N           event-loop threads (default 2)\n"
+               "  --no-run-to-completion\n"
+               "                      every COMPOUND goes to a worker thread (default: those\n"
+               "                      answered from memory run on the event loop)\n"
                "  --workers N         worker threads (default 8)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
@@ -146,6 +149,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       mo.pnfs = v == "on";
+    } else if (a == "--no-run-to-completion") {
+      mo.run_to_completion = false;
     } else if (a == "--mirrors") mo.mirrors = static_cast<uint32_t>(std::atoi(next().c_str()));
     else if (a == "--stripes") mo.stripes = static_cast<uint32_t>(std::atoi(next().c_str()));
     else if (a == "--stripe-unit") mo.stripe_unit = std::strtoull(next().c_str(), nullptr, 0); else if (a == "--listen") ro.listen = next();

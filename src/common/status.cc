@@ -18,6 +18,7 @@ const char* CodeName(Code c) {
     case Code::kTooLarge: return "TooLarge";
     case Code::kInternal: return "Internal";
     case Code::kConflict: return "Conflict";
+    case Code::kWouldBlock: return "WouldBlock";
   }
   return "Unknown";
 }

@@ -26,6 +26,7 @@ enum class Code : uint8_t {
   kTooLarge,     // a bound was exceeded
   kInternal,
   kConflict,     // a transaction must be retried
+  kWouldBlock,   // a call made in a no-blocking scope needs to wait (disk, lock, sync)
 };
 
 const char* CodeName(Code c);

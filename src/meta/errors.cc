@@ -29,6 +29,7 @@ MetaErr ErrOf(const Status& s) {
     case Code::kConflict:
     case Code::kTimeout:
     case Code::kUnavailable: return MetaErr::kDelay;
+    case Code::kWouldBlock: return MetaErr::kWouldBlock;
     default: return MetaErr::kServerFault;
   }
 }
@@ -49,6 +50,7 @@ const char* MetaErrName(MetaErr e) {
     case MetaErr::kBadCookie: return "BAD_COOKIE";
     case MetaErr::kDelay: return "DELAY";
     case MetaErr::kServerFault: return "SERVERFAULT";
+    case MetaErr::kWouldBlock: return "WOULDBLOCK";
   }
   return "?";
 }

@@ -45,6 +45,7 @@ enum class MetaErr : int {
   kBadCookie = 523,   // Linux's kernel-internal EBADCOOKIE; no userspace errno exists
   kDelay = -1,        // not errnos: derived from Status::code()
   kServerFault = -2,
+  kWouldBlock = -3,   // Code::kWouldBlock: inside a NoBlockScope, the store would wait (kv.h)
 };
 
 // A Status carrying `e`. REQUIRES: e is an errno-valued MetaErr (not kOk/kDelay/kServerFault).

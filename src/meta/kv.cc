@@ -28,6 +28,16 @@ KeyRange KeyRange::PrefixFrom(std::string_view prefix, std::string_view from) {
   return KeyRange{std::string(from), PrefixEnd(prefix)};
 }
 
+namespace {
+thread_local bool tl_no_block = false;
+}  // namespace
+
+NoBlockScope::NoBlockScope() : outer_(tl_no_block) { tl_no_block = true; }
+NoBlockScope::~NoBlockScope() { tl_no_block = outer_; }
+bool NoBlockScope::Active() { return tl_no_block; }
+
+Status WouldBlock(std::string_view what) { return Status(Code::kWouldBlock, what); }
+
 namespace internal {
 
 Status RunTxnLoop(KvStore& store, const std::function<Status(Txn&)>& fn, int max_retries) {

@@ -131,6 +131,30 @@ class ReadWaitScope {
   KvStore* store_;
 };
 
+// Run to completion: loom-mds answers requests it can serve from memory on its event-loop
+// thread, which must never wait. Inside a NoBlockScope, on this thread, no transaction call
+// waits: a read that would go to the disk, or would return a kSync commit that is not durable
+// yet, fails with Code::kWouldBlock, and so does every write and row lock (GetForUpdate, Put,
+// Delete: they may wait for a lock, and a commit waits for its log sync). The caller then
+// redoes the operation on a thread that may block. Nothing a refused call did needs undoing:
+// it changed nothing (a refused Scan may have called fn for some rows: drop what it saw).
+// Backends that never wait may ignore it for reads.
+class NoBlockScope {
+ public:
+  NoBlockScope();
+  ~NoBlockScope();
+  NoBlockScope(const NoBlockScope&) = delete;
+  NoBlockScope& operator=(const NoBlockScope&) = delete;
+  // True inside a NoBlockScope on this thread.
+  static bool Active();
+
+ private:
+  bool outer_;
+};
+
+// The error a call refused inside a NoBlockScope returns.
+Status WouldBlock(std::string_view what);
+
 constexpr int kDefaultTxnRetries = 16;
 
 namespace internal {

@@ -21,6 +21,7 @@ class MemKvStore::MemTxn final : public Txn {
 
   Result<MaybeValue> GetForUpdate(std::string_view key) override {
     if (done_) return Finished();
+    if (NoBlockScope::Active()) return WouldBlock("get_for_update");
     LOOM_SYNC_POINT("KvTxn::GetForUpdate:lock");
     std::unique_lock<std::mutex> g(store_->mu_);
     LOOM_RETURN_IF_ERROR(LockLocked(g, key));
@@ -101,6 +102,7 @@ class MemKvStore::MemTxn final : public Txn {
 
   Status Write(std::string_view key, std::optional<std::string> value) {
     if (done_) return Finished();
+    if (NoBlockScope::Active()) return WouldBlock("write");
     {
       std::unique_lock<std::mutex> g(store_->mu_);
       LOOM_RETURN_IF_ERROR(LockLocked(g, key));

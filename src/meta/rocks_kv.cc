@@ -122,13 +122,22 @@ class RocksKvStore::RocksTxn final : public Txn {
   Result<MaybeValue> Get(std::string_view key) override {
     if (!txn_) return Finished();
     std::string v;
-    rocksdb::Status s = txn_->Get(rocksdb::ReadOptions(), ToSlice(key), &v);
-    Saw(store_->PendingTicket(key));
+    const bool no_block = NoBlockScope::Active();
+    rocksdb::ReadOptions ro;
+    // RocksDB's "no I/O" read: memtables, the block cache and open tables only; whatever
+    // would need the disk answers Incomplete.
+    if (no_block) ro.read_tier = rocksdb::kBlockCacheTier;
+    rocksdb::Status s = txn_->Get(ro, ToSlice(key), &v);
+    if (no_block && s.IsIncomplete()) return WouldBlock("get: not cached");
+    const uint64_t pending = store_->PendingTicket(key);
+    if (no_block && pending != 0) return WouldBlock("get: a commit read is not durable yet");
+    Saw(pending);
     return Value(s, std::move(v), "get");
   }
 
   Result<MaybeValue> GetForUpdate(std::string_view key) override {
     if (!txn_) return Finished();
+    if (NoBlockScope::Active()) return WouldBlock("get_for_update");
     // No snapshot is set, so this locks first and then reads the latest committed value —
     // the same as SELECT ... FOR UPDATE under READ COMMITTED.
     std::string v;
@@ -140,21 +149,25 @@ class RocksKvStore::RocksTxn final : public Txn {
 
   Status Put(std::string_view key, std::string_view value) override {
     if (!txn_) return Finished();
+    if (NoBlockScope::Active()) return WouldBlock("put");
     written_.emplace_back(key);
     return FromRocks(txn_->Put(ToSlice(key), ToSlice(value)), "put");
   }
 
   Status Delete(std::string_view key) override {
     if (!txn_) return Finished();
+    if (NoBlockScope::Active()) return WouldBlock("delete");
     written_.emplace_back(key);
     return FromRocks(txn_->Delete(ToSlice(key)), "delete");
   }
 
   Status Scan(const KeyRange& range, size_t limit, const ScanFn& fn) override {
     if (!txn_) return Finished();
+    const bool no_block = NoBlockScope::Active();
     rocksdb::ReadOptions ro;
     rocksdb::Slice upper = ToSlice(range.end);
     if (!range.end.empty()) ro.iterate_upper_bound = &upper;
+    if (no_block) ro.read_tier = rocksdb::kBlockCacheTier;
     // The transaction's iterator merges its own uncommitted writes with the database.
     std::unique_ptr<rocksdb::Iterator> it(txn_->GetIterator(ro));
     size_t n = 0;
@@ -165,8 +178,12 @@ class RocksKvStore::RocksTxn final : public Txn {
       if (limit != 0 && n++ >= limit) break;
       if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
     }
-    // The whole range, not only the keys returned: a pending delete hides its key.
-    Saw(store_->PendingTicket(range));
+    if (no_block && it->status().IsIncomplete()) return WouldBlock("scan: not cached");
+    // The whole range, not only the keys returned: a pending delete hides its key. Checked
+    // after the rows, as in Get; a refused scan's caller drops what fn saw (kv.h).
+    const uint64_t pending = store_->PendingTicket(range);
+    if (no_block && pending != 0) return WouldBlock("scan: a commit read is not durable yet");
+    Saw(pending);
     return FromRocks(it->status(), "scan");
   }
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/log.h"
+#include "meta/kv.h"
 #include "nfs4/mds.h"
 #include "nfs4/ops.def.h"
 
@@ -96,39 +98,34 @@ void EncodeResult(xdr::Encoder& e, nfsstat4 status, const Bytes& tag,
 
 }  // namespace
 
-rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder& d,
-                             xdr::Encoder& e) {
+namespace {
+
+// One COMPOUND between its header and its reply; kept across the move from the event loop to
+// a worker (CallContext::resume).
+struct CompoundRun {
+  CompoundRun(Mds& m, const rpc::CallContext& c) : cx(m, c) {}
+  Cx cx;
   COMPOUND4args hdr;
-  uint32_t nops;
-  // §2.10.6.4: the whole request counts against ca_maxrequestsize, RPC header included.
-  const size_t request_bytes = RpcCallHeaderBytes(ctx.cred) + d.remaining();
-  // The header: tag, minor version, op count. A bad header is BADXDR with no results.
-  if (!d.opaque(hdr.tag, NFS4_OPAQUE_LIMIT) || !d.u32(hdr.minorversion) ||
-      !d.array_len(nops, 0xffffffffu)) {
-    std::vector<nfs_resop4> none;
-    EncodeResult(e, NFS4ERR_BADXDR, hdr.tag, none);
-    ctx.op_status = NFS4ERR_BADXDR;
-    return rpc::SUCCESS;
-  }
+  uint32_t nops = 0;
+  size_t request_bytes = 0;
   std::vector<nfs_resop4> results;
   nfsstat4 status = NFS4_OK;
-  // §16.2.3: minor versions other than 1 and 2 get MINOR_VERS_MISMATCH and no results.
-  if (hdr.minorversion != 1 && hdr.minorversion != 2) {
-    EncodeResult(e, NFS4ERR_MINOR_VERS_MISMATCH, hdr.tag, results);
-    ctx.op_status = NFS4ERR_MINOR_VERS_MISMATCH;
-    return rpc::SUCCESS;
-  }
-  Cx cx(mds, ctx);
-  cx.minor = hdr.minorversion;
-  results.reserve(std::min<uint32_t>(nops, 64));
+  uint32_t next = 0;         // the next operation to run
+  size_t next_at = 0;        // where its bytes start, from the start of the arguments
   bool replayed = false;
   std::shared_ptr<const std::string> replay;
   uint64_t reply_bound = 0;
   uint32_t max_response = 0, max_response_cached = 0;
-  // One wait, at the end, for the pending commits that the ops' reads saw (kv.h): not one per
-  // read-only transaction. An op that commits has waited for them already.
-  meta::ReadWaitScope read_waits(mds.store());
-  for (uint32_t i = 0; i < nops; i++) {
+};
+
+enum class Ran { kDone, kDefer };
+
+// Runs operations from run.next on, `d` at their bytes (`args` is where the arguments start).
+Ran RunOps(Mds& mds, CompoundRun& run, const uint8_t* args, xdr::Decoder& d) {
+  Cx& cx = run.cx;
+  std::vector<nfs_resop4>& results = run.results;
+  nfsstat4& status = run.status;
+  for (uint32_t i = run.next; i < run.nops; i++) {
     const uint8_t* op_start = d.pos();
     xdr::Decoder peek(op_start, d.remaining());
     int32_t opnum_raw;
@@ -140,6 +137,13 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     }
     nfs_opnum4 op = static_cast<nfs_opnum4>(opnum_raw);
     const OpDesc* desc = mds.LookupOp(op);
+    // On the loop, an operation that may wait goes to a worker before anything of it runs,
+    // even its checks (so the worker's run is the only one). Refusals come from the worker.
+    if (cx.on_loop && (!desc || !(desc->flags & kOnLoop))) {
+      run.next = i;
+      run.next_at = static_cast<size_t>(op_start - args);
+      return Ran::kDefer;
+    }
     results.emplace_back();
     nfs_resop4& res = results.back();
     if (!desc) {
@@ -164,9 +168,9 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       pre = NFS4ERR_OP_NOT_IN_SESSION;
     } else if (i > 0 && op == OP_SEQUENCE) {
       pre = NFS4ERR_SEQUENCE_POS;
-    } else if (Sessionless(op) && !cx.in_session && nops > 1) {
+    } else if (Sessionless(op) && !cx.in_session && run.nops > 1) {
       pre = NFS4ERR_NOT_ONLY_OP;
-    } else if (op == OP_DESTROY_SESSION && cx.in_session && i + 1 < nops &&
+    } else if (op == OP_DESTROY_SESSION && cx.in_session && i + 1 < run.nops &&
                arg.opdestroy_session->dsa_sessionid == cx.sid) {
       // §18.37.3: destroying the session the COMPOUND runs in must be its last operation
       // (Linux nfsd answers NOT_ONLY_OP too); nothing would be left to run the rest in.
@@ -186,13 +190,13 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       break;
     }
     if (op == OP_SEQUENCE) {
-      SequenceResult sr = mds.sessions().Sequence(*arg.opsequence, request_bytes, nops);
+      SequenceResult sr = mds.sessions().Sequence(*arg.opsequence, run.request_bytes, run.nops);
       res.resop = OP_SEQUENCE;
       res.opsequence = std::make_unique<SEQUENCE4res>();
       res.opsequence->sr_status = sr.status;
       if (sr.replay) {
-        replay = sr.replay;
-        replayed = true;
+        run.replay = sr.replay;
+        run.replayed = true;
         break;
       }
       if (sr.status != NFS4_OK) {
@@ -205,25 +209,28 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       cx.slot = arg.opsequence->sa_slotid;
       cx.cachethis = arg.opsequence->sa_cachethis;
       cx.client = sr.client;
-      max_response = sr.max_response;
-      max_response_cached = sr.max_response_cached;
+      run.max_response = sr.max_response;
+      run.max_response_cached = sr.max_response_cached;
       // The RPC reply header (ca_maxresponsesize counts it, §18.36.3), the COMPOUND4res
       // header (status, tag, count) and the SEQUENCE result (44 bytes).
-      reply_bound = kRpcReplyHeader + 12 + xdr::Decoder::Pad(hdr.tag.size) + 44;
+      run.reply_bound = kRpcReplyHeader + 12 + xdr::Decoder::Pad(run.hdr.tag.size) + 44;
       mds.OnSequence(cx, res.opsequence->sr_resok4);
       continue;
     }
+    uint64_t bound_before = run.reply_bound;
     if (cx.in_session) {
       // §2.10.6.4: refuse an op whose reply could exceed what the session allows (or, when
       // the client wants the reply cached, what the slot may hold).
-      reply_bound += MaxReply(*desc, arg);
+      run.reply_bound += MaxReply(*desc, arg);
       nfsstat4 big = NFS4_OK;
-      if (reply_bound > max_response) big = NFS4ERR_REP_TOO_BIG;
-      else if (cx.cachethis && reply_bound > max_response_cached) big = NFS4ERR_REP_TOO_BIG_TO_CACHE;
+      if (run.reply_bound > run.max_response) big = NFS4ERR_REP_TOO_BIG;
+      else if (cx.cachethis && run.reply_bound > run.max_response_cached)
+        big = NFS4ERR_REP_TOO_BIG_TO_CACHE;
       if (big != NFS4_OK) {
         LOG_INFO("compound: %s would need %llu reply bytes; session allows %u (%u cached, "
-                 "cachethis %d): %s", OpName(op), (unsigned long long)reply_bound, max_response,
-                 max_response_cached, cx.cachethis ? 1 : 0, nfsstat4_name(big));
+                 "cachethis %d): %s", OpName(op), (unsigned long long)run.reply_bound,
+                 run.max_response, run.max_response_cached, cx.cachethis ? 1 : 0,
+                 nfsstat4_name(big));
         SetOpError(res, op, big);
         status = big;
         break;
@@ -231,18 +238,38 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     }
     const int64_t t0 = rpc::NowUs();
     status = desc->fn(cx, arg, res);
+    if (status == kOpWouldBlock) {
+      if (cx.on_loop) {
+        // It changed nothing: the worker runs it again from its first byte.
+        results.pop_back();
+        run.reply_bound = bound_before;
+        run.status = NFS4_OK;
+        run.next = i;
+        run.next_at = static_cast<size_t>(op_start - args);
+        return Ran::kDefer;
+      }
+      LOG_ERROR("compound: %s said it would block on a worker", OpName(op));
+      SetOpError(res, op, NFS4ERR_SERVERFAULT);
+      status = NFS4ERR_SERVERFAULT;
+    }
     mds.CountOp(op, static_cast<uint64_t>(rpc::NowUs() - t0), arg, res, status);
     if (status != NFS4_OK) break;
   }
-  read_waits.End();  // before the reply is encoded, sent or cached
-  if (replayed) {
+  return Ran::kDone;
+}
+
+// The reply of a COMPOUND whose operations have all run (or stopped at an error).
+rpc::accept_stat Finish(Mds& mds, CompoundRun& run, const rpc::CallContext& ctx,
+                        xdr::Encoder& e) {
+  Cx& cx = run.cx;
+  if (run.replayed) {
     // §2.10.6.1.3: the retransmission gets the reply of the original request, byte for byte.
-    e.raw(replay->data(), replay->size());
+    e.raw(run.replay->data(), run.replay->size());
     return rpc::SUCCESS;
   }
-  ctx.op_status = status;
+  ctx.op_status = run.status;
   if (!cx.in_session) {
-    EncodeResult(e, status, hdr.tag, results);
+    EncodeResult(e, run.status, run.hdr.tag, run.results);
     return rpc::SUCCESS;
   }
   // In a session: the reply goes to the slot's cache when the client asked (sa_cachethis);
@@ -251,14 +278,68 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
   bool cache = cx.cachethis;
   if (cache) {
     xdr::Encoder body;
-    EncodeResult(body, status, hdr.tag, results);
+    EncodeResult(body, run.status, run.hdr.tag, run.results);
     cached = std::make_shared<const std::string>(body.Flatten());
     e.raw(cached->data(), cached->size());
   } else {
-    EncodeResult(e, status, hdr.tag, results);
+    EncodeResult(e, run.status, run.hdr.tag, run.results);
   }
   mds.sessions().Complete(cx.sid, cx.slot, std::move(cached), cache);
   return rpc::SUCCESS;
+}
+
+}  // namespace
+
+rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder& d,
+                             xdr::Encoder& e, bool on_loop) {
+  const uint8_t* args = d.pos();
+  std::shared_ptr<CompoundRun> run;
+  if (ctx.resume) {
+    // The event loop ran this COMPOUND up to an operation that had to wait: go on from it.
+    run = std::static_pointer_cast<CompoundRun>(ctx.resume);
+    ctx.resume.reset();
+    run->cx.rpc = &ctx;
+    run->cx.on_loop = false;
+    if (!d.skip(run->next_at)) return rpc::SYSTEM_ERR;  // the same bytes: cannot happen
+  } else {
+    run = std::make_shared<CompoundRun>(mds, ctx);
+    COMPOUND4args& hdr = run->hdr;
+    // §2.10.6.4: the whole request counts against ca_maxrequestsize, RPC header included.
+    run->request_bytes = RpcCallHeaderBytes(ctx.cred) + d.remaining();
+    // The header: tag, minor version, op count. A bad header is BADXDR with no results.
+    if (!d.opaque(hdr.tag, NFS4_OPAQUE_LIMIT) || !d.u32(hdr.minorversion) ||
+        !d.array_len(run->nops, 0xffffffffu)) {
+      std::vector<nfs_resop4> none;
+      EncodeResult(e, NFS4ERR_BADXDR, hdr.tag, none);
+      ctx.op_status = NFS4ERR_BADXDR;
+      return rpc::SUCCESS;
+    }
+    // §16.2.3: minor versions other than 1 and 2 get MINOR_VERS_MISMATCH and no results.
+    if (hdr.minorversion != 1 && hdr.minorversion != 2) {
+      EncodeResult(e, NFS4ERR_MINOR_VERS_MISMATCH, hdr.tag, run->results);
+      ctx.op_status = NFS4ERR_MINOR_VERS_MISMATCH;
+      return rpc::SUCCESS;
+    }
+    run->cx.minor = hdr.minorversion;
+    run->cx.on_loop = on_loop;
+    run->results.reserve(std::min<uint32_t>(run->nops, 64));
+  }
+  Ran ran;
+  {
+    // One wait, at the end, for the pending commits that the ops' reads saw (kv.h): not one
+    // per read-only transaction. An op that commits has waited for them already. On the loop
+    // the store refuses such reads instead (NoBlockScope), so there is nothing to wait for.
+    meta::ReadWaitScope read_waits(mds.store());
+    std::optional<meta::NoBlockScope> no_block;
+    if (on_loop) no_block.emplace();
+    ran = RunOps(mds, *run, args, d);
+    read_waits.End();  // before the reply is encoded, sent or cached
+  }
+  if (ran == Ran::kDefer) {
+    ctx.resume = std::move(run);
+    return rpc::kDeferToWorker;
+  }
+  return Finish(mds, *run, ctx, e);
 }
 
 }  // namespace loom::nfs4

@@ -16,11 +16,19 @@ namespace loom::nfs4 {
 
 class Mds;
 
+// What an operation returns when, run on the event loop (Cx::on_loop), it would have to wait
+// (disk, a lock, a log sync, a data server). Not an RFC 8881 nfsstat4 and never on the wire:
+// the operation must have changed nothing, and the COMPOUND goes on from it on a worker.
+inline constexpr nfsstat4 kOpWouldBlock = static_cast<nfsstat4>(0x7ffffffe);
+
 // The state of one COMPOUND as its operations run.
 struct Cx {
-  Cx(Mds& m, const rpc::CallContext& c) : mds(m), rpc(c) {}
+  Cx(Mds& m, const rpc::CallContext& c) : mds(m), rpc(&c) {}
   Mds& mds;
-  const rpc::CallContext& rpc;
+  const rpc::CallContext* rpc;  // re-pointed when a COMPOUND moves from the loop to a worker
+  // Running on the event-loop thread (run to completion): the store refuses to wait
+  // (meta::NoBlockScope) and an operation that would wait returns kOpWouldBlock.
+  bool on_loop = false;
   uint32_t minor = 1;
   // Current and saved filehandle (§16.2.3.1.1), as handle and as the client's bytes.
   bool have_cfh = false, have_sfh = false;
@@ -57,6 +65,9 @@ enum OpFlags : uint32_t {
   kSessionless = 1u << 1,  // may be the sole op of a compound without SEQUENCE
   kMinor2 = 1u << 2,       // NFSv4.2 only (OP_ILLEGAL in a 4.1 compound)
   kV40Only = 1u << 3,      // removed in 4.1 (NFS4ERR_NOTSUPP)
+  // May run on the event loop: answers from memory or returns kOpWouldBlock having changed
+  // nothing. Other operations make the COMPOUND go on from them on a worker.
+  kOnLoop = 1u << 4,
 };
 
 struct OpDesc {
@@ -79,7 +90,14 @@ const char* OpName(uint32_t op);
 
 // Runs a COMPOUND: args at `d`, results appended to `e`. Returns the RPC accept status
 // (GARBAGE_ARGS only when not even the header decodes).
+//
+// Run to completion: with on_loop, the COMPOUND runs on the event-loop thread for as long as
+// its operations can be answered without waiting (kOnLoop operations, the store in a
+// meta::NoBlockScope). At the first one that cannot, it stops before that operation, leaves
+// its state in ctx.resume and returns rpc::kDeferToWorker; the RPC server then calls it again
+// on a worker (without on_loop), which goes on from that operation. SEQUENCE and the
+// operations before the stop ran once, as the session rules require (§2.10.6).
 rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder& d,
-                             xdr::Encoder& e);
+                             xdr::Encoder& e, bool on_loop = false);
 
 }  // namespace loom::nfs4

@@ -240,6 +240,15 @@ void Mds::BuildOpTable() {
   set(OP_COMMIT, OpCommit, kNeedCfh);
   set(OP_GET_DIR_DELEGATION, OpGetDirDelegation, kNeedCfh);
   set(OP_SEEK, OpSeek, kNeedCfh | kMinor2);
+  // Operations that answer from memory (the session and state tables, the store's cache) and
+  // change nothing when they would wait: a COMPOUND of only these runs on the event loop.
+  ops_[OP_SEQUENCE].flags |= kOnLoop;
+  for (nfs_opnum4 op : {OP_PUTROOTFH, OP_PUTPUBFH, OP_PUTFH, OP_GETFH, OP_SAVEFH, OP_RESTOREFH,
+                        OP_SECINFO, OP_SECINFO_NO_NAME, OP_LOOKUP, OP_LOOKUPP, OP_ACCESS,
+                        OP_GETATTR, OP_VERIFY, OP_NVERIFY, OP_READDIR, OP_READLINK,
+                        OP_TEST_STATEID}) {
+    ops_[op].flags |= kOnLoop;
+  }
   // Replies that can be large: attributes (fattr4 with a handle and owner strings), handles,
   // symlink targets, security flavors, layouts later.
   ops_[OP_GETATTR].max_reply = 2048;
@@ -290,6 +299,11 @@ rpc::ProgramDesc Mds::Program() {
   p.procs[1] = {"COMPOUND", [this](const rpc::CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
                   return RunCompound(*this, c, d, e);
                 }};
+  if (opts_.run_to_completion) {
+    p.procs[1].try_inline = [this](const rpc::CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
+      return RunCompound(*this, c, d, e, /*on_loop=*/true);
+    };
+  }
   return p;
 }
 

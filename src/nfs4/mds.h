@@ -55,6 +55,9 @@ class Mds {
     uint64_t stripe_unit = 1u << 20;
     // How long a client has to return a recalled layout before it is fenced (0: the lease).
     uint32_t recall_timeout_ms = 0;
+    // Run to completion: COMPOUNDs run on the RPC event loop as long as their operations
+    // can be answered from memory (RunCompound); off, every COMPOUND goes to a worker.
+    bool run_to_completion = true;
   };
   Mds(Options o, meta::KvStore* store, mds::DataServerPool* ds);
   ~Mds();
@@ -246,6 +249,8 @@ class Mds {
   std::set<uint64_t> stale_files_;                           // guarded by recall_mu_
   std::mutex unsettled_mu_;
   std::set<uint64_t> unsettled_;  // files whose size may lag their data servers'; guarded by unsettled_mu_
+  // unsettled_.size(), read without the mutex: GETATTR of a settled file takes no lock.
+  std::atomic<size_t> unsettled_count_{0};
   std::atomic<bool> has_policies_{false};
   struct RecallRetry {
     RecallTarget target;

@@ -71,13 +71,16 @@ class MdsTest : public ::testing::Test {
     mo.mirrors = mirrors_;
     mo.stripes = stripes_;
     mo.recall_timeout_ms = recall_timeout_ms_;
-    mds_ = std::make_unique<Mds>(mo, store_.get(), pool_.get());
+    mo.run_to_completion = run_to_completion_;
+    mds_ = std::make_unique<Mds>(mo, WrapStore(store_.get()), pool_.get());
     ASSERT_TRUE(mds_->Init().ok());
     ServeMds();
     loops_ = std::make_unique<rpc::LoopGroup>(1);
     loops_->Start();
     client_ = NewClient("client-a", true, reclaim_complete);
   }
+  // The store the metadata server is given: store_ itself, or a wrapper a test puts in front.
+  virtual meta::KvStore* WrapStore(meta::KvStore* s) { return s; }
   // (Re)starts the RPC server of mds_ on port_ (any port the first time).
   void ServeMds() {
     rpc::ServerOptions o;
@@ -169,6 +172,7 @@ class MdsTest : public ::testing::Test {
   uint32_t mirrors_ = 1;            // default placement of new files
   uint32_t stripes_ = 1;
   uint32_t recall_timeout_ms_ = 0;  // 0: the lease
+  bool run_to_completion_ = true;   // Mds::Options::run_to_completion
 };
 
 }  // namespace loom::nfs4

@@ -428,12 +428,19 @@ TEST_F(MdsSecurityTest, ReadOnlyExportRefusesModifications) {
   ASSERT_EQ(Run(Ops(PutRootFh(), Mkdir("d"))), NFS4_OK);
   // A second listener for the same server whose calls carry read_only, as an "ro" rule sets.
   rpc::ProgramDesc p = mds_->Program();
-  auto inner = p.procs[1].fn;
-  p.procs[1].fn = [inner](const rpc::CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
-    rpc::CallContext ro = c;
-    ro.read_only = true;
-    return inner(ro, d, e);
+  // Both forms: on the event loop (run to completion) and on a worker; what the loop leaves
+  // for the worker (resume) goes back to the server's context.
+  auto read_only = [](rpc::ProcHandler inner) {
+    return [inner](const rpc::CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
+      rpc::CallContext ro = c;
+      ro.read_only = true;
+      rpc::accept_stat st = inner(ro, d, e);
+      c.resume = std::move(ro.resume);
+      return st;
+    };
   };
+  p.procs[1].fn = read_only(p.procs[1].fn);
+  p.procs[1].try_inline = read_only(p.procs[1].try_inline);
   rpc::ServerOptions so;
   so.listen = "127.0.0.1:0";
   so.workers = 1;

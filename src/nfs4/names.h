@@ -20,7 +20,7 @@ nfsstat4 CheckSearch(const Cx& cx, const meta::Inode& dir);
 // NFS4ERR_ROFS when the export rule that admitted the call is read-only ("ro"); every
 // operation that modifies a file, a directory or their attributes checks it first.
 inline nfsstat4 CheckWritableExport(const Cx& cx) {
-  return cx.rpc.read_only ? NFS4ERR_ROFS : NFS4_OK;
+  return cx.rpc->read_only ? NFS4ERR_ROFS : NFS4_OK;
 }
 
 // The caller's own right to a file's data for an I/O (READ, WRITE, COMMIT, LAYOUTGET,

@@ -69,8 +69,11 @@ nfsstat4 OpGetattr(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::Inode n;
   res.status = CurrentInode(cx, &n);
   if (res.status != NFS4_OK) return res.status;
-  if (n.type == meta::FileType::kReg && BitmapHas(a.opgetattr->attr_request, FATTR4_SIZE))
+  if (n.type == meta::FileType::kReg && BitmapHas(a.opgetattr->attr_request, FATTR4_SIZE)) {
+    // Settling asks the data servers (pnfs.cc): not on the loop.
+    if (cx.on_loop && cx.mds.SizeUnsettled(n.ino)) return res.status = kOpWouldBlock;
     cx.mds.SettleSize(&n);
+  }
   res.status = EncodeAttrs(a.opgetattr->attr_request, Source(cx, n, cx.cfh_wire), cx.minor,
                            &res.resok4.obj_attributes);
   return res.status;
@@ -88,7 +91,7 @@ nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s) {
   meta::Inode n;
   nfsstat4 st = GetInode(cx, ino, &n);
   if (st != NFS4_OK) return st;
-  st = CheckSetattrPermission(cx.rpc.cred, n, s);
+  st = CheckSetattrPermission(cx.rpc->cred, n, s);
   if (st != NFS4_OK) return st;
   // With layouts out, the data servers may hold bytes past the size the MDS knows (written,
   // not yet LAYOUTCOMMITted): cut them whatever the recorded size says.
@@ -99,7 +102,7 @@ nfsstat4 SetattrHoldingSizeLock(Cx& cx, uint64_t ino, const Settable& s) {
     if (st != NFS4_OK) return st;
     cx.mds.size_locks().Reached(ino, SizeLocks::Step::kTruncateDataDone);
   }
-  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, ino, ToMeta(cx.rpc.cred, n, s)); });
+  auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) { return cx.mds.ns().SetAttr(t, ino, ToMeta(cx.rpc->cred, n, s)); });
   return rr.ok() ? NFS4_OK : FromMeta(rr.status());
 }
 
@@ -163,7 +166,7 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::Inode dir;
   if (res.status == NFS4_OK) res.status = GetInode(cx, cx.cfh.ino, &dir);
   if (res.status == NFS4_OK && dir.type != meta::FileType::kDir) res.status = NFS4ERR_NOTDIR;
-  if (res.status == NFS4_OK && !cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 3))
+  if (res.status == NFS4_OK && !cx.rpc->cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 3))
     res.status = NFS4ERR_ACCESS;
   if (res.status == NFS4_OK && cx.mds.InGrace()) res.status = NFS4ERR_GRACE;
   Settable s;
@@ -173,13 +176,13 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       (ca.objtype.linkdata.size == 0 || ca.objtype.linkdata.size > 4096))
     res.status = ca.objtype.linkdata.size == 0 ? NFS4ERR_INVAL : NFS4ERR_NAMETOOLONG;
   if (res.status == NFS4_OK && (*type == meta::FileType::kBlk || *type == meta::FileType::kChr) &&
-      cx.rpc.cred.uid != 0)
+      cx.rpc->cred.uid != 0)
     res.status = NFS4ERR_PERM;
   if (res.status != NFS4_OK) return res.status;
   meta::CreateArgs args;
   args.type = *type;
   args.mode = s.mode.value_or(*type == meta::FileType::kDir ? 0755 : 0777) & 07777;
-  InitOwner(cx.rpc.cred, dir, *type == meta::FileType::kDir, &args);
+  InitOwner(cx.rpc->cred, dir, *type == meta::FileType::kDir, &args);
   args.symlink = ca.objtype.linkdata.str();
   args.rdev_major = ca.objtype.devdata.specdata1;
   args.rdev_minor = ca.objtype.devdata.specdata2;
@@ -213,7 +216,7 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::Inode dir;
   res.status = CurrentInode(cx, &dir);
   if (res.status == NFS4_OK && dir.type != meta::FileType::kDir) res.status = NFS4ERR_NOTDIR;
-  if (res.status == NFS4_OK && !cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 4))
+  if (res.status == NFS4_OK && !cx.rpc->cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 4))
     res.status = NFS4ERR_ACCESS;
   // §18.23.3: cookies 1 and 2 are reserved and never handed out.
   if (res.status == NFS4_OK && (ra.cookie == 1 || ra.cookie == 2)) res.status = NFS4ERR_BAD_COOKIE;
@@ -230,7 +233,12 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       auto p = cx.mds.ns().ReadDir(t, cx.cfh.ino, cookie, 128);
       if (!p.ok()) return p.status();
       std::vector<std::pair<meta::Dentry, Result<meta::Inode>>> out;
-      for (auto& d : p->entries) out.emplace_back(d, cx.mds.ns().GetAttr(t, d.ino));
+      for (auto& d : p->entries) {
+        auto in = cx.mds.ns().GetAttr(t, d.ino);
+        // Not an entry's own error: the whole READDIR goes on on a worker.
+        if (meta::ErrOf(in.status()) == meta::MetaErr::kWouldBlock) return in.status();
+        out.emplace_back(d, std::move(in));
+      }
       done = p->eof;
       return out;
     });

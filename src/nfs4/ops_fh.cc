@@ -22,6 +22,7 @@ nfsstat4 FromMeta(const Status& s) {
     case meta::MetaErr::kStale: return NFS4ERR_STALE;
     case meta::MetaErr::kBadCookie: return NFS4ERR_BAD_COOKIE;
     case meta::MetaErr::kDelay: return NFS4ERR_DELAY;
+    case meta::MetaErr::kWouldBlock: return kOpWouldBlock;  // on the loop: go on on a worker
     default:
       LOG_WARN("metadata error: %s", s.ToString().c_str());
       return NFS4ERR_SERVERFAULT;
@@ -59,7 +60,7 @@ nfsstat4 GetInode(Cx& cx, uint64_t ino, meta::Inode* out) {
 nfsstat4 CurrentInode(Cx& cx, meta::Inode* out) { return GetInode(cx, cx.cfh.ino, out); }
 
 nfsstat4 CheckSearch(const Cx& cx, const meta::Inode& dir) {
-  return cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 1) ? NFS4_OK : NFS4ERR_ACCESS;
+  return cx.rpc->cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 1) ? NFS4_OK : NFS4ERR_ACCESS;
 }
 
 nfsstat4 OpPutRootFh(Cx& cx, const nfs_argop4&, nfs_resop4& r) {

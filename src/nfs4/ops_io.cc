@@ -93,7 +93,7 @@ verifier4 ClientVerifier(Cx& cx, const mds::Verifier& ds) {
 // the mode does not allow it (a file created 0444 is written through the OPEN that made it).
 // A file one may execute may be read: clients read a binary to run it.
 nfsstat4 CheckIoAccess(Cx& cx, const meta::Inode& n, Access want) {
-  const rpc::Cred& c = cx.rpc.cred;
+  const rpc::Cred& c = cx.rpc->cred;
   if (want == Access::kNone || c.uid == n.uid) return NFS4_OK;
   auto may = [&](int bits) { return c.MayAccess(n.mode, n.uid, n.gid, false, bits); };
   bool ok = want == Access::kWrite ? may(2) : may(4) || may(1);
@@ -166,7 +166,7 @@ nfsstat4 OpWrite(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   sa.mtime = meta::NowRealtime();
   // A write by anyone but root drops set-user-ID and set-group-ID (Linux's file_remove_privs;
   // nfsd runs non-root callers without CAP_FSETID).
-  sa.kill_setid = cx.rpc.cred.uid != 0;
+  sa.kill_setid = cx.rpc->cred.uid != 0;
   // The size and mtime are as stable as the bytes (§18.32.3): an UNSTABLE write's become
   // durable at COMMIT (OpCommit syncs the store; until then a restart changes the verifier and
   // the client resends), a write the data servers made stable gets them synced at once.
@@ -247,7 +247,7 @@ nfsstat4 OpAllocate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   if (end <= n.size) {
     // Nothing to extend, but like any data change by a non-root caller it drops
     // set-user-ID and set-group-ID (the size change below does so in SetattrOn).
-    if (cx.rpc.cred.uid == 0 || !(n.mode & 06000)) return res.ar_status = NFS4_OK;
+    if (cx.rpc->cred.uid == 0 || !(n.mode & 06000)) return res.ar_status = NFS4_OK;
     meta::SetAttrArgs kill;
     kill.kill_setid = true;
     auto u = meta::RunTxn(cx.mds.store(),

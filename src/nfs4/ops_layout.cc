@@ -166,7 +166,7 @@ nfsstat4 OpLayoutGet(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   nfsstat4 st = LayoutFile(cx, &n);
   if (st != NFS4_OK) return fail(st);
   const bool rw = la.loga_iomode == LAYOUTIOMODE4_RW;
-  if (rw && cx.rpc.read_only) return fail(NFS4ERR_ROFS);
+  if (rw && cx.rpc->read_only) return fail(NFS4ERR_ROFS);
   // The stateid: an open, lock or delegation stateid of this client for this file (the first
   // LAYOUTGET), or the layout stateid it holds (§12.5.3).
   stateid4 sid = la.loga_stateid;
@@ -313,7 +313,7 @@ nfsstat4 OpLayoutCommit(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   sa.mtime = ca.loca_time_modify.nt_timechanged
                  ? meta::Timespec{ca.loca_time_modify.nt_time.seconds, ca.loca_time_modify.nt_time.nseconds}
                  : meta::NowRealtime();
-  sa.kill_setid = cx.rpc.cred.uid != 0;
+  sa.kill_setid = cx.rpc->cred.uid != 0;
   uint64_t before = n.size;
   auto size_lock = cx.mds.size_locks().Shared(n.ino);
   meta::Inode after;

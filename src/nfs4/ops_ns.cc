@@ -27,7 +27,7 @@ nfsstat4 WritableDir(Cx& cx, meta::Txn& t, uint64_t ino) {
   auto dir = cx.mds.ns().GetAttr(t, ino);
   if (!dir.ok()) return FromMeta(dir.status());
   if (dir->type != meta::FileType::kDir) return NFS4ERR_NOTDIR;
-  return MayChangeEntries(cx.rpc.cred, *dir) ? NFS4_OK : NFS4ERR_ACCESS;
+  return MayChangeEntries(cx.rpc->cred, *dir) ? NFS4_OK : NFS4ERR_ACCESS;
 }
 
 // Ends the transaction of an operation whose early check failed.
@@ -71,13 +71,13 @@ nfsstat4 OpAccess(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   meta::Inode n;
   res.status = CurrentInode(cx, &n);
   if (res.status != NFS4_OK) return res.status;
-  const rpc::Cred& c = cx.rpc.cred;
+  const rpc::Cred& c = cx.rpc->cred;
   bool dir = n.type == meta::FileType::kDir;
   auto may = [&](int want) { return c.MayAccess(n.mode, n.uid, n.gid, dir, want); };
   uint32_t granted = 0;
   if (may(4)) granted |= ACCESS4_READ;
   // Nothing is modifiable through a read-only export (as nfsd's ACCESS answers).
-  if (may(2) && !cx.rpc.read_only)
+  if (may(2) && !cx.rpc->read_only)
     granted |= ACCESS4_MODIFY | ACCESS4_EXTEND | (dir ? ACCESS4_DELETE : 0);
   if (may(1)) granted |= dir ? ACCESS4_LOOKUP : ACCESS4_EXECUTE;
   uint32_t known = ACCESS4_READ | ACCESS4_LOOKUP | ACCESS4_MODIFY | ACCESS4_EXTEND |
@@ -109,7 +109,7 @@ nfsstat4 OpRemove(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   nfsstat4 early = NFS4_OK;
   nfsstat4 denied = NFS4_OK;
   auto check = [&](const meta::Inode& d, const meta::Inode& obj) {
-    denied = RemoveChecks(cx.rpc.cred, d, obj);
+    denied = RemoveChecks(cx.rpc->cred, d, obj);
     return denied == NFS4_OK ? Status::Ok() : Status(Code::kPermission, "remove not permitted");
   };
   auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::RemoveResult> {
@@ -145,7 +145,7 @@ nfsstat4 OpRename(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   nfsstat4 denied = NFS4_OK;
   auto check = [&](const meta::Inode& sd, const meta::Inode& obj, const meta::Inode& td,
                    const meta::Inode* target) {
-    denied = RenameChecks(cx.rpc.cred, sd, obj, td, target);
+    denied = RenameChecks(cx.rpc->cred, sd, obj, td, target);
     return denied == NFS4_OK ? Status::Ok() : Status(Code::kPermission, "rename not permitted");
   };
   auto rr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<meta::RenameResult> {

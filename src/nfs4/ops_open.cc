@@ -79,11 +79,11 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
   // Write permission on the directory is needed to create, not to open a name that exists
   // (as nfsd4_create_file, which checks NFSD_MAY_CREATE only for a missing name): without
   // it the name is looked up and, if it exists, handled below like any existing file.
-  const bool may_create = cx.rpc.cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 3);
+  const bool may_create = cx.rpc->cred.MayAccess(dir.mode, dir.uid, dir.gid, true, 3);
   meta::CreateArgs args;
   args.type = meta::FileType::kReg;
   args.mode = s.mode.value_or(0644) & 07777;
-  InitOwner(cx.rpc.cred, dir, false, &args);
+  InitOwner(cx.rpc->cred, dir, false, &args);
   Result<meta::CreateResult> cr = meta::MetaError(meta::MetaErr::kExist, "not created");
   if (may_create) {
     cr = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) {
@@ -134,7 +134,7 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
     // the creator's: a verifier read from time_access must not open someone else's file
     // past the permission check that a created file skips.
     if (out->inode.type != meta::FileType::kReg || out->inode.atime.sec != VerifierTime(verf) ||
-        out->inode.uid != cx.rpc.cred.uid)
+        out->inode.uid != cx.rpc->cred.uid)
       return NFS4ERR_EXIST;
     out->created = true;
     out->attrset = std::move(set);
@@ -144,7 +144,7 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
   st = TypeCheckForOpen(out->inode);
   // The permission check comes before a truncation, which must not happen for an OPEN
   // that is then refused.
-  if (st == NFS4_OK) st = CheckOpenAccess(cx.rpc.cred, out->inode, a.share_access, a.share_deny);
+  if (st == NFS4_OK) st = CheckOpenAccess(cx.rpc->cred, out->inode, a.share_access, a.share_deny);
   if (st != NFS4_OK) return st;
   // UNCHECKED4 on an existing file: only a size (truncation) applies.
   if (s.size) {
@@ -227,9 +227,9 @@ nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
   // The file's own permissions. The creator may open what this OPEN just made whatever the
   // mode (§18.16.3: a file created 0444 is opened for writing by the open(2) that made it),
   // and an owner reclaiming after a restart gets back the open it had (perhaps that one).
-  bool owner_reclaim = reclaim && cx.rpc.cred.uid == o.inode.uid;
+  bool owner_reclaim = reclaim && cx.rpc->cred.uid == o.inode.uid;
   if (st == NFS4_OK && !o.created && !owner_reclaim)
-    st = CheckOpenAccess(cx.rpc.cred, o.inode, access, a.share_deny);
+    st = CheckOpenAccess(cx.rpc->cred, o.inode, access, a.share_deny);
   if (st != NFS4_OK) return res.status = st;
   OpenRequest req;
   req.client = cx.client;

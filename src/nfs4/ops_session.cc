@@ -14,7 +14,7 @@ nfsstat4 OpExchangeId(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opexchange_id = std::make_unique<EXCHANGE_ID4res>());
   r.resop = OP_EXCHANGE_ID;
   std::vector<clientid4> replaced;
-  res.eir_status = cx.mds.sessions().ExchangeId(*a.opexchange_id, Principal(cx.rpc),
+  res.eir_status = cx.mds.sessions().ExchangeId(*a.opexchange_id, Principal(*cx.rpc),
                                                 &res.eir_resok4, &replaced);
   // §18.35.4 case 3: a record that held nothing gave its owner to another principal; its
   // durable record goes too, so that it does not wait for a reclaim after a restart.
@@ -34,7 +34,7 @@ nfsstat4 OpCreateSession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   // runs it again rather than replaying a success).
   std::vector<clientid4> replaced;
   res.csr_status = cx.mds.sessions().CreateSession(
-      *a.opcreate_session, Principal(cx.rpc), cx.rpc.conn.lock(), &res.csr_resok4,
+      *a.opcreate_session, Principal(*cx.rpc), cx.rpc->conn.lock(), &res.csr_resok4,
       [&](const SessionTable::Confirmation& c) { return cx.mds.ConfirmClient(c); }, &replaced);
   // §18.35.4 case 5: the client rebooted; its old incarnation's opens, locks and orphans go.
   for (clientid4 id : replaced) cx.mds.DropClientState(id);
@@ -68,7 +68,7 @@ nfsstat4 OpBindConnToSession(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opbind_conn_to_session = std::make_unique<BIND_CONN_TO_SESSION4res>());
   r.resop = OP_BIND_CONN_TO_SESSION;
   res.bctsr_status = cx.mds.sessions().BindConnToSession(*a.opbind_conn_to_session,
-                                                         cx.rpc.conn.lock(), &res.bctsr_resok4);
+                                                         cx.rpc->conn.lock(), &res.bctsr_resok4);
   if (res.bctsr_status == NFS4_OK && res.bctsr_resok4.bctsr_dir != CDFS4_FORE)
     cx.mds.ProbeBackChannel(res.bctsr_resok4.bctsr_sessid);
   return res.bctsr_status;

@@ -255,9 +255,11 @@ void Mds::OnLayoutReturned(clientid4 client, uint64_t ino) { RecallAnswered(clie
 void Mds::NoteRwLayout(uint64_t ino) {
   std::lock_guard<std::mutex> g(unsettled_mu_);
   unsettled_.insert(ino);
+  unsettled_count_.store(unsettled_.size(), std::memory_order_release);
 }
 
 bool Mds::SizeUnsettled(uint64_t ino) {
+  if (unsettled_count_.load(std::memory_order_acquire) == 0) return false;
   std::lock_guard<std::mutex> g(unsettled_mu_);
   return unsettled_.count(ino) != 0;
 }
@@ -284,6 +286,7 @@ void Mds::SettleSize(meta::Inode* n) {
   if (!rw_left) {
     std::lock_guard<std::mutex> g(unsettled_mu_);
     unsettled_.erase(n->ino);
+    unsettled_count_.store(unsettled_.size(), std::memory_order_release);
   }
 }
 

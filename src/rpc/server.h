@@ -47,6 +47,9 @@ struct CallContext {
   // The protocol-level status of the result (e.g. nfsstat3), set by Typed(); non-zero counts
   // as an error in the procedure's counters even though the RPC itself succeeded.
   mutable int32_t op_status = 0;
+  // What a try_inline handler that returned kDeferToWorker left for its worker run, which
+  // goes on from there instead of starting over (a COMPOUND stopped after its SEQUENCE).
+  mutable std::shared_ptr<void> resume;
 };
 
 // Decodes arguments from `args`, writes results to `res`. Returns SUCCESS, or GARBAGE_ARGS when
@@ -55,7 +58,8 @@ using ProcHandler =
     std::function<accept_stat(const CallContext& ctx, xdr::Decoder& args, xdr::Encoder& res)>;
 
 // What a try_inline handler returns when it would have to block: nothing it encoded is sent
-// and the call runs `fn` on a worker instead. Not an RFC 5531 accept_stat; never on the wire.
+// and the call runs `fn` on a worker instead (with CallContext::resume as the handler left
+// it). Not an RFC 5531 accept_stat; never on the wire.
 inline constexpr accept_stat kDeferToWorker = static_cast<accept_stat>(0x7fffffff);
 
 struct ProcDesc {

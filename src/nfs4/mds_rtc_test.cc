@@ -1,0 +1,173 @@
+// Run to completion in loom-mds (RunCompound with on_loop): COMPOUNDs that memory can answer
+// run on the RPC event loop; at the first operation that would wait, the COMPOUND stops before
+// it and a worker goes on from there. SEQUENCE and the operations before the stop run exactly
+// once; the stopped operation's partial work is dropped.
+#include <atomic>
+#include <set>
+
+#include "meta/errors.h"
+#include "nfs4/mds_fixture.h"
+
+namespace loom::nfs4 {
+namespace {
+
+// In front of the real store: refuses, inside a meta::NoBlockScope, the read numbered
+// `refuse_at` (counting from 1, reads in the scope only) as a cold cache would, so a test can
+// stop a COMPOUND at a chosen point.
+class RefusingStore final : public meta::KvStore {
+ public:
+  explicit RefusingStore(meta::KvStore* inner) : inner_(inner) {}
+  Result<std::unique_ptr<meta::Txn>> Begin() override {
+    auto t = inner_->Begin();
+    if (!t.ok()) return t.status();
+    return std::unique_ptr<meta::Txn>(std::make_unique<Txn>(std::move(t).value(), this));
+  }
+  Status Sync() override { return inner_->Sync(); }
+  void BeginDeferredReadWaits() override { inner_->BeginDeferredReadWaits(); }
+  void EndDeferredReadWaits() override { inner_->EndDeferredReadWaits(); }
+
+  // Counts from the next read in a NoBlockScope; 0: refuse nothing.
+  void RefuseRead(int n) {
+    seen_ = 0;
+    refuse_at_ = n;
+  }
+  int refused() const { return refused_; }
+
+ private:
+  class Txn final : public meta::Txn {
+   public:
+    Txn(std::unique_ptr<meta::Txn> t, RefusingStore* s) : t_(std::move(t)), s_(s) {}
+    Result<meta::MaybeValue> Get(std::string_view k) override {
+      if (s_->Refuse()) return meta::WouldBlock("test: not cached");
+      return t_->Get(k);
+    }
+    Result<meta::MaybeValue> GetForUpdate(std::string_view k) override { return t_->GetForUpdate(k); }
+    Status Put(std::string_view k, std::string_view v) override { return t_->Put(k, v); }
+    Status Delete(std::string_view k) override { return t_->Delete(k); }
+    Status Scan(const meta::KeyRange& r, size_t limit, const meta::ScanFn& fn) override {
+      if (s_->Refuse()) return meta::WouldBlock("test: not cached");
+      return t_->Scan(r, limit, fn);
+    }
+    Status Commit() override { return t_->Commit(); }
+    void Rollback() override { t_->Rollback(); }
+    void SetDurability(meta::Durability d) override { t_->SetDurability(d); }
+
+   private:
+    std::unique_ptr<meta::Txn> t_;
+    RefusingStore* s_;
+  };
+
+  bool Refuse() {
+    if (!meta::NoBlockScope::Active() || refuse_at_ == 0) return false;
+    if (++seen_ != refuse_at_) return false;
+    refused_++;
+    return true;
+  }
+
+  meta::KvStore* inner_;
+  std::atomic<int> seen_{0}, refuse_at_{0}, refused_{0};
+};
+
+class MdsRtcTest : public MdsTest {
+ protected:
+  meta::KvStore* WrapStore(meta::KvStore* s) override {
+    refusing_ = std::make_unique<RefusingStore>(s);
+    return refusing_.get();
+  }
+  uint64_t Calls(const std::string& name) { return server_->stats().Get(name)->calls(); }
+  uint64_t OnLoop() { return Calls("nfs4.inline.COMPOUND"); }
+  uint64_t Deferred() { return Calls("nfs4.deferred.COMPOUND"); }
+  uint64_t Op(const std::string& op) { return mds_->stats().Get("nfs4.op." + op)->calls(); }
+
+  std::unique_ptr<RefusingStore> refusing_;
+};
+
+TEST_F(MdsRtcTest, CompoundsThatReadRunOnTheLoop) {
+  Bytes fh;
+  stateid4 sid;
+  CreateFile("f", "12345", &fh, &sid);
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(sid))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Mkdir("d"))), NFS4_OK);
+  const uint64_t on_loop = OnLoop(), deferred = Deferred();
+  COMPOUND4res r;
+  EXPECT_EQ(AttrOf<uint64_t>(fh, FATTR4_SIZE), 5u);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), GetFh(), Getattr({FATTR4_TYPE})), &r), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), AccessOp(ACCESS4_READ | ACCESS4_LOOKUP)), &r), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Readdir(0, 8192)), &r), NFS4_OK);
+  std::set<std::string> names;
+  for (const auto& e : r.resarray[2].opreaddir->resok4.reply.entries) names.insert(e.name.str());
+  EXPECT_EQ(names, (std::set<std::string>{"d", "f"}));
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("nope"))), NFS4ERR_NOENT);  // errors too
+  EXPECT_EQ(OnLoop() - on_loop, 5u);
+  EXPECT_EQ(Deferred(), deferred);
+}
+
+TEST_F(MdsRtcTest, AChangeGoesOnOnAWorkerFromItsOwnOperation) {
+  const uint64_t deferred = Deferred();
+  const uint64_t putroot = Op("PUTROOTFH"), save = Op("SAVEFH"), create = Op("CREATE");
+  COMPOUND4res r;
+  // The loop runs SEQUENCE, PUTROOTFH and SAVEFH; CREATE stops it; the worker keeps the
+  // saved filehandle and the session slot the loop set up.
+  ASSERT_EQ(Run(Ops(PutRootFh(), SaveFh(), Mkdir("d"), GetFh(), RestoreFh(), GetFh()), &r), NFS4_OK);
+  ASSERT_EQ(r.resarray.size(), 7u);
+  const Bytes& made = r.resarray[4].opgetfh->resok4.object;
+  const Bytes& root = r.resarray[6].opgetfh->resok4.object;
+  EXPECT_NE(made.str(), root.str());
+  EXPECT_EQ(Deferred() - deferred, 1u);
+  EXPECT_EQ(Op("PUTROOTFH") - putroot, 1u);
+  EXPECT_EQ(Op("SAVEFH") - save, 1u);
+  EXPECT_EQ(Op("CREATE") - create, 1u);
+  // The slot advanced exactly once: the next COMPOUND on it is not a replay or misordered.
+  ASSERT_EQ(Run(Ops(PutFh(made), Getattr({FATTR4_TYPE}))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"))), NFS4_OK);
+}
+
+TEST_F(MdsRtcTest, AReadTheCacheCannotAnswerMovesTheCompoundToAWorker) {
+  Bytes fh;
+  stateid4 sid;
+  CreateFile("f", "12345", &fh, &sid);
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(sid))), NFS4_OK);
+  const uint64_t on_loop = OnLoop(), deferred = Deferred();
+  const uint64_t getattr = Op("GETATTR"), putfh = Op("PUTFH");
+  refusing_->RefuseRead(1);  // GETATTR's read of the inode
+  EXPECT_EQ(AttrOf<uint64_t>(fh, FATTR4_SIZE), 5u);
+  EXPECT_EQ(refusing_->refused(), 1);
+  EXPECT_EQ(Deferred() - deferred, 1u);
+  EXPECT_EQ(OnLoop(), on_loop);
+  EXPECT_EQ(Op("GETATTR") - getattr, 1u);  // counted once, by the worker's run
+  EXPECT_EQ(Op("PUTFH") - putfh, 1u);
+}
+
+TEST_F(MdsRtcTest, AReaddirStoppedHalfWayListsEveryEntryOnce) {
+  ASSERT_EQ(Run(Ops(PutRootFh(), Mkdir("d"))), NFS4_OK);
+  for (int i = 0; i < 20; i++) {
+    ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Mkdir("e" + std::to_string(i)))), NFS4_OK);
+  }
+  for (int refuse = 1; refuse <= 8; refuse++) {
+    SCOPED_TRACE("refused read " + std::to_string(refuse));
+    refusing_->RefuseRead(refuse);
+    COMPOUND4res r;
+    ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Readdir(0, 8192, {FATTR4_TYPE})), &r), NFS4_OK);
+    std::multiset<std::string> names;
+    for (const auto& e : r.resarray[3].opreaddir->resok4.reply.entries) names.insert(e.name.str());
+    EXPECT_EQ(names.size(), 20u);
+    EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), 20u);
+    EXPECT_TRUE(r.resarray[3].opreaddir->resok4.reply.eof);
+  }
+  EXPECT_EQ(refusing_->refused(), 8);
+}
+
+class MdsNoRtcTest : public MdsRtcTest {
+ protected:
+  MdsNoRtcTest() { run_to_completion_ = false; }
+};
+
+TEST_F(MdsNoRtcTest, OffEveryCompoundRunsOnAWorker) {
+  const uint64_t on_loop = OnLoop();
+  ASSERT_EQ(Run(Ops(PutRootFh(), Getattr({FATTR4_TYPE}))), NFS4_OK);
+  EXPECT_EQ(OnLoop(), on_loop);
+  EXPECT_EQ(Deferred(), 0u);
+}
+
+}  // namespace
+}  // namespace loom::nfs4
