@@ -4,19 +4,27 @@
 #
 #   bench/mds-bench.sh                 full run (10 000 files, qd 1 and 16)
 #   bench/mds-bench.sh --quick         CI smoke run (1 000 files)
+#   bench/mds-bench.sh --dirs 1,8      one shared directory, then 8 directories
+#   bench/mds-bench.sh --servers loom --n 1000000 --qd 16 --phases create,stat,readdir,remove
 #
 # For each server: start it (loom: one loom-ds + loom-mds, as scripts/loom-cluster.sh does;
 # ganesha: NFSv4-only, FSAL VFS on a directory of the same filesystem as loom's state), run
-# build/bench/mdsbench (bench/mdsbench.cc) against it -- create+close, stat, readdir,
-# readdirplus, rename, remove of N files in one directory, at each queue depth -- sampling the
-# server's CPU time (/proc/PID/stat utime+stime, all threads) around every phase, and stop it.
-# One JSON line per (server, op, qd) on stdout (and in --out), then a summary line with the
-# ratios loom/ganesha (rate, p99, ops per server CPU second).
+# build/bench/mdsbench (bench/mdsbench.cc) against it -- create+close, stat, open+close,
+# readdir, readdirplus, rename, remove of N files in one directory (or spread over D), at each
+# queue depth -- sampling the server's CPU time (/proc/PID/stat utime+stime, all threads)
+# around every phase and its resident set (VmRSS) around create, and stop it. Each --dirs
+# value gets freshly started servers. One JSON line per (server, op, qd, dirs) on stdout (and
+# in --out), then a summary line with the ratios loom/ganesha (rate, p99, ops per server CPU
+# second) and the servers' memory per million files.
 #
 # Options
 #   --n N               files per round (default 10000)
 #   --quick             --n 1000 --readdir-repeat 2
 #   --qd LIST           comma list of requests in flight (default 1,16)
+#   --dirs LIST         comma list of directory counts; each value is a run against fresh
+#                       servers with the files spread over that many directories (default 1)
+#   --phases LIST       comma list out of create,stat,open,readdir,readdirplus,rename,remove
+#                       (default all; create always runs)
 #   --readdir-repeat R  full listings per readdir variant (default 3)
 #   --readdir-bytes B   READDIR maxcount (default 65536)
 #   --servers LIST      comma list of loom, ganesha, loom-tmpfs (default loom,ganesha).
@@ -44,13 +52,15 @@ REPO=$(cd "$HERE/.." && pwd)
 # shellcheck source=SCRIPTDIR/../tests/interop/lib/servers.sh
 source "$REPO/tests/interop/lib/servers.sh"
 
-N=10000 QD=1,16 RD_REPEAT=3 RD_BYTES=65536 SERVERS=loom,ganesha REPEAT=1
+N=10000 QD=1,16 DIRS=1 PHASES=all RD_REPEAT=3 RD_BYTES=65536 SERVERS=loom,ganesha REPEAT=1
 OUT="" WORK="" KEEP=0 QUICK=0
 while (($#)); do
     case $1 in
         --n) N=$2; shift 2 ;;
         --quick) QUICK=1; N=1000 RD_REPEAT=2; shift ;;
         --qd) QD=$2; shift 2 ;;
+        --dirs) DIRS=$2; shift 2 ;;
+        --phases) PHASES=$2; shift 2 ;;
         --readdir-repeat) RD_REPEAT=$2; shift 2 ;;
         --readdir-bytes) RD_BYTES=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
@@ -58,13 +68,16 @@ while (($#)); do
         --out) OUT=$2; shift 2 ;;
         --workdir) WORK=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
         *) echo "mds-bench: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "mds-bench: --repeat must be >= 1" >&2; exit 2; }
 [[ $N =~ ^[1-9][0-9]*$ ]] || { echo "mds-bench: --n must be >= 1" >&2; exit 2; }
 [[ $QD =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "mds-bench: bad --qd '$QD'" >&2; exit 2; }
+[[ $DIRS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "mds-bench: bad --dirs '$DIRS'" >&2; exit 2; }
+_ph='(create|stat|open|readdir|readdirplus|rename|remove)'
+[[ $PHASES == all || $PHASES =~ ^$_ph(,$_ph)*$ ]] || { echo "mds-bench: bad --phases '$PHASES'" >&2; exit 2; }
 
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 [[ $BUILD_DIR == /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
@@ -132,7 +145,7 @@ emit() { echo "$1"; echo "$1" >>"$OUT"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 fstype() { stat -f -c %T "$1" 2>/dev/null || echo unknown; }
 
-emit "{\"bench\":\"mds-bench\",\"op\":\"config\",\"n\":$N,\"qd\":\"$QD\",\"readdir_repeat\":$RD_REPEAT,\"readdir_bytes\":$RD_BYTES,\"servers\":\"$(IFS=,; echo "${RUN[*]}")\",\"repeat\":$REPEAT,\"quick\":$( ((QUICK)) && echo true || echo false),\"workdir\":\"$WORK\",\"workdir_fs\":\"$(fstype "$WORK")\",\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"loadavg\":\"$(loadavg)\",\"loom_mds_args\":\"${LOOM_MDS_ARGS:-}\"}"
+emit "{\"bench\":\"mds-bench\",\"op\":\"config\",\"n\":$N,\"qd\":\"$QD\",\"dirs\":\"$DIRS\",\"phases\":\"$PHASES\",\"readdir_repeat\":$RD_REPEAT,\"readdir_bytes\":$RD_BYTES,\"servers\":\"$(IFS=,; echo "${RUN[*]}")\",\"repeat\":$REPEAT,\"quick\":$( ((QUICK)) && echo true || echo false),\"workdir\":\"$WORK\",\"workdir_fs\":\"$(fstype "$WORK")\",\"nproc\":$(nproc),\"kernel\":\"$(uname -r)\",\"loadavg\":\"$(loadavg)\",\"loom_mds_args\":\"${LOOM_MDS_ARGS:-}\"}"
 
 # ---- servers ------------------------------------------------------------------------------
 # Each start sets PORT, PIDS (NAME=PID ..., the server first), ALIVE (pids to check), STATE_FS.
@@ -226,21 +239,22 @@ stop_all() {  # everything started for this server, newest first (loom-mds befor
 EXPORT="$WORK/export"
 mkdir -p "$EXPORT"
 
-bench_server() {  # kind round
-    local kind=$1 round=$2 w="$WORK/$1.$2" rc state p args=() line
+bench_server() {  # kind round dirs
+    local kind=$1 round=$2 dirs=$3 w="$WORK/$1.$2.d$3" rc state p args=() line
     mkdir -p "$w"
     sync
     case $kind in
         loom) start_loom "$w" "$w/mds" ;;
         loom-tmpfs)
             [[ -n $SHM_DIR ]] || SHM_DIR=$(mktemp -d /dev/shm/loom-mdsbench.XXXXXX)
-            start_loom "$w" "$SHM_DIR/mds.$round" ;;
+            start_loom "$w" "$SHM_DIR/mds.$round.d$dirs" ;;
         ganesha) start_ganesha "$w" "$EXPORT" ;;
     esac
     rc=$?
     if ((rc != 0)); then note "$kind failed to start"; FAILED=1; stop_all; return 1; fi
     for p in "${PIDS[@]}"; do args+=(--cpu-pid "$p"); done
-    "$MDSBENCH" --server "127.0.0.1:$PORT" --target "$kind" --n "$N" --qd "$QD" \
+    [[ $PHASES == all ]] || args+=(--phases "$PHASES")
+    "$MDSBENCH" --server "127.0.0.1:$PORT" --target "$kind" --n "$N" --qd "$QD" --dirs "$dirs" \
         --readdir-repeat "$RD_REPEAT" --readdir-bytes "$RD_BYTES" "${args[@]}" \
         --json-extra "\"round\":$round,\"state_fs\":\"$STATE_FS\"" >"$w/mdsbench.out" 2>"$w/mdsbench.err"
     rc=$?
@@ -257,12 +271,15 @@ bench_server() {  # kind round
         kill -0 "$p" 2>/dev/null || { note "$kind: pid $p died (logs in $w)"; FAILED=1; KEEP=1; }
     done
     stop_all
-    [[ $kind == loom-tmpfs ]] && rm -rf "$SHM_DIR/mds.$round"
+    [[ $kind == loom-tmpfs ]] && rm -rf "$SHM_DIR/mds.$round.d$dirs"
     return 0
 }
 
+IFS=, read -r -a DIRS_LIST <<<"$DIRS"
 for ((round = 1; round <= REPEAT; round++)); do
-    for kind in "${RUN[@]}"; do bench_server "$kind" "$round"; done
+    for dirs in "${DIRS_LIST[@]}"; do
+        for kind in "${RUN[@]}"; do bench_server "$kind" "$round" "$dirs"; done
+    done
 done
 
 # ---- summary (medians over rounds) ----------------------------------------------------------
@@ -272,13 +289,17 @@ out, failed, skipped = sys.argv[1], sys.argv[2] == "1", sys.argv[3] or None
 rows = [json.loads(l) for l in open(out) if l.startswith("{")]
 rows = [r for r in rows if r.get("bench") == "mdsbench"]
 KEYS = ["ops_s", "p50_us", "p99_us", "server_cpu_s_per_1000_ops", "ops_per_server_cpu_s",
-        "ds_cpu_s_per_1000_ops", "listing_s"]
+        "ds_cpu_s_per_1000_ops", "listing_s", "rss_bytes_per_file"]
+# op@qdN for one shared directory (the keys from before --dirs), op@qdN/dD for D directories.
+def suffix(r):
+    d = r.get("dirs", 1)
+    return "" if d == 1 else f"/d{d}"
 def med(vals):
     vals = [v for v in vals if isinstance(v, (int, float))]
     return round(statistics.median(vals), 4) if vals else None
 groups = {}
 for r in rows:
-    groups.setdefault((r["target"], f'{r["op"]}@qd{r["qd"]}'), []).append(r)
+    groups.setdefault((r["target"], f'{r["op"]}@qd{r["qd"]}{suffix(r)}'), []).append(r)
 median = {}
 for (t, k), rs in groups.items():
     median.setdefault(t, {})[k] = {key: med([r.get(key) for r in rs]) for key in KEYS
@@ -302,14 +323,30 @@ def mix(t, with_ds=False):
         cpu = r.get("server_cpu_s") or 0
         if with_ds:
             cpu += r.get("ds_cpu_s") or 0
-        a = per.setdefault((r["qd"], r.get("round")), [0, 0.0])
+        a = per.setdefault((f'qd{r["qd"]}{suffix(r)}', r.get("round")), [0, 0.0])
         a[0] += r["ops"]; a[1] += cpu
     byqd = {}
-    for (qd, _), (ops, cpu) in per.items():
+    for (key, _), (ops, cpu) in per.items():
         if cpu > 0:
-            byqd.setdefault(f"qd{qd}", []).append(ops / cpu)
+            byqd.setdefault(key, []).append(ops / cpu)
     return {k: round(statistics.median(v), 1) for k, v in sorted(byqd.items())}
 targets = sorted(median)
+# Resident-set growth of the server over create, per file, times a million, in MiB (medians
+# over rounds); "loom+ds" adds loom-ds's growth. The first --qd value is the one measured on a
+# freshly started server; later rounds reuse memory the earlier removes freed.
+def rss_per_million(t, fields):
+    per = {}
+    for r in rows:
+        if r["target"] != t or r["op"] != "create":
+            continue
+        vals = [r.get(f) for f in fields]
+        if all(isinstance(v, (int, float)) for v in vals):
+            per.setdefault(f'create@qd{r["qd"]}{suffix(r)}', []).append(sum(vals) * 1e6 / 2**20)
+    return {k: round(statistics.median(v), 1) for k, v in sorted(per.items())}
+rss = {t: rss_per_million(t, ["rss_bytes_per_file"]) for t in targets}
+if "loom" in targets:
+    rss["loom+ds"] = rss_per_million("loom", ["mds_rss_bytes_per_file", "ds_rss_bytes_per_file"])
+rss = {t: v for t, v in rss.items() if v}
 mixes = {t: mix(t) for t in targets}
 if "loom" in median:
     mixes["loom+ds"] = mix("loom", True)
@@ -326,6 +363,7 @@ s = {
     "loom_over_ganesha_ops_per_cpu_s_mix": eff or None,
     "cpu_efficiency_target_x": TARGET_X,
     "cpu_efficiency_target_met": {q: (v is not None and v >= TARGET_X) for q, v in eff.items()} or None,
+    "rss_mib_per_million_files": rss or None,
     "loom_over_loom_tmpfs": over("loom", "loom-tmpfs") if "loom" in median and "loom-tmpfs" in median else None,
     "median": median,
     "loom_skipped": skipped,

@@ -6,17 +6,25 @@
 // bench/README.md. This client is built on the project's RPC client (rpc::RpcClient, async,
 // replies matched by xid) and the NFSv4 operation builders of src/nfs4/simple_client.h.
 //
-// Phases, per --qd value, in a fresh directory under the export root:
+// Phases, per --qd value, in a fresh directory under the export root (with --dirs D > 1, in D
+// subdirectories of it: file i lives in subdirectory i % D):
 //   create   OPEN(CREATE, GUARDED4, WRITE, no delegation)+GETFH+GETATTR, then CLOSE
-//            (2 COMPOUNDs per file; latency = OPEN sent -> CLOSE reply)
+//            (2 COMPOUNDs per file; latency = OPEN sent -> CLOSE reply). The server's VmRSS
+//            (/proc/PID/status of the first --cpu-pid) is read before and after it.
 //   stat     PUTFH(file)+GETATTR (the attributes `stat` needs), checks type and size
-//   readdir  READDIR chain over the whole directory (names, type, fileid), --readdir-repeat
+//   open     OPEN(NOCREATE, READ, CLAIM_NULL by name in the directory)+GETFH+GETATTR, then
+//            CLOSE: what the Linux client sends for open(2)/close(2) of an existing file
+//   readdir  READDIR chain over each directory (names, type, fileid), --readdir-repeat
 //            times; readdirplus: the same with stat attributes + filehandle (`ls -l`)
 //            (only in the first --qd round: a READDIR chain is sequential by nature)
 //   rename   PUTFH(dir) SAVEFH PUTFH(dir) RENAME(fNNNNNNN -> rNNNNNNN)
-//   remove   PUTFH(dir) REMOVE(rNNNNNNN); then the directory is removed (must be empty)
-// One JSON line per (qd, op) on stdout. Server CPU time (utime+stime of all threads, from
-// /proc/PID/stat) is sampled around each phase for every --cpu-pid NAME=PID.
+//   remove   PUTFH(dir) REMOVE(rNNNNNNN); then the directories are removed (must be empty)
+// --phases picks a subset (create always runs: the others work on its files). One JSON line
+// per (qd, op) on stdout. Server CPU time (utime+stime of all threads, from /proc/PID/stat) is
+// sampled around each phase for every --cpu-pid NAME=PID.
+//
+// Nothing here is quadratic in --n: per-file state is one filehandle and one latency sample,
+// and a listing is checked against a bitmap of the expected names, so --n 1000000 works.
 //
 // Exit: 0 ok, 2 usage, 3 verification error (wrong attributes/listing), 4 NFS/RPC error.
 #include <sys/resource.h>
@@ -24,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -64,12 +73,20 @@ struct Options {
   std::string target = "server";
   size_t n = 10000;
   std::vector<int> qds = {1, 16};
+  size_t dirs = 1;
+  std::set<std::string> phases;  // empty: all
   int readdir_repeat = 3;
   uint32_t readdir_bytes = 65536;
   std::vector<std::pair<std::string, pid_t>> cpu_pids;  // first one is "the server"
   std::string json_extra;
   int timeout_ms = 60000;
+
+  bool Want(const std::string& phase) const { return phases.empty() || phases.count(phase) > 0; }
 };
+
+// In the order they run.
+const std::vector<std::string> kPhases = {"create",      "stat",   "open",  "readdir",
+                                          "readdirplus", "rename", "remove"};
 
 void Usage() {
   std::fprintf(stderr,
@@ -77,10 +94,15 @@ void Usage() {
                "  --target NAME          label in the JSON (loom, ganesha, ...)\n"
                "  --n N                  files per round (default 10000)\n"
                "  --qd LIST              comma list of requests in flight (default 1,16)\n"
+               "  --dirs D               spread the files over D subdirectories (default 1: all\n"
+               "                         in the round's directory itself)\n"
+               "  --phases LIST          comma list out of create,stat,open,readdir,readdirplus,\n"
+               "                         rename,remove (default all; create always runs)\n"
                "  --readdir-repeat R     full listings per readdir variant (default 3)\n"
                "  --readdir-bytes B      READDIR maxcount/dircount (default 65536)\n"
-               "  --cpu-pid NAME=PID     sample utime+stime of PID around each phase; the first\n"
-               "                         one is the server (ops per server CPU second); repeat\n"
+               "  --cpu-pid NAME=PID     sample utime+stime of PID around each phase, and VmRSS\n"
+               "                         around create; the first one is the server (ops per\n"
+               "                         server CPU second, RSS per file); repeat\n"
                "  --json-extra 'K:V,...' raw JSON members appended to every line\n"
                "  --timeout-ms MS        per-RPC timeout (default 60000)\n");
 }
@@ -99,6 +121,15 @@ double ProcCpuSeconds(pid_t pid) {
     if (i == 15) st = std::strtoull(field.c_str(), nullptr, 10);
   }
   return double(ut + st) / double(sysconf(_SC_CLK_TCK));
+}
+
+// VmRSS in KiB (the resident set, shared pages included), -1 when PID is gone.
+long long ProcRssKib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  return -1;
 }
 
 double SelfCpuSeconds() {
@@ -426,6 +457,7 @@ struct PhaseResult {
   double seconds = 0;   // first request sent -> last reply
   std::vector<double> lat_us;  // per operation (readdir*: per READDIR COMPOUND)
   std::vector<double> cpu;     // per --cpu-pid
+  std::vector<long long> rss_before_kib, rss_after_kib;  // per --cpu-pid, -1 if unreadable
   double client_cpu = 0;
   uint64_t delay_retries = 0;
   // readdir only
@@ -442,6 +474,7 @@ class Bench {
 
   struct Sampler {
     std::vector<double> cpu0;
+    std::vector<long long> rss0;
     double self0, wall0;
     uint64_t rpc0, delay0;
   };
@@ -451,7 +484,10 @@ class Bench {
   Sampler Begin() {
     Sampler s;
     s.wall0 = Now();
-    for (auto& [n, p] : o_.cpu_pids) s.cpu0.push_back(ProcCpuSeconds(p));
+    for (auto& [n, p] : o_.cpu_pids) {
+      s.rss0.push_back(ProcRssKib(p));
+      s.cpu0.push_back(ProcCpuSeconds(p));
+    }
     s.self0 = SelfCpuSeconds();
     s.rpc0 = c_.rpcs.load();
     s.delay0 = c_.delay_retries.load();
@@ -460,8 +496,11 @@ class Bench {
   void End(const Sampler& s, PhaseResult* r) {
     r->t_start = s.wall0;
     r->t_end = Now();
-    for (size_t i = 0; i < o_.cpu_pids.size(); i++)
+    for (size_t i = 0; i < o_.cpu_pids.size(); i++) {
       r->cpu.push_back(ProcCpuSeconds(o_.cpu_pids[i].second) - s.cpu0[i]);
+      r->rss_before_kib.push_back(s.rss0[i]);
+      r->rss_after_kib.push_back(ProcRssKib(o_.cpu_pids[i].second));
+    }
     r->client_cpu = SelfCpuSeconds() - s.self0;
     r->rpcs = c_.rpcs.load() - s.rpc0;
     r->delay_retries = c_.delay_retries.load() - s.delay0;
@@ -550,33 +589,43 @@ class Bench {
     return "READDIR: too many rounds";
   }
 
-  PhaseResult Listing(const std::string& op, const Bytes& dir, const std::vector<uint32_t>& bits,
-                      size_t expect) {
+  // Lists every directory of the round --readdir-repeat times. File i must show up once, in
+  // dirs[i % dirs.size()], and nothing else may: checked exactly, with a bitmap over [0, n).
+  PhaseResult Listing(const std::string& op, const std::vector<Bytes>& dirs,
+                      const std::vector<uint32_t>& bits, size_t n) {
     PhaseResult r;
     r.op = op;
     r.qd = 1;
+    const size_t nd = dirs.size();
     auto smp = Begin();
     auto t0 = Clock::now();
-    for (int k = 0; k < o_.readdir_repeat; k++) {
-      std::vector<std::string> names;
+    std::vector<bool> seen;
+    for (int k = 0; k < o_.readdir_repeat && r.error.empty(); k++) {
+      seen.assign(n, false);
+      size_t listed = 0;
       auto ts = Clock::now();
-      std::string err = ListOnce(dir, bits, &r.lat_us, &names);
-      r.listing_s.push_back(Secs(ts, Clock::now()));
-      if (!err.empty()) {
-        r.error = op + ": " + err;
-        break;
+      for (size_t d = 0; d < nd && r.error.empty(); d++) {
+        std::vector<std::string> names;
+        std::string err = ListOnce(dirs[d], bits, &r.lat_us, &names);
+        if (!err.empty()) {
+          r.error = op + ": " + err;
+          break;
+        }
+        listed += names.size();
+        std::string bad = CheckListing(names, d, nd, n, &seen);
+        if (!bad.empty()) {
+          std::string where = nd > 1 ? " of directory " + std::to_string(d) : "";
+          r.error = "VERIFY: " + op + where + ": " + bad;
+          r.verify_error = true;
+        }
       }
-      r.ops += names.size();
-      r.entries_per_listing = names.size();
-      std::set<std::string> uniq(names.begin(), names.end());
-      bool good = uniq.size() == expect && names.size() == expect;
-      for (size_t i = 0; good && i < expect; i += std::max<size_t>(1, expect / 97))
-        good = uniq.count(FileName('f', i)) == 1;
-      if (!good) {
-        r.error = "VERIFY: " + op + " listed " + std::to_string(names.size()) + " entries (" +
-                  std::to_string(uniq.size()) + " distinct), expected " + std::to_string(expect);
+      r.listing_s.push_back(Secs(ts, Clock::now()));
+      r.ops += listed;
+      r.entries_per_listing = listed;
+      if (r.error.empty() && listed != n) {
+        r.error = "VERIFY: " + op + " listed " + std::to_string(listed) + " entries, expected " +
+                  std::to_string(n);
         r.verify_error = true;
-        break;
       }
     }
     End(smp, &r);
@@ -584,10 +633,29 @@ class Bench {
     return r;
   }
 
+  // Every name must be fNNNNNNN with NNNNNNN < n, in directory NNNNNNN % nd == d, not seen before.
+  static std::string CheckListing(const std::vector<std::string>& names, size_t d, size_t nd,
+                                  size_t n, std::vector<bool>* seen) {
+    size_t expect = n / nd + (d < n % nd ? 1 : 0);
+    for (const auto& name : names) {
+      char* end = nullptr;
+      unsigned long long i = name.size() > 1 && name[0] == 'f' && std::isdigit(uint8_t(name[1]))
+                                 ? std::strtoull(name.c_str() + 1, &end, 10)
+                                 : n;
+      if (end == nullptr || *end != '\0' || i >= n || i % nd != d || FileName('f', i) != name)
+        return "unexpected name '" + name + "'";
+      if ((*seen)[i]) return "'" + name + "' listed twice";
+      (*seen)[i] = true;
+    }
+    if (names.size() != expect)
+      return std::to_string(names.size()) + " entries, expected " + std::to_string(expect);
+    return "";
+  }
+
   std::string Emit(const PhaseResult& r) {
     Json j;
     j.str("bench", "mdsbench").str("target", o_.target).str("op", r.op).u("qd", r.qd);
-    j.u("n", o_.n).u("ops", r.ops).u("rpcs", r.rpcs).num("seconds", r.seconds, 6);
+    j.u("n", o_.n).u("dirs", o_.dirs).u("ops", r.ops).u("rpcs", r.rpcs).num("seconds", r.seconds, 6);
     const bool listing = r.op.rfind("readdir", 0) == 0;
     double rate = r.seconds > 0 ? r.ops / r.seconds : NAN;
     // A listing's rate is that of the median full listing (the first one may be cold).
@@ -614,6 +682,25 @@ class Bench {
         j.num("ops_per_server_cpu_s", c > 0 ? r.ops / c : NAN, 1);
       }
     }
+    // Memory: the server's resident set after every phase; around create also the growth per
+    // file created (shared pages and allocator slack included: what the machine pays).
+    if (!r.rss_after_kib.empty() && r.rss_after_kib[0] >= 0)
+      j.raw("server_rss_kib", std::to_string(r.rss_after_kib[0]));
+    if (r.op == "create") {
+      for (size_t i = 0; i < o_.cpu_pids.size() && i < r.rss_after_kib.size(); i++) {
+        long long b = r.rss_before_kib[i], a = r.rss_after_kib[i];
+        if (b < 0 || a < 0) continue;
+        double per_file = r.ops ? double(a - b) * 1024.0 / double(r.ops) : NAN;
+        const std::string& name = o_.cpu_pids[i].first;
+        j.raw(name + "_rss_before_kib", std::to_string(b));
+        j.raw(name + "_rss_after_kib", std::to_string(a));
+        j.num(name + "_rss_bytes_per_file", per_file, 1);
+        if (i == 0) {
+          j.raw("rss_before_kib", std::to_string(b)).raw("rss_after_kib", std::to_string(a));
+          j.num("rss_bytes_per_file", per_file, 1);
+        }
+      }
+    }
     j.num("client_cpu_s", r.client_cpu, 3).u("delay_retries", r.delay_retries);
     j.str("loadavg", LoadAvg()).num("t_start", r.t_start, 6).num("t_end", r.t_end, 6);
     if (!r.error.empty()) j.str("error", r.error);
@@ -626,6 +713,7 @@ class Bench {
   // Returns 0, 3 or 4.
   int RunRound(int qd, bool with_readdir) {
     const size_t n = o_.n;
+    const size_t nd = o_.dirs;
     char dname[96];
     std::snprintf(dname, sizeof dname, "mdsbench.%d.q%d", int(getpid()), qd);
     auto o = c_.CallSync(0, Client::Ops(PutFh(c_.root()), Mkdir(dname, 0755), GetFh()), true);
@@ -633,7 +721,21 @@ class Bench {
       std::fprintf(stderr, "mdsbench: mkdir %s: %s\n", dname, Client::Describe(o).c_str());
       return 4;
     }
-    Bytes dir = o.res->resarray[3].opgetfh->resok4.object;
+    Bytes top = o.res->resarray[3].opgetfh->resok4.object;
+    // With one directory the files live in the round's directory itself (as before --dirs
+    // existed, so the numbers stay comparable); with D, in its subdirectories dNNNN.
+    std::vector<Bytes> dirs;
+    if (nd == 1) dirs.push_back(top);
+    for (size_t d = 0; nd > 1 && d < nd; d++) {
+      o = c_.CallSync(0, Client::Ops(PutFh(top), Mkdir(SubdirName(d), 0755), GetFh()), true);
+      if (!o.ok) {
+        std::fprintf(stderr, "mdsbench: mkdir %s/%s: %s\n", dname, SubdirName(d).c_str(),
+                     Client::Describe(o).c_str());
+        return 4;
+      }
+      dirs.push_back(o.res->resarray[3].opgetfh->resok4.object);
+    }
+    auto dir = [&](size_t i) -> const Bytes& { return dirs[i % nd]; };
     std::vector<Bytes> fh(n);
     int rc = 0;
     auto account = [&](const PhaseResult& r) {
@@ -644,14 +746,15 @@ class Bench {
       }
       return r.error.empty();
     };
-    std::fprintf(stderr, "mdsbench: %s qd %d: create %zu files in %s\n", o_.target.c_str(), qd, n, dname);
+    std::fprintf(stderr, "mdsbench: %s qd %d: create %zu files in %s%s\n", o_.target.c_str(), qd, n,
+                 dname, nd > 1 ? (" (" + std::to_string(nd) + " subdirectories)").c_str() : "");
 
     // create + close
     bool ok = account(Run("create", n, qd, [&](uint32_t slot, size_t i, auto done) {
       std::string owner = "mdsbench-owner-" + std::to_string(slot);
       auto open = Open(owner, FileName('f', i),
                        OPEN4_SHARE_ACCESS_WRITE | OPEN4_SHARE_ACCESS_WANT_NO_DELEG, true, true);
-      c_.Call(slot, Client::Ops(PutFh(dir), std::move(open), GetFh(), Getattr(kStatAttrs)), true,
+      c_.Call(slot, Client::Ops(PutFh(dir(i)), std::move(open), GetFh(), Getattr(kStatAttrs)), true,
               [&, slot, i, done](Outcome o) {
                 if (!o.ok) return done(Client::Describe(o));
                 auto& ores = *o.res->resarray[2].opopen;
@@ -665,36 +768,84 @@ class Bench {
     }));
     if (!ok) return rc;
 
-    ok = account(Run("stat", n, qd, [&](uint32_t slot, size_t i, auto done) {
-      c_.Call(slot, Client::Ops(PutFh(fh[i]), Getattr(kStatAttrs)), false, [done](Outcome o) {
-        if (!o.ok) return done(Client::Describe(o));
-        std::string why;
-        if (!CheckRegEmpty(o.res->resarray[2].opgetattr->resok4.obj_attributes, &why))
-          return done("VERIFY: GETATTR: " + why);
-        done("");
-      });
-    }));
-    if (!ok) return rc;
-
-    if (with_readdir && o_.readdir_repeat > 0) {
-      std::fprintf(stderr, "mdsbench: %s: readdir x%d\n", o_.target.c_str(), o_.readdir_repeat);
-      if (!account(Listing("readdir", dir, kReaddirAttrs, n))) return rc;
-      if (!account(Listing("readdirplus", dir, ReaddirPlusAttrs(), n))) return rc;
+    if (o_.Want("stat")) {
+      ok = account(Run("stat", n, qd, [&](uint32_t slot, size_t i, auto done) {
+        c_.Call(slot, Client::Ops(PutFh(fh[i]), Getattr(kStatAttrs)), false, [done](Outcome o) {
+          if (!o.ok) return done(Client::Describe(o));
+          std::string why;
+          if (!CheckRegEmpty(o.res->resarray[2].opgetattr->resok4.obj_attributes, &why))
+            return done("VERIFY: GETATTR: " + why);
+          done("");
+        });
+      }));
+      if (!ok) return rc;
     }
 
-    ok = account(Run("rename", n, qd, [&](uint32_t slot, size_t i, auto done) {
-      c_.Call(slot,
-              Client::Ops(PutFh(dir), SaveFh(), PutFh(dir), Rename(FileName('f', i), FileName('r', i))),
-              true, [done](Outcome o) { done(o.ok ? "" : Client::Describe(o)); });
-    }));
-    if (!ok) return rc;
+    // open + close of an existing file by name, as the Linux client does for open(O_RDONLY):
+    // OPEN4_NOCREATE with CLAIM_NULL relative to the directory (RFC 8881 §18.16.3), then CLOSE
+    // with the stateid it returned. Both carry state, so both go through the reply cache.
+    if (o_.Want("open")) {
+      ok = account(Run("open", n, qd, [&](uint32_t slot, size_t i, auto done) {
+        std::string owner = "mdsbench-owner-" + std::to_string(slot);
+        auto open = Open(owner, FileName('f', i),
+                         OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_NO_DELEG, false);
+        c_.Call(slot, Client::Ops(PutFh(dir(i)), std::move(open), GetFh(), Getattr(kStatAttrs)),
+                true, [&, slot, i, done](Outcome o) {
+                  if (!o.ok) return done(Client::Describe(o));
+                  auto& ores = *o.res->resarray[2].opopen;
+                  // Both servers hand out persistent filehandles: the name must lead to the
+                  // file create made.
+                  if (o.res->resarray[3].opgetfh->resok4.object.view() != fh[i].view())
+                    return done("VERIFY: OPEN returned another filehandle than create's");
+                  std::string why;
+                  if (!CheckRegEmpty(o.res->resarray[4].opgetattr->resok4.obj_attributes, &why))
+                    return done("VERIFY: OPEN+GETATTR: " + why);
+                  c_.Call(slot, Client::Ops(PutFh(fh[i]), Close(ores.resok4.stateid)), true,
+                          [done](Outcome c) { done(c.ok ? "" : "CLOSE: " + Client::Describe(c)); });
+                });
+      }));
+      if (!ok) return rc;
+    }
 
+    if (with_readdir && o_.readdir_repeat > 0 && (o_.Want("readdir") || o_.Want("readdirplus"))) {
+      std::fprintf(stderr, "mdsbench: %s: readdir x%d\n", o_.target.c_str(), o_.readdir_repeat);
+      if (o_.Want("readdir") && !account(Listing("readdir", dirs, kReaddirAttrs, n))) return rc;
+      if (o_.Want("readdirplus") && !account(Listing("readdirplus", dirs, ReaddirPlusAttrs(), n)))
+        return rc;
+    }
+
+    char prefix = 'f';  // the files' names now
+    if (o_.Want("rename")) {
+      ok = account(Run("rename", n, qd, [&](uint32_t slot, size_t i, auto done) {
+        c_.Call(slot,
+                Client::Ops(PutFh(dir(i)), SaveFh(), PutFh(dir(i)),
+                            Rename(FileName('f', i), FileName('r', i))),
+                true, [done](Outcome o) { done(o.ok ? "" : Client::Describe(o)); });
+      }));
+      if (!ok) return rc;
+      prefix = 'r';
+    }
+
+    if (!o_.Want("remove")) {
+      std::fprintf(stderr, "mdsbench: %s: no remove phase: %zu files left in %s\n",
+                   o_.target.c_str(), n, dname);
+      return rc;
+    }
     ok = account(Run("remove", n, qd, [&](uint32_t slot, size_t i, auto done) {
-      c_.Call(slot, Client::Ops(PutFh(dir), Remove(FileName('r', i))), true,
+      c_.Call(slot, Client::Ops(PutFh(dir(i)), Remove(FileName(prefix, i))), true,
               [done](Outcome o) { done(o.ok ? "" : Client::Describe(o)); });
     }));
     if (!ok) return rc;
 
+    // Each directory must be empty now, or REMOVE fails with NFS4ERR_NOTEMPTY.
+    for (size_t d = 0; nd > 1 && d < nd; d++) {
+      o = c_.CallSync(0, Client::Ops(PutFh(top), Remove(SubdirName(d))), true);
+      if (!o.ok) {
+        std::fprintf(stderr, "mdsbench: VERIFY: removing the (now empty) directory %s/%s: %s\n",
+                     dname, SubdirName(d).c_str(), Client::Describe(o).c_str());
+        return 3;
+      }
+    }
     o = c_.CallSync(0, Client::Ops(PutFh(c_.root()), Remove(dname)), true);
     if (!o.ok) {
       std::fprintf(stderr, "mdsbench: VERIFY: removing the (now empty) directory %s: %s\n", dname,
@@ -702,6 +853,12 @@ class Bench {
       return 3;
     }
     return rc;
+  }
+
+  static std::string SubdirName(size_t d) {
+    char b[32];
+    std::snprintf(b, sizeof b, "d%04zu", d);
+    return b;
   }
 
  private:
@@ -728,6 +885,21 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       std::string t;
       while (std::getline(ss, t, ','))
         if (!t.empty()) o->qds.push_back(std::atoi(t.c_str()));
+    } else if (a == "--dirs") o->dirs = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--phases") {
+      o->phases.clear();
+      std::stringstream ss(next());
+      std::string t;
+      while (std::getline(ss, t, ',')) {
+        if (t.empty()) continue;
+        if (std::find(kPhases.begin(), kPhases.end(), t) == kPhases.end()) {
+          std::fprintf(stderr, "mdsbench: unknown phase '%s'\n", t.c_str());
+          return false;
+        }
+        o->phases.insert(t);
+      }
+      // Every other phase works on the files create makes.
+      o->phases.insert("create");
     } else if (a == "--readdir-repeat") o->readdir_repeat = std::atoi(next().c_str());
     else if (a == "--readdir-bytes") o->readdir_bytes = std::strtoul(next().c_str(), nullptr, 10);
     else if (a == "--cpu-pid") {
@@ -745,7 +917,8 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       return false;
     }
   }
-  if (o->server.empty() || o->n == 0 || o->qds.empty()) return false;
+  if (o->server.empty() || o->n == 0 || o->qds.empty() || o->dirs == 0 || o->dirs > 100000)
+    return false;
   for (int q : o->qds)
     if (q < 1) return false;
   return true;
