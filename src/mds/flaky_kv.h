@@ -35,6 +35,10 @@ class FlakyStore : public meta::KvStore {
     return std::unique_ptr<meta::Txn>(new Txn(this, std::move(*t)));
   }
   Status Sync() override { return base_->Sync(); }
+  void WhenDurable(uint64_t t, std::function<void()> fn) override {
+    base_->WhenDurable(t, std::move(fn));
+  }
+  void WaitUntilDurable(uint64_t t) override { base_->WaitUntilDurable(t); }
 
  private:
   class Txn : public meta::Txn {

@@ -29,12 +29,19 @@ KeyRange KeyRange::PrefixFrom(std::string_view prefix, std::string_view from) {
 }
 
 namespace {
-thread_local bool tl_no_block = false;
+thread_local NoBlockScope* tl_no_block = nullptr;
 }  // namespace
 
-NoBlockScope::NoBlockScope() : outer_(tl_no_block) { tl_no_block = true; }
-NoBlockScope::~NoBlockScope() { tl_no_block = outer_; }
-bool NoBlockScope::Active() { return tl_no_block; }
+NoBlockScope::NoBlockScope() : outer_(tl_no_block) { tl_no_block = this; }
+NoBlockScope::~NoBlockScope() {
+  tl_no_block = outer_;
+  // What an inner scope owes, its outer one owes too.
+  if (outer_ && owed_ > outer_->owed_) outer_->owed_ = owed_;
+}
+bool NoBlockScope::Active() { return tl_no_block != nullptr; }
+void NoBlockScope::Owe(uint64_t ticket) {
+  if (tl_no_block && ticket > tl_no_block->owed_) tl_no_block->owed_ = ticket;
+}
 
 Status WouldBlock(std::string_view what) { return Status(Code::kWouldBlock, what); }
 

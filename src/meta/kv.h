@@ -108,6 +108,13 @@ class KvStore {
   // before they are durable needs none.
   virtual void BeginDeferredReadWaits() {}
   virtual void EndDeferredReadWaits() {}
+  // A NoBlockScope's ticket (NoBlockScope::owed): runs fn once every commit up to it is
+  // durable — at once, on this thread, if they are; otherwise later, on a thread of the
+  // store's. fn must not block. Pure, so that a store wrapper cannot forget to pass it on
+  // (replies would then leave before what they show is durable).
+  virtual void WhenDurable(uint64_t ticket, std::function<void()> fn) = 0;
+  // Blocks until every commit up to `ticket` is durable.
+  virtual void WaitUntilDurable(uint64_t ticket) = 0;
 };
 
 // Within this scope, on this thread, a transaction on `store` that ends without a commit of
@@ -131,14 +138,19 @@ class ReadWaitScope {
   KvStore* store_;
 };
 
-// Run to completion: loom-mds answers requests it can serve from memory on its event-loop
-// thread, which must never wait. Inside a NoBlockScope, on this thread, no transaction call
-// waits: a read that would go to the disk, or would return a kSync commit that is not durable
-// yet, fails with Code::kWouldBlock, and so does every write and row lock (GetForUpdate, Put,
-// Delete: they may wait for a lock, and a commit waits for its log sync). The caller then
-// redoes the operation on a thread that may block. Nothing a refused call did needs undoing:
-// it changed nothing (a refused Scan may have called fn for some rows: drop what it saw).
-// Backends that never wait may ignore it for reads.
+// Run to completion: loom-mds runs requests on its event-loop thread, which must never wait.
+// Inside a NoBlockScope, on this thread, no transaction call waits:
+//  - a read that would go to the disk fails with Code::kWouldBlock, and so does a row lock
+//    (GetForUpdate, Put, Delete) that another transaction holds, or a commit the store would
+//    have to stall; nothing a refused call did needs undoing (a refused Scan may have called
+//    fn for some rows: drop what it saw), and the caller redoes the operation on a thread
+//    that may block;
+//  - a Commit that wrote returns once the commit is visible, without waiting for its log
+//    sync, and a transaction that read a kSync commit not durable yet ends without waiting
+//    for it. Both leave a durability ticket in the scope (owed()): the caller must not let
+//    anything read or written in the scope leave the process (a reply) before
+//    KvStore::WhenDurable(owed()) has run its function.
+// Backends whose commits are durable at once owe nothing.
 class NoBlockScope {
  public:
   NoBlockScope();
@@ -147,9 +159,14 @@ class NoBlockScope {
   NoBlockScope& operator=(const NoBlockScope&) = delete;
   // True inside a NoBlockScope on this thread.
   static bool Active();
+  // For backends: the innermost scope on this thread owes `ticket` (0: nothing).
+  static void Owe(uint64_t ticket);
+  // The newest ticket owed in this scope (0: none).
+  uint64_t owed() const { return owed_; }
 
  private:
-  bool outer_;
+  NoBlockScope* outer_;
+  uint64_t owed_ = 0;
 };
 
 // The error a call refused inside a NoBlockScope returns.

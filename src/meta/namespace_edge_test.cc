@@ -875,6 +875,8 @@ class NoBeginStore : public KvStore {
  public:
   Result<std::unique_ptr<Txn>> Begin() override { return Status(Code::kUnavailable, "down"); }
   Status Sync() override { return Status::Ok(); }
+  void WhenDurable(uint64_t, std::function<void()> fn) override { fn(); }
+  void WaitUntilDurable(uint64_t) override {}
 };
 
 TEST(RunTxnEdgeTest, StoreThatCannotBeginRunsNothing) {

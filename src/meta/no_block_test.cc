@@ -2,6 +2,7 @@
 // a read that needs the disk, a read of a commit that is not durable yet — fails with
 // Code::kWouldBlock and changes nothing, so loom-mds can run the operation again on a worker.
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -33,9 +34,12 @@ class NoBlockTest : public ::testing::Test {
 
 TYPED_TEST_SUITE(NoBlockTest, Backends, BackendNames);
 
-TYPED_TEST(NoBlockTest, WritesAndRowLocksAreRefusedAndChangeNothing) {
+TYPED_TEST(NoBlockTest, ALockHeldElsewhereIsRefusedAtOnceAndChangesNothing) {
   KvStore& s = *this->b_.store();
   ASSERT_TRUE(PutOne(s, "k", "old").ok());
+  auto holder = s.Begin();
+  ASSERT_TRUE(holder.ok());
+  ASSERT_TRUE((*holder)->GetForUpdate("k").ok());  // held outside any scope
   {
     NoBlockScope nb;
     EXPECT_TRUE(NoBlockScope::Active());
@@ -46,20 +50,24 @@ TYPED_TEST(NoBlockTest, WritesAndRowLocksAreRefusedAndChangeNothing) {
     EXPECT_EQ(ErrOf(put), MetaErr::kWouldBlock);
     EXPECT_EQ((*t)->Delete("k").code(), Code::kWouldBlock);
     EXPECT_EQ((*t)->GetForUpdate("k").status().code(), Code::kWouldBlock);
-    // RunTxn hands the refusal back at once: it is no conflict to retry.
+    // RunTxn hands the refusal back at once: it is no conflict to retry after a sleep.
     EXPECT_EQ(PutOne(s, "k", "newer").code(), Code::kWouldBlock);
-    // Reads of durable, cached data are what the scope is for.
+    // Reads take no lock.
     auto v = (*t)->Get("k");
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     EXPECT_EQ(v->value_or("-"), "old");
     EXPECT_TRUE((*t)->Commit().ok());
+    // Keys nobody holds are written and committed without waiting.
+    EXPECT_TRUE(PutOne(s, "other", "1").ok());
   }
   EXPECT_FALSE(NoBlockScope::Active());
+  (*holder)->Rollback();
   auto v = GetOne(s, "k");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->value_or("-"), "old");
-  // Out of the scope the same calls work again.
-  EXPECT_TRUE(PutOne(s, "k", "new").ok());
+  auto o = GetOne(s, "other");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->value_or("-"), "1");
 }
 
 TYPED_TEST(NoBlockTest, ScopesNest) {
@@ -74,74 +82,86 @@ TYPED_TEST(NoBlockTest, ScopesNest) {
   EXPECT_FALSE(NoBlockScope::Active());
 }
 
-// A kSync commit is visible (its WAL write is done) while its sync is held. A reader in a
-// NoBlockScope must not return it — the reply could show a change a crash undoes — and must
-// not wait for the sync either: it is refused. Out of the scope the reader waits, as before.
-TEST(NoBlockRocksTest, ACommitNotYetDurableIsRefusedNotWaitedFor) {
+// Syncs held by a test hook: a commit made in a NoBlockScope returns while its sync is
+// held, owes its ticket, and WhenDurable runs its function only after the sync. A reader in a
+// scope that sees a commit not durable yet owes it too instead of waiting.
+class HeldSyncs {
+ public:
+  explicit HeldSyncs(const std::string& path) {
+    o_.path = path;
+    o_.before_sync = [this](const std::string& f) {
+      if (!f.ends_with(".log")) return Status::Ok();
+      std::unique_lock<std::mutex> l(mu_);
+      if (!held_) return Status::Ok();
+      in_sync_ = true;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return !held_; });
+      return Status::Ok();
+    };
+  }
+  RocksKvStore::Options options() const { return o_; }
+  void Hold() {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = true;
+  }
+  void WaitInSync() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return in_sync_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+
+ private:
+  RocksKvStore::Options o_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false, in_sync_ = false;
+};
+
+TEST(NoBlockRocksTest, ACommitInTheScopeDoesNotWaitForItsSync) {
   testing::TempDir dir;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool armed = false, in_sync = false, release = false;
-  RocksKvStore::Options o;
-  o.path = dir.path() + "/db";
-  o.before_sync = [&](const std::string& f) {
-    if (!f.ends_with(".log")) return Status::Ok();
-    std::unique_lock<std::mutex> l(mu);
-    if (!armed) return Status::Ok();
-    in_sync = true;
-    cv.notify_all();
-    cv.wait(l, [&] { return release; });
-    return Status::Ok();
-  };
-  auto opened = RocksKvStore::Open(o);
+  HeldSyncs syncs(dir.path() + "/db");
+  auto opened = RocksKvStore::Open(syncs.options());
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   RocksKvStore& store = **opened;
-  ASSERT_TRUE(PutOne(store, "a/durable", "1").ok());  // synced before the hook holds one
-  {
-    std::lock_guard<std::mutex> l(mu);
-    armed = true;
-  }
-  std::thread writer([&] { EXPECT_TRUE(PutOne(store, "a/pending", "2").ok()); });
-  {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return in_sync; });
-  }
+  ASSERT_TRUE(PutOne(store, "a/durable", "1").ok());
+  syncs.Hold();
+  uint64_t owed = 0;
   {
     NoBlockScope nb;
-    auto t = store.Begin();
-    ASSERT_TRUE(t.ok());
-    EXPECT_EQ((*t)->Get("a/pending").status().code(), Code::kWouldBlock);
-    auto d = (*t)->Get("a/durable");
-    ASSERT_TRUE(d.ok()) << d.status().ToString();
-    EXPECT_EQ(d->value_or("-"), "1");
-    // A scan over a range that holds the pending key is refused as a whole.
-    Status sc = (*t)->Scan(KeyRange::Prefix("a/"), 0, [](std::string_view, std::string_view) {
-      return true;
-    });
-    EXPECT_EQ(sc.code(), Code::kWouldBlock) << sc.ToString();
-    // A range without it is not.
-    Status other = (*t)->Scan(KeyRange::Prefix("a/d"), 0, [](std::string_view, std::string_view) {
-      return true;
-    });
-    EXPECT_TRUE(other.ok()) << other.ToString();
-    EXPECT_TRUE((*t)->Commit().ok());  // read nothing pending: returns at once
+    EXPECT_EQ(nb.owed(), 0u);
+    ASSERT_TRUE(PutOne(store, "a/pending", "2").ok());  // returns with its sync not done
+    owed = nb.owed();
   }
-  // Out of the scope a read of it ends once the sync is done.
+  EXPECT_GT(owed, 0u);
+  std::promise<void> ran;
+  store.WhenDurable(owed, [&] { ran.set_value(); });
+  syncs.WaitInSync();  // the syncer thread is syncing for it, held by the hook
+  auto ran_future = ran.get_future();
+  EXPECT_EQ(ran_future.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
   {
-    std::lock_guard<std::mutex> l(mu);
-    release = true;
-    cv.notify_all();
-  }
-  auto v = GetOne(store, "a/pending");
-  ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_EQ(v->value_or("-"), "2");
-  writer.join();
-  {
+    // Another reader in a scope sees the commit (visible) and owes it; it does not wait.
     NoBlockScope nb;
-    auto again = GetOne(store, "a/pending");  // durable now
-    ASSERT_TRUE(again.ok()) << again.status().ToString();
-    EXPECT_EQ(again->value_or("-"), "2");
+    auto v = GetOne(store, "a/pending");
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(v->value_or("-"), "2");
+    EXPECT_EQ(nb.owed(), owed);
+    // What it did not read owes nothing more.
+    NoBlockScope inner;
+    ASSERT_TRUE(GetOne(store, "a/durable").ok());
+    EXPECT_EQ(inner.owed(), 0u);
   }
+  syncs.Release();
+  ran_future.wait();  // run once the sync is done
+  EXPECT_GE(store.stats().wal_syncs, 2u);
+  // Durable now: WhenDurable runs its function at once, here.
+  bool now = false;
+  store.WhenDurable(owed, [&] { now = true; });
+  EXPECT_TRUE(now);
+  store.WaitUntilDurable(owed);
 }
 
 // After a restart the data sits in table files that no read has brought into the block

@@ -115,59 +115,55 @@ thread_local DeferredReads tl_deferred;
 
 class RocksKvStore::RocksTxn final : public Txn {
  public:
-  RocksTxn(rocksdb::Transaction* t, RocksKvStore* store) : txn_(t), store_(store) {}
+  // no_block: begun in a NoBlockScope (kv.h), with a lock timeout of 0 and writes that fail
+  // rather than stall.
+  RocksTxn(rocksdb::Transaction* t, RocksKvStore* store, bool no_block)
+      : txn_(t), store_(store), no_block_(no_block) {}
   // Destroying an unfinished rocksdb::Transaction rolls it back and releases its locks.
   ~RocksTxn() override = default;
 
   Result<MaybeValue> Get(std::string_view key) override {
     if (!txn_) return Finished();
     std::string v;
-    const bool no_block = NoBlockScope::Active();
-    rocksdb::ReadOptions ro;
-    // RocksDB's "no I/O" read: memtables, the block cache and open tables only; whatever
-    // would need the disk answers Incomplete.
-    if (no_block) ro.read_tier = rocksdb::kBlockCacheTier;
-    rocksdb::Status s = txn_->Get(ro, ToSlice(key), &v);
-    if (no_block && s.IsIncomplete()) return WouldBlock("get: not cached");
-    const uint64_t pending = store_->PendingTicket(key);
-    if (no_block && pending != 0) return WouldBlock("get: a commit read is not durable yet");
-    Saw(pending);
+    rocksdb::Status s = txn_->Get(ReadOpts(), ToSlice(key), &v);
+    if (no_block_ && s.IsIncomplete()) return WouldBlock("get: not cached");
+    Saw(store_->PendingTicket(key));
     return Value(s, std::move(v), "get");
   }
 
   Result<MaybeValue> GetForUpdate(std::string_view key) override {
     if (!txn_) return Finished();
-    if (NoBlockScope::Active()) return WouldBlock("get_for_update");
     // No snapshot is set, so this locks first and then reads the latest committed value —
     // the same as SELECT ... FOR UPDATE under READ COMMITTED.
     std::string v;
     LOOM_SYNC_POINT("KvTxn::GetForUpdate:lock");
-    rocksdb::Status s = txn_->GetForUpdate(rocksdb::ReadOptions(), ToSlice(key), &v);
+    rocksdb::Status s = txn_->GetForUpdate(ReadOpts(), ToSlice(key), &v);
+    if (no_block_ && (s.IsIncomplete() || Locked(s))) return WouldBlock("get_for_update");
     Saw(store_->PendingTicket(key));
     return Value(s, std::move(v), "get_for_update");
   }
 
   Status Put(std::string_view key, std::string_view value) override {
     if (!txn_) return Finished();
-    if (NoBlockScope::Active()) return WouldBlock("put");
-    written_.emplace_back(key);
-    return FromRocks(txn_->Put(ToSlice(key), ToSlice(value)), "put");
+    rocksdb::Status s = txn_->Put(ToSlice(key), ToSlice(value));
+    if (no_block_ && Locked(s)) return WouldBlock("put: locked");
+    if (s.ok()) written_.emplace_back(key);
+    return FromRocks(s, "put");
   }
 
   Status Delete(std::string_view key) override {
     if (!txn_) return Finished();
-    if (NoBlockScope::Active()) return WouldBlock("delete");
-    written_.emplace_back(key);
-    return FromRocks(txn_->Delete(ToSlice(key)), "delete");
+    rocksdb::Status s = txn_->Delete(ToSlice(key));
+    if (no_block_ && Locked(s)) return WouldBlock("delete: locked");
+    if (s.ok()) written_.emplace_back(key);
+    return FromRocks(s, "delete");
   }
 
   Status Scan(const KeyRange& range, size_t limit, const ScanFn& fn) override {
     if (!txn_) return Finished();
-    const bool no_block = NoBlockScope::Active();
-    rocksdb::ReadOptions ro;
+    rocksdb::ReadOptions ro = ReadOpts();
     rocksdb::Slice upper = ToSlice(range.end);
     if (!range.end.empty()) ro.iterate_upper_bound = &upper;
-    if (no_block) ro.read_tier = rocksdb::kBlockCacheTier;
     // The transaction's iterator merges its own uncommitted writes with the database.
     std::unique_ptr<rocksdb::Iterator> it(txn_->GetIterator(ro));
     size_t n = 0;
@@ -178,12 +174,9 @@ class RocksKvStore::RocksTxn final : public Txn {
       if (limit != 0 && n++ >= limit) break;
       if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
     }
-    if (no_block && it->status().IsIncomplete()) return WouldBlock("scan: not cached");
-    // The whole range, not only the keys returned: a pending delete hides its key. Checked
-    // after the rows, as in Get; a refused scan's caller drops what fn saw (kv.h).
-    const uint64_t pending = store_->PendingTicket(range);
-    if (no_block && pending != 0) return WouldBlock("scan: a commit read is not durable yet");
-    Saw(pending);
+    if (no_block_ && it->status().IsIncomplete()) return WouldBlock("scan: not cached");
+    // The whole range, not only the keys returned: a pending delete hides its key.
+    Saw(store_->PendingTicket(range));
     return FromRocks(it->status(), "scan");
   }
 
@@ -202,8 +195,15 @@ class RocksKvStore::RocksTxn final : public Txn {
     txn_.reset();
     store_->Settle(ticket);
     if (!s.ok()) {
-      store_->WaitDurable(seen_, /*reader=*/true);  // the caller may still act on what it read
+      // A write that would have stalled (no_slowdown) changed nothing: redo it elsewhere.
+      if (no_block_ && s.IsIncomplete()) return WouldBlock("commit: writes stalled");
+      OweOrWait(seen_);  // the caller may still act on what it read
       return FromRocks(s, "commit");
+    }
+    if (no_block_) {
+      // Visible now; the scope's owner holds what depends on it until it is durable.
+      NoBlockScope::Owe(std::max(seen_, d == Durability::kSync ? ticket : uint64_t{0}));
+      return Status::Ok();
     }
     // The commit is in the WAL (and visible, its locks released). A kSync commit is
     // acknowledged once the WAL is on disk; waiting after the locks are gone lets concurrent
@@ -224,7 +224,9 @@ class RocksKvStore::RocksTxn final : public Txn {
     // What was read may be returned even so (kv.h): the kSync commits it read must be durable
     // first. Usually it read none that is pending, and this costs nothing.
     if (seen_ == 0) return;
-    if (tl_deferred.depth > 0 && tl_deferred.store == store_) {
+    if (no_block_) {
+      NoBlockScope::Owe(seen_);
+    } else if (tl_deferred.depth > 0 && tl_deferred.store == store_) {
       tl_deferred.owed = std::max(tl_deferred.owed, seen_);  // the scope's end waits
     } else {
       store_->WaitDurable(seen_, /*reader=*/true);
@@ -243,9 +245,26 @@ class RocksKvStore::RocksTxn final : public Txn {
   // A read touched keys of the not yet durable kSync commit `ticket` (0: none).
   void Saw(uint64_t ticket) { seen_ = std::max(seen_, ticket); }
 
+  rocksdb::ReadOptions ReadOpts() const {
+    rocksdb::ReadOptions ro;
+    // RocksDB's "no I/O" read: memtables, the block cache and open tables only; whatever
+    // would need the disk answers Incomplete.
+    if (no_block_) ro.read_tier = rocksdb::kBlockCacheTier;
+    return ro;
+  }
+
+  // A row lock another transaction holds (a lock timeout of 0 fails at once).
+  static bool Locked(const rocksdb::Status& s) { return s.IsTimedOut() || s.IsBusy(); }
+
+  void OweOrWait(uint64_t ticket) {
+    if (no_block_) NoBlockScope::Owe(ticket);
+    else store_->WaitDurable(ticket, /*reader=*/true);
+  }
+
   std::unique_ptr<rocksdb::Transaction> txn_;
   RocksKvStore* store_;
   Durability durability_ = Durability::kSync;
+  const bool no_block_;
   uint64_t seen_ = 0;                 // the newest pending kSync ticket read
   std::vector<std::string> written_;  // keys put or deleted
 };
@@ -285,17 +304,58 @@ void RocksKvStore::WaitDurable(uint64_t ticket, bool reader) {
       sync_cv_.wait(l);  // a sync in flight, or an older commit still writing the WAL
       continue;
     }
-    // Leader: one fsync for every commit that reached the WAL before it started.
-    syncing_ = true;
-    l.unlock();
-    rocksdb::Status s = db_->SyncWAL();
-    l.lock();
-    syncing_ = false;
-    if (!s.ok()) FailStop(s.ToString());
-    ++stats_.wal_syncs;
-    synced_ = std::max(synced_, covered);
-    ForgetDurable();
-    sync_cv_.notify_all();
+    SyncLocked(l, covered);  // leader: one fsync for every commit that reached the WAL
+  }
+}
+
+void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered) {
+  syncing_ = true;
+  l.unlock();
+  rocksdb::Status s = db_->SyncWAL();
+  l.lock();
+  syncing_ = false;
+  if (!s.ok()) FailStop(s.ToString());
+  ++stats_.wal_syncs;
+  synced_ = std::max(synced_, covered);
+  ForgetDurable();
+  sync_cv_.notify_all();
+}
+
+void RocksKvStore::WhenDurable(uint64_t ticket, std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(sync_mu_);
+    if (ticket > synced_) {
+      when_durable_.emplace(ticket, std::move(fn));
+      if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncerLoop(); });
+      sync_cv_.notify_all();
+      return;
+    }
+  }
+  fn();
+}
+
+void RocksKvStore::SyncerLoop() {
+  std::unique_lock<std::mutex> l(sync_mu_);
+  for (;;) {
+    if (!when_durable_.empty() && when_durable_.begin()->first <= synced_) {
+      std::vector<std::function<void()>> ready;
+      for (auto it = when_durable_.begin(); it != when_durable_.end() && it->first <= synced_;) {
+        ready.push_back(std::move(it->second));
+        it = when_durable_.erase(it);
+      }
+      l.unlock();
+      for (auto& f : ready) f();
+      l.lock();
+      continue;
+    }
+    const uint64_t covered = unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
+    if (!when_durable_.empty() && !syncing_ && covered >= when_durable_.begin()->first) {
+      // Everything that reached the WAL while the last sync ran goes in this one.
+      SyncLocked(l, covered);
+      continue;
+    }
+    if (stop_syncer_) return;
+    sync_cv_.wait(l);  // nothing owed, a sync in flight, or an older commit still writing
   }
 }
 
@@ -370,6 +430,18 @@ RocksKvStore::RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env,
     : opts_(std::move(opts)), env_(std::move(env)), db_(db) {}
 
 RocksKvStore::~RocksKvStore() {
+  {
+    std::lock_guard<std::mutex> l(sync_mu_);
+    stop_syncer_ = true;
+    sync_cv_.notify_all();
+  }
+  if (syncer_.joinable()) syncer_.join();
+  if (!when_durable_.empty()) {
+    // Their owners (replies held for durability) should have drained before the store
+    // closed; what they wait for is in the WAL, not known to be synced.
+    LOG_WARN("metadata store %s closed with %zu waits for durability not run",
+             opts_.path.c_str(), when_durable_.size());
+  }
   db_.reset();  // closes the database while its Env (env_) is still alive
 }
 
@@ -406,11 +478,15 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
 }
 
 Result<std::unique_ptr<Txn>> RocksKvStore::Begin() {
+  const bool no_block = NoBlockScope::Active();
   rocksdb::WriteOptions w;
   w.sync = false;  // durability comes from WaitDurable (group commit) after Commit
+  w.no_slowdown = no_block;  // a write stall fails the commit instead of waiting
   rocksdb::TransactionOptions t;
   t.deadlock_detect = opts_.deadlock_detect;
-  return std::unique_ptr<Txn>(std::make_unique<RocksTxn>(db_->BeginTransaction(w, t), this));
+  if (no_block) t.lock_timeout = 0;  // a held row lock fails at once
+  return std::unique_ptr<Txn>(
+      std::make_unique<RocksTxn>(db_->BeginTransaction(w, t), this, no_block));
 }
 
 }  // namespace loom::meta

@@ -20,6 +20,10 @@
 // settles it when the write returns. A sync covers the longest prefix of settled tickets
 // (all of them were in the WAL file before SyncWAL began).
 //
+// Run to completion (NoBlockScope, kv.h): a commit made in the scope does not wait for its
+// sync; WhenDurable hands its function to the syncer thread, which syncs the WAL for every
+// such commit that has reached it (one fsync for all of them) and then runs the functions.
+//
 // This header does not include RocksDB's, so only rocks_kv.cc pays for them.
 #pragma once
 
@@ -33,6 +37,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -86,6 +91,8 @@ class RocksKvStore final : public KvStore {
   Status Sync() override;
   void BeginDeferredReadWaits() override;
   void EndDeferredReadWaits() override;
+  void WhenDurable(uint64_t ticket, std::function<void()> fn) override;
+  void WaitUntilDurable(uint64_t ticket) override { WaitDurable(ticket, /*reader=*/true); }
   Stats stats() const;
 
  private:
@@ -106,6 +113,11 @@ class RocksKvStore final : public KvStore {
   uint64_t PendingTicket(const KeyRange& range) const;
   // Drops the pending keys of tickets up to synced_. Under sync_mu_.
   void ForgetDurable();
+  // Syncs the WAL for every ticket up to `covered` (all settled). REQUIRES: l holds sync_mu_,
+  // !syncing_; releases it during the sync.
+  void SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered);
+  // The syncer thread: syncs for WhenDurable's tickets and runs their functions.
+  void SyncerLoop();
   [[noreturn]] void FailStop(const std::string& why);
 
   const Options opts_;
@@ -124,6 +136,10 @@ class RocksKvStore final : public KvStore {
   uint64_t synced_ = 0;             // tickets up to this are durable
   bool syncing_ = false;
   Stats stats_;
+  // WhenDurable's functions by ticket, run by syncer_ once durable. Guarded by sync_mu_.
+  std::multimap<uint64_t, std::function<void()>> when_durable_;
+  bool stop_syncer_ = false;
+  std::thread syncer_;  // started on the first WhenDurable that must wait
 };
 
 }  // namespace loom::meta

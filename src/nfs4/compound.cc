@@ -116,6 +116,10 @@ struct CompoundRun {
   std::shared_ptr<const std::string> replay;
   uint64_t reply_bound = 0;
   uint32_t max_response = 0, max_response_cached = 0;
+  // The store's durability ticket for what the operations on the loop wrote or read
+  // (meta::NoBlockScope::owed): the reply waits for it.
+  uint64_t owed = 0;
+  bool finishing = false;  // every operation ran; only the reply is left
 };
 
 enum class Ran { kDone, kDefer };
@@ -140,6 +144,7 @@ Ran RunOps(Mds& mds, CompoundRun& run, const uint8_t* args, xdr::Decoder& d) {
     // On the loop, an operation that may wait goes to a worker before anything of it runs,
     // even its checks (so the worker's run is the only one). Refusals come from the worker.
     if (cx.on_loop && (!desc || !(desc->flags & kOnLoop))) {
+      LOG_DEBUG("compound: %s may wait; it and the rest go to a worker", OpName(op));
       run.next = i;
       run.next_at = static_cast<size_t>(op_start - args);
       return Ran::kDefer;
@@ -240,6 +245,7 @@ Ran RunOps(Mds& mds, CompoundRun& run, const uint8_t* args, xdr::Decoder& d) {
     status = desc->fn(cx, arg, res);
     if (status == kOpWouldBlock) {
       if (cx.on_loop) {
+        LOG_DEBUG("compound: %s would wait; the rest goes to a worker", OpName(op));
         // It changed nothing: the worker runs it again from its first byte.
         results.pop_back();
         run.reply_bound = bound_before;
@@ -300,6 +306,8 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     ctx.resume.reset();
     run->cx.rpc = &ctx;
     run->cx.on_loop = false;
+    // Its gate opened (what it changed is durable): only the reply is left.
+    if (run->finishing) return Finish(mds, *run, ctx, e);
     if (!d.skip(run->next_at)) return rpc::SYSTEM_ERR;  // the same bytes: cannot happen
   } else {
     run = std::make_shared<CompoundRun>(mds, ctx);
@@ -333,11 +341,29 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     std::optional<meta::NoBlockScope> no_block;
     if (on_loop) no_block.emplace();
     ran = RunOps(mds, *run, args, d);
+    if (no_block) run->owed = std::max(run->owed, no_block->owed());
     read_waits.End();  // before the reply is encoded, sent or cached
   }
   if (ran == Ran::kDefer) {
     ctx.resume = std::move(run);
     return rpc::kDeferToWorker;
+  }
+  if (run->owed != 0) {
+    if (on_loop) {
+      // Run to completion for changes: the loop does not wait for the log sync. The reply
+      // (and the slot's completion, so a retransmission meanwhile gets NFS4ERR_DELAY) waits
+      // for it; one sync covers every change that reached the log meanwhile.
+      run->finishing = true;
+      meta::KvStore* store = &mds.store();
+      const uint64_t ticket = run->owed;
+      ctx.resume = std::move(run);
+      ctx.gate = [store, ticket](std::function<void()> go) {
+        store->WhenDurable(ticket, std::move(go));
+      };
+      return rpc::kReplyLater;
+    }
+    // A worker went on from the loop's operations: their changes before the reply.
+    mds.store().WaitUntilDurable(run->owed);
   }
   return Finish(mds, *run, ctx, e);
 }

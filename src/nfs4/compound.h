@@ -65,8 +65,9 @@ enum OpFlags : uint32_t {
   kSessionless = 1u << 1,  // may be the sole op of a compound without SEQUENCE
   kMinor2 = 1u << 2,       // NFSv4.2 only (OP_ILLEGAL in a 4.1 compound)
   kV40Only = 1u << 3,      // removed in 4.1 (NFS4ERR_NOTSUPP)
-  // May run on the event loop: answers from memory or returns kOpWouldBlock having changed
-  // nothing. Other operations make the COMPOUND go on from them on a worker.
+  // May run on the event loop: answers from memory, or changes the store in one transaction
+  // (committed without waiting for its sync: the reply waits), or returns kOpWouldBlock
+  // having changed nothing. Other operations make the COMPOUND go on from them on a worker.
   kOnLoop = 1u << 4,
 };
 
@@ -96,7 +97,10 @@ const char* OpName(uint32_t op);
 // meta::NoBlockScope). At the first one that cannot, it stops before that operation, leaves
 // its state in ctx.resume and returns rpc::kDeferToWorker; the RPC server then calls it again
 // on a worker (without on_loop), which goes on from that operation. SEQUENCE and the
-// operations before the stop ran once, as the session rules require (§2.10.6).
+// operations before the stop ran once, as the session rules require (§2.10.6). Changes made
+// on the loop are visible before they are durable: when every operation ran there, it
+// returns rpc::kReplyLater with ctx.gate opening once they are durable, and the server calls
+// it again then to encode the reply and complete the slot.
 rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder& d,
                              xdr::Encoder& e, bool on_loop = false);
 

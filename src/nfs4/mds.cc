@@ -246,7 +246,12 @@ void Mds::BuildOpTable() {
   for (nfs_opnum4 op : {OP_PUTROOTFH, OP_PUTPUBFH, OP_PUTFH, OP_GETFH, OP_SAVEFH, OP_RESTOREFH,
                         OP_SECINFO, OP_SECINFO_NO_NAME, OP_LOOKUP, OP_LOOKUPP, OP_ACCESS,
                         OP_GETATTR, OP_VERIFY, OP_NVERIFY, OP_READDIR, OP_READLINK,
-                        OP_TEST_STATEID}) {
+                        OP_TEST_STATEID,
+                        // Changes made in one store transaction and nothing outside it that
+                        // waits: committed on the loop, their replies held until durable.
+                        OP_CREATE, OP_LINK, OP_REMOVE, OP_RENAME,
+                        // ... and then the open state, in memory (OpenFitsTheLoop).
+                        OP_OPEN}) {
     ops_[op].flags |= kOnLoop;
   }
   // Replies that can be large: attributes (fattr4 with a handle and owner strings), handles,

@@ -12,8 +12,8 @@ namespace loom::nfs4 {
 namespace {
 
 // In front of the real store: refuses, inside a meta::NoBlockScope, the read numbered
-// `refuse_at` (counting from 1, reads in the scope only) as a cold cache would, so a test can
-// stop a COMPOUND at a chosen point.
+// `refuse_at` (counting from 1, reads and row locks in the scope only) as a cold cache or a
+// lock held elsewhere would, so a test can stop a COMPOUND at a chosen point.
 class RefusingStore final : public meta::KvStore {
  public:
   explicit RefusingStore(meta::KvStore* inner) : inner_(inner) {}
@@ -25,6 +25,10 @@ class RefusingStore final : public meta::KvStore {
   Status Sync() override { return inner_->Sync(); }
   void BeginDeferredReadWaits() override { inner_->BeginDeferredReadWaits(); }
   void EndDeferredReadWaits() override { inner_->EndDeferredReadWaits(); }
+  void WhenDurable(uint64_t t, std::function<void()> fn) override {
+    inner_->WhenDurable(t, std::move(fn));
+  }
+  void WaitUntilDurable(uint64_t t) override { inner_->WaitUntilDurable(t); }
 
   // Counts from the next read in a NoBlockScope; 0: refuse nothing.
   void RefuseRead(int n) {
@@ -41,7 +45,10 @@ class RefusingStore final : public meta::KvStore {
       if (s_->Refuse()) return meta::WouldBlock("test: not cached");
       return t_->Get(k);
     }
-    Result<meta::MaybeValue> GetForUpdate(std::string_view k) override { return t_->GetForUpdate(k); }
+    Result<meta::MaybeValue> GetForUpdate(std::string_view k) override {
+      if (s_->Refuse()) return meta::WouldBlock("test: locked");
+      return t_->GetForUpdate(k);
+    }
     Status Put(std::string_view k, std::string_view v) override { return t_->Put(k, v); }
     Status Delete(std::string_view k) override { return t_->Delete(k); }
     Status Scan(const meta::KeyRange& r, size_t limit, const meta::ScanFn& fn) override {
@@ -102,24 +109,88 @@ TEST_F(MdsRtcTest, CompoundsThatReadRunOnTheLoop) {
   EXPECT_EQ(Deferred(), deferred);
 }
 
-TEST_F(MdsRtcTest, AChangeGoesOnOnAWorkerFromItsOwnOperation) {
+TEST_F(MdsRtcTest, AnOperationThatMayWaitGoesOnOnAWorkerFromItself) {
+  Bytes fh;
+  stateid4 sid;
+  CreateFile("f", "12345", &fh, &sid);
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(sid))), NFS4_OK);
   const uint64_t deferred = Deferred();
-  const uint64_t putroot = Op("PUTROOTFH"), save = Op("SAVEFH"), create = Op("CREATE");
+  const uint64_t putroot = Op("PUTROOTFH"), save = Op("SAVEFH"), lookup = Op("LOOKUP");
+  const uint64_t setattr = Op("SETATTR");
   COMPOUND4res r;
-  // The loop runs SEQUENCE, PUTROOTFH and SAVEFH; CREATE stops it; the worker keeps the
-  // saved filehandle and the session slot the loop set up.
-  ASSERT_EQ(Run(Ops(PutRootFh(), SaveFh(), Mkdir("d"), GetFh(), RestoreFh(), GetFh()), &r), NFS4_OK);
-  ASSERT_EQ(r.resarray.size(), 7u);
-  const Bytes& made = r.resarray[4].opgetfh->resok4.object;
-  const Bytes& root = r.resarray[6].opgetfh->resok4.object;
-  EXPECT_NE(made.str(), root.str());
+  // The loop runs SEQUENCE, PUTROOTFH, SAVEFH, LOOKUP and GETFH; SETATTR of the size stops
+  // it; the worker keeps the filehandles and the session slot the loop set up.
+  ASSERT_EQ(Run(Ops(PutRootFh(), SaveFh(), Lookup("f"), GetFh(), SetSize(stateid4{}, 3),
+                    RestoreFh(), GetFh()),
+                &r),
+            NFS4_OK);
+  ASSERT_EQ(r.resarray.size(), 8u);
+  EXPECT_EQ(r.resarray[4].opgetfh->resok4.object.str(), fh.str());
+  EXPECT_NE(r.resarray[7].opgetfh->resok4.object.str(), fh.str());
   EXPECT_EQ(Deferred() - deferred, 1u);
   EXPECT_EQ(Op("PUTROOTFH") - putroot, 1u);
   EXPECT_EQ(Op("SAVEFH") - save, 1u);
-  EXPECT_EQ(Op("CREATE") - create, 1u);
+  EXPECT_EQ(Op("LOOKUP") - lookup, 1u);
+  EXPECT_EQ(Op("SETATTR") - setattr, 1u);
+  EXPECT_EQ(AttrOf<uint64_t>(fh, FATTR4_SIZE), 3u);
   // The slot advanced exactly once: the next COMPOUND on it is not a replay or misordered.
-  ASSERT_EQ(Run(Ops(PutFh(made), Getattr({FATTR4_TYPE}))), NFS4_OK);
-  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("f"))), NFS4_OK);
+}
+
+TEST_F(MdsRtcTest, ChangesInOneTransactionRunOnTheLoopAndAnswerOnceDurable) {
+  const uint64_t on_loop = OnLoop(), deferred = Deferred();
+  const uint64_t syncs = store_->stats().wal_syncs;
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutRootFh(), Mkdir("d"), GetFh(), Getattr({FATTR4_TYPE}))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Mkdir("e"))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), SaveFh(), Rename("e", "f"))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Remove("f"))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Remove("f"))), NFS4ERR_NOENT);
+  EXPECT_EQ(OnLoop() - on_loop, 5u);
+  EXPECT_EQ(Deferred(), deferred);
+  // Each change was synced before its reply (the client waits for the reply before the
+  // next, so no two shared a sync).
+  EXPECT_GE(store_->stats().wal_syncs - syncs, 4u);
+  // A retransmission is answered from the slot; nothing runs twice.
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Readdir(0, 4096))), NFS4_OK);
+}
+
+TEST_F(MdsRtcTest, OpensThatFitOneTransactionRunOnTheLoop) {
+  const uint64_t on_loop = OnLoop(), deferred = Deferred();
+  COMPOUND4res r;
+  // Create (mode only), then open the existing file by name: both on the loop.
+  ASSERT_EQ(Run(Ops(PutRootFh(), Open("o1", "f", OPEN4_SHARE_ACCESS_BOTH, true), GetFh()), &r),
+            NFS4_OK);
+  const stateid4 created = r.resarray[2].opopen->resok4.stateid;
+  const Bytes fh = r.resarray[3].opgetfh->resok4.object;
+  ASSERT_EQ(Run(Ops(PutRootFh(), Open("o2", "f", OPEN4_SHARE_ACCESS_READ, false)), &r), NFS4_OK);
+  const stateid4 opened = r.resarray[2].opopen->resok4.stateid;
+  EXPECT_EQ(OnLoop() - on_loop, 2u);
+  EXPECT_EQ(Deferred(), deferred);
+  // CLOSE goes to a worker (a last close may release an unlinked file).
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(created))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(opened))), NFS4_OK);
+  EXPECT_EQ(Deferred() - deferred, 2u);
+}
+
+TEST_F(MdsRtcTest, AChangeRefusedHalfWayIsMadeOnceOnAWorker) {
+  ASSERT_EQ(Run(Ops(PutRootFh(), Mkdir("d"))), NFS4_OK);
+  for (int refuse = 1; refuse <= 6; refuse++) {
+    SCOPED_TRACE("refused read " + std::to_string(refuse));
+    const std::string name = "e" + std::to_string(refuse);
+    ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Mkdir(name))), NFS4_OK);
+    const uint64_t deferred = Deferred();
+    const int refused = refusing_->refused();
+    refusing_->RefuseRead(refuse);
+    ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Remove(name))), NFS4_OK);
+    refusing_->RefuseRead(0);
+    EXPECT_EQ(refusing_->refused() - refused, 1);
+    EXPECT_EQ(Deferred() - deferred, 1u);
+    EXPECT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Lookup(name))), NFS4ERR_NOENT);
+  }
+  COMPOUND4res r;
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("d"), Readdir(0, 4096)), &r), NFS4_OK);
+  EXPECT_TRUE(r.resarray[3].opreaddir->resok4.reply.entries.empty());
 }
 
 TEST_F(MdsRtcTest, AReadTheCacheCannotAnswerMovesTheCompoundToAWorker) {

@@ -57,6 +57,10 @@ class FlakyKv final : public meta::KvStore {
     return inner_->Begin();
   }
   Status Sync() override { return inner_->Sync(); }
+  void WhenDurable(uint64_t t, std::function<void()> fn) override {
+    inner_->WhenDurable(t, std::move(fn));
+  }
+  void WaitUntilDurable(uint64_t t) override { inner_->WaitUntilDurable(t); }
   std::atomic<bool> fail{false};
 
  private:

@@ -179,6 +179,9 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       cx.rpc->cred.uid != 0)
     res.status = NFS4ERR_PERM;
   if (res.status != NFS4_OK) return res.status;
+  // The attributes the create does not set take a second transaction (below): not on the
+  // loop, where it could not wait once the first had committed.
+  if (cx.on_loop && (s.uid || s.gid || s.atime || s.mtime || s.size)) return kOpWouldBlock;
   meta::CreateArgs args;
   args.type = *type;
   args.mode = s.mode.value_or(*type == meta::FileType::kDir ? 0755 : 0777) & 07777;

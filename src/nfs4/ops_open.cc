@@ -160,10 +160,29 @@ nfsstat4 OpenCreate(Cx& cx, const OPEN4args& a, const meta::Inode& dir, Opened* 
 
 }  // namespace
 
+namespace {
+// What an OPEN may do on the event loop (run to completion): changes in at most one store
+// transaction, all of them before the open state changes. So: an open by name or handle of
+// what exists, or a create that sets nothing but the mode (UNCHECKED4, GUARDED4). A reclaim,
+// an exclusive create (its verifier goes in a second transaction) and a create that sets
+// owners, times or a size go to a worker.
+bool OpenFitsTheLoop(const OPEN4args& a) {
+  if (a.claim.claim != CLAIM_NULL && a.claim.claim != CLAIM_FH) return false;
+  if (a.openhow.opentype != OPEN4_CREATE) return true;
+  const createhow4& how = a.openhow.how;
+  if (how.mode != UNCHECKED4 && how.mode != GUARDED4) return false;
+  Settable s;
+  bitmap4 set;
+  if (DecodeSettable(how.createattrs, &s, &set) != NFS4_OK) return false;  // the worker says why
+  return !s.size && !s.uid && !s.gid && !s.atime && !s.mtime;
+}
+}  // namespace
+
 nfsstat4 OpOpen(Cx& cx, const nfs_argop4& arg, nfs_resop4& r) {
+  const OPEN4args& a = *arg.opopen;
+  if (cx.on_loop && !OpenFitsTheLoop(a)) return kOpWouldBlock;
   auto& res = *(r.opopen = std::make_unique<OPEN4res>());
   r.resop = OP_OPEN;
-  const OPEN4args& a = *arg.opopen;
   uint32_t access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
   if (access == 0 || a.share_deny > OPEN4_SHARE_DENY_BOTH) return res.status = NFS4ERR_INVAL;
   // A read-only export opens for reading only, and makes nothing.

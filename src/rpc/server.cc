@@ -330,6 +330,12 @@ void RpcServer::Stop() {
     for (auto& [p, e] : conns_) e.conn->Close();
   }
   workers_.reset();  // finishes queued calls
+  {
+    // Replies held for a gate (kReplyLater) are sent, or dropped with their closed
+    // connections, by whoever opens the gate; the procedures' owners outlive this wait.
+    std::unique_lock<std::mutex> l(later_mu_);
+    later_cv_.wait(l, [&] { return later_ == 0; });
+  }
   loops_->Stop();
   {
     std::lock_guard<std::mutex> l(conns_mu_);
@@ -517,7 +523,17 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
     }
   }
   if (pd->try_inline && drc_key.empty()) {
-    if (Execute(c, r, prog, pd->try_inline, ctx, args_off, drc_key, prog->inline_stats[cb.proc])) return;
+    const int64_t start = NowUs();
+    OpStats* on_loop = prog->inline_stats[cb.proc];
+    switch (Execute(c, r, prog, pd->try_inline, ctx, args_off, drc_key, on_loop, start)) {
+      case Ran::kSent:
+        return;
+      case Ran::kLater:
+        ReplyLater(c, std::move(r), prog, pd, std::move(ctx), args_off, on_loop, start);
+        return;
+      case Ran::kDeferred:
+        break;
+    }
     prog->deferred_stats[cb.proc]->Record(0, 0, 0, false);
     ctx.op_status = 0;
   }
@@ -531,17 +547,20 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
   }
 }
 
-bool RpcServer::Execute(const std::shared_ptr<Connection>& c, const Record& r,
-                        const Registered* prog, const ProcHandler& fn, const CallContext& ctx,
-                        size_t args_off, const std::string& drc_key, OpStats* also_count) {
-  int64_t start = NowUs();
+RpcServer::Ran RpcServer::Execute(const std::shared_ptr<Connection>& c, const Record& r,
+                                  const Registered* prog, const ProcHandler& fn,
+                                  const CallContext& ctx, size_t args_off,
+                                  const std::string& drc_key, OpStats* also_count,
+                                  int64_t start_us) {
+  const int64_t start = start_us ? start_us : NowUs();
   xdr::Decoder args(r.buf->data() + args_off, r.size - args_off, r.buf);
   auto reply = std::make_unique<xdr::Encoder>();
   Connection::BeginRecord(*reply);
   EncodeAcceptedHeader(*reply, ctx.xid, SUCCESS);
   size_t body_at = reply->inline_size();
   accept_stat st = fn(ctx, args, *reply);
-  if (st == kDeferToWorker) return false;
+  if (st == kDeferToWorker) return Ran::kDeferred;
+  if (st == kReplyLater) return Ran::kLater;
   if (st != SUCCESS) {
     reply->truncate(body_at - 4);
     reply->i32(st);
@@ -564,7 +583,32 @@ bool RpcServer::Execute(const std::shared_ptr<Connection>& c, const Record& r,
   if (also_count) also_count->Record(0, 0, 0, false);
   c->Send(std::move(reply));
   c->RecordDone();
-  return true;
+  return Ran::kSent;
+}
+
+void RpcServer::ReplyLater(const std::shared_ptr<Connection>& c, Record r,
+                           const Registered* prog, const ProcDesc* pd, CallContext ctx,
+                           size_t args_off, OpStats* also_count, int64_t start_us) {
+  {
+    std::lock_guard<std::mutex> l(later_mu_);
+    later_++;
+  }
+  // The call stays in flight on its connection (admission control counts it) until sent.
+  auto gate = std::move(ctx.gate);
+  auto call = std::make_shared<CallContext>(std::move(ctx));
+  gate([this, c, r = std::move(r), prog, pd, call, args_off, also_count, start_us] {
+    // The handler's worker form finishes what it left in call->resume; it must not ask to
+    // wait again.
+    if (Execute(c, r, prog, pd->fn, *call, args_off, std::string(), also_count, start_us) !=
+        Ran::kSent) {
+      LOG_ERROR("%s: a reply held for later was not sent; closing %s",
+                pd->name ? pd->name : "?", c->peer().c_str());
+      c->Close();
+      c->RecordDone();
+    }
+    std::lock_guard<std::mutex> l(later_mu_);
+    if (--later_ == 0) later_cv_.notify_all();
+  });
 }
 
 }  // namespace loom::rpc

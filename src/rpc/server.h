@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -50,6 +51,10 @@ struct CallContext {
   // What a try_inline handler that returned kDeferToWorker left for its worker run, which
   // goes on from there instead of starting over (a COMPOUND stopped after its SEQUENCE).
   mutable std::shared_ptr<void> resume;
+  // Set by a try_inline handler that returns kReplyLater: it calls its argument, once, from
+  // any thread, when the reply may go (e.g. once what it changed is durable); the server then
+  // runs `fn` with `resume` as the handler left it, and sends what that encodes.
+  mutable std::function<void(std::function<void()> go)> gate;
 };
 
 // Decodes arguments from `args`, writes results to `res`. Returns SUCCESS, or GARBAGE_ARGS when
@@ -61,6 +66,9 @@ using ProcHandler =
 // and the call runs `fn` on a worker instead (with CallContext::resume as the handler left
 // it). Not an RFC 5531 accept_stat; never on the wire.
 inline constexpr accept_stat kDeferToWorker = static_cast<accept_stat>(0x7fffffff);
+// What a try_inline handler returns when its work is done but its reply must wait
+// (CallContext::gate). Not an RFC 5531 accept_stat; never on the wire.
+inline constexpr accept_stat kReplyLater = static_cast<accept_stat>(0x7ffffffe);
 
 struct ProcDesc {
   ProcDesc() = default;
@@ -186,11 +194,17 @@ class RpcServer {
   void OnAccept(int fd, const sockaddr_storage& ss);
   void SweepIdle();
   void OnRecord(const std::shared_ptr<Connection>& c, Record r);
-  // Runs `fn` for the call and sends its reply; false (nothing sent) when fn deferred.
-  // `also_count` (if set) counts the call too, before the reply leaves.
-  bool Execute(const std::shared_ptr<Connection>& c, const Record& r, const Registered* prog,
-               const ProcHandler& fn, const CallContext& ctx, size_t args_off,
-               const std::string& drc_key, OpStats* also_count = nullptr);
+  // Runs `fn` for the call and sends its reply: kSent; or nothing is sent: kDeferred (fn
+  // deferred to a worker) or kLater (fn set ctx.gate). `also_count` (if set) counts the call
+  // too, before the reply leaves; `start_us` (if set) is when the call began.
+  enum class Ran { kSent, kDeferred, kLater };
+  Ran Execute(const std::shared_ptr<Connection>& c, const Record& r, const Registered* prog,
+              const ProcHandler& fn, const CallContext& ctx, size_t args_off,
+              const std::string& drc_key, OpStats* also_count = nullptr, int64_t start_us = 0);
+  // After kLater: runs `pd->fn` for the call once its gate opens.
+  void ReplyLater(const std::shared_ptr<Connection>& c, Record r, const Registered* prog,
+                  const ProcDesc* pd, CallContext ctx, size_t args_off, OpStats* also_count,
+                  int64_t start_us);
 
   ServerOptions opts_;
   std::map<std::pair<uint32_t, uint32_t>, Registered> programs_;
@@ -210,6 +224,10 @@ class RpcServer {
   // Shared with the connections, which may outlive the server (back channels held by
   // NFSv4.1 sessions).
   std::shared_ptr<ByteBudget> budget_;
+  // Calls whose reply waits for a gate (kReplyLater); Stop waits for them.
+  std::mutex later_mu_;
+  std::condition_variable later_cv_;
+  size_t later_ = 0;  // guarded by later_mu_
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> refused_{0};
   uint16_t port_ = 0;
