@@ -508,6 +508,25 @@ class Bench {
 
   // Runs job(slot, i, done) for i in [0, n) with up to qd in flight (one slot per lane).
   using Job = std::function<void(uint32_t slot, size_t i, std::function<void(std::string err)> done)>;
+
+  // OPEN (with GETFH and GETATTR) in `dir`, then CLOSE with the stateid it returned; `fh_ok`
+  // checks the filehandle (an error text, or "" to go on).
+  void OpenClose(uint32_t slot, const Bytes& dir, nfs_argop4 open,
+                 std::function<void(std::string)> done,
+                 std::function<std::string(const Bytes&)> fh_ok) {
+    c_.Call(slot, Client::Ops(PutFh(dir), std::move(open), GetFh(), Getattr(kStatAttrs)), true,
+            [this, slot, done, fh_ok](Outcome o) {
+              if (!o.ok) return done(Client::Describe(o));
+              auto& ores = *o.res->resarray[2].opopen;
+              const Bytes& got = o.res->resarray[3].opgetfh->resok4.object;
+              std::string why = fh_ok(got);
+              if (!why.empty()) return done(why);
+              if (!CheckRegEmpty(o.res->resarray[4].opgetattr->resok4.obj_attributes, &why))
+                return done("VERIFY: OPEN+GETATTR: " + why);
+              c_.Call(slot, Client::Ops(PutFh(got), Close(ores.resok4.stateid)), true,
+                      [done](Outcome c) { done(c.ok ? "" : "CLOSE: " + Client::Describe(c)); });
+            });
+  }
   PhaseResult Run(const std::string& op, size_t n, int qd, Job job) {
     PhaseResult r;
     r.op = op;
@@ -754,17 +773,10 @@ class Bench {
       std::string owner = "mdsbench-owner-" + std::to_string(slot);
       auto open = Open(owner, FileName('f', i),
                        OPEN4_SHARE_ACCESS_WRITE | OPEN4_SHARE_ACCESS_WANT_NO_DELEG, true, true);
-      c_.Call(slot, Client::Ops(PutFh(dir(i)), std::move(open), GetFh(), Getattr(kStatAttrs)), true,
-              [&, slot, i, done](Outcome o) {
-                if (!o.ok) return done(Client::Describe(o));
-                auto& ores = *o.res->resarray[2].opopen;
-                fh[i] = o.res->resarray[3].opgetfh->resok4.object;
-                std::string why;
-                if (!CheckRegEmpty(o.res->resarray[4].opgetattr->resok4.obj_attributes, &why))
-                  return done("VERIFY: OPEN+GETATTR: " + why);
-                c_.Call(slot, Client::Ops(PutFh(fh[i]), Close(ores.resok4.stateid)), true,
-                        [done](Outcome c) { done(c.ok ? "" : "CLOSE: " + Client::Describe(c)); });
-              });
+      OpenClose(slot, dir(i), std::move(open), done, [&fh, i](const Bytes& got) {
+        fh[i] = got;
+        return std::string();
+      });
     }));
     if (!ok) return rc;
 
@@ -789,20 +801,13 @@ class Bench {
         std::string owner = "mdsbench-owner-" + std::to_string(slot);
         auto open = Open(owner, FileName('f', i),
                          OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_NO_DELEG, false);
-        c_.Call(slot, Client::Ops(PutFh(dir(i)), std::move(open), GetFh(), Getattr(kStatAttrs)),
-                true, [&, slot, i, done](Outcome o) {
-                  if (!o.ok) return done(Client::Describe(o));
-                  auto& ores = *o.res->resarray[2].opopen;
-                  // Both servers hand out persistent filehandles: the name must lead to the
-                  // file create made.
-                  if (o.res->resarray[3].opgetfh->resok4.object.view() != fh[i].view())
-                    return done("VERIFY: OPEN returned another filehandle than create's");
-                  std::string why;
-                  if (!CheckRegEmpty(o.res->resarray[4].opgetattr->resok4.obj_attributes, &why))
-                    return done("VERIFY: OPEN+GETATTR: " + why);
-                  c_.Call(slot, Client::Ops(PutFh(fh[i]), Close(ores.resok4.stateid)), true,
-                          [done](Outcome c) { done(c.ok ? "" : "CLOSE: " + Client::Describe(c)); });
-                });
+        OpenClose(slot, dir(i), std::move(open), done, [&fh, i](const Bytes& got) {
+          // Both servers hand out persistent filehandles: the name must lead to the file
+          // create made.
+          return got.view() == fh[i].view()
+                     ? std::string()
+                     : std::string("VERIFY: OPEN returned another filehandle than create's");
+        });
       }));
       if (!ok) return rc;
     }
