@@ -39,6 +39,8 @@ NoBlockScope::~NoBlockScope() {
   if (outer_ && owed_ > outer_->owed_) outer_->owed_ = owed_;
 }
 bool NoBlockScope::Active() { return tl_no_block != nullptr; }
+NoBlockScope::Suspend::Suspend() : saved_(tl_no_block) { tl_no_block = nullptr; }
+NoBlockScope::Suspend::~Suspend() { tl_no_block = saved_; }
 void NoBlockScope::Owe(uint64_t ticket) {
   if (tl_no_block && ticket > tl_no_block->owed_) tl_no_block->owed_ = ticket;
 }

@@ -164,6 +164,20 @@ class NoBlockScope {
   // The newest ticket owed in this scope (0: none).
   uint64_t owed() const { return owed_; }
 
+  // Lets this thread wait again until destroyed, inside a scope: for the rare step that must
+  // finish once something it cannot undo has been done (a CLOSE whose open state is gone
+  // releasing an unlinked file). Commits in it are durable when they return.
+  class Suspend {
+   public:
+    Suspend();
+    ~Suspend();
+    Suspend(const Suspend&) = delete;
+    Suspend& operator=(const Suspend&) = delete;
+
+   private:
+    NoBlockScope* saved_;
+  };
+
  private:
   NoBlockScope* outer_;
   uint64_t owed_ = 0;

@@ -251,7 +251,10 @@ void Mds::BuildOpTable() {
                         // waits: committed on the loop, their replies held until durable.
                         OP_CREATE, OP_LINK, OP_REMOVE, OP_RENAME,
                         // ... and then the open state, in memory (OpenFitsTheLoop).
-                        OP_OPEN}) {
+                        OP_OPEN,
+                        // The open state, and a last close's release of an unlinked file
+                        // (OnLastClose); not a close that returns layouts.
+                        OP_CLOSE}) {
     ops_[op].flags |= kOnLoop;
   }
   // Replies that can be large: attributes (fattr4 with a handle and owner strings), handles,
@@ -373,7 +376,17 @@ void Mds::OnLastClose(uint64_t ino) {
   // An unlinked file whose last open went away: delete it and queue its data files. During
   // grace the orphan stays: its opens may still be reclaimed.
   if (InGrace() || state_->IsOpen(ino)) return;
-  Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ReleaseOrphan(t, ino); });
+  auto release = [&] {
+    return meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ReleaseOrphan(t, ino); });
+  };
+  Status s = release();
+  if (meta::ErrOf(s) == meta::MetaErr::kWouldBlock) {
+    // A CLOSE run to completion on the event loop, after the open state is gone: it cannot
+    // be handed to a worker any more. Rare (the orphan record is locked by a change in
+    // flight, or not cached): wait here.
+    meta::NoBlockScope::Suspend may_wait;
+    s = release();
+  }
   if (!s.ok()) LOG_WARN("release orphan %llu: %s", (unsigned long long)ino, s.ToString().c_str());
 }
 

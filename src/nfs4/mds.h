@@ -121,6 +121,8 @@ class Mds {
   Status ForgetClient(clientid4 id);
   // The last open of `ino` went away.
   void OnLastClose(uint64_t ino);
+  // Whether `client` holds a layout of `ino`.
+  bool HoldsLayout(clientid4 client, uint64_t ino);
   // The server's write verifier for proxied writes (changes on restart).
   const verifier4& write_verifier() const { return write_verf_; }
   // Serializes size changes of a file across data servers and store (size_locks.h).

@@ -167,10 +167,28 @@ TEST_F(MdsRtcTest, OpensThatFitOneTransactionRunOnTheLoop) {
   const stateid4 opened = r.resarray[2].opopen->resok4.stateid;
   EXPECT_EQ(OnLoop() - on_loop, 2u);
   EXPECT_EQ(Deferred(), deferred);
-  // CLOSE goes to a worker (a last close may release an unlinked file).
   ASSERT_EQ(Run(Ops(PutFh(fh), Close(created))), NFS4_OK);
   ASSERT_EQ(Run(Ops(PutFh(fh), Close(opened))), NFS4_OK);
-  EXPECT_EQ(Deferred() - deferred, 2u);
+  EXPECT_EQ(OnLoop() - on_loop, 4u);
+  EXPECT_EQ(Deferred(), deferred);
+  // An exclusive create (its verifier takes a second transaction) goes to a worker.
+  auto excl = Open("o3", "g", OPEN4_SHARE_ACCESS_BOTH, true);
+  excl.opopen->openhow.how.mode = EXCLUSIVE4;
+  ASSERT_EQ(Run(Ops(PutRootFh(), std::move(excl))), NFS4_OK);
+  EXPECT_EQ(Deferred() - deferred, 1u);
+}
+
+TEST_F(MdsRtcTest, TheLastCloseOfAnUnlinkedFileReleasesItOnTheLoop) {
+  Bytes fh;
+  stateid4 sid;
+  CreateFile("f", "12345", &fh, &sid);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Remove("f"))), NFS4_OK);
+  EXPECT_EQ(AttrOf<uint64_t>(fh, FATTR4_SIZE), 5u);  // open: still there (an orphan)
+  const uint64_t on_loop = OnLoop(), deferred = Deferred();
+  ASSERT_EQ(Run(Ops(PutFh(fh), Close(sid))), NFS4_OK);
+  EXPECT_EQ(OnLoop() - on_loop, 1u);
+  EXPECT_EQ(Deferred(), deferred);
+  EXPECT_EQ(Run(Ops(PutFh(fh), Getattr({FATTR4_SIZE}))), NFS4ERR_STALE);
 }
 
 TEST_F(MdsRtcTest, AChangeRefusedHalfWayIsMadeOnceOnAWorker) {

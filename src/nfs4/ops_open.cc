@@ -284,6 +284,8 @@ nfsstat4 OpClose(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   r.resop = OP_CLOSE;
   stateid4 sid = a.opclose->open_stateid;
   if (!cx.ResolveCurrentStateid(&sid)) return res.status = NFS4ERR_BAD_STATEID;
+  // Returning layouts on close (below) may answer a recall: on a worker.
+  if (cx.on_loop && cx.mds.HoldsLayout(cx.client, cx.cfh.ino)) return kOpWouldBlock;
   res.status = cx.mds.state().Close(cx.client, cx.cfh.ino, sid, &res.open_stateid);
   if (res.status != NFS4_OK) return res.status;
   cx.SetCurrentStateid(res.open_stateid);

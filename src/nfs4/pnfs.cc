@@ -250,6 +250,10 @@ void Mds::OnClientClosed(clientid4 client, uint64_t ino) {
   OnLayoutReturned(client, ino);
 }
 
+bool Mds::HoldsLayout(clientid4 client, uint64_t ino) {
+  return layouts_->Holders(ino).count(client) != 0;
+}
+
 void Mds::OnLayoutReturned(clientid4 client, uint64_t ino) { RecallAnswered(client, ino); }
 
 void Mds::NoteRwLayout(uint64_t ino) {
