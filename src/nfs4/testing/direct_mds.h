@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,9 @@ class DirectMds {
     bool pnfs = true;
     bool crash = true;  // Restart() loses what was not synced (MemKvStore::Restart)
     std::string tmp_prefix = "/tmp/loom-direct-mds-";
+    // Each COMPOUND is tried on the "event loop" first (RunCompound's on_loop) and goes on in
+    // its worker form where that stops, as loom-mds's RPC server runs it.
+    bool run_to_completion = true;
   };
 
   explicit DirectMds(Options o)
@@ -122,10 +126,25 @@ class DirectMds {
     ctx.cred = cred;
     ctx.peer = "127.0.0.1:999";
     xdr::Decoder d(reinterpret_cast<const uint8_t*>(args.data()), args.size());
-    xdr::Encoder e;
+    std::optional<xdr::Encoder> e(std::in_place);
     Reply r;
-    r.accept = RunCompound(*mds_, ctx, d, e);
-    r.bytes = e.Flatten();
+    r.accept = RunCompound(*mds_, ctx, d, *e, opts_.run_to_completion);
+    if (r.accept == rpc::kReplyLater) {
+      // The store here owes nothing (its commits are durable when they return): the gate
+      // opens at once.
+      bool opened = false;
+      auto gate = std::move(ctx.gate);
+      gate([&] { opened = true; });
+      if (!opened) std::abort();
+    }
+    if (r.accept == rpc::kDeferToWorker || r.accept == rpc::kReplyLater) {
+      // As rpc::RpcServer: what the loop encoded is dropped; the worker form goes on from
+      // ctx.resume.
+      xdr::Decoder again(reinterpret_cast<const uint8_t*>(args.data()), args.size());
+      e.emplace();
+      r.accept = RunCompound(*mds_, ctx, again, *e);
+    }
+    r.bytes = e->Flatten();
     // The decoded results own a copy of the bytes (opaques are views into it), so that
     // filehandles and other Bytes taken from them outlive the Reply.
     auto buf = std::make_shared<const std::string>(r.bytes);
