@@ -298,14 +298,17 @@ void RocksKvStore::WaitDurable(uint64_t ticket, bool reader) {
   std::unique_lock<std::mutex> l(sync_mu_);
   if (reader && synced_ < ticket) ++stats_.read_waits;
   while (synced_ < ticket) {
-    // What one SyncWAL started now covers: every ticket below the oldest unsettled one.
-    const uint64_t covered = unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
+    const uint64_t covered = CoveredLocked();
     if (syncing_ || covered < ticket) {
       sync_cv_.wait(l);  // a sync in flight, or an older commit still writing the WAL
       continue;
     }
     SyncLocked(l, covered);  // leader: one fsync for every commit that reached the WAL
   }
+}
+
+uint64_t RocksKvStore::CoveredLocked() const {
+  return unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
 }
 
 void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered) {
@@ -348,7 +351,7 @@ void RocksKvStore::SyncerLoop() {
       l.lock();
       continue;
     }
-    const uint64_t covered = unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
+    const uint64_t covered = CoveredLocked();
     if (!when_durable_.empty() && !syncing_ && covered >= when_durable_.begin()->first) {
       // Everything that reached the WAL while the last sync ran goes in this one.
       SyncLocked(l, covered);

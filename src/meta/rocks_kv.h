@@ -113,6 +113,9 @@ class RocksKvStore final : public KvStore {
   uint64_t PendingTicket(const KeyRange& range) const;
   // Drops the pending keys of tickets up to synced_. Under sync_mu_.
   void ForgetDurable();
+  // What one SyncWAL started now covers: every ticket below the oldest unsettled one.
+  // Under sync_mu_.
+  uint64_t CoveredLocked() const;
   // Syncs the WAL for every ticket up to `covered` (all settled). REQUIRES: l holds sync_mu_,
   // !syncing_; releases it during the sync.
   void SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered);
