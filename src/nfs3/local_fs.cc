@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -213,7 +214,25 @@ int LocalFs::OpenKernelHandle(std::string_view fh, std::shared_ptr<const FileRef
   std::memcpy(u.h.f_handle, kh->bytes.data(), kh->bytes.size());
   // O_PATH first: opening a device or FIFO for I/O would have side effects.
   int pfd = open_by_handle_at(root_fd_, &u.h, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (pfd < 0) return errno == ENOENT ? ESTALE : errno;
+  // A handle the kernel cannot turn back into a file names no file: whatever the error (ENOENT,
+  // ESTALE, EIO from an inode being freed, ...), the answer is STALE, as Linux nfsd gives. The
+  // exceptions: running out of memory or descriptors says "try later" (EAGAIN, JUKEBOX) rather
+  // than tell the client a live file is gone; and ext4 also answers ENOMEM for a moment while
+  // the inode number is being freed and reused by another file (iget finds it half-built), so
+  // ENOMEM is tried again a few times first.
+  for (int tries = 0; pfd < 0 && errno == ENOMEM && tries < 8; ++tries) {
+    ::sched_yield();
+    pfd = open_by_handle_at(root_fd_, &u.h, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (pfd < 0) {
+    switch (errno) {
+      case ENOMEM:
+      case EMFILE:
+      case ENFILE: return EAGAIN;  // out of memory or descriptors: later, not gone
+      case EPERM: return EPERM;    // loom-ds lacks CAP_DAC_READ_SEARCH: a setup error, said so
+      default: return ESTALE;
+    }
+  }
   struct stat st;
   if (::fstat(pfd, &st) != 0) {
     int e = errno;
