@@ -35,6 +35,8 @@ void Usage() {
                "                      files (their old handles become STALE); refused otherwise\n"
                "  --loops N           event-loop threads (default 2)\n"
                "  --workers N         I/O worker threads (default 8)\n"
+               "  --poll-us N         µs an event-loop thread polls for the next request before\n"
+               "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
                "  --max-io BYTES      largest READ/WRITE (default 1048576)\n"
                "  --stats-file FILE   write per-operation counters as JSON every second\n"
                "  --sendfile          send large READ payloads with sendfile(2) (default: copy)\n"
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     else if (a == "--new-secret") fso.new_secret = true;
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
+    else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--max-io") so.max_io = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--sendfile") so.read_sendfile = true;

@@ -50,6 +50,8 @@ void Usage() {
                "                      every COMPOUND goes to a worker thread (default: those\n"
                "                      answered from memory run on the event loop)\n"
                "  --workers N         worker threads (default 8)\n"
+               "  --poll-us N         µs an event-loop thread polls for the next request before\n"
+               "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
                "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
@@ -158,6 +160,7 @@ int main(int argc, char** argv) {
     else if (a == "--grace") grace = std::atoi(next().c_str());
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
+    else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
     else if (rpc::ParseServerFlag(a, next, &ro)) continue;

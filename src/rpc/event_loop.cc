@@ -1,13 +1,16 @@
-#include <atomic>
 #include "rpc/event_loop.h"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 
 #include "common/log.h"
+#include "common/stats.h"
 
 namespace loom::rpc {
 
@@ -32,7 +35,17 @@ int64_t NowUs() {
   return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
 }
 
-EventLoop::EventLoop() {
+void PollWindow::Blocked(int64_t blocked_us) {
+  if (max_us_ == 0) return;
+  if (blocked_us <= kGrowLimit * max_us_) {
+    window_us_ = std::min(max_us_, std::max(kStartUs, window_us_ * 2));
+  } else {
+    window_us_ /= 2;
+    if (window_us_ < kStartUs) window_us_ = 0;
+  }
+}
+
+EventLoop::EventLoop(const Options& opts) : opts_(opts), poll_(opts.poll_max_us) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
@@ -56,7 +69,7 @@ void EventLoop::Run() {
       for (const Timer& t : timers_) next = std::min(next, t.next_ms);
       timeout = static_cast<int>(std::max<int64_t>(0, next - now));
     }
-    int n = epoll_wait(epfd_, evs, 128, timeout);
+    int n = Wait(evs, 128, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("epoll_wait: %d", errno);
@@ -75,6 +88,39 @@ void EventLoop::Run() {
     if (!timers_.empty()) RunTimers();
   }
   RunPosted();
+}
+
+int EventLoop::Wait(epoll_event* evs, int max, int timeout_ms) {
+  const int window = poll_.window_us();
+  if (window == 0 || timeout_ms == 0) {
+    if (poll_.max_us() == 0 || timeout_ms == 0) return epoll_wait(epfd_, evs, max, timeout_ms);
+    const int64_t t0 = NowUs();
+    int n = epoll_wait(epfd_, evs, max, timeout_ms);
+    poll_.Blocked(NowUs() - t0);
+    return n;
+  }
+  const int64_t t0 = NowUs();
+  int64_t now = t0;
+  for (;;) {
+    int n = epoll_wait(epfd_, evs, max, 0);
+    if (n != 0) {
+      if (opts_.poll_hit) opts_.poll_hit->Record(static_cast<uint64_t>(NowUs() - t0), 0, 0, false);
+      return n;
+    }
+    now = NowUs();
+    if (now - t0 >= window) break;
+    // Polling must not take the CPU from threads that have work on it (the client on the
+    // same machine, the workers): yield returns at once when nothing else is runnable.
+    ::sched_yield();
+  }
+  if (opts_.poll_miss) opts_.poll_miss->Record(static_cast<uint64_t>(now - t0), 0, 0, false);
+  if (timeout_ms > 0) {
+    timeout_ms -= static_cast<int>((now - t0) / 1000);
+    if (timeout_ms < 0) timeout_ms = 0;
+  }
+  int n = epoll_wait(epfd_, evs, max, timeout_ms);
+  poll_.Blocked(NowUs() - t0);
+  return n;
 }
 
 void EventLoop::Stop() {
@@ -141,9 +187,9 @@ Status EventLoop::Modify(int fd, uint32_t events, Handler* h) {
 
 void EventLoop::Remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
 
-LoopGroup::LoopGroup(int n) {
+LoopGroup::LoopGroup(int n, const EventLoop::Options& opts) {
   if (n < 1) n = 1;
-  for (int i = 0; i < n; i++) loops_.push_back(std::make_unique<EventLoop>());
+  for (int i = 0; i < n; i++) loops_.push_back(std::make_unique<EventLoop>(opts));
 }
 
 LoopGroup::~LoopGroup() { Stop(); }

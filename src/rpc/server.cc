@@ -305,7 +305,11 @@ Status RpcServer::Start() {
   port_ = bound.ss_family == AF_INET
               ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
               : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  loops_ = std::make_unique<LoopGroup>(opts_.loops);
+  EventLoop::Options lo;
+  lo.poll_max_us = opts_.poll_us;
+  lo.poll_hit = stats_.Get("rpc.poll_hit");
+  lo.poll_miss = stats_.Get("rpc.poll_miss");
+  loops_ = std::make_unique<LoopGroup>(opts_.loops, lo);
   workers_ = std::make_unique<WorkerPool>(opts_.workers);
   acceptor_ = std::make_unique<Acceptor>(this, loops_->At(0), fd);
   LOOM_RETURN_IF_ERROR(loops_->At(0)->Add(fd, EPOLLIN, acceptor_.get()));

@@ -125,6 +125,9 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:2049";  // host:port; port 0 picks a free one
   int loops = 2;
   int workers = 8;
+  // Most µs a loop thread polls for its next event before it blocks (EventLoop's PollWindow,
+  // which adapts it and stops polling when connections go quiet); 0 turns polling off.
+  int poll_us = 50;
   Connection::Options conn;  // conn.budget is set by the server (max_buffered_bytes)
   size_t reply_cache_entries = 8192;
 

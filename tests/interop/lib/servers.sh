@@ -172,7 +172,7 @@ _srv_start_loom() {
     local secret_flag=()
     [[ -e $work/loom-ds-state/secret ]] || secret_flag=(--new-secret)
     "$bin" --root "$root" --listen "$SRV_HOST:$port" --exports "$work/loom-ds.exports" \
-        --state-dir "$work/loom-ds-state" "${secret_flag[@]}" >"$SRV_LOG" 2>&1 &
+        --state-dir "$work/loom-ds-state" "${secret_flag[@]}" ${LOOM_DS_ARGS:-} >"$SRV_LOG" 2>&1 &
     SRV_PID=$!
     _SRV_PIDS+=("$SRV_PID")
     SRV_KIND=loom SRV_NFS_PORT=$port SRV_MNT_PORT=$port SRV_EXPORT=/
