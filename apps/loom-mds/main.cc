@@ -52,6 +52,8 @@ void Usage() {
                "  --workers N         worker threads (default 8)\n"
                "  --poll-us N         µs an event-loop thread polls for the next request before\n"
                "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
+               "  --read-cache-mib N  memory for committed inodes and directory entries that\n"
+               "                      reads are answered from (default 256; 0: off)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
                "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
   int grace = -1;
   mds::StartMode start_mode = mds::StartMode::kNormal;
   bool scrub = false, repair = false, new_secret = false;
+  long read_cache_mib = -1;  // -1: the store's default
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
   // --config first: the flags override what the file says, wherever they stand.
@@ -160,6 +163,7 @@ int main(int argc, char** argv) {
     else if (a == "--grace") grace = std::atoi(next().c_str());
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
+    else if (a == "--read-cache-mib") read_cache_mib = std::atol(next().c_str());
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
@@ -201,6 +205,7 @@ int main(int argc, char** argv) {
   ::mkdir(mo.state_dir.c_str(), 0700);
   meta::RocksKvStore::Options ko;
   ko.path = mo.state_dir + "/meta";
+  if (read_cache_mib >= 0) ko.read_cache_bytes = static_cast<size_t>(read_cache_mib) << 20;
   if (repair && !scrub) {
     std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");
     return 2;

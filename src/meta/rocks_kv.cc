@@ -124,9 +124,21 @@ class RocksKvStore::RocksTxn final : public Txn {
 
   Result<MaybeValue> Get(std::string_view key) override {
     if (!txn_) return Finished();
+    // The committed-value cache (read_cache.h), unless this transaction wrote the key: then
+    // only its own write batch has the answer.
+    ReadCache* cache = Wrote(key) ? nullptr : store_->cache_.get();
+    uint64_t epoch = 0;
+    if (cache) {
+      if (std::optional<std::string> hit = cache->Get(key)) {
+        Saw(store_->PendingTicket(key));  // a cached commit may still be on its way to disk
+        return MaybeValue(std::move(*hit));
+      }
+      epoch = cache->Epoch(key);
+    }
     std::string v;
     rocksdb::Status s = txn_->Get(ReadOpts(), ToSlice(key), &v);
     if (no_block_ && s.IsIncomplete()) return WouldBlock("get: not cached");
+    if (cache && s.ok()) cache->Fill(key, v, epoch);
     Saw(store_->PendingTicket(key));
     return Value(s, std::move(v), "get");
   }
@@ -190,9 +202,16 @@ class RocksKvStore::RocksTxn final : public Txn {
     }
     const Durability d = store_->opts_.sync ? durability_ : Durability::kDeferred;
     const uint64_t ticket =
-        store_->Reserve(d, d == Durability::kSync ? std::move(written_) : std::vector<std::string>());
+        store_->Reserve(d, d == Durability::kSync ? written_ : std::vector<std::string>());
     rocksdb::Status s = txn_->Commit();
     txn_.reset();
+    // After the commit is in the database, never before: a reader that missed and read the
+    // old value in between must find the epoch moved (read_cache.h). A failed commit changed
+    // nothing, and erasing is harmless.
+    if (ReadCache* cache = store_->cache_.get()) {
+      for (const std::string& k : written_) cache->Invalidate(k);
+    }
+    written_.clear();
     store_->Settle(ticket);
     if (!s.ok()) {
       // A write that would have stalled (no_slowdown) changed nothing: redo it elsewhere.
@@ -244,6 +263,17 @@ class RocksKvStore::RocksTxn final : public Txn {
 
   // A read touched keys of the not yet durable kSync commit `ticket` (0: none).
   void Saw(uint64_t ticket) { seen_ = std::max(seen_, ticket); }
+
+  // Whether this transaction put or deleted key. A transaction that wrote many keys reads past
+  // the cache altogether rather than search its list each time.
+  bool Wrote(std::string_view key) const {
+    if (written_.size() > kWroteSearchMax) return true;
+    for (const std::string& k : written_) {
+      if (k == key) return true;
+    }
+    return false;
+  }
+  static constexpr size_t kWroteSearchMax = 32;
 
   rocksdb::ReadOptions ReadOpts() const {
     rocksdb::ReadOptions ro;
@@ -424,13 +454,20 @@ void RocksKvStore::EndDeferredReadWaits() {
 }
 
 RocksKvStore::Stats RocksKvStore::stats() const {
-  std::lock_guard<std::mutex> l(sync_mu_);
-  return stats_;
+  Stats st;
+  {
+    std::lock_guard<std::mutex> l(sync_mu_);
+    st = stats_;
+  }
+  if (cache_) st.read_cache = cache_->stats();
+  return st;
 }
 
 RocksKvStore::RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env,
                            rocksdb::TransactionDB* db)
-    : opts_(std::move(opts)), env_(std::move(env)), db_(db) {}
+    : opts_(std::move(opts)), env_(std::move(env)), db_(db) {
+  if (opts_.read_cache_bytes > 0) cache_ = std::make_unique<ReadCache>(opts_.read_cache_bytes);
+}
 
 RocksKvStore::~RocksKvStore() {
   {

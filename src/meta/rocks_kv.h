@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "meta/kv.h"
+#include "meta/read_cache.h"
 
 namespace rocksdb {
 class Env;
@@ -74,6 +75,9 @@ class RocksKvStore final : public KvStore {
     // (meta/fault_env.h) to cut the power, tear writes or fail calls. With before_sync too,
     // that hook wraps this Env's file system.
     rocksdb::Env* env = nullptr;
+    // Bytes of committed values kept in memory for point reads (ReadCache, read_cache.h);
+    // 0 turns the cache off.
+    size_t read_cache_bytes = size_t{256} << 20;
   };
 
   // Counters since Open (for tests and monitoring).
@@ -82,6 +86,7 @@ class RocksKvStore final : public KvStore {
     uint64_t sync_commits = 0;      // writing commits with Durability::kSync
     uint64_t deferred_commits = 0;  // writing commits with Durability::kDeferred
     uint64_t read_waits = 0;        // transaction ends that waited for a pending commit they read
+    ReadCache::Stats read_cache;    // zeros when the cache is off
   };
 
   static Result<std::unique_ptr<RocksKvStore>> Open(const Options& opts);
@@ -126,6 +131,7 @@ class RocksKvStore final : public KvStore {
   const Options opts_;
   std::unique_ptr<rocksdb::Env> env_;  // before db_: the database uses it until closed
   std::unique_ptr<rocksdb::TransactionDB> db_;
+  std::unique_ptr<ReadCache> cache_;  // null when Options::read_cache_bytes is 0
 
   mutable std::mutex sync_mu_;
   std::condition_variable sync_cv_;

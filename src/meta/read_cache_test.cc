@@ -1,0 +1,209 @@
+// ReadCache (read_cache.h) alone, and in front of a RocksKvStore: a read served from memory
+// must never be older than a commit that finished before the read began, a transaction must
+// see its own writes, and the cache stays within its memory.
+#include "meta/read_cache.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "meta/kv.h"
+#include "meta/rocks_kv.h"
+#include "meta/test_util.h"
+
+namespace loom::meta {
+namespace {
+
+TEST(ReadCacheTest, AFillRacingACommitIsDropped) {
+  ReadCache c(1 << 20);
+  EXPECT_FALSE(c.Get("k").has_value());
+  // A reader misses, notes the epoch, reads the database...
+  uint64_t e = c.Epoch("k");
+  // ...meanwhile a writer commits and invalidates...
+  c.Invalidate("k");
+  // ...so what the reader read may be the old value: not remembered.
+  c.Fill("k", "old", e);
+  EXPECT_FALSE(c.Get("k").has_value());
+  // A reader that began after the commit fills it.
+  e = c.Epoch("k");
+  c.Fill("k", "new", e);
+  EXPECT_EQ(c.Get("k").value(), "new");
+  // The next commit erases it.
+  c.Invalidate("k");
+  EXPECT_FALSE(c.Get("k").has_value());
+  ReadCache::Stats st = c.stats();
+  EXPECT_EQ(st.fills, 1u);
+  EXPECT_EQ(st.stale_fills, 1u);
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.entries, 0u);
+  EXPECT_EQ(st.bytes, 0u);
+}
+
+TEST(ReadCacheTest, StaysWithinItsMemory) {
+  const size_t capacity = 64 * 1024;
+  ReadCache c(capacity);
+  const std::string value(200, 'v');
+  for (int i = 0; i < 10000; i++) {
+    std::string k = "key" + std::to_string(i);
+    c.Fill(k, value, c.Epoch(k));
+  }
+  ReadCache::Stats st = c.stats();
+  EXPECT_LE(st.bytes, capacity);
+  EXPECT_GT(st.entries, 0u);
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_EQ(st.fills, 10000u);
+  EXPECT_EQ(st.entries, st.fills - st.evictions);
+  // A value larger than a shard's share is never kept (it would evict everything).
+  std::string huge(capacity, 'h');
+  c.Fill("huge", huge, c.Epoch("huge"));
+  EXPECT_FALSE(c.Get("huge").has_value());
+}
+
+class RocksReadCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RocksKvStore::Options o;
+    o.path = dir_.path() + "/db";
+    o.sync = false;  // what is tested here is visibility, not durability
+    auto s = RocksKvStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  Status Put(std::string_view k, std::string_view v) {
+    return RunTxn(*store_, [&](Txn& t) { return t.Put(k, v); });
+  }
+  MaybeValue Get(std::string_view k) {
+    auto r = RunTxn(*store_, [&](Txn& t) { return t.Get(k); });
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : MaybeValue();
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<RocksKvStore> store_;
+};
+
+TEST_F(RocksReadCacheTest, ReadsComeFromMemoryAndCommitsReplaceThem) {
+  ASSERT_TRUE(Put("a", "1").ok());
+  EXPECT_EQ(Get("a"), "1");  // miss: read from RocksDB, remembered
+  EXPECT_EQ(Get("a"), "1");  // hit
+  RocksKvStore::Stats st = store_->stats();
+  EXPECT_EQ(st.read_cache.hits, 1u);
+  EXPECT_EQ(st.read_cache.entries, 1u);
+  // A commit that changes it: the next read sees the new value, never the cached old one.
+  ASSERT_TRUE(Put("a", "2").ok());
+  EXPECT_EQ(Get("a"), "2");
+  // A delete: gone, not served from memory.
+  ASSERT_TRUE(RunTxn(*store_, [&](Txn& t) { return t.Delete("a"); }).ok());
+  EXPECT_EQ(Get("a"), std::nullopt);
+  EXPECT_EQ(Get("a"), std::nullopt);  // absent keys are not cached either way
+}
+
+TEST_F(RocksReadCacheTest, ATransactionSeesItsOwnWritesNotTheCache) {
+  ASSERT_TRUE(Put("k", "committed").ok());
+  EXPECT_EQ(Get("k"), "committed");  // cached
+  auto t = store_->Begin();
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE((*t)->Put("k", "mine").ok());
+  EXPECT_EQ((*t)->Get("k").value(), "mine");
+  ASSERT_TRUE((*t)->Delete("k").ok());
+  EXPECT_EQ((*t)->Get("k").value(), std::nullopt);
+  // Others still see the committed value until this commits.
+  EXPECT_EQ(Get("k"), "committed");
+  (*t)->Rollback();
+  EXPECT_EQ(Get("k"), "committed");  // a rollback changed nothing, the cache neither
+  // Many writes in one transaction (past the per-key search): still its own view.
+  auto big = store_->Begin();
+  ASSERT_TRUE(big.ok());
+  for (int i = 0; i < 100; i++) ASSERT_TRUE((*big)->Put("b" + std::to_string(i), "x").ok());
+  ASSERT_TRUE((*big)->Put("k", "big").ok());
+  EXPECT_EQ((*big)->Get("k").value(), "big");
+  ASSERT_TRUE((*big)->Commit().ok());
+  EXPECT_EQ(Get("k"), "big");
+}
+
+// Writers move a counter forward (read-modify-write under GetForUpdate), readers read it in
+// their own transactions, as loom-mds's loop and workers do at once. A reader must never see
+// the counter go backwards, and once a writer's commit has returned, no later read may show
+// less than what it wrote: a stale value left in the cache breaks one of the two.
+TEST_F(RocksReadCacheTest, ConcurrentReadersNeverSeeACommitUndone) {
+  const int kKeys = 4, kWrites = 400;
+  for (int k = 0; k < kKeys; k++) ASSERT_TRUE(Put("c" + std::to_string(k), "0").ok());
+  std::atomic<int> committed[kKeys];
+  for (auto& c : committed) c = 0;
+  std::atomic<bool> stop{false};
+  std::atomic<int> violations{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; r++) {
+    readers.emplace_back([&, r] {
+      int last[kKeys] = {};
+      while (!stop.load()) {
+        for (int k = 0; k < kKeys; k++) {
+          const int floor = committed[k].load();  // commits finished before this read began
+          auto v = RunTxn(*store_, [&](Txn& t) { return t.Get("c" + std::to_string(k)); });
+          if (!v.ok() || !v->has_value()) {
+            violations++;
+            continue;
+          }
+          const int seen = std::stoi(**v);
+          if (seen < floor || seen < last[k]) violations++;
+          last[k] = seen;
+        }
+      }
+      (void)r;
+    });
+  }
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; w++) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kWrites; i++) {
+        const int k = (i + w) % kKeys;
+        const std::string key = "c" + std::to_string(k);
+        int wrote = 0;
+        Status s = RunTxn(*store_, [&](Txn& t) -> Status {
+          auto v = t.GetForUpdate(key);
+          if (!v.ok()) return v.status();
+          wrote = std::stoi(v->value()) + 1;
+          return t.Put(key, std::to_string(wrote));
+        });
+        ASSERT_TRUE(s.ok()) << s.ToString();
+        int prev = committed[k].load();
+        while (prev < wrote && !committed[k].compare_exchange_weak(prev, wrote)) {
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(violations.load(), 0);
+  int total = 0;
+  for (int k = 0; k < kKeys; k++) {
+    auto v = Get("c" + std::to_string(k));
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(std::stoi(*v), committed[k].load());
+    total += std::stoi(*v);
+  }
+  EXPECT_EQ(total, 2 * kWrites);
+  EXPECT_GT(store_->stats().read_cache.hits, 0u);
+}
+
+TEST_F(RocksReadCacheTest, OffMeansEveryReadGoesToTheDatabase) {
+  store_.reset();
+  RocksKvStore::Options o;
+  o.path = dir_.path() + "/db";
+  o.sync = false;
+  o.read_cache_bytes = 0;
+  auto s = RocksKvStore::Open(o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(s).value();
+  ASSERT_TRUE(Put("a", "1").ok());
+  EXPECT_EQ(Get("a"), "1");
+  EXPECT_EQ(Get("a"), "1");
+  EXPECT_EQ(store_->stats().read_cache.hits, 0u);
+  EXPECT_EQ(store_->stats().read_cache.entries, 0u);
+}
+
+}  // namespace
+}  // namespace loom::meta
