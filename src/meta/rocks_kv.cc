@@ -8,6 +8,7 @@
 #include <rocksdb/utilities/transaction_db.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <utility>
 
@@ -216,6 +217,11 @@ class RocksKvStore::RocksTxn final : public Txn {
     if (!s.ok()) {
       // A write that would have stalled (no_slowdown) changed nothing: redo it elsewhere.
       if (no_block_ && s.IsIncomplete()) return WouldBlock("commit: writes stalled");
+      // After a failed WAL sync RocksDB fails every later WAL write ("Writer has previous
+      // error"), possibly before the syncing thread has stopped the process: wait for that
+      // sync, so that such a commit ends in the fail-stop, not in an error a caller might
+      // handle and go on after. A sync that succeeded leaves this commit's own error.
+      if (s.IsIOError()) store_->AwaitSyncInFlight();
       OweOrWait(seen_);  // the caller may still act on what it read
       return FromRocks(s, "commit");
     }
@@ -337,6 +343,13 @@ void RocksKvStore::WaitDurable(uint64_t ticket, bool reader) {
   }
 }
 
+void RocksKvStore::AwaitSyncInFlight() {
+  std::unique_lock<std::mutex> l(sync_mu_);
+  // A failed sync stops the process while it holds sync_mu_ (SyncLocked), so this returns
+  // only after syncs that succeeded.
+  sync_cv_.wait(l, [&] { return !syncing_; });
+}
+
 uint64_t RocksKvStore::CoveredLocked() const {
   return unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
 }
@@ -359,6 +372,7 @@ void RocksKvStore::WhenDurable(uint64_t ticket, std::function<void()> fn) {
     std::lock_guard<std::mutex> l(sync_mu_);
     if (ticket > synced_) {
       when_durable_.emplace(ticket, std::move(fn));
+      when_durable_gen_.fetch_add(1, std::memory_order_release);
       if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncerLoop(); });
       sync_cv_.notify_all();
       return;
@@ -388,8 +402,43 @@ void RocksKvStore::SyncerLoop() {
       continue;
     }
     if (stop_syncer_) return;
+    if (when_durable_.empty() && SpinForWork(l)) continue;
     sync_cv_.wait(l);  // nothing owed, a sync in flight, or an older commit still writing
   }
+}
+
+// With one change in flight (a client waiting for each reply), the next commit comes a round
+// trip after the last reply, tens of µs; a syncer asleep on the condition variable takes about
+// as long again to wake (a futex wake of an idle vCPU), added to every such change. So it
+// watches when_durable_gen_ for a while first, yielding the CPU to anyone runnable, and the
+// window adapts as the event loops' does (rpc::PollWindow's rule, without the dependency):
+// work found within the window keeps it, a sleep longer than 4x the most shrinks it to 0.
+bool RocksKvStore::SpinForWork(std::unique_lock<std::mutex>& l) {
+  constexpr int64_t kMaxUs = 100;
+  if (spin_us_ == 0) {
+    // Not spinning: sleep, and start again if the sleep turned out short.
+    const auto t0 = std::chrono::steady_clock::now();
+    sync_cv_.wait(l);
+    const int64_t slept = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count();
+    if (slept <= 4 * kMaxUs) spin_us_ = kMaxUs;
+    return true;
+  }
+  const uint64_t gen = when_durable_gen_.load(std::memory_order_acquire);
+  l.unlock();
+  const auto t0 = std::chrono::steady_clock::now();
+  bool found = false;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(spin_us_)) {
+    if (when_durable_gen_.load(std::memory_order_acquire) != gen) {
+      found = true;
+      break;
+    }
+    std::this_thread::yield();
+  }
+  l.lock();
+  if (!found) spin_us_ = 0;  // quiet: sleep next time (and come back if sleeps are short)
+  return true;
 }
 
 uint64_t RocksKvStore::PendingTicket(std::string_view key) const {

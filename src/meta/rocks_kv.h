@@ -27,6 +27,7 @@
 // This header does not include RocksDB's, so only rocks_kv.cc pays for them.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -121,6 +122,8 @@ class RocksKvStore final : public KvStore {
   // What one SyncWAL started now covers: every ticket below the oldest unsettled one.
   // Under sync_mu_.
   uint64_t CoveredLocked() const;
+  // Returns once no WAL sync is in flight (one that fails stops the process instead).
+  void AwaitSyncInFlight();
   // Syncs the WAL for every ticket up to `covered` (all settled). REQUIRES: l holds sync_mu_,
   // !syncing_; releases it during the sync.
   void SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered);
@@ -149,6 +152,12 @@ class RocksKvStore final : public KvStore {
   std::multimap<uint64_t, std::function<void()>> when_durable_;
   bool stop_syncer_ = false;
   std::thread syncer_;  // started on the first WhenDurable that must wait
+  // Bumped (under sync_mu_) by every WhenDurable that queues a function: the syncer, having
+  // nothing to do, watches it for a while before it sleeps on sync_cv_ (SyncerLoop).
+  std::atomic<uint64_t> when_durable_gen_{0};
+  int64_t spin_us_ = 0;  // syncer thread only
+  // The syncer has nothing to do: watch for work a while, or sleep (returns true: look again).
+  bool SpinForWork(std::unique_lock<std::mutex>& l);
 };
 
 }  // namespace loom::meta

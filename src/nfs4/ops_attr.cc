@@ -1,5 +1,7 @@
 // Operations that read or write attributes: GETATTR (§18.7), SETATTR (§18.30), VERIFY (§18.31),
 // NVERIFY (§18.15), CREATE (§18.4) and READDIR (§18.23).
+#include <algorithm>
+
 #include "nfs4/attrs.h"
 #include "nfs4/mds.h"
 #include "nfs4/names.h"
@@ -229,13 +231,20 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   size_t used = 8 + 4 + 4;  // cookieverf, final "no more entries", eof
   size_t dirused = 0;
   bool want_rderr = BitmapHas(ra.attr_request, FATTR4_RDATTR_ERROR);
+  const bool want_fh = BitmapHas(ra.attr_request, FATTR4_FILEHANDLE);
   uint64_t cookie = ra.cookie;
   bool done = false, full = false;
+  // Entries are read a page per store transaction. The first page is a guess; later ones are
+  // sized from the bytes the entries so far took, so that a 64 KiB reply of short entries
+  // (~900) takes two or three transactions rather than eight, without reading many entries
+  // the reply has no room for.
+  size_t page_entries = 128;
   while (!done && !full) {
     auto page = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<std::vector<std::pair<meta::Dentry, Result<meta::Inode>>>> {
-      auto p = cx.mds.ns().ReadDir(t, cx.cfh.ino, cookie, 128);
+      auto p = cx.mds.ns().ReadDir(t, cx.cfh.ino, cookie, page_entries);
       if (!p.ok()) return p.status();
       std::vector<std::pair<meta::Dentry, Result<meta::Inode>>> out;
+      out.reserve(p->entries.size());
       for (auto& d : p->entries) {
         auto in = cx.mds.ns().GetAttr(t, d.ino);
         // Not an entry's own error: the whole READDIR goes on on a worker.
@@ -252,7 +261,9 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       e.cookie = d.cookie;
       e.name = Bytes::Copy(d.name);
       if (in.ok()) {
-        std::string fh = SealFh(cx.mds.fh_key(), MdsHandle{cx.cfh.fsid, d.ino});
+        // Sealing costs a keyed hash: only for the clients that asked for handles (ls -l).
+        std::string fh;
+        if (want_fh) fh = SealFh(cx.mds.fh_key(), MdsHandle{cx.cfh.fsid, d.ino});
         nfsstat4 st = EncodeAttrs(ra.attr_request, Source(cx, in.value(), fh), cx.minor, &e.attrs);
         if (st != NFS4_OK) return res.status = st;
       } else if (want_rderr) {
@@ -273,6 +284,10 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
       dirused += dsz;
       cookie = d.cookie;
       res.resok4.reply.entries.push_back(std::move(e));
+    }
+    if (const size_t n = res.resok4.reply.entries.size(); n > 0 && used < limit) {
+      const size_t avg = std::max<size_t>(1, used / n);
+      page_entries = std::clamp<size_t>((limit - used) / avg + 1, 16, 1024);
     }
   }
   if (full && res.resok4.reply.entries.empty()) return res.status = NFS4ERR_TOOSMALL;
