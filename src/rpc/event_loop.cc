@@ -90,6 +90,11 @@ void EventLoop::Run() {
   RunPosted();
 }
 
+namespace {
+// A sched_yield that took longer than this gave the CPU to another thread.
+constexpr int64_t kContendedUs = 5;
+}  // namespace
+
 int EventLoop::Wait(epoll_event* evs, int max, int timeout_ms) {
   const int window = poll_.window_us();
   if (window == 0 || timeout_ms == 0) {
@@ -110,8 +115,16 @@ int EventLoop::Wait(epoll_event* evs, int max, int timeout_ms) {
     now = NowUs();
     if (now - t0 >= window) break;
     // Polling must not take the CPU from threads that have work on it (the client on the
-    // same machine, the workers): yield returns at once when nothing else is runnable.
+    // same machine, the workers): yield returns at once when nothing else is runnable. When
+    // it did not (another thread ran meanwhile), this CPU is contended: polling would only
+    // compete with those threads (measured: with 4 clients on 2 CPUs one connection's p99
+    // went from ~0.7 to 1.8 ms), so stop and block.
     ::sched_yield();
+    const int64_t after = NowUs();
+    if (after - now > kContendedUs) {
+      now = after;
+      break;
+    }
   }
   if (opts_.poll_miss) opts_.poll_miss->Record(static_cast<uint64_t>(now - t0), 0, 0, false);
   if (timeout_ms > 0) {
