@@ -402,7 +402,10 @@ void RocksKvStore::SyncerLoop() {
       continue;
     }
     if (stop_syncer_) return;
-    if (when_durable_.empty() && SpinForWork(l)) continue;
+    if (when_durable_.empty()) {
+      WaitForWork(l);
+      continue;
+    }
     sync_cv_.wait(l);  // nothing owed, a sync in flight, or an older commit still writing
   }
 }
@@ -410,35 +413,31 @@ void RocksKvStore::SyncerLoop() {
 // With one change in flight (a client waiting for each reply), the next commit comes a round
 // trip after the last reply, tens of µs; a syncer asleep on the condition variable takes about
 // as long again to wake (a futex wake of an idle vCPU), added to every such change. So it
-// watches when_durable_gen_ for a while first, yielding the CPU to anyone runnable, and the
-// window adapts as the event loops' does (rpc::PollWindow's rule, without the dependency):
-// work found within the window keeps it, a sleep longer than 4x the most shrinks it to 0.
-bool RocksKvStore::SpinForWork(std::unique_lock<std::mutex>& l) {
-  constexpr int64_t kMaxUs = 100;
-  if (spin_us_ == 0) {
-    // Not spinning: sleep, and start again if the sleep turned out short.
-    const auto t0 = std::chrono::steady_clock::now();
-    sync_cv_.wait(l);
-    const int64_t slept = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::steady_clock::now() - t0)
-                              .count();
-    if (slept <= 4 * kMaxUs) spin_us_ = kMaxUs;
-    return true;
-  }
-  const uint64_t gen = when_durable_gen_.load(std::memory_order_acquire);
-  l.unlock();
-  const auto t0 = std::chrono::steady_clock::now();
-  bool found = false;
-  while (std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(spin_us_)) {
-    if (when_durable_gen_.load(std::memory_order_acquire) != gen) {
-      found = true;
-      break;
+// watches when_durable_gen_ for a while first, yielding the CPU to anyone runnable, within a
+// PollWindow (common/poll_window.h) of at most 100 µs, which closes when work stops coming
+// that soon.
+void RocksKvStore::WaitForWork(std::unique_lock<std::mutex>& l) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto since = [&] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  };
+  const int window = syncer_poll_.window_us();
+  if (window > 0) {
+    const uint64_t gen = when_durable_gen_.load(std::memory_order_acquire);
+    l.unlock();
+    bool found = false;
+    while (!found && since() < window) {
+      std::this_thread::yield();
+      found = when_durable_gen_.load(std::memory_order_acquire) != gen;
     }
-    std::this_thread::yield();
+    l.lock();
+    if (found) return;  // the window stays as it is
   }
-  l.lock();
-  if (!found) spin_us_ = 0;  // quiet: sleep next time (and come back if sleeps are short)
-  return true;
+  // Anything that came while the lock was free (a stop, work) was notified to nobody.
+  if (stop_syncer_ || !when_durable_.empty()) return;
+  sync_cv_.wait(l);
+  syncer_poll_.Blocked(since());
 }
 
 uint64_t RocksKvStore::PendingTicket(std::string_view key) const {

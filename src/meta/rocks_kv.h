@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/poll_window.h"
 #include "meta/kv.h"
 #include "meta/read_cache.h"
 
@@ -155,9 +156,9 @@ class RocksKvStore final : public KvStore {
   // Bumped (under sync_mu_) by every WhenDurable that queues a function: the syncer, having
   // nothing to do, watches it for a while before it sleeps on sync_cv_ (SyncerLoop).
   std::atomic<uint64_t> when_durable_gen_{0};
-  int64_t spin_us_ = 0;  // syncer thread only
-  // The syncer has nothing to do: watch for work a while, or sleep (returns true: look again).
-  bool SpinForWork(std::unique_lock<std::mutex>& l);
+  PollWindow syncer_poll_{100};  // syncer thread only
+  // The syncer has nothing to do: watch for work a while, then sleep until notified.
+  void WaitForWork(std::unique_lock<std::mutex>& l);
 };
 
 }  // namespace loom::meta

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/poll_window.h"
 #include "common/status.h"
 
 namespace loom {
@@ -25,35 +26,6 @@ class OpStats;
 }
 
 namespace loom::rpc {
-
-// How long a loop keeps polling for its next event before it blocks in epoll_wait, adapted to
-// what the polling finds (in the manner of KVM's halt polling). A blocked loop thread on an idle
-// CPU takes tens of µs to wake (on a VM, the vCPU's halt and the host's wake-up): with one
-// request in flight per connection that is the whole round trip's cost twice over (measured:
-// loom-ds 4 KiB reads 13 800 IOPS blocking, 41 000 polling 60 µs). Polling is worth it only
-// when the next event comes soon, so:
-//  - an event found while polling keeps the window, and a wait that blocked but ended within
-//    `max_us` (polling longer would have caught it) grows it, doubling from kStartUs up to
-//    `max_us`;
-//  - a wait longer than that (the connection went quiet) halves it, and below kStartUs it is 0:
-//    an idle server does not spin; only events arriving closely bring polling back.
-// Only the loop thread touches it. Deterministic: tests feed it outcomes.
-class PollWindow {
- public:
-  static constexpr int kStartUs = 8;
-  static constexpr int kGrowLimit = 4;
-  explicit PollWindow(int max_us) : max_us_(max_us < 0 ? 0 : max_us), window_us_(max_us_) {}
-  int max_us() const { return max_us_; }
-  // How long to poll before blocking now.
-  int window_us() const { return window_us_; }
-  // The loop blocked (after polling its window, or at once if that was 0), and the block ended
-  // after `blocked_us`.
-  void Blocked(int64_t blocked_us);
-
- private:
-  int max_us_;
-  int window_us_;
-};
 
 class EventLoop {
  public:
