@@ -2,7 +2,7 @@
 
 namespace loom::meta {
 
-std::optional<std::string> ReadCache::Get(std::string_view key) {
+std::optional<std::string> ReadCache::Get(std::string_view key, uint64_t* epoch) {
   Shard& s = ShardOf(key);
   {
     std::lock_guard<std::mutex> l(s.mu);
@@ -11,15 +11,10 @@ std::optional<std::string> ReadCache::Get(std::string_view key) {
       hits_.fetch_add(1, std::memory_order_relaxed);
       return it->second;
     }
+    if (epoch) *epoch = s.epoch;
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
   return std::nullopt;
-}
-
-uint64_t ReadCache::Epoch(std::string_view key) {
-  Shard& s = ShardOf(key);
-  std::lock_guard<std::mutex> l(s.mu);
-  return s.epoch;
 }
 
 void ReadCache::Fill(std::string_view key, std::string_view value, uint64_t epoch) {

@@ -7,7 +7,7 @@
 // Correctness rests on two rules, both under the key's shard mutex:
 //  - A writer, after its commit is in the database, erases every key it wrote and bumps the
 //    shard's epoch (Invalidate). A commit that failed is erased too (harmless).
-//  - A reader that missed notes the shard's epoch (Epoch) before it reads the database, and
+//  - A reader that missed notes the shard's epoch (Get) before it reads the database, and
 //    inserts what it read only if the epoch has not moved since (Fill). So a value read
 //    before a commit can never be inserted after that commit's invalidation; and one
 //    inserted before it is erased by it.
@@ -44,10 +44,9 @@ class ReadCache {
 
   explicit ReadCache(size_t capacity_bytes) : shard_budget_(capacity_bytes / kShards) {}
 
-  // The cached value of key, if any.
-  std::optional<std::string> Get(std::string_view key);
-  // Before reading `key` from the database after a miss: the epoch to pass to Fill.
-  uint64_t Epoch(std::string_view key);
+  // The cached value of key, if any. On a miss, `*epoch` (when given) is the shard's epoch,
+  // read under the same lock, to pass to Fill after reading the database.
+  std::optional<std::string> Get(std::string_view key, uint64_t* epoch = nullptr);
   // After that read: remember value, unless a writer invalidated the shard meanwhile.
   void Fill(std::string_view key, std::string_view value, uint64_t epoch);
   // After a commit that wrote key (put or delete) reached the database.

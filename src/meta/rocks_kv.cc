@@ -130,11 +130,10 @@ class RocksKvStore::RocksTxn final : public Txn {
     ReadCache* cache = Wrote(key) ? nullptr : store_->cache_.get();
     uint64_t epoch = 0;
     if (cache) {
-      if (std::optional<std::string> hit = cache->Get(key)) {
+      if (std::optional<std::string> hit = cache->Get(key, &epoch)) {
         Saw(store_->PendingTicket(key));  // a cached commit may still be on its way to disk
         return MaybeValue(std::move(*hit));
       }
-      epoch = cache->Epoch(key);
     }
     std::string v;
     rocksdb::Status s = txn_->Get(ReadOpts(), ToSlice(key), &v);

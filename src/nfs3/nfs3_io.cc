@@ -56,7 +56,7 @@ bool Resident(int fd, uint64_t off, uint32_t len) {
     if (errno == ENOSYS) missing.store(true, std::memory_order_relaxed);
     return false;
   }
-  const uint64_t page = 4096;
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t pages = (off + len + page - 1) / page - off / page;
   return cs.nr_cache >= pages;
 }

@@ -86,18 +86,12 @@ constexpr int64_t kYieldedUs = 5;
 }  // namespace
 
 int EventLoop::Wait(epoll_event* evs, int max, int timeout_ms) {
+  if (poll_.max_us() == 0 || timeout_ms == 0) return epoll_wait(epfd_, evs, max, timeout_ms);
   const int window = poll_.window_us();
-  if (window == 0 || timeout_ms == 0) {
-    if (poll_.max_us() == 0 || timeout_ms == 0) return epoll_wait(epfd_, evs, max, timeout_ms);
-    const int64_t t0 = NowUs();
-    int n = epoll_wait(epfd_, evs, max, timeout_ms);
-    poll_.Blocked(NowUs() - t0);
-    return n;
-  }
   const int64_t t0 = NowUs();
   int64_t now = t0;
   int64_t others_us = 0;  // time other threads ran while this one yielded
-  for (;;) {
+  while (window > 0) {
     int n = epoll_wait(epfd_, evs, max, 0);
     if (n != 0) {
       if (opts_.poll_hit) opts_.poll_hit->Record(static_cast<uint64_t>(NowUs() - t0), 0, 0, false);
@@ -121,11 +115,10 @@ int EventLoop::Wait(epoll_event* evs, int max, int timeout_ms) {
       }
     }
   }
-  if (opts_.poll_miss) opts_.poll_miss->Record(static_cast<uint64_t>(now - t0), 0, 0, false);
-  if (timeout_ms > 0) {
-    timeout_ms -= static_cast<int>((now - t0) / 1000);
-    if (timeout_ms < 0) timeout_ms = 0;
+  if (window > 0 && opts_.poll_miss) {
+    opts_.poll_miss->Record(static_cast<uint64_t>(now - t0), 0, 0, false);
   }
+  if (timeout_ms > 0) timeout_ms = std::max(0, timeout_ms - static_cast<int>((now - t0) / 1000));
   int n = epoll_wait(epfd_, evs, max, timeout_ms);
   poll_.Blocked(NowUs() - t0);
   return n;
