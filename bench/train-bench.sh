@@ -30,8 +30,8 @@
 #   --no-sweep          skip the sweep
 #   --out FILE          JSONL of every run (default build/bench/train-results.jsonl)
 #   --keep              keep the work directory (default: mktemp -d, removed at the end)
-# Env: TRAIN_SCALE (default 1) scales the data sets: unet3d 24, resnet50 2000, cosmoflow 300
-#      files at 1 (never fewer than one batch); LOOM_BIN (default build/apps: loom/loom,
+# Env: TRAIN_SCALE (default 1) scales the data sets: unet3d 24, resnet50 8 (of 1251 samples
+#      each, as MLPerf's TFRecord files), cosmoflow 300 files at 1 (never fewer than one batch); LOOM_BIN (default build/apps: loom/loom,
 #      loom-mds/loom-mds, loom-ds/loom-ds).
 #
 # Output: progress on stderr, every run as a JSON line in --out, and on stdout ONE JSON object:
@@ -149,7 +149,7 @@ fi
 # ---- data sets -------------------------------------------------------------------------
 files_for() {  # workload -> scaled file count, at least one batch
     local base min
-    case $1 in unet3d) base=24 min=7 ;; resnet50) base=2000 min=400 ;; cosmoflow) base=300 min=1 ;; esac
+    case $1 in unet3d) base=24 min=7 ;; resnet50) base=8 min=1 ;; cosmoflow) base=300 min=1 ;; esac
     awk -v b="$base" -v s="$SCALE" -v m="$min" 'BEGIN { n = int(b * s + 0.5); print (n < m ? m : n) }'
 }
 bench_train() {  # backend-args... ; prints the JSON line, 0 on success
@@ -272,7 +272,8 @@ for w, by in train.items():
     acc = lambda b: by[b]["accelerators"] if b in by and not by[b].get("error") else None
     workloads[w] = {
         "sample_bytes": any_l["sample_bytes"], "batch": any_l["batch"], "compute_s": any_l["compute_s"],
-        "files": any_l["files"], "au_target": any_l["au_target"],
+        "files": any_l["files"], "samples_per_file": any_l.get("samples_per_file", 1),
+        "au_target": any_l["au_target"],
         "demand_MB_s_per_accelerator": demand,
         "accelerators": {b: acc(b) for b in by},
         "backends": side,

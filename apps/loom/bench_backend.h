@@ -22,14 +22,23 @@ struct BackendConfig {
   size_t open_depth = 16;  // opens (and closes) in flight per reader
 };
 
-// Reads whole files. One reader serves one thread (a simulated accelerator's loader); it owns
-// its buffers and, for nfs, its own connection.
+// A byte range of one file of the data set: one sample, or several consecutive samples of a
+// file that holds many (resnet50's record files).
+struct Extent {
+  std::string path;
+  uint64_t off = 0, len = 0;
+};
+
+// Reads extents of files. One reader serves one thread (a simulated accelerator's loader); it
+// owns its buffers and, for nfs, its own connection.
 class Reader {
  public:
   virtual ~Reader() = default;
-  // Reads every file in `paths` whole, the batch's reads in flight together (up to the
-  // window). Every file must hold exactly `bytes_each` bytes. Returns "" or an error.
-  virtual std::string ReadBatch(const std::vector<std::string>& paths, uint64_t bytes_each) = 0;
+  // Reads every extent of a batch (each file opened, the range read, the file closed), the
+  // batch's reads in flight together (up to the window). Every file must hold exactly
+  // `file_bytes` bytes (a file of the wrong size means a data set prepared for another
+  // workload). Returns "" or an error.
+  virtual std::string ReadBatch(const std::vector<Extent>& extents, uint64_t file_bytes) = 0;
 };
 
 // Thread-safe: NewReader may be called from any thread.
@@ -59,15 +68,25 @@ inline std::string MakeBackend(const BackendConfig& cfg, std::unique_ptr<Backend
   return "unknown backend '" + cfg.kind + "' (loom, local, nfs)";
 }
 
-// Slot size for reads of files of `bytes_each`: one chunk, or the whole file when smaller, so
-// that a batch of small files is all in flight at once.
-inline uint64_t SlotBytes(const BackendConfig& cfg, uint64_t bytes_each) {
-  uint64_t s = bytes_each < cfg.chunk_bytes ? bytes_each : cfg.chunk_bytes;
+// Slot size for reads of extents of up to `largest` bytes: one chunk, or the whole extent when
+// smaller, so that a batch of small samples is all in flight at once.
+inline uint64_t SlotBytes(const BackendConfig& cfg, uint64_t largest) {
+  uint64_t s = largest < cfg.chunk_bytes ? largest : cfg.chunk_bytes;
   return s == 0 ? 1 : s;
 }
-inline size_t SlotCount(const BackendConfig& cfg, uint64_t bytes_each) {
-  uint64_t n = cfg.window_bytes / SlotBytes(cfg, bytes_each);
+inline size_t SlotCount(const BackendConfig& cfg, uint64_t largest) {
+  uint64_t n = cfg.window_bytes / SlotBytes(cfg, largest);
   return n == 0 ? 1 : static_cast<size_t>(n);
+}
+// The error for a data-set file of the wrong size.
+inline std::string WrongSize(const std::string& path, uint64_t has, uint64_t want) {
+  return path + ": holds " + std::to_string(has) + " bytes, the workload's files hold " +
+         std::to_string(want) + " (prepare the data set again)";
+}
+inline uint64_t LargestExtent(const std::vector<Extent>& extents) {
+  uint64_t m = 0;
+  for (const Extent& e : extents) m = e.len > m ? e.len : m;
+  return m;
 }
 
 }  // namespace loom::bench

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -24,23 +25,34 @@ class LocalReader : public Reader {
     for (auto& [path, fd] : open_) ::close(fd);
   }
 
-  std::string ReadBatch(const std::vector<std::string>& paths, uint64_t bytes_each) override {
+  std::string ReadBatch(const std::vector<Extent>& extents, uint64_t file_bytes) override {
     if (slots_.empty()) {
-      slot_bytes_ = SlotBytes(cfg_, bytes_each);
-      slots_.resize(SlotCount(cfg_, bytes_each));
+      slot_bytes_ = SlotBytes(cfg_, LargestExtent(extents));
+      slots_.resize(SlotCount(cfg_, LargestExtent(extents)));
       for (auto& s : slots_) s.reset(new char[slot_bytes_]);
     }
-    for (const std::string& path : paths) {
+    for (const Extent& e : extents) {
       int fd;
-      auto it = open_.find(path);
+      auto it = open_.find(e.path);
       if (it != open_.end()) {
         fd = it->second;
       } else {
-        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return Errno("open", path);
-        if (cfg_.keep_open) open_[path] = fd;
+        fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return Errno("open", e.path);
+        struct stat st;
+        std::string err;
+        if (::fstat(fd, &st) != 0) {
+          err = Errno("stat", e.path);
+        } else if (static_cast<uint64_t>(st.st_size) != file_bytes) {
+          err = WrongSize(e.path, static_cast<uint64_t>(st.st_size), file_bytes);
+        }
+        if (!err.empty()) {
+          ::close(fd);
+          return err;
+        }
+        if (cfg_.keep_open) open_[e.path] = fd;
       }
-      std::string err = ReadWhole(fd, path, bytes_each);
+      std::string err = ReadRange(fd, e);
       if (!cfg_.keep_open) ::close(fd);
       if (!err.empty()) return err;
     }
@@ -50,23 +62,19 @@ class LocalReader : public Reader {
  private:
   // One pread per slot, the slots used round robin so that the copies go to memory the size
   // of the window (as the other backends' reads do), not to one cache-hot buffer.
-  std::string ReadWhole(int fd, const std::string& path, uint64_t bytes_each) {
-    uint64_t off = 0;
-    while (true) {
+  std::string ReadRange(int fd, const Extent& e) {
+    uint64_t off = e.off, end = e.off + e.len;
+    while (off < end) {
       char* buf = slots_[next_slot_].get();
       next_slot_ = (next_slot_ + 1) % slots_.size();
-      ssize_t n = ::pread(fd, buf, slot_bytes_, static_cast<off_t>(off));
+      size_t want = static_cast<size_t>(std::min<uint64_t>(slot_bytes_, end - off));
+      ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(off));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return Errno("read", path);
+        return Errno("read", e.path);
       }
-      if (n == 0) break;
+      if (n == 0) return "short read of " + e.path + " at " + std::to_string(off);
       off += static_cast<uint64_t>(n);
-      if (off > bytes_each) break;
-    }
-    if (off != bytes_each) {
-      return path + ": holds " + std::to_string(off) + " bytes, the workload's samples are " +
-             std::to_string(bytes_each) + " (prepare the data set again)";
     }
     return "";
   }

@@ -1,4 +1,4 @@
-// The loom backend: libloom. Each sample is opened (Client::Open: OPEN and, with pNFS, a
+// The loom backend: libloom. Each file of a batch is opened (Client::Open: OPEN and, with pNFS, a
 // layout; up to --open-depth at once) and read with ReadAsync, the batch's reads in flight
 // together up to the window, the bytes landing straight in the reader's reused buffers. A file
 // is closed as soon as its last read is back, while the batch's other reads are in flight.
@@ -87,15 +87,15 @@ class LoomReader : public Reader {
   // opened files while slots are free; hand each file whose reads are all back to a close.
   // Opens, reads and closes complete on other threads and only touch `b` under `b.mu`; the
   // loop returns when nothing is in flight any more.
-  std::string ReadBatch(const std::vector<std::string>& paths, uint64_t bytes_each) override {
+  std::string ReadBatch(const std::vector<Extent>& ext, uint64_t file_bytes) override {
     if (slots_.empty()) {
-      slot_bytes_ = SlotBytes(cfg_, bytes_each);
-      slots_.resize(SlotCount(cfg_, bytes_each));
+      slot_bytes_ = SlotBytes(cfg_, LargestExtent(ext));
+      slots_.resize(SlotCount(cfg_, LargestExtent(ext)));
       for (auto& s : slots_) s.reset(new char[slot_bytes_]);
     }
     struct Sample {
       std::shared_ptr<File> file;
-      uint64_t next_off = 0;
+      uint64_t next_off = 0, end = 0;
       size_t pending = 0;
     };
     struct Batch {
@@ -111,30 +111,32 @@ class LoomReader : public Reader {
         if (err.empty()) err = e;
       }
     } b;
-    b.samples.resize(paths.size());
+    b.samples.resize(ext.size());
+    for (size_t i = 0; i < ext.size(); i++) {
+      b.samples[i].next_off = ext[i].off;
+      b.samples[i].end = ext[i].off + ext[i].len;
+    }
     for (size_t i = slots_.size(); i-- > 0;) b.free_slots.push_back(i);
 
     std::unique_lock<std::mutex> lk(b.mu);
     while (true) {
       bool stopping = !b.err.empty();
-      while (!stopping && b.opens < cfg_.open_depth && b.next_open < paths.size()) {
+      while (!stopping && b.opens < cfg_.open_depth && b.next_open < ext.size()) {
         size_t i = b.next_open++;
-        if (auto it = open_.find(paths[i]); it != open_.end()) {
+        if (auto it = open_.find(ext[i].path); it != open_.end()) {
           b.samples[i].file = it->second;
           b.readable.push_back(i);
           continue;
         }
         b.opens++;
-        pool_.Post([this, &b, &paths, i, bytes_each] {
-          auto r = client_->Open(paths[i], OpenFlags{});
+        pool_.Post([this, &b, &ext, i, file_bytes] {
+          auto r = client_->Open(ext[i].path, OpenFlags{});
           std::lock_guard<std::mutex> g(b.mu);
           b.opens--;
           if (!r.ok()) {
-            b.Fail("open " + paths[i] + ": " + r.status().ToString());
-          } else if ((*r)->size() != bytes_each) {
-            b.Fail(paths[i] + ": holds " + std::to_string((*r)->size()) +
-                   " bytes, the workload's samples are " + std::to_string(bytes_each) +
-                   " (prepare the data set again)");
+            b.Fail("open " + ext[i].path + ": " + r.status().ToString());
+          } else if ((*r)->size() != file_bytes) {
+            b.Fail(WrongSize(ext[i].path, (*r)->size(), file_bytes));
             b.samples[i].file = *r;
             b.finished.push_back(i);
           } else {
@@ -147,29 +149,29 @@ class LoomReader : public Reader {
       while (!stopping && !b.readable.empty() && !b.free_slots.empty()) {
         size_t i = b.readable.front();
         Sample& s = b.samples[i];
-        if (cfg_.keep_open && !open_.count(paths[i])) open_[paths[i]] = s.file;
+        if (cfg_.keep_open && !open_.count(ext[i].path)) open_[ext[i].path] = s.file;
         uint64_t off = s.next_off;
-        size_t len = static_cast<size_t>(std::min<uint64_t>(slot_bytes_, bytes_each - off));
+        size_t len = static_cast<size_t>(std::min<uint64_t>(slot_bytes_, s.end - off));
         s.next_off += len;
-        if (s.next_off >= bytes_each) b.readable.pop_front();
+        if (s.next_off >= s.end) b.readable.pop_front();
         size_t slot = b.free_slots.back();
         b.free_slots.pop_back();
         s.pending++;
         b.reads++;
         std::shared_ptr<File> f = s.file;
         lk.unlock();  // ReadAsync may complete on this thread
-        f->ReadAsync(off, slots_[slot].get(), len, [&b, &paths, i, slot, len, off, bytes_each](Status st, size_t n) {
+        f->ReadAsync(off, slots_[slot].get(), len, [&b, &ext, i, slot, len, off](Status st, size_t n) {
           std::lock_guard<std::mutex> g(b.mu);
           if (!st.ok()) {
-            b.Fail("read " + paths[i] + " at " + std::to_string(off) + ": " + st.ToString());
+            b.Fail("read " + ext[i].path + " at " + std::to_string(off) + ": " + st.ToString());
           } else if (n != len) {
-            b.Fail("short read of " + paths[i] + " at " + std::to_string(off) + ": " +
+            b.Fail("short read of " + ext[i].path + " at " + std::to_string(off) + ": " +
                    std::to_string(n) + " of " + std::to_string(len));
           }
           b.free_slots.push_back(slot);
           b.reads--;
           Sample& done = b.samples[i];
-          if (--done.pending == 0 && done.next_off >= bytes_each) b.finished.push_back(i);
+          if (--done.pending == 0 && done.next_off >= done.end) b.finished.push_back(i);
           b.cv.notify_all();
         });
         lk.lock();
@@ -179,23 +181,23 @@ class LoomReader : public Reader {
         size_t i = b.finished.front();
         b.finished.pop_front();
         std::shared_ptr<File> f = std::move(b.samples[i].file);
-        if (cfg_.keep_open && open_.count(paths[i])) continue;
+        if (cfg_.keep_open && open_.count(ext[i].path)) continue;
         b.closes++;
-        pool_.Post([&b, &paths, i, f] {
+        pool_.Post([&b, &ext, i, f] {
           Status st = f->Close();
           std::lock_guard<std::mutex> g(b.mu);
           b.closes--;
-          if (!st.ok()) b.Fail("close " + paths[i] + ": " + st.ToString());
+          if (!st.ok()) b.Fail("close " + ext[i].path + ": " + st.ToString());
           b.cv.notify_all();
         });
       }
       bool idle = b.opens == 0 && b.reads == 0 && b.closes == 0;
-      if (idle && (stopping || (b.next_open == paths.size() && b.readable.empty()))) break;
+      if (idle && (stopping || (b.next_open == ext.size() && b.readable.empty()))) break;
       b.cv.wait(lk);
     }
     // After an error: files opened whose reads were never all issued.
     for (size_t i = 0; i < b.samples.size(); i++) {
-      if (b.samples[i].file && !open_.count(paths[i])) (void)b.samples[i].file->Close();
+      if (b.samples[i].file && !open_.count(ext[i].path)) (void)b.samples[i].file->Close();
     }
     return b.err;
   }

@@ -90,21 +90,24 @@ class NfsReader : public Reader {
   }
   std::string Init() { return MountUrl(cfg_.nfs_url, &m_); }
 
-  std::string ReadBatch(const std::vector<std::string>& paths, uint64_t bytes_each) override {
+  std::string ReadBatch(const std::vector<Extent>& ext, uint64_t /*file_bytes*/) override {
     if (slots_.empty()) {
-      slot_bytes_ = SlotBytes(cfg_, bytes_each);
-      slots_.resize(SlotCount(cfg_, bytes_each));
+      slot_bytes_ = SlotBytes(cfg_, LargestExtent(ext));
+      slots_.resize(SlotCount(cfg_, LargestExtent(ext)));
       for (auto& s : slots_) s.reset(new char[slot_bytes_]);
     }
     Batch b;
     b.self = this;
-    b.paths = &paths;
-    b.bytes_each = bytes_each;
-    b.files.resize(paths.size());
+    b.ext = &ext;
+    b.files.resize(ext.size());
+    for (size_t i = 0; i < ext.size(); i++) {
+      b.files[i].next_off = ext[i].off;
+      b.files[i].end = ext[i].off + ext[i].len;
+    }
     for (size_t i = slots_.size(); i-- > 0;) b.free_slots.push_back(i);
     while (true) {
       Pump(&b);
-      if (b.done == paths.size() && b.calls == 0) break;
+      if (b.done == ext.size() && b.calls == 0) break;
       if (!b.err.empty() && b.calls == 0) break;
       pollfd pfd{nfs_get_fd(m_.nfs), static_cast<short>(nfs_which_events(m_.nfs)), 0};
       int rc = poll(&pfd, 1, 1000);
@@ -120,14 +123,13 @@ class NfsReader : public Reader {
   struct FileState {
     nfsfh* fh = nullptr;
     uint64_t next_off = 0;  // next byte to ask for
-    uint64_t got = 0;       // bytes back
+    uint64_t end = 0;       // the extent's end
     size_t pending = 0;
     bool opening = false, closing = false;
   };
   struct Batch {
     NfsReader* self;
-    const std::vector<std::string>* paths;
-    uint64_t bytes_each;
+    const std::vector<Extent>* ext;
     std::vector<FileState> files;
     std::vector<size_t> free_slots;
     size_t next_open = 0, opens = 0, done = 0, calls = 0;
@@ -144,9 +146,9 @@ class NfsReader : public Reader {
   // Starts what can start: opens up to kOpenDepth, reads while slots are free.
   void Pump(Batch* b) {
     if (!b->err.empty()) return;
-    while (b->opens < cfg_.open_depth && b->next_open < b->paths->size()) {
+    while (b->opens < cfg_.open_depth && b->next_open < b->ext->size()) {
       size_t i = b->next_open++;
-      const std::string& path = (*b->paths)[i];
+      const std::string& path = (*b->ext)[i].path;
       if (auto it = open_.find(path); it != open_.end()) {
         b->files[i].fh = it->second;
         b->readable.push_back(i);
@@ -165,16 +167,16 @@ class NfsReader : public Reader {
     while (!b->readable.empty() && !b->free_slots.empty()) {
       size_t i = b->readable.front();
       FileState& f = b->files[i];
-      uint64_t len = std::min<uint64_t>(slot_bytes_, b->bytes_each - f.next_off);
+      uint64_t len = std::min<uint64_t>(slot_bytes_, f.end - f.next_off);
       size_t slot = b->free_slots.back();
       b->free_slots.pop_back();
       b->calls++;
       f.pending++;
       uint64_t off = f.next_off;
       f.next_off += len;
-      if (f.next_off >= b->bytes_each) b->readable.pop_front();
+      if (f.next_off >= f.end) b->readable.pop_front();
       if (nfs_pread_async(m_.nfs, f.fh, off, len, OnRead, new Call{b, i, slot, len}) != 0) {
-        Fail(b, "read " + (*b->paths)[i] + ": " + nfs_get_error(m_.nfs));
+        Fail(b, "read " + (*b->ext)[i].path + ": " + nfs_get_error(m_.nfs));
         b->calls--;
         return;
       }
@@ -192,12 +194,15 @@ class NfsReader : public Reader {
     b->opens--;
     FileState& f = b->files[c->file];
     f.opening = false;
+    const std::string& path = (*b->ext)[c->file].path;
     if (status != 0) {
-      Fail(b, "open " + (*b->paths)[c->file] + ": " + static_cast<const char*>(data));
+      Fail(b, "open " + path + ": " + static_cast<const char*>(data));
     } else {
       f.fh = static_cast<nfsfh*>(data);
-      if (b->self->cfg_.keep_open) b->self->open_[(*b->paths)[c->file]] = f.fh;
-      if (b->bytes_each == 0) {
+      if (b->self->cfg_.keep_open) b->self->open_[path] = f.fh;
+      // libnfs keeps the size from the open to itself (a GETATTR would be another round
+      // trip): a file shorter than the workload's shows as a short read.
+      if (f.next_off >= f.end) {
         b->self->Finish(b, c->file);
       } else {
         b->readable.push_back(c->file);
@@ -214,18 +219,18 @@ class NfsReader : public Reader {
     FileState& f = b->files[c->file];
     b->calls--;
     f.pending--;
+    const std::string& path = (*b->ext)[c->file].path;
     if (status < 0) {
-      Fail(b, "read " + (*b->paths)[c->file] + ": " + static_cast<const char*>(data));
+      Fail(b, "read " + path + ": " + static_cast<const char*>(data));
     } else if (static_cast<uint64_t>(status) != c->len) {
-      Fail(b, "short read of " + (*b->paths)[c->file] + ": " + std::to_string(status) + " of " +
+      Fail(b, "short read of " + path + ": " + std::to_string(status) + " of " +
                   std::to_string(c->len) + " (is the data set prepared for this workload?)");
     } else {
       // libnfs hands us its reply buffer; the copy is the "bytes land in our buffer" step.
       std::memcpy(self->slots_[c->slot].get(), data, c->len);
-      f.got += c->len;
     }
     b->free_slots.push_back(c->slot);
-    if (f.pending == 0 && f.next_off >= b->bytes_each) self->Finish(b, c->file);
+    if (f.pending == 0 && f.next_off >= f.end) self->Finish(b, c->file);
     delete c;
     self->Pump(b);
   }
@@ -241,7 +246,7 @@ class NfsReader : public Reader {
     b->calls++;
     if (nfs_close_async(m_.nfs, f.fh, OnClose, new Call{b, i, 0, 0}) != 0) {
       b->calls--;
-      Fail(b, "close " + (*b->paths)[i] + ": " + nfs_get_error(m_.nfs));
+      Fail(b, "close " + (*b->ext)[i].path + ": " + nfs_get_error(m_.nfs));
     }
   }
 
@@ -250,7 +255,7 @@ class NfsReader : public Reader {
     Batch* b = c->b;
     b->calls--;
     b->done++;
-    if (status != 0) Fail(b, "close " + (*b->paths)[c->file] + ": " + static_cast<const char*>(data));
+    if (status != 0) Fail(b, "close " + (*b->ext)[c->file].path + ": " + static_cast<const char*>(data));
     delete c;
   }
 

@@ -1,7 +1,8 @@
 // `loom bench train`: the MLPerf Storage training method. Simulated accelerators (threads)
-// each take the next batch of samples (a sample is one file, read whole; every file once per
-// epoch, in a new random order each epoch), wait for the batch's bytes, then "compute" by
-// sleeping the workload's time per batch. A loader per accelerator reads up to --prefetch
+// each take the next batch of samples (every sample once per epoch; the files in a new random
+// order each epoch, a file's samples in file order, as MLPerf's data sets are laid out: unet3d
+// and cosmoflow one sample per file, resnet50 1251 records per file), wait for the batch's
+// bytes, then "compute" by sleeping the workload's time per batch. A loader per accelerator reads up to --prefetch
 // batches ahead while the accelerator computes, as a training framework's data loader does.
 // Accelerator utilisation (AU) = compute time / wall time; storage keeps up with N
 // accelerators when AU stays >= 90% (70% for cosmoflow). docs/benchmarks.md has the details.
@@ -32,14 +33,17 @@ struct Workload {
   double compute_s;    // simulated compute time per batch
   double au_target;    // the AU a run must keep to pass
   uint64_t default_files;
+  uint64_t samples_per_file;  // records per file (TFRecord files hold many)
 };
 
 // MLPerf Storage v1.0 (A100 accelerators): sample sizes, batch sizes and compute times of
-// the three training workloads. The file counts are small data sets for one machine.
+// the three training workloads, and how its data sets hold the samples: unet3d one sample per
+// .npz file, cosmoflow one per TFRecord file, resnet50 1251 per TFRecord file (ImageNet's
+// 1.28M images in 1024 files). The file counts are small data sets for one machine.
 const Workload kWorkloads[] = {
-    {"unet3d", 146600000, 7, 0.323, 0.90, 24},
-    {"resnet50", 114700, 400, 0.224, 0.90, 2000},
-    {"cosmoflow", 2830000, 1, 0.0035, 0.70, 300},
+    {"unet3d", 146600000, 7, 0.323, 0.90, 24, 1},
+    {"resnet50", 114700, 400, 0.224, 0.90, 8, 1251},
+    {"cosmoflow", 2830000, 1, 0.0035, 0.70, 300, 1},
 };
 
 const Workload* FindWorkload(const std::string& name) {
@@ -53,40 +57,54 @@ double DemandMBps(const Workload& w) {
   return static_cast<double>(w.sample_bytes) * w.batch / w.compute_s / 1e6;
 }
 
-// Hands out batches: each epoch a new shuffle of all files, cut into batches of `batch`
+// A batch's byte ranges: (file index, first sample, samples), consecutive samples of one
+// file merged into one range.
+struct Span {
+  uint64_t file, first, count;
+};
+
+// Hands out batches: each epoch a new shuffle of the files; the samples in that file order
+// (a file's samples in order, as a TFRecord reader streams them), cut into batches of `batch`
 // (the last, partial one dropped, as a data loader with drop_last does). Thread-safe.
 class BatchSource {
  public:
-  BatchSource(uint64_t files, uint32_t batch, uint64_t epochs, double deadline, uint64_t seed)
-      : files_(files), batch_(batch), epochs_(epochs), deadline_(deadline), rng_(seed) {
+  BatchSource(uint64_t files, uint64_t per_file, uint32_t batch, uint64_t epochs, double deadline,
+              uint64_t seed)
+      : files_(files), per_file_(per_file), samples_(files * per_file), batch_(batch),
+        epochs_(epochs), deadline_(deadline), rng_(seed) {
     perm_.resize(files);
     for (uint64_t i = 0; i < files; i++) perm_[i] = i;
     std::shuffle(perm_.begin(), perm_.end(), rng_);
   }
-  // The next batch's file indices; false once the epochs are done or the deadline passed.
-  bool Next(std::vector<uint64_t>* out) {
+  // The next batch; false once the epochs are done or the deadline passed.
+  bool Next(std::vector<Span>* out) {
     std::lock_guard<std::mutex> lk(mu_);
     if (NowS() >= deadline_) return false;
-    if (pos_ + batch_ > files_) {
+    if (pos_ + batch_ > samples_) {
       if (epoch_ + 1 >= epochs_) return false;
       epoch_++;
       std::shuffle(perm_.begin(), perm_.end(), rng_);
       pos_ = 0;
     }
-    out->assign(perm_.begin() + static_cast<ptrdiff_t>(pos_),
-                perm_.begin() + static_cast<ptrdiff_t>(pos_ + batch_));
+    out->clear();
+    for (uint64_t s = pos_, end = pos_ + batch_; s < end;) {
+      uint64_t file = perm_[s / per_file_], first = s % per_file_;
+      uint64_t n = std::min(per_file_ - first, end - s);
+      out->push_back(Span{file, first, n});
+      s += n;
+    }
     pos_ += batch_;
     return true;
   }
   // Epochs begun (a fraction: batches handed out / batches per epoch).
   double epochs_done() {
     std::lock_guard<std::mutex> lk(mu_);
-    uint64_t per_epoch = files_ / batch_;
+    uint64_t per_epoch = samples_ / batch_;
     return static_cast<double>(epoch_) + static_cast<double>(pos_ / batch_) / per_epoch;
   }
 
  private:
-  const uint64_t files_;
+  const uint64_t files_, per_file_, samples_;
   const uint32_t batch_;
   const uint64_t epochs_;
   const double deadline_;
@@ -100,6 +118,7 @@ struct TrialConfig {
   const Workload* w;
   std::string dir;  // where the samples are: DIR/sample_NNNNNN
   uint64_t files;
+  uint64_t per_file;  // samples per file
   uint64_t epochs;
   double seconds;  // no new batch after this long
   uint32_t prefetch;
@@ -145,11 +164,14 @@ struct Pipe {
   std::string err;
 };
 
-std::vector<std::string> Paths(const std::string& dir, const std::vector<uint64_t>& idx) {
-  std::vector<std::string> p;
-  p.reserve(idx.size());
-  for (uint64_t i : idx) p.push_back(SamplePath(dir, i));
-  return p;
+std::vector<Extent> Extents(const std::string& dir, uint64_t sample_bytes,
+                            const std::vector<Span>& spans) {
+  std::vector<Extent> e;
+  e.reserve(spans.size());
+  for (const Span& s : spans) {
+    e.push_back(Extent{SamplePath(dir, s.file), s.first * sample_bytes, s.count * sample_bytes});
+  }
+  return e;
 }
 
 TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
@@ -165,15 +187,15 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
     }
   }
   double t0 = NowS();
-  BatchSource src(tc.files, w.batch, tc.epochs, t0 + tc.seconds, tc.seed);
+  BatchSource src(tc.files, tc.per_file, w.batch, tc.epochs, t0 + tc.seconds, tc.seed);
   std::vector<AccResult> acc(n);
   std::vector<Pipe> pipes(n);
   std::vector<std::thread> threads;
 
   auto read_next = [&](uint32_t a, std::string* err) -> bool {
-    std::vector<uint64_t> idx;
-    if (!src.Next(&idx)) return false;
-    *err = readers[a]->ReadBatch(Paths(tc.dir, idx), w.sample_bytes);
+    std::vector<Span> spans;
+    if (!src.Next(&spans)) return false;
+    *err = readers[a]->ReadBatch(Extents(tc.dir, w.sample_bytes, spans), w.sample_bytes * tc.per_file);
     return err->empty();
   };
 
@@ -262,16 +284,17 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
   return tr;
 }
 
-// Writes the data set: `files` files of random bytes (a different 8-byte stamp at the start
-// of every MiB of each, so no two files are equal), `threads` files at a time.
+// Writes the data set: `files` files of `per_file` samples of random bytes (a different 8-byte
+// stamp at the start of every MiB of each, so no two files are equal), `threads` files at a
+// time.
 int Prepare(Backend* backend, const Workload& w, const std::string& dir, uint64_t files,
-            uint32_t threads, bool json) {
+            uint64_t per_file, uint32_t threads, bool json) {
   std::string err = backend->MakeDirs(dir);
   if (!err.empty()) {
     std::fprintf(stderr, "loom bench: %s\n", err.c_str());
     return kExitError;
   }
-  std::vector<char> base(w.sample_bytes);
+  std::vector<char> base(w.sample_bytes * per_file);
   std::mt19937_64 rng(0x4c6f6f6d);
   for (size_t i = 0; i + 8 <= base.size(); i += 8) {
     uint64_t v = rng();
@@ -307,18 +330,20 @@ int Prepare(Backend* backend, const Workload& w, const std::string& dir, uint64_
     std::fprintf(stderr, "loom bench: %s\n", first_err.c_str());
     return kExitError;
   }
-  double mb = static_cast<double>(files) * static_cast<double>(w.sample_bytes) / 1e6;
+  double mb = static_cast<double>(files) * static_cast<double>(base.size()) / 1e6;
   if (json) {
     bench::Json j;
     j.Str("bench", "train-prepare").Str("workload", w.name).Str("dir", dir);
     j.Int("files", static_cast<int64_t>(files)).Int("sample_bytes", static_cast<int64_t>(w.sample_bytes));
+    j.Int("samples_per_file", static_cast<int64_t>(per_file));
     j.Num("seconds", secs, 2).Num("MB_s", secs > 0 ? mb / secs : 0, 1);
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("prepared %s: %llu files of %llu bytes in %s (%.0f MB in %.1f s, %.0f MB/s)\n",
+    std::printf("prepared %s: %llu files of %llu bytes (%llu samples each) in %s (%.0f MB in %.1f s, "
+                "%.0f MB/s)\n",
                 w.name, static_cast<unsigned long long>(files),
-                static_cast<unsigned long long>(w.sample_bytes), dir.c_str(), mb, secs,
-                secs > 0 ? mb / secs : 0);
+                static_cast<unsigned long long>(base.size()), static_cast<unsigned long long>(per_file),
+                dir.c_str(), mb, secs, secs > 0 ? mb / secs : 0);
   }
   return kExitOk;
 }
@@ -340,7 +365,7 @@ int RunTrain(const std::vector<std::string>& args) {
   if (!f.Parse(args,
                {"workload", "backend", "mds", "dir", "nfs-url", "accelerators", "epochs", "files",
                 "seconds", "trial-seconds", "max-accelerators", "prefetch", "connections",
-                "window", "chunk", "seed", "prepare-threads", "open-depth"},
+                "window", "chunk", "seed", "prepare-threads", "open-depth", "samples-per-file"},
                {"search", "json", "prepare", "keep-open"}, &err)) {
     std::fprintf(stderr, "loom bench train: %s (see loom bench --help)\n", err.c_str());
     return kExitUsage;
@@ -356,7 +381,7 @@ int RunTrain(const std::vector<std::string>& args) {
   bc.nfs_url = f.Get("nfs-url");
   bc.keep_open = f.Has("keep-open");
   uint64_t files = w->default_files, epochs = 0, accel = 1, max_accel = 256, prefetch = 1;
-  uint64_t conns = 2, seed = 1, prep_threads = 0, open_depth = 16;
+  uint64_t conns = 2, seed = 1, prep_threads = 0, open_depth = 16, per_file = w->samples_per_file;
   double seconds = 0, trial_seconds = 10;
   bool ok = ParseUint(f.Get("files", std::to_string(files)), &files) &&
             ParseUint(f.Get("accelerators", "1"), &accel) &&
@@ -366,21 +391,26 @@ int RunTrain(const std::vector<std::string>& args) {
             ParseUint(f.Get("seed", "1"), &seed) &&
             ParseUint(f.Get("prepare-threads", "0"), &prep_threads) &&
             ParseUint(f.Get("open-depth", "16"), &open_depth) &&
+            ParseUint(f.Get("samples-per-file", std::to_string(per_file)), &per_file) &&
             ParseUint(f.Get("epochs", "0"), &epochs) &&
             ParseDouble(f.Get("seconds", "0"), &seconds) &&
             ParseDouble(f.Get("trial-seconds", "10"), &trial_seconds) &&
             ParseSize(f.Get("window", "64M"), &bc.window_bytes) &&
             ParseSize(f.Get("chunk", "1M"), &bc.chunk_bytes);
-  if (!ok || accel == 0 || max_accel == 0 || conns == 0 || open_depth == 0 || bc.chunk_bytes == 0 ||
+  if (!ok || accel == 0 || max_accel == 0 || conns == 0 || open_depth == 0 || per_file == 0 ||
+      per_file > (1u << 20) || bc.chunk_bytes == 0 ||
       bc.window_bytes == 0 || seconds < 0 || trial_seconds <= 0) {
     std::fprintf(stderr, "loom bench train: bad number in the options\n");
     return kExitUsage;
   }
   bc.connections = static_cast<uint32_t>(conns);
   bc.open_depth = static_cast<size_t>(open_depth);
-  if (files < w->batch) {
-    std::fprintf(stderr, "loom bench train: %s needs at least %u files (one batch)\n", w->name,
-                 w->batch);
+  if (files == 0 || files * per_file < w->batch) {
+    std::fprintf(stderr,
+                 "loom bench train: %s needs at least %u samples (one batch): --files %llu x "
+                 "--samples-per-file %llu is fewer\n",
+                 w->name, w->batch, static_cast<unsigned long long>(files),
+                 static_cast<unsigned long long>(per_file));
     return kExitUsage;
   }
   std::string root = f.Get("dir", bc.kind == "local" ? "" : "/loom-bench");
@@ -400,13 +430,14 @@ int RunTrain(const std::vector<std::string>& args) {
   if (f.Has("prepare")) {
     // libnfs calls for one context are serialised anyway; loom and local write in parallel.
     uint32_t th = prep_threads ? static_cast<uint32_t>(prep_threads) : (bc.kind == "nfs" ? 1 : 4);
-    return Prepare(backend.get(), *w, dir, files, th, json);
+    return Prepare(backend.get(), *w, dir, files, per_file, th, json);
   }
 
   TrialConfig tc;
   tc.w = w;
   tc.dir = dir;
   tc.files = files;
+  tc.per_file = per_file;
   tc.prefetch = static_cast<uint32_t>(prefetch);
   tc.seed = seed;
   bool search = f.Has("search");
@@ -479,6 +510,7 @@ int RunTrain(const std::vector<std::string>& args) {
   j.Raw("best_trial", best.Json(false));
   j.Int("sample_bytes", static_cast<int64_t>(w->sample_bytes)).Int("batch", w->batch);
   j.Num("compute_s", w->compute_s, 4).Int("files", static_cast<int64_t>(files));
+  j.Int("samples_per_file", static_cast<int64_t>(per_file));
   j.Int("prefetch", static_cast<int64_t>(prefetch)).Bool("keep_open", bc.keep_open);
   j.Int("open_depth", static_cast<int64_t>(open_depth));
   j.Int("window_bytes", static_cast<int64_t>(bc.window_bytes));

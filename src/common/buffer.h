@@ -17,6 +17,9 @@ class Buffer {
  public:
   static std::shared_ptr<Buffer> Allocate(size_t n);
   ~Buffer();
+  // Bytes of large blocks kept for reuse (see buffer.cc: up to the peak in use, trimmed when
+  // idle). Thread-safe.
+  static size_t PooledBytes();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 

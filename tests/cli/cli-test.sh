@@ -18,7 +18,8 @@
 #     copy succeeds with the right bytes;
 #   * after a metadata server restart (SIGKILL, same state dir) commands work at once, and a
 #     put held across the restart completes;
-#   * ls/stat/cat/mkdir/rm/mv/du/df/status/layout, and the exit status of each error class.
+#   * ls/stat/cat/mkdir/rm/mv/du/df/status/layout, and the exit status of each error class;
+#   * `loom bench train` over record files (several samples per file) on loom and locally.
 # Mid-copy moments come from the CLI's test seam LOOM_CLI_TEST_HOLD=BYTES:FIFO (the copy
 # blocks reading FIFO once BYTES are written, so the test acts while it is known to be
 # halfway), never from sleeps.
@@ -341,6 +342,27 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
   expect 5 "a write where the caller may not (uid 65534)" setpriv --reuid=65534 --regid=65534 --clear-groups \
     "$LOOM" mkdir /denied
 fi
+
+# ---- bench train: samples packed in record files ------------------------------------------------
+# Two files of 250 resnet50 samples: a batch of 400 reads all of one file and the first 150
+# samples of the other (ranges at offsets inside files), on Loom and on a local directory.
+expect 0 "bench train --prepare, 250 samples per file" "$LOOM" bench train --prepare --workload resnet50 \
+  --files 2 --samples-per-file 250 --dir /bt --json
+has "prepare reports the samples per file" '"samples_per_file":250'
+expect 0 "bench train on loom reads ranges of record files" "$LOOM" bench train --workload resnet50 \
+  --files 2 --samples-per-file 250 --dir /bt --accelerators 1 --epochs 2 --json
+has "bench train: two epochs, one batch each" '"batches":2'
+has "bench train: no error" '"error":null'
+expect 1 "bench train: files of another size are refused" "$LOOM" bench train --workload resnet50 \
+  --files 2 --samples-per-file 251 --dir /bt --accelerators 1 --epochs 1
+has "bench train: the wrong size is named" "holds 28675000 bytes"
+expect 2 "bench train: fewer samples than a batch" "$LOOM" bench train --workload resnet50 \
+  --files 1 --samples-per-file 250 --dir /bt
+expect 0 "bench train --prepare on a local directory" "$LOOM" bench train --prepare --backend local \
+  --workload resnet50 --files 2 --samples-per-file 250 --dir "$W/bt"
+expect 0 "bench train on a local directory" "$LOOM" bench train --backend local --workload resnet50 \
+  --files 2 --samples-per-file 250 --dir "$W/bt" --accelerators 2 --epochs 2 --json
+has "bench train local: no error" '"error":null'
 
 echo "cli-test: $pass passed, $fail failed"
 [ $fail -eq 0 ]
