@@ -16,8 +16,9 @@
 # `loom bench train --search`: the largest number of simulated accelerators whose mean AU stays
 # >= 90% (70% for cosmoflow).  Sweep: `loom bench read` of a file striped over n = 1, 2, 3 data
 # servers (directory policy --stripes n), 1 MiB sequential and 128 KiB random, 1, 2 and 4
-# connections per data server, next to nfsbench reading one loom-ds directly (the per-server
-# ceiling).  Servers run side by side but only one client runs at a time.
+# connections per data server, next to nfsbench reading n loom-ds directly at the same time
+# (the ceiling of n servers on this machine).  Servers run side by side but only one client
+# runs at a time.
 #
 # Options
 #   --quick             TRAIN_SCALE=0.5, --trial-seconds 2, --sweep-seconds 2, --sweep-size 128M
@@ -31,8 +32,10 @@
 #   --out FILE          JSONL of every run (default build/bench/train-results.jsonl)
 #   --keep              keep the work directory (default: mktemp -d, removed at the end)
 # Env: TRAIN_SCALE (default 1) scales the data sets: unet3d 24, resnet50 8 (of 1251 samples
-#      each, as MLPerf's TFRecord files), cosmoflow 300 files at 1 (never fewer than one batch); LOOM_BIN (default build/apps: loom/loom,
-#      loom-mds/loom-mds, loom-ds/loom-ds).
+#      each, as MLPerf's TFRecord files), cosmoflow 300 files at 1 (never fewer than one
+#      batch); LOOM_BIN (default build/apps: loom/loom, loom-mds/loom-mds, loom-ds/loom-ds);
+#      LOOM_DS_ARGS: extra loom-ds arguments (e.g. --sendfile), for the cluster's data servers
+#      and the direct ones alike.
 #
 # Output: progress on stderr, every run as a JSON line in --out, and on stdout ONE JSON object:
 # per workload the accelerators, AU and MB/s of each backend side by side, the loopback ceiling
@@ -129,6 +132,7 @@ if ((RUN_LOOM)); then
     free_port || die "no free port"
     MDS=127.0.0.1:$FREE_PORT
     "$REPO/scripts/loom-cluster.sh" --dir "$WORK/cluster" --port "$FREE_PORT" --ds 3 --bin "$BIN" \
+        --ds-args "${LOOM_DS_ARGS:-}" \
         >"$WORK/cluster.out" 2>&1 &
     CLUSTER_PID=$!
     for _ in $(seq 300); do
@@ -221,28 +225,51 @@ if ((SWEEP && RUN_LOOM)); then
             done
         done
     done
-    # The per-server ceiling: nfsbench (one connection, the same depth) reading one loom-ds
-    # of its own directly, no metadata server, for the same time as a sweep point: 1 MiB and
-    # 128 KiB reads at random aligned offsets (nfsbench's seq-read reads the file only once,
-    # too short to time here; from the page cache 1 MiB random and sequential cost the same).
-    mkdir -p "$WORK/ds-direct"
-    if srv_start loom "$WORK/ds-direct" "$WORK/ds-direct.work"; then
-        url=$(srv_url_dir)
-        for m in "seq-write --bs 1M" "rand-read --bs 1M --duration $SWEEP_S" \
-            "rand-read --bs 128K --duration $SWEEP_S"; do
-            # shellcheck disable=SC2086  # the mode's words
-            set -- $m
-            if out=$("$BUILD/nfsbench" --url "$url" --mode "$1" --target loom-ds-direct --file direct.dat \
-                --size "$SWEEP_SIZE" --qd "$SWEEP_DEPTH" "${@:2}" 2>>"$WORK/train.log"); then
-                while IFS= read -r l; do [[ $l == \{* ]] && record "${l%\}},\"direct\":true}"; done <<<"$out"
+    # The direct-read ceiling: nfsbench (one connection per server, the same depth) reading
+    # loom-ds instances of their own directly, no metadata server, for the same time as a sweep
+    # point: 1 MiB and 128 KiB reads at random aligned offsets (nfsbench's seq-read reads the
+    # file only once, too short to time here; from the page cache 1 MiB random and sequential
+    # cost the same). For n = 1, 2, 3 servers the n readers run at the same time and their
+    # rates add up: on one machine the servers share its CPUs, so "the sum of their ceilings"
+    # is what they deliver together, not n times what one delivers alone.
+    direct_urls=()
+    for i in 1 2 3; do
+        mkdir -p "$WORK/ds-direct$i"
+        if srv_start loom "$WORK/ds-direct$i" "$WORK/ds-direct$i.work"; then
+            url=$(srv_url_dir)
+            # shellcheck disable=SC2086
+            if out=$("$BUILD/nfsbench" --url "$url" --mode seq-write --bs 1M --target loom-ds-direct \
+                --file direct.dat --size "$SWEEP_SIZE" --qd "$SWEEP_DEPTH" 2>>"$WORK/train.log"); then
+                direct_urls+=("$url")
             else
-                note "nfsbench $1 against loom-ds failed"; FAILED=1
+                note "nfsbench seq-write against loom-ds $i failed"; FAILED=1
             fi
+        else
+            note "a direct loom-ds did not start"; FAILED=1
+        fi
+    done
+    for n in 1 2 3; do
+        ((n <= ${#direct_urls[@]})) || break
+        for bs in 1M 128K; do
+            pids=()
+            for ((i = 0; i < n; i++)); do
+                "$BUILD/nfsbench" --url "${direct_urls[$i]}" --mode rand-read --bs "$bs" --duration "$SWEEP_S" \
+                    --target loom-ds-direct --file direct.dat --size "$SWEEP_SIZE" --qd "$SWEEP_DEPTH" \
+                    >"$WORK/direct.$n.$i.out" 2>>"$WORK/train.log" &
+                pids+=($!)
+            done
+            for ((i = 0; i < n; i++)); do
+                if wait "${pids[$i]}"; then
+                    while IFS= read -r l; do
+                        [[ $l == \{* ]] && record "${l%\}},\"direct\":true,\"direct_servers\":$n,\"direct_index\":$i}"
+                    done <"$WORK/direct.$n.$i.out"
+                else
+                    note "nfsbench rand-read $bs against loom-ds $((i + 1)) of $n failed"; FAILED=1
+                fi
+            done
         done
-        srv_stop
-    else
-        note "a direct loom-ds did not start"; FAILED=1
-    fi
+    done
+    srv_cleanup_all
 fi
 stream after
 
@@ -288,13 +315,20 @@ for l in lines:
     if l.get("bench") == "read":
         sweep.append({k: l.get(k) for k in ("data_servers", "stripes", "connections", "pattern", "bs", "depth",
                                              "MiB_s", "iops", "p50_us", "p99_us", "mds_read_bytes")})
-direct = {("1M" if l.get("bs") == 1048576 else "128K"):
-              {"MiB_s": round(l["GiB_s"] * 1024, 1), "iops": l.get("iops"), "p50_us": l.get("p50_us"),
-               "p99_us": l.get("p99_us"), "bs": l.get("bs"), "qd": l.get("qd")}
-          for l in lines if l.get("target") == "loom-ds-direct" and l.get("op") == "rand-read"}
+def bs_key(bs):
+    return "1M" if bs == 1048576 else "128K"
+# direct[n][bs]: n loom-ds read directly at the same time, their rates summed.
+direct = {}
+for l in lines:
+    if l.get("target") == "loom-ds-direct" and l.get("op") == "rand-read" and l.get("direct_servers"):
+        d = direct.setdefault(str(l["direct_servers"]), {}).setdefault(
+            bs_key(l.get("bs")), {"MiB_s": 0.0, "iops": 0, "p99_us_max": 0, "bs": l.get("bs"), "qd": l.get("qd")})
+        d["MiB_s"] = round(d["MiB_s"] + l["GiB_s"] * 1024, 1)
+        d["iops"] += l.get("iops") or 0
+        d["p99_us_max"] = max(d["p99_us_max"], l.get("p99_us") or 0)
 for s in sweep:
-    d = direct.get("1M" if s["bs"] == 1048576 else "128K")
-    s["over_direct_ceiling"] = r(s["MiB_s"], d["MiB_s"] * s["data_servers"]) if d else None
+    d = direct.get(str(s["data_servers"]), {}).get(bs_key(s["bs"]))
+    s["over_direct_ceiling"] = r(s["MiB_s"], d["MiB_s"]) if d else None
 loads = [l.get("loadavg") for l in lines if l.get("loadavg")]
 print(json.dumps({
     "bench": "train-bench", "op": "summary", "scale": scale, "trial_seconds": trial_s,
