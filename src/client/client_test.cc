@@ -81,8 +81,12 @@ TEST_F(ClientTest, NamespaceOperations) {
   for (const auto& e : l.value()) names.insert(e.name);
   EXPECT_EQ(names, (std::set<std::string>{"b", "c2", "link"}));
   for (const auto& e : l.value()) {
-    if (e.name == "link") EXPECT_EQ(e.attr.type, lc::FileType::kSymlink);
-    if (e.name == "c2") EXPECT_EQ(e.attr.type, lc::FileType::kDirectory);
+    if (e.name == "link") {
+      EXPECT_EQ(e.attr.type, lc::FileType::kSymlink);
+    }
+    if (e.name == "c2") {
+      EXPECT_EQ(e.attr.type, lc::FileType::kDirectory);
+    }
   }
   EXPECT_EQ(c->List("/a/link").status().code(), lc::Errc::kNotDir);
   ASSERT_TRUE(c->Remove("/a/link").ok());

@@ -48,7 +48,9 @@ class PnfsTest : public MdsTest {
     ASSERT_EQ(Run(Ops(PutRootFh(), Open("o", name, OPEN4_SHARE_ACCESS_BOTH, true), GetFh()), &r), NFS4_OK);
     *open = r.resarray[2].opopen->resok4.stateid;
     *fh = r.resarray[3].opgetfh->resok4.object;
-    if (!data.empty()) ASSERT_EQ(Run(Ops(PutFh(*fh), Write(*open, 0, data))), NFS4_OK);
+    if (!data.empty()) {
+      ASSERT_EQ(Run(Ops(PutFh(*fh), Write(*open, 0, data))), NFS4_OK);
+    }
     ASSERT_EQ(Run(Ops(PutFh(*fh), LayoutGet(*open, mode)), &r), NFS4_OK);
     *lg = std::move(*r.resarray[2].oplayoutget);
   }

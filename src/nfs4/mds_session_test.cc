@@ -106,7 +106,9 @@ class MdsSessionTest : public ::testing::Test {
     auto rpc = rpc::RpcClient::Connect(loops_->At(0), "127.0.0.1:" + std::to_string(port_));
     EXPECT_TRUE(rpc.ok());
     auto c = std::make_unique<V4Client>(rpc.value(), owner);
-    if (setup) EXPECT_EQ(c->Setup(reclaim_complete), NFS4_OK);
+    if (setup) {
+      EXPECT_EQ(c->Setup(reclaim_complete), NFS4_OK);
+    }
     return c;
   }
   nfsstat4 Run(V4Client& c, std::vector<nfs_argop4> ops, COMPOUND4res* out = nullptr) {

@@ -95,11 +95,13 @@ uint32_t NextSeqid(uint32_t seqid) { return seqid == NFS4_UINT32_MAX ? 1 : seqid
 
 // ----------------------------------------------------------------------------- lookup
 
-stateid4 StateManager::StateidOf(const State& s) const {
+namespace internal {
+
+stateid4 StateShard::StateidOf(const State& s) const {
   return MakeStateid(s.kind, opts_.boot_epoch, s.id, s.seqid);
 }
 
-nfsstat4 StateManager::FindLocked(const stateid4& sid, clientid4 caller, const uint64_t* file,
+nfsstat4 StateShard::FindLocked(const stateid4& sid, clientid4 caller, const uint64_t* file,
                                 uint32_t kinds, bool check_seqid, State** out) const {
   *out = nullptr;
   StateidParts p;
@@ -119,7 +121,7 @@ nfsstat4 StateManager::FindLocked(const stateid4& sid, clientid4 caller, const u
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::ResolveSpecialLocked(const stateid4& sid, uint64_t file, Accept accept,
+nfsstat4 StateShard::ResolveSpecialLocked(const stateid4& sid, uint64_t file, Accept accept,
                                           Access want, Resolved* out) const {
   bool anonymous = IsAnonymousStateid(sid);
   bool bypass = IsReadBypassStateid(sid);
@@ -143,7 +145,7 @@ nfsstat4 StateManager::ResolveSpecialLocked(const stateid4& sid, uint64_t file, 
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::Resolve(const stateid4& sid, clientid4 caller, uint64_t file,
+nfsstat4 StateShard::Resolve(const stateid4& sid, clientid4 caller, uint64_t file,
                              Accept accept, Access want, Resolved* out) const {
   std::lock_guard<std::mutex> l(mu_);
   if (IsSpecialStateid(sid)) return ResolveSpecialLocked(sid, file, accept, want, out);
@@ -168,7 +170,7 @@ nfsstat4 StateManager::Resolve(const stateid4& sid, clientid4 caller, uint64_t f
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::CheckIo(const stateid4& sid, clientid4 caller, uint64_t file,
+nfsstat4 StateShard::CheckIo(const stateid4& sid, clientid4 caller, uint64_t file,
                                bool write, bool* write_open) const {
   Resolved r;
   nfsstat4 st = Resolve(sid, caller, file, Accept::kIo, write ? Access::kWrite : Access::kRead,
@@ -180,9 +182,10 @@ nfsstat4 StateManager::CheckIo(const stateid4& sid, clientid4 caller, uint64_t f
 
 // ----------------------------------------------------------------------------- opens
 
-StateManager::State& StateManager::NewStateLocked(StateKind kind, clientid4 client, uint64_t file,
+StateShard::State& StateShard::NewStateLocked(StateKind kind, clientid4 client, uint64_t file,
                                               std::string owner) {
-  uint64_t id = next_id_++;
+  // The counter's low bits name the shard (StateManager::ForStateid).
+  uint64_t id = next_id_++ * kStateShards + shard_;
   // 2^56 stateids in one boot is beyond any server's life; wrapping would reuse ids.
   if (id > kMaxCounter) std::abort();
   State& s = states_[id];
@@ -195,7 +198,7 @@ StateManager::State& StateManager::NewStateLocked(StateKind kind, clientid4 clie
   return s;
 }
 
-nfsstat4 StateManager::Open(const OpenRequest& r, stateid4* out) {
+nfsstat4 StateShard::Open(const OpenRequest& r, stateid4* out) {
   uint32_t access = r.share_access & ~kWantBits;
   if (access == 0 || access > OPEN4_SHARE_ACCESS_BOTH || r.share_deny > OPEN4_SHARE_DENY_BOTH)
     return NFS4ERR_INVAL;
@@ -233,7 +236,7 @@ nfsstat4 StateManager::Open(const OpenRequest& r, stateid4* out) {
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::OpenDowngrade(clientid4 caller, uint64_t file,
+nfsstat4 StateShard::OpenDowngrade(clientid4 caller, uint64_t file,
                                    const OPEN_DOWNGRADE4args& a, stateid4* out) {
   std::lock_guard<std::mutex> l(mu_);
   State* s;
@@ -251,7 +254,7 @@ nfsstat4 StateManager::OpenDowngrade(clientid4 caller, uint64_t file,
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::Close(clientid4 caller, uint64_t file, const stateid4& open,
+nfsstat4 StateShard::Close(clientid4 caller, uint64_t file, const stateid4& open,
                            stateid4* out) {
   std::vector<uint64_t> closed;
   {
@@ -269,13 +272,13 @@ nfsstat4 StateManager::Close(clientid4 caller, uint64_t file, const stateid4& op
   return NFS4_OK;
 }
 
-bool StateManager::IsOpen(uint64_t file) const {
+bool StateShard::IsOpen(uint64_t file) const {
   std::lock_guard<std::mutex> l(mu_);
   auto f = files_.find(file);
   return f != files_.end() && !f->second.opens.empty();
 }
 
-bool StateManager::ClientHasOpen(clientid4 client, uint64_t file) const {
+bool StateShard::ClientHasOpen(clientid4 client, uint64_t file) const {
   std::lock_guard<std::mutex> l(mu_);
   auto f = files_.find(file);
   if (f == files_.end()) return false;
@@ -286,14 +289,14 @@ bool StateManager::ClientHasOpen(clientid4 client, uint64_t file) const {
   return false;
 }
 
-size_t StateManager::size() const {
+size_t StateShard::size() const {
   std::lock_guard<std::mutex> l(mu_);
   return states_.size();
 }
 
 // ----------------------------------------------------------------------------- locks
 
-const StateManager::Range* StateManager::ConflictLocked(uint64_t file, uint64_t owner,
+const StateShard::Range* StateShard::ConflictLocked(uint64_t file, uint64_t owner,
                                                     uint64_t start, uint64_t end,
                                                     bool write) const {
   auto f = files_.find(file);
@@ -305,7 +308,7 @@ const StateManager::Range* StateManager::ConflictLocked(uint64_t file, uint64_t 
   return nullptr;
 }
 
-void StateManager::FillDenied(const Range& r, LOCK4denied* d) const {
+void StateShard::FillDenied(const Range& r, LOCK4denied* d) const {
   const State& o = states_.at(r.owner);
   d->offset = r.start;
   d->length = r.end == NFS4_UINT64_MAX ? NFS4_UINT64_MAX : r.end - r.start + 1;
@@ -314,7 +317,7 @@ void StateManager::FillDenied(const Range& r, LOCK4denied* d) const {
   d->owner.owner = Bytes::Copy(o.owner);
 }
 
-bool StateManager::HasLocksLocked(uint64_t lock_state) const {
+bool StateShard::HasLocksLocked(uint64_t lock_state) const {
   const State& s = states_.at(lock_state);
   auto f = files_.find(s.file);
   if (f == files_.end()) return false;
@@ -325,7 +328,7 @@ bool StateManager::HasLocksLocked(uint64_t lock_state) const {
 // The owner's locks never overlap one another and same-type locks are never adjacent; a
 // single pass keeps that: a same-type lock that touches the new range is absorbed into it,
 // one of the other type loses the overlap (keeping up to two pieces).
-void StateManager::SetLockLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end,
+void StateShard::SetLockLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end,
                                bool write) {
   std::vector<Range>& v = files_[file].locks;
   std::vector<Range> out;
@@ -352,7 +355,7 @@ void StateManager::SetLockLocked(uint64_t file, uint64_t owner, uint64_t start, 
   v.swap(out);
 }
 
-void StateManager::ClearLocksLocked(uint64_t file, uint64_t owner, uint64_t start,
+void StateShard::ClearLocksLocked(uint64_t file, uint64_t owner, uint64_t start,
                                   uint64_t end) {
   auto f = files_.find(file);
   if (f == files_.end()) return;
@@ -369,7 +372,7 @@ void StateManager::ClearLocksLocked(uint64_t file, uint64_t owner, uint64_t star
   f->second.locks.swap(out);
 }
 
-nfsstat4 StateManager::Lock(clientid4 caller, uint64_t file, const LOCK4args& a, stateid4* out,
+nfsstat4 StateShard::Lock(clientid4 caller, uint64_t file, const LOCK4args& a, stateid4* out,
                           LOCK4denied* denied) {
   if (!ValidLockType(a.locktype)) return NFS4ERR_INVAL;
   uint64_t start, end;
@@ -413,7 +416,7 @@ nfsstat4 StateManager::Lock(clientid4 caller, uint64_t file, const LOCK4args& a,
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::LockTest(clientid4 caller, uint64_t file, const LOCKT4args& a,
+nfsstat4 StateShard::LockTest(clientid4 caller, uint64_t file, const LOCKT4args& a,
                               LOCK4denied* denied) const {
   if (!ValidLockType(a.locktype)) return NFS4ERR_INVAL;
   uint64_t start, end;
@@ -429,7 +432,7 @@ nfsstat4 StateManager::LockTest(clientid4 caller, uint64_t file, const LOCKT4arg
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::Unlock(clientid4 caller, uint64_t file, const LOCKU4args& a,
+nfsstat4 StateShard::Unlock(clientid4 caller, uint64_t file, const LOCKU4args& a,
                             stateid4* out) {
   if (!ValidLockType(a.locktype)) return NFS4ERR_INVAL;
   uint64_t start, end;
@@ -447,7 +450,7 @@ nfsstat4 StateManager::Unlock(clientid4 caller, uint64_t file, const LOCKU4args&
 
 // ----------------------------------------------------------------------------- lifetime
 
-void StateManager::EraseLocked(uint64_t id) {
+void StateShard::EraseLocked(uint64_t id) {
   auto it = states_.find(id);
   if (it == states_.end()) return;
   auto c = by_client_.find(it->second.client);
@@ -458,7 +461,7 @@ void StateManager::EraseLocked(uint64_t id) {
   states_.erase(it);
 }
 
-void StateManager::ReleaseLocked(State& s, nfsstat4 why, std::vector<uint64_t>* closed) {
+void StateShard::ReleaseLocked(State& s, nfsstat4 why, std::vector<uint64_t>* closed) {
   uint64_t id = s.id;
   uint64_t file = s.file;
   if (s.kind == StateKind::kOpen) {
@@ -496,12 +499,12 @@ void StateManager::ReleaseLocked(State& s, nfsstat4 why, std::vector<uint64_t>* 
   }
 }
 
-void StateManager::NotifyClosed(const std::vector<uint64_t>& files) const {
+void StateShard::NotifyClosed(const std::vector<uint64_t>& files) const {
   if (!opts_.on_last_close) return;
   for (uint64_t f : files) opts_.on_last_close(f);
 }
 
-nfsstat4 StateManager::FreeStateid(clientid4 caller, const stateid4& sid) {
+nfsstat4 StateShard::FreeStateid(clientid4 caller, const stateid4& sid) {
   if (IsSpecialStateid(sid)) return NFS4ERR_BAD_STATEID;
   std::lock_guard<std::mutex> l(mu_);
   State* s;
@@ -518,22 +521,14 @@ nfsstat4 StateManager::FreeStateid(clientid4 caller, const stateid4& sid) {
   return NFS4_OK;
 }
 
-nfsstat4 StateManager::TestStateid(clientid4 caller, const stateid4& sid) const {
+nfsstat4 StateShard::TestStateid(clientid4 caller, const stateid4& sid) const {
   if (IsSpecialStateid(sid)) return NFS4ERR_BAD_STATEID;
   std::lock_guard<std::mutex> l(mu_);
   State* s;
   return FindLocked(sid, caller, nullptr, 0, true, &s);
 }
 
-std::vector<nfsstat4> StateManager::TestStateids(clientid4 caller,
-                                               const std::vector<stateid4>& ids) const {
-  std::vector<nfsstat4> out;
-  out.reserve(ids.size());
-  for (const stateid4& s : ids) out.push_back(TestStateid(caller, s));
-  return out;
-}
-
-std::vector<uint64_t> StateManager::DropClient(clientid4 client) {
+std::vector<uint64_t> StateShard::DropClient(clientid4 client) {
   std::vector<uint64_t> closed;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -558,7 +553,7 @@ std::vector<uint64_t> StateManager::DropClient(clientid4 client) {
   return closed;
 }
 
-nfsstat4 StateManager::Revoke(const stateid4& sid, nfsstat4 why) {
+nfsstat4 StateShard::Revoke(const stateid4& sid, nfsstat4 why) {
   if (why == NFS4_OK) why = NFS4ERR_ADMIN_REVOKED;
   if (IsSpecialStateid(sid)) return NFS4ERR_BAD_STATEID;
   std::vector<uint64_t> closed;
@@ -575,7 +570,7 @@ nfsstat4 StateManager::Revoke(const stateid4& sid, nfsstat4 why) {
   return NFS4_OK;
 }
 
-void StateManager::RevokeClient(clientid4 client, nfsstat4 why) {
+void StateShard::RevokeClient(clientid4 client, nfsstat4 why) {
   if (why == NFS4_OK) why = NFS4ERR_EXPIRED;
   std::vector<uint64_t> closed;
   {
@@ -591,17 +586,142 @@ void StateManager::RevokeClient(clientid4 client, nfsstat4 why) {
   NotifyClosed(closed);
 }
 
-bool StateManager::HasState(clientid4 client) const {
+bool StateShard::HasState(clientid4 client) const {
   std::lock_guard<std::mutex> l(mu_);
   return by_client_.count(client) > 0;
 }
 
-bool StateManager::HasRevoked(clientid4 client) const {
+bool StateShard::HasRevoked(clientid4 client) const {
   std::lock_guard<std::mutex> l(mu_);
   auto c = by_client_.find(client);
   if (c == by_client_.end()) return false;
   return std::any_of(c->second.begin(), c->second.end(),
                      [&](uint64_t id) { return states_.at(id).revoked != NFS4_OK; });
+}
+
+}  // namespace internal
+
+// ----------------------------------------------------------------------------- shards
+
+StateManager::StateManager(Options o) : opts_(std::move(o)) {
+  for (uint32_t i = 0; i < kStateShards; i++) {
+    shards_[i] = std::make_unique<internal::StateShard>(&opts_, i);
+  }
+}
+
+StateManager::~StateManager() = default;
+
+internal::StateShard& StateManager::ForFile(uint64_t file) const {
+  return *shards_[(file * 0x9E3779B97F4A7C15ull) >> 60];
+}
+
+internal::StateShard& StateManager::ForStateid(const stateid4& sid) const {
+  StateidParts p;
+  if (!DecodeStateid(sid, &p)) return *shards_[0];
+  return *shards_[p.counter % kStateShards];
+}
+
+// A stateid of another shard than the file's cannot be the file's: the file's shard does not
+// know it and answers NFS4ERR_BAD_STATEID, as §8.2.4 asks for a stateid of another file.
+nfsstat4 StateManager::Resolve(const stateid4& sid, clientid4 caller, uint64_t file,
+                               Accept accept, Access want, Resolved* out) const {
+  return ForFile(file).Resolve(sid, caller, file, accept, want, out);
+}
+
+nfsstat4 StateManager::CheckIo(const stateid4& sid, clientid4 caller, uint64_t file, bool write,
+                               bool* write_open) const {
+  return ForFile(file).CheckIo(sid, caller, file, write, write_open);
+}
+
+nfsstat4 StateManager::Open(const OpenRequest& r, stateid4* out) {
+  return ForFile(r.file).Open(r, out);
+}
+
+nfsstat4 StateManager::OpenDowngrade(clientid4 caller, uint64_t file,
+                                     const OPEN_DOWNGRADE4args& a, stateid4* out) {
+  return ForFile(file).OpenDowngrade(caller, file, a, out);
+}
+
+nfsstat4 StateManager::Close(clientid4 caller, uint64_t file, const stateid4& open,
+                             stateid4* out) {
+  return ForFile(file).Close(caller, file, open, out);
+}
+
+nfsstat4 StateManager::Lock(clientid4 caller, uint64_t file, const LOCK4args& a, stateid4* out,
+                            LOCK4denied* denied) {
+  return ForFile(file).Lock(caller, file, a, out, denied);
+}
+
+nfsstat4 StateManager::LockTest(clientid4 caller, uint64_t file, const LOCKT4args& a,
+                                LOCK4denied* denied) const {
+  return ForFile(file).LockTest(caller, file, a, denied);
+}
+
+nfsstat4 StateManager::Unlock(clientid4 caller, uint64_t file, const LOCKU4args& a,
+                              stateid4* out) {
+  return ForFile(file).Unlock(caller, file, a, out);
+}
+
+nfsstat4 StateManager::FreeStateid(clientid4 caller, const stateid4& sid) {
+  return ForStateid(sid).FreeStateid(caller, sid);
+}
+
+nfsstat4 StateManager::TestStateid(clientid4 caller, const stateid4& sid) const {
+  return ForStateid(sid).TestStateid(caller, sid);
+}
+
+std::vector<nfsstat4> StateManager::TestStateids(clientid4 caller,
+                                                 const std::vector<stateid4>& ids) const {
+  std::vector<nfsstat4> out;
+  out.reserve(ids.size());
+  for (const stateid4& s : ids) out.push_back(TestStateid(caller, s));
+  return out;
+}
+
+std::vector<uint64_t> StateManager::DropClient(clientid4 client) {
+  std::vector<uint64_t> closed;
+  for (auto& s : shards_) {
+    std::vector<uint64_t> c = s->DropClient(client);
+    closed.insert(closed.end(), c.begin(), c.end());
+  }
+  return closed;
+}
+
+nfsstat4 StateManager::Revoke(const stateid4& sid, nfsstat4 why) {
+  any_revoked_.store(true, std::memory_order_release);
+  return ForStateid(sid).Revoke(sid, why);
+}
+
+void StateManager::RevokeClient(clientid4 client, nfsstat4 why) {
+  any_revoked_.store(true, std::memory_order_release);
+  for (auto& s : shards_) s->RevokeClient(client, why);
+}
+
+bool StateManager::HasRevoked(clientid4 client) const {
+  if (!any_revoked_.load(std::memory_order_acquire)) return false;
+  for (auto& s : shards_) {
+    if (s->HasRevoked(client)) return true;
+  }
+  return false;
+}
+
+bool StateManager::HasState(clientid4 client) const {
+  for (auto& s : shards_) {
+    if (s->HasState(client)) return true;
+  }
+  return false;
+}
+
+bool StateManager::IsOpen(uint64_t file) const { return ForFile(file).IsOpen(file); }
+
+bool StateManager::ClientHasOpen(clientid4 client, uint64_t file) const {
+  return ForFile(file).ClientHasOpen(client, file);
+}
+
+size_t StateManager::size() const {
+  size_t n = 0;
+  for (auto& s : shards_) n += s->size();
+  return n;
 }
 
 }  // namespace loom::nfs4

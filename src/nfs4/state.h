@@ -4,12 +4,19 @@
 // namespace. Delegation and layout stateids share the encoding (MakeStateid) but are kept by
 // their own managers.
 //
-// Thread-safe: one mutex guards everything; no call blocks or calls out while holding it
-// (the last-close callback runs after the mutex is released).
+// Thread-safe. The state is split into kStateShards shards by file, each behind its own mutex:
+// every operation on a file's state (OPEN, CLOSE, LOCK, the stateid checks of READ/WRITE/
+// SETATTR) takes one shard's lock, so requests on different files do not serialise on one
+// global mutex. A stateid names its shard (the low bits of its counter), so operations that
+// have only a stateid (FREE_STATEID, TEST_STATEID, revocation) find it without a file. Only
+// whole-client operations (lease expiry, DESTROY_CLIENTID) visit every shard. No call blocks
+// or calls out while holding a lock (the last-close callback runs after it is released).
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <string>
@@ -90,18 +97,131 @@ struct OpenRequest {
   bool reclaim = false;       // CLAIM_PREVIOUS: recorded only; the caller enforces grace
 };
 
+struct StateOptions {
+  uint32_t boot_epoch = 0;  // different on every server start
+  // Called (without locks held) when the last open of a file goes away: CLOSE, DropClient,
+  // revocation. May be empty. A new OPEN may race with the call: check IsOpen() before acting
+  // on it.
+  std::function<void(uint64_t file)> on_last_close;
+};
+
+inline constexpr uint32_t kStateShards = 16;
+
+namespace internal {
+
+// The state of the files of one shard. Its stateids' counters are `shard` modulo
+// kStateShards. StateManager (below) documents the operations.
+class StateShard {
+ public:
+  StateShard(const StateOptions* o, uint32_t shard) : opts_(*o), shard_(shard) {}
+  StateShard(const StateShard&) = delete;
+  StateShard& operator=(const StateShard&) = delete;
+
+  nfsstat4 Resolve(const stateid4& sid, clientid4 caller, uint64_t file, Accept accept,
+                   Access want, Resolved* out = nullptr) const;
+
+  nfsstat4 CheckIo(const stateid4& sid, clientid4 caller, uint64_t file, bool write,
+                   bool* write_open = nullptr) const;
+
+  nfsstat4 Open(const OpenRequest& r, stateid4* out);
+  nfsstat4 OpenDowngrade(clientid4 caller, uint64_t file, const OPEN_DOWNGRADE4args& a,
+                         stateid4* out);
+  nfsstat4 Close(clientid4 caller, uint64_t file, const stateid4& open, stateid4* out);
+
+  nfsstat4 Lock(clientid4 caller, uint64_t file, const LOCK4args& a, stateid4* out,
+                LOCK4denied* denied);
+  nfsstat4 LockTest(clientid4 caller, uint64_t file, const LOCKT4args& a,
+                    LOCK4denied* denied) const;
+  nfsstat4 Unlock(clientid4 caller, uint64_t file, const LOCKU4args& a, stateid4* out);
+
+  nfsstat4 FreeStateid(clientid4 caller, const stateid4& sid);
+  nfsstat4 TestStateid(clientid4 caller, const stateid4& sid) const;
+
+  std::vector<uint64_t> DropClient(clientid4 client);
+  nfsstat4 Revoke(const stateid4& sid, nfsstat4 why);
+  void RevokeClient(clientid4 client, nfsstat4 why);
+  bool HasRevoked(clientid4 client) const;
+  bool HasState(clientid4 client) const;
+
+  bool IsOpen(uint64_t file) const;
+  bool ClientHasOpen(clientid4 client, uint64_t file) const;
+  size_t size() const;
+
+ private:
+  struct State {
+    StateKind kind{};
+    uint64_t id = 0;  // the counter in `other`
+    uint32_t seqid = 1;
+    clientid4 client = 0;
+    uint64_t file = 0;
+    std::string owner;           // open-owner or lock-owner bytes
+    nfsstat4 revoked = NFS4_OK;  // != OK: a tombstone kept until FREE_STATEID
+    // kOpen
+    uint32_t access = 0;
+    uint32_t deny = 0;
+    bool reclaimed = false;
+    std::vector<uint64_t> lock_states;  // lock states opened through this open
+    // kLock
+    uint64_t open = 0;
+  };
+  // One byte-range lock: [start, end] inclusive; end == UINT64_MAX means "to EOF".
+  struct Range {
+    uint64_t owner = 0;  // the lock state's id (one per lock owner and file)
+    uint64_t start = 0;
+    uint64_t end = 0;
+    bool write = false;
+  };
+  struct FileState {
+    std::vector<uint64_t> opens;  // live open states
+    std::vector<Range> locks;
+  };
+  using OwnerKey = std::tuple<clientid4, uint64_t, std::string>;  // client, file, owner
+
+  stateid4 StateidOf(const State& s) const;
+  // The §8.2.4 checks for a non-special stateid: `file` null skips the file check, `kinds`
+  // (bits 1 << StateKind) 0 skips the kind check, `check_seqid` false the seqid check.
+  // *out is the state whenever it exists and is the caller's (so also when revoked).
+  nfsstat4 FindLocked(const stateid4& sid, clientid4 caller, const uint64_t* file,
+                      uint32_t kinds, bool check_seqid, State** out) const;
+  nfsstat4 ResolveSpecialLocked(const stateid4& sid, uint64_t file, Accept accept,
+                                Access want, Resolved* out) const;
+  State& NewStateLocked(StateKind kind, clientid4 client, uint64_t file, std::string owner);
+  // The first lock of another owner on `file` that conflicts with [start, end].
+  const Range* ConflictLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end,
+                              bool write) const;
+  void FillDenied(const Range& r, LOCK4denied* d) const;
+  bool HasLocksLocked(uint64_t lock_state) const;
+  void SetLockLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end, bool write);
+  void ClearLocksLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end);
+  // Releases what a live state holds (share reservation, locks, owner index entries; an
+  // open's lock states too). Files whose last open went away are appended to `closed`.
+  // With `why` == NFS4_OK the states are erased, otherwise they stay as tombstones.
+  void ReleaseLocked(State& s, nfsstat4 why, std::vector<uint64_t>* closed);
+  void EraseLocked(uint64_t id);
+  void NotifyClosed(const std::vector<uint64_t>& files) const;
+
+  const StateOptions& opts_;
+  const uint32_t shard_;
+  mutable std::mutex mu_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, State> states_;
+  std::unordered_map<uint64_t, FileState> files_;
+  std::map<OwnerKey, uint64_t> open_index_;  // live open state per (client, file, owner)
+  std::map<OwnerKey, uint64_t> lock_index_;  // live lock state per (client, file, owner)
+  std::unordered_map<clientid4, std::unordered_set<uint64_t>> by_client_;
+};
+
+}  // namespace internal
+
 class StateManager {
  public:
-  struct Options {
-    uint32_t boot_epoch = 0;  // different on every server start
-    // Called (without locks held) when the last open of a file goes away: CLOSE, DropClient,
-    // revocation. May be empty. A new OPEN may race with the call: check IsOpen() before acting on it.
-    std::function<void(uint64_t file)> on_last_close;
-  };
-  explicit StateManager(Options o) : opts_(std::move(o)) {}
+  using Options = StateOptions;
+  explicit StateManager(Options o);
   explicit StateManager(uint32_t boot_epoch) : StateManager(Options{boot_epoch, nullptr}) {}
   StateManager(const StateManager&) = delete;
   StateManager& operator=(const StateManager&) = delete;
+  ~StateManager();
+
 
   // Validates `sid` for an operation on `file` by `caller` (§8.2.4), in this order:
   //   special stateids: anonymous and READ bypass only for kIo (bypass WRITE is treated as
@@ -188,66 +308,16 @@ class StateManager {
   size_t size() const;
 
  private:
-  struct State {
-    StateKind kind{};
-    uint64_t id = 0;  // the counter in `other`
-    uint32_t seqid = 1;
-    clientid4 client = 0;
-    uint64_t file = 0;
-    std::string owner;           // open-owner or lock-owner bytes
-    nfsstat4 revoked = NFS4_OK;  // != OK: a tombstone kept until FREE_STATEID
-    // kOpen
-    uint32_t access = 0;
-    uint32_t deny = 0;
-    bool reclaimed = false;
-    std::vector<uint64_t> lock_states;  // lock states opened through this open
-    // kLock
-    uint64_t open = 0;
-  };
-  // One byte-range lock: [start, end] inclusive; end == UINT64_MAX means "to EOF".
-  struct Range {
-    uint64_t owner = 0;  // the lock state's id (one per lock owner and file)
-    uint64_t start = 0;
-    uint64_t end = 0;
-    bool write = false;
-  };
-  struct FileState {
-    std::vector<uint64_t> opens;  // live open states
-    std::vector<Range> locks;
-  };
-  using OwnerKey = std::tuple<clientid4, uint64_t, std::string>;  // client, file, owner
-
-  stateid4 StateidOf(const State& s) const;
-  // The §8.2.4 checks for a non-special stateid: `file` null skips the file check, `kinds`
-  // (bits 1 << StateKind) 0 skips the kind check, `check_seqid` false the seqid check.
-  // *out is the state whenever it exists and is the caller's (so also when revoked).
-  nfsstat4 FindLocked(const stateid4& sid, clientid4 caller, const uint64_t* file,
-                      uint32_t kinds, bool check_seqid, State** out) const;
-  nfsstat4 ResolveSpecialLocked(const stateid4& sid, uint64_t file, Accept accept,
-                                Access want, Resolved* out) const;
-  State& NewStateLocked(StateKind kind, clientid4 client, uint64_t file, std::string owner);
-  // The first lock of another owner on `file` that conflicts with [start, end].
-  const Range* ConflictLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end,
-                              bool write) const;
-  void FillDenied(const Range& r, LOCK4denied* d) const;
-  bool HasLocksLocked(uint64_t lock_state) const;
-  void SetLockLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end, bool write);
-  void ClearLocksLocked(uint64_t file, uint64_t owner, uint64_t start, uint64_t end);
-  // Releases what a live state holds (share reservation, locks, owner index entries; an
-  // open's lock states too). Files whose last open went away are appended to `closed`.
-  // With `why` == NFS4_OK the states are erased, otherwise they stay as tombstones.
-  void ReleaseLocked(State& s, nfsstat4 why, std::vector<uint64_t>* closed);
-  void EraseLocked(uint64_t id);
-  void NotifyClosed(const std::vector<uint64_t>& files) const;
+  internal::StateShard& ForFile(uint64_t file) const;
+  // The shard a stateid's counter names (shard 0 for one that does not decode: it then
+  // resolves nowhere, as an unknown stateid should).
+  internal::StateShard& ForStateid(const stateid4& sid) const;
 
   const Options opts_;
-  mutable std::mutex mu_;
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, State> states_;
-  std::unordered_map<uint64_t, FileState> files_;
-  std::map<OwnerKey, uint64_t> open_index_;  // live open state per (client, file, owner)
-  std::map<OwnerKey, uint64_t> lock_index_;  // live lock state per (client, file, owner)
-  std::unordered_map<clientid4, std::unordered_set<uint64_t>> by_client_;
+  std::unique_ptr<internal::StateShard> shards_[kStateShards];
+  // Set once anything was revoked: until then no client has revoked state, and SEQUENCE's
+  // HasRevoked answers without visiting the shards.
+  std::atomic<bool> any_revoked_{false};
 };
 
 }  // namespace loom::nfs4

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <random>
+#include <set>
 #include <thread>
 
 namespace loom::nfs4 {
@@ -759,6 +760,47 @@ TEST_F(StateTest, LocksMatchByteModel) {
   }
 }
 
+// The state is sharded by file. Stateids of files in every shard resolve where they belong and
+// nowhere else: used with another file (in its shard or another) they are BAD_STATEID; the
+// operations that have only a stateid (TEST_STATEID, FREE_STATEID, revocation) find them.
+TEST_F(StateTest, StateidsOfEveryShardResolveOnlyForTheirFile) {
+  constexpr uint64_t kFiles = 64;  // many times the shard count: every shard gets files
+  std::vector<stateid4> sids;
+  std::set<uint64_t> shards;
+  for (uint64_t f = 0; f < kFiles; f++) {
+    sids.push_back(MustOpen(kA, "o", OPEN4_SHARE_ACCESS_READ, OPEN4_SHARE_DENY_NONE, 100 + f));
+    StateidParts p;
+    ASSERT_TRUE(DecodeStateid(sids.back(), &p));
+    shards.insert(p.counter % kStateShards);
+  }
+  EXPECT_EQ(shards.size(), kStateShards);
+  for (uint64_t f = 0; f < kFiles; f++) {
+    EXPECT_EQ(Io(sids[f], kA, Access::kRead, 100 + f), NFS4_OK) << f;
+    EXPECT_EQ(Io(sids[f], kA, Access::kRead, 100 + (f + 1) % kFiles), NFS4ERR_BAD_STATEID) << f;
+    EXPECT_EQ(Io(sids[f], kB, Access::kRead, 100 + f), NFS4ERR_BAD_STATEID) << f;
+    EXPECT_EQ(st_.TestStateid(kA, sids[f]), NFS4_OK) << f;
+    EXPECT_EQ(st_.TestStateid(kB, sids[f]), NFS4ERR_BAD_STATEID) << f;
+  }
+  EXPECT_EQ(st_.size(), kFiles);
+  EXPECT_TRUE(st_.HasState(kA));
+  EXPECT_FALSE(st_.HasState(kB));
+  // Revocation by stateid reaches the right shard; HasRevoked sees it until FREE_STATEID.
+  EXPECT_FALSE(st_.HasRevoked(kA));
+  EXPECT_EQ(st_.Revoke(sids[5], NFS4ERR_ADMIN_REVOKED), NFS4_OK);
+  EXPECT_TRUE(st_.HasRevoked(kA));
+  EXPECT_FALSE(st_.HasRevoked(kB));
+  EXPECT_EQ(Io(sids[5], kA, Access::kRead, 105), NFS4ERR_ADMIN_REVOKED);
+  EXPECT_EQ(st_.FreeStateid(kA, sids[5]), NFS4_OK);
+  EXPECT_FALSE(st_.HasRevoked(kA));
+  EXPECT_EQ(st_.TestStateid(kA, sids[5]), NFS4ERR_BAD_STATEID);
+  // Dropping the client empties every shard and reports every file's last close.
+  closed_.clear();
+  std::vector<uint64_t> gone = st_.DropClient(kA);
+  EXPECT_EQ(gone.size(), kFiles - 1);
+  EXPECT_EQ(st_.size(), 0u);
+  EXPECT_FALSE(st_.HasState(kA));
+}
+
 TEST(StateConcurrencyTest, ConcurrentClients) {
   constexpr int kThreads = 4, kRounds = 2000;
   std::atomic<int> failures{0};
@@ -809,6 +851,44 @@ TEST(StateConcurrencyTest, ConcurrentClients) {
   EXPECT_GT(last_closes.load(), 0);
   EXPECT_EQ(sm.size(), 0u);
   for (uint64_t f = 0; f < 3; f++) EXPECT_FALSE(sm.IsOpen(f));
+}
+
+// Many threads on many files at once (every shard busy): opens, locks, unlocks, closes and
+// whole-client drops interleave; nothing is lost or left behind.
+TEST(StateConcurrencyTest, ManyFilesAcrossShards) {
+  constexpr int kThreads = 4, kRounds = 3000;
+  std::atomic<int> failures{0};
+  StateManager sm(StateManager::Options{3, nullptr});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      clientid4 c = 0x300000000 + t;
+      for (int i = 0; i < kRounds; i++) {
+        uint64_t file = static_cast<uint64_t>(i % 97) + 1000;
+        OpenRequest r;
+        r.client = c;
+        r.owner = "o" + std::to_string(i % 5);
+        r.file = file;
+        r.share_access = OPEN4_SHARE_ACCESS_READ;
+        stateid4 o, out;
+        if (sm.Open(r, &o) != NFS4_OK) {
+          failures++;
+          continue;
+        }
+        if (sm.CheckIo(o, c, file, false) != NFS4_OK) failures++;
+        if (sm.CheckIo(o, c + 100, file, false) != NFS4ERR_BAD_STATEID) failures++;
+        if (i % 7 == 0) {
+          sm.DropClient(c);
+        } else if (sm.Close(c, file, o, &out) != NFS4_OK) {
+          failures++;
+        }
+      }
+      sm.DropClient(c);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(sm.size(), 0u);
 }
 
 }  // namespace
