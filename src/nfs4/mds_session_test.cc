@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -342,6 +343,68 @@ TEST_F(SessionTableTest, ACachedReplyNeverExceedsTheSlotsShare) {
   SequenceResult again = t_->Sequence(*op.opsequence, 200, 2);
   EXPECT_EQ(again.status, NFS4ERR_RETRY_UNCACHED_REP);
   EXPECT_EQ(again.replay, nullptr);
+}
+
+// SEQUENCE and its completion take the table shared and the slot's own lock: threads on
+// several slots of one session and on other sessions run at once, each slot keeping its
+// exactly-once order and its cached reply, while sessions come and go beside them.
+TEST_F(SessionTableTest, SlotsOfManySessionsRunConcurrentlyAndKeepTheirOrder) {
+  Make();
+  constexpr int kSessions = 2, kSlotsUsed = 3, kRounds = 3000;
+  std::vector<SessionId> sids;
+  channel_attrs4 fore = LinuxFore();
+  fore.ca_maxrequests = 8;
+  for (int i = 0; i < kSessions; i++) {
+    sequenceid4 seq;
+    clientid4 id = NewClient("busy" + std::to_string(i), &seq);
+    CREATE_SESSION4resok res;
+    ASSERT_EQ(Create(id, &seq, fore, LinuxBack(), &res), NFS4_OK);
+    sids.push_back(res.csr_sessionid);
+  }
+  std::atomic<int> failures{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSessions; i++) {
+    for (int slot = 0; slot < kSlotsUsed; slot++) {
+      threads.emplace_back([&, i, slot] {
+        for (int n = 1; n <= kRounds; n++) {
+          auto op = Sequence(sids[i], static_cast<sequenceid4>(n), true);
+          op.opsequence->sa_slotid = static_cast<slotid4>(slot);
+          SequenceResult r = t_->Sequence(*op.opsequence, 200, 2);
+          if (r.status != NFS4_OK || r.replay) {
+            failures++;
+            continue;
+          }
+          std::string body = std::to_string(i) + "/" + std::to_string(slot) + "/" + std::to_string(n);
+          t_->Complete(sids[i], static_cast<slotid4>(slot), std::make_shared<const std::string>(body), true);
+          // A retransmission gets this slot's own last reply; a stale seqid is misordered.
+          SequenceResult again = t_->Sequence(*op.opsequence, 200, 2);
+          if (again.status != NFS4_OK || !again.replay || *again.replay != body) failures++;
+          if (n > 1) {
+            auto old = Sequence(sids[i], static_cast<sequenceid4>(n - 1), true);
+            old.opsequence->sa_slotid = static_cast<slotid4>(slot);
+            if (t_->Sequence(*old.opsequence, 200, 2).status != NFS4ERR_SEQ_MISORDERED) failures++;
+          }
+        }
+      });
+    }
+  }
+  // Beside them: clients and sessions created and destroyed (the table's exclusive side).
+  std::thread churn([&] {
+    for (int n = 0; !stop.load(); n++) {
+      sequenceid4 seq;
+      clientid4 id = NewClient("churn" + std::to_string(n), &seq);
+      CREATE_SESSION4resok res;
+      if (Create(id, &seq, LinuxFore(), LinuxBack(), &res) != NFS4_OK) failures++;
+      if (t_->DestroySession(res.csr_sessionid) != NFS4_OK) failures++;
+      if (t_->DestroyClientId(id) != NFS4_OK) failures++;
+    }
+  });
+  for (auto& t : threads) t.join();
+  stop = true;
+  churn.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(t_->clients(), static_cast<size_t>(kSessions));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& 
     return NFS4ERR_INVAL;
   const std::string owner = a.eia_clientowner.co_ownerid.str();
   const verifier4& verf = a.eia_clientowner.co_verifier;
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* confirmed = nullptr;
   ClientRecord* unconfirmed = nullptr;
   for (auto& [id, c] : clients_) {
@@ -72,7 +72,7 @@ nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& 
     c.owner = owner;
     c.verifier = verf;
     c.principal = principal;
-    c.lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+    SetLease(c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
     result = &clients_.emplace(c.id, std::move(c)).first->second;
   }
   res->eir_clientid = result->id;
@@ -149,14 +149,14 @@ nfsstat4 SessionTable::CreateSession(const CREATE_SESSION4args& a, const std::st
   BackChannels idle;
   nfsstat4 st;
   {
-    std::unique_lock<std::mutex> l(mu_);
+    std::unique_lock<std::shared_mutex> l(mu_);
     st = CreateSessionLocked(l, a, principal, std::move(bc), res, confirm, replaced, &idle);
   }
   FailIdle(idle);
   return st;
 }
 
-nfsstat4 SessionTable::CreateSessionLocked(std::unique_lock<std::mutex>& l,
+nfsstat4 SessionTable::CreateSessionLocked(std::unique_lock<std::shared_mutex>& l,
                                            const CREATE_SESSION4args& a,
                                            const std::string& principal,
                                            std::shared_ptr<rpc::BackChannel> bc,
@@ -251,7 +251,7 @@ nfsstat4 SessionTable::CreateSessionLocked(std::unique_lock<std::mutex>& l,
   cached->csr_status = NFS4_OK;
   cached->csr_resok4 = *res;
   c->last_create = std::move(cached);
-  c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+  SetLease(*c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
   sessions_.emplace(s.id, std::move(s));
   return NFS4_OK;
 }
@@ -277,7 +277,7 @@ void SessionTable::DestroySessionLocked(const SessionId& id, BackChannels* idle)
 nfsstat4 SessionTable::DestroySession(const SessionId& id) {
   BackChannels idle;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::shared_mutex> l(mu_);
     if (!FindSessionLocked(id)) return NFS4ERR_BADSESSION;
     DestroySessionLocked(id, &idle);
   }
@@ -286,7 +286,7 @@ nfsstat4 SessionTable::DestroySession(const SessionId& id) {
 }
 
 nfsstat4 SessionTable::DestroyClientId(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return NFS4ERR_STALE_CLIENTID;
   if (c->confirming) return NFS4ERR_DELAY;
@@ -304,7 +304,7 @@ nfsstat4 SessionTable::BindConnToSession(const BIND_CONN_TO_SESSION4args& a,
   std::shared_ptr<rpc::BackChannel> bc = back && conn ? BackChannelFor(conn) : nullptr;
   BackChannels idle;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::shared_mutex> l(mu_);
     Session* s = FindSessionLocked(a.bctsa_sessid);
     if (!s) return NFS4ERR_BADSESSION;
     res->bctsr_sessid = s->id;
@@ -327,7 +327,7 @@ nfsstat4 SessionTable::BindConnToSession(const BIND_CONN_TO_SESSION4args& a,
 }
 
 nfsstat4 SessionTable::ReclaimComplete(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return NFS4ERR_STALE_CLIENTID;
   if (c->reclaim_complete) return NFS4ERR_COMPLETE_ALREADY;
@@ -336,14 +336,17 @@ nfsstat4 SessionTable::ReclaimComplete(clientid4 id) {
 }
 
 bool SessionTable::ReclaimCompleted(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   return c && c->reclaim_complete;
 }
 
+// The hot path of every COMPOUND: the table's lock is taken shared (sessions and clients do not
+// come and go meanwhile) and the slot's own stripe lock guards the slot; the lease is an
+// atomic store. Sessions of different clients, and slots of one session, run in parallel.
 SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_bytes, size_t nops) {
   SequenceResult r;
-  std::lock_guard<std::mutex> l(mu_);
+  std::shared_lock<std::shared_mutex> l(mu_);
   Session* s = FindSessionLocked(a.sa_sessionid);
   if (!s) {
     r.status = NFS4ERR_BADSESSION;
@@ -362,6 +365,7 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
     return r;
   }
   Slot& slot = s->slots[a.sa_slotid];
+  std::unique_lock<std::mutex> slot_lock(SlotMutex(*s, a.sa_slotid));
   if (a.sa_sequenceid == slot.seqid) {
     // §2.10.6.1.3: a retransmission.
     if (slot.busy) {
@@ -383,9 +387,11 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
   }
   slot.busy = true;
   slot.seqid = a.sa_sequenceid;
-  slot.reply.reset();
+  std::shared_ptr<const std::string> old = std::move(slot.reply);
+  slot_lock.unlock();
+  old.reset();  // the cached reply is freed outside the slot's lock
   ClientRecord* c = FindLocked(s->client);
-  if (c) c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+  if (c) SetLease(*c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
   r.client = s->client;
   r.max_response = s->fore.ca_maxresponsesize;
   r.max_response_cached = s->fore.ca_maxresponsesize_cached;
@@ -415,9 +421,10 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
 
 void SessionTable::Complete(const SessionId& sid, slotid4 slot,
                             std::shared_ptr<const std::string> reply, bool cache) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::shared_lock<std::shared_mutex> l(mu_);
   Session* s = FindSessionLocked(sid);
   if (!s || slot >= s->slots.size()) return;
+  std::lock_guard<std::mutex> slot_lock(SlotMutex(*s, slot));
   s->slots[slot].busy = false;
   // The slot's share of the reply-cache budget is ca_maxresponsesize_cached: a larger reply
   // (the op table's bounds missed it) is not kept; a retransmission then gets
@@ -427,26 +434,26 @@ void SessionTable::Complete(const SessionId& sid, slotid4 slot,
 }
 
 bool SessionTable::Renew(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return false;
-  c->lease_expiry_ms = rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000;
+  SetLease(*c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
   return true;
 }
 
 bool SessionTable::Confirmed(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   return c && c->confirmed;
 }
 
 bool SessionTable::Known(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   return FindLocked(id) != nullptr;
 }
 
 bool SessionTable::OwnerOf(clientid4 id, std::string* owner, verifier4* verf) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return false;
   *owner = c->owner;
@@ -466,10 +473,10 @@ void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
   std::vector<clientid4> gone;
   BackChannels idle;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::shared_mutex> l(mu_);
     int64_t now = rpc::NowMs();
     for (auto& [id, c] : clients_) {
-      if (c.lease_expiry_ms >= now || c.confirming) continue;
+      if (LeaseOf(c) >= now || c.confirming) continue;
       bool busy = false;
       for (const auto& sid : c.sessions) {
         Session* s = FindSessionLocked(sid);
@@ -484,14 +491,14 @@ void SessionTable::Reap(const std::function<void(clientid4)>& on_expire) {
 }
 
 void SessionTable::SetMinorVersion(const SessionId& sid, uint32_t minor) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   if (Session* s = FindSessionLocked(sid)) s->minor = minor;
 }
 
 std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, SessionId* sid,
                                                               uint32_t* seq, uint32_t* cb_program,
                                                               uint32_t* minor) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return nullptr;
   // A path known to work first: one whose last callback failed (a client that does not
@@ -513,7 +520,7 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOf(clientid4 id, Sess
 
 std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOfSession(const SessionId& sid,
                                                                      uint32_t* cb_program) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   Session* s = FindSessionLocked(sid);
   if (!s || !s->back_channel) return nullptr;
   if (cb_program) *cb_program = s->cb_program;
@@ -521,18 +528,18 @@ std::shared_ptr<rpc::BackChannel> SessionTable::BackChannelOfSession(const Sessi
 }
 
 void SessionTable::SetCallbackPath(const SessionId& sid, bool ok) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   if (Session* s = FindSessionLocked(sid)) s->cb_down = !ok;
 }
 
 std::string SessionTable::ImplName(clientid4 id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   return c ? c->impl_name : std::string();
 }
 
 size_t SessionTable::clients() const {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::shared_mutex> l(mu_);
   return clients_.size();
 }
 

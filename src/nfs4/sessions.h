@@ -4,16 +4,21 @@
 // table, and enforces the exactly-once semantics of SEQUENCE: a slot's sequence id equal to
 // the last one is a retransmission answered from the slot's reply cache, the next one is a
 // new request, anything else is NFS4ERR_SEQ_MISORDERED. Leases are renewed by SEQUENCE and
-// expired by Reap(). Thread-safe: one mutex guards the tables; no callback (a back-channel
-// call's completion) ever runs while it is held.
+// expired by Reap(). Thread-safe: a reader-writer lock guards the tables. SEQUENCE and the
+// completion of its COMPOUND (the per-request path) take it shared, with a striped lock per
+// slot and an atomic lease, so requests of different sessions and slots do not serialise;
+// everything that adds, removes or reconfigures clients and sessions takes it exclusive. No
+// callback (a back-channel call's completion) ever runs while it is held.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -96,7 +101,7 @@ struct ClientRecord {
   // The last CREATE_SESSION result, for replays (§18.36.4: csa_sequence == create_seq - 1).
   std::shared_ptr<const CREATE_SESSION4res> last_create;
   bool reclaim_complete = false;
-  int64_t lease_expiry_ms = 0;
+  int64_t lease_expiry_ms = 0;  // through SessionTable::SetLease / LeaseOf (atomic)
   std::vector<SessionId> sessions;
   // eia_client_impl_id's nii_name, if sent (Linux: "Linux <release> <version> <machine>"):
   // tells which layouts the client can decode.
@@ -213,7 +218,7 @@ class SessionTable {
   void ExpireLocked(clientid4 id, BackChannels* idle);
   static void FailIdle(const BackChannels& idle);
   nfsstat4 Negotiate(const channel_attrs4& want, bool fore, channel_attrs4* out) const;
-  nfsstat4 CreateSessionLocked(std::unique_lock<std::mutex>& l, const CREATE_SESSION4args& a,
+  nfsstat4 CreateSessionLocked(std::unique_lock<std::shared_mutex>& l, const CREATE_SESSION4args& a,
                                const std::string& principal,
                                std::shared_ptr<rpc::BackChannel> bc, CREATE_SESSION4resok* res,
                                const ConfirmHook& confirm, std::vector<clientid4>* replaced,
@@ -221,8 +226,23 @@ class SessionTable {
   // The back channel of `conn`: the one already made for it, or a new one.
   std::shared_ptr<rpc::BackChannel> BackChannelFor(const std::shared_ptr<rpc::Connection>& conn);
 
+  // A client's lease is renewed by SEQUENCE under the shared lock, so concurrently for
+  // several sessions of one client: it is written and read atomically.
+  static void SetLease(ClientRecord& c, int64_t ms) {
+    std::atomic_ref<int64_t>(c.lease_expiry_ms).store(ms, std::memory_order_relaxed);
+  }
+  static int64_t LeaseOf(ClientRecord& c) {
+    return std::atomic_ref<int64_t>(c.lease_expiry_ms).load(std::memory_order_relaxed);
+  }
+  // The lock of one slot's state (seqid, busy, cached reply) while the table is held shared.
+  std::mutex& SlotMutex(const Session& s, slotid4 slot) const {
+    uintptr_t h = reinterpret_cast<uintptr_t>(&s) * 0x9E3779B97F4A7C15ull + slot;
+    return slot_mu_[(h * 0x9E3779B97F4A7C15ull) >> 58];
+  }
+
   const Options opts_;
-  mutable std::mutex mu_;
+  mutable std::shared_mutex mu_;
+  mutable std::array<std::mutex, 64> slot_mu_;
   uint32_t next_client_ = 1;
   uint32_t next_session_ = 1;
   uint64_t cached_bytes_ = 0;  // sum of Session::reserved
