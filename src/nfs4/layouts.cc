@@ -1,22 +1,13 @@
 #include "nfs4/layouts.h"
 
 namespace loom::nfs4 {
+namespace internal {
 
-stateid4 LayoutTable::StateidOf(const State& s) const {
+stateid4 LayoutShard::StateidOf(const State& s) const {
   return MakeStateid(StateKind::kLayout, epoch_, s.id, s.seqid);
 }
 
-bool LayoutTable::IsLayoutStateid(const stateid4& s) {
-  StateidParts p;
-  return DecodeStateid(s, &p) && p.kind == StateKind::kLayout;
-}
-
-bool LayoutTable::FromEarlierBoot(const stateid4& s) const {
-  StateidParts p;
-  return DecodeStateid(s, &p) && p.kind == StateKind::kLayout && p.epoch != epoch_;
-}
-
-bool LayoutTable::IssuedTo(clientid4 client, const stateid4& s) const {
+bool LayoutShard::IssuedTo(clientid4 client, const stateid4& s) const {
   StateidParts p;
   if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
   std::lock_guard<std::mutex> l(mu_);
@@ -27,12 +18,12 @@ bool LayoutTable::IssuedTo(clientid4 client, const stateid4& s) const {
   return false;
 }
 
-LayoutTable::State* LayoutTable::FindLocked(clientid4 client, uint64_t file) {
+LayoutShard::State* LayoutShard::FindLocked(clientid4 client, uint64_t file) {
   auto it = states_.find({client, file});
   return it == states_.end() ? nullptr : &it->second;
 }
 
-bool LayoutTable::Holds(clientid4 client, uint64_t file, const stateid4& s) const {
+bool LayoutShard::Holds(clientid4 client, uint64_t file, const stateid4& s) const {
   StateidParts p;
   if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
   std::lock_guard<std::mutex> l(mu_);
@@ -40,7 +31,7 @@ bool LayoutTable::Holds(clientid4 client, uint64_t file, const stateid4& s) cons
   return it != states_.end() && it->second.id == p.counter;
 }
 
-nfsstat4 LayoutTable::Grant(clientid4 client, uint64_t file, layoutiomode4 iomode,
+nfsstat4 LayoutShard::Grant(clientid4 client, uint64_t file, layoutiomode4 iomode,
                             const stateid4& presented, stateid4* out) {
   std::lock_guard<std::mutex> l(mu_);
   if (recalling_.count(file)) return NFS4ERR_RECALLCONFLICT;  // §12.5.5.2
@@ -53,7 +44,7 @@ nfsstat4 LayoutTable::Grant(clientid4 client, uint64_t file, layoutiomode4 iomod
   }
   if (!s) {
     State n;
-    n.id = next_id_++;
+    n.id = next_id_++ * kStateShards + shard_;  // the low bits name the shard
     n.client = client;
     n.file = file;
     s = &states_.emplace(std::make_pair(client, file), n).first->second;
@@ -65,8 +56,9 @@ nfsstat4 LayoutTable::Grant(clientid4 client, uint64_t file, layoutiomode4 iomod
   return NFS4_OK;
 }
 
-void LayoutTable::EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::iterator it) {
-  if (released_.size() >= 65536) released_.erase(released_.begin());  // the oldest
+void LayoutShard::EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::iterator it) {
+  // The last 65536 over all shards; ids grow, so the smallest is the oldest.
+  if (released_.size() >= 65536 / kStateShards) released_.erase(released_.begin());
   released_[it->second.id] = it->second.client;
   auto f = by_file_.find(it->second.file);
   if (f != by_file_.end()) {
@@ -76,7 +68,7 @@ void LayoutTable::EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::i
   states_.erase(it);
 }
 
-nfsstat4 LayoutTable::Return(clientid4 client, uint64_t file, layoutiomode4 iomode,
+nfsstat4 LayoutShard::Return(clientid4 client, uint64_t file, layoutiomode4 iomode,
                              const stateid4& sid, bool* remaining, stateid4* out) {
   *remaining = false;
   StateidParts p;
@@ -102,7 +94,7 @@ nfsstat4 LayoutTable::Return(clientid4 client, uint64_t file, layoutiomode4 iomo
   return NFS4_OK;
 }
 
-void LayoutTable::ReturnAll(clientid4 client, uint64_t file) {
+void LayoutShard::ReturnAll(clientid4 client, uint64_t file) {
   std::lock_guard<std::mutex> l(mu_);
   for (auto it = states_.lower_bound({client, file}); it != states_.end() && it->first.first == client;) {
     if (file != 0 && it->first.second != file) break;
@@ -112,7 +104,7 @@ void LayoutTable::ReturnAll(clientid4 client, uint64_t file) {
   }
 }
 
-std::vector<uint64_t> LayoutTable::ReturnIomode(clientid4 client, layoutiomode4 iomode) {
+std::vector<uint64_t> LayoutShard::ReturnIomode(clientid4 client, layoutiomode4 iomode) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<uint64_t> gone;
   for (auto it = states_.lower_bound({client, 0}); it != states_.end() && it->first.first == client;) {
@@ -131,7 +123,7 @@ std::vector<uint64_t> LayoutTable::ReturnIomode(clientid4 client, layoutiomode4 
   return gone;
 }
 
-std::vector<RecallTarget> LayoutTable::BeginRecall(uint64_t file, clientid4 except) {
+std::vector<RecallTarget> LayoutShard::BeginRecall(uint64_t file, clientid4 except) {
   std::lock_guard<std::mutex> l(mu_);
   recalling_[file]++;
   std::vector<RecallTarget> out;
@@ -149,23 +141,23 @@ std::vector<RecallTarget> LayoutTable::BeginRecall(uint64_t file, clientid4 exce
   return out;
 }
 
-void LayoutTable::Block(uint64_t file) {
+void LayoutShard::Block(uint64_t file) {
   std::lock_guard<std::mutex> l(mu_);
   recalling_[file]++;
 }
 
-void LayoutTable::EndRecall(uint64_t file) {
+void LayoutShard::EndRecall(uint64_t file) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = recalling_.find(file);
   if (it != recalling_.end() && --it->second <= 0) recalling_.erase(it);
 }
 
-bool LayoutTable::Recalling(uint64_t file) const {
+bool LayoutShard::Recalling(uint64_t file) const {
   std::lock_guard<std::mutex> l(mu_);
   return recalling_.count(file) > 0;
 }
 
-std::map<clientid4, uint32_t> LayoutTable::Holders(uint64_t file) const {
+std::map<clientid4, uint32_t> LayoutShard::Holders(uint64_t file) const {
   std::lock_guard<std::mutex> l(mu_);
   std::map<clientid4, uint32_t> out;
   auto f = by_file_.find(file);
@@ -177,7 +169,7 @@ std::map<clientid4, uint32_t> LayoutTable::Holders(uint64_t file) const {
   return out;
 }
 
-std::vector<uint64_t> LayoutTable::FilesOf(clientid4 client) const {
+std::vector<uint64_t> LayoutShard::FilesOf(clientid4 client) const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<uint64_t> out;
   for (auto it = states_.lower_bound({client, 0}); it != states_.end() && it->first.first == client; ++it)
@@ -185,9 +177,98 @@ std::vector<uint64_t> LayoutTable::FilesOf(clientid4 client) const {
   return out;
 }
 
-size_t LayoutTable::size() const {
+size_t LayoutShard::size() const {
   std::lock_guard<std::mutex> l(mu_);
   return states_.size();
+}
+
+}  // namespace internal
+
+LayoutTable::LayoutTable(uint32_t boot_epoch) : epoch_(boot_epoch) {
+  for (uint32_t i = 0; i < kStateShards; i++) {
+    shards_[i] = std::make_unique<internal::LayoutShard>(boot_epoch, i);
+  }
+}
+
+internal::LayoutShard& LayoutTable::ForFile(uint64_t file) const {
+  return *shards_[FileShard(file)];
+}
+
+internal::LayoutShard& LayoutTable::ForStateid(const StateidParts& p) const {
+  return *shards_[p.counter % kStateShards];
+}
+
+bool LayoutTable::IsLayoutStateid(const stateid4& s) {
+  StateidParts p;
+  return DecodeStateid(s, &p) && p.kind == StateKind::kLayout;
+}
+
+bool LayoutTable::FromEarlierBoot(const stateid4& s) const {
+  StateidParts p;
+  return DecodeStateid(s, &p) && p.kind == StateKind::kLayout && p.epoch != epoch_;
+}
+
+nfsstat4 LayoutTable::Grant(clientid4 client, uint64_t file, layoutiomode4 iomode,
+                            const stateid4& presented, stateid4* out) {
+  return ForFile(file).Grant(client, file, iomode, presented, out);
+}
+
+bool LayoutTable::Holds(clientid4 client, uint64_t file, const stateid4& s) const {
+  return ForFile(file).Holds(client, file, s);
+}
+
+bool LayoutTable::IssuedTo(clientid4 client, const stateid4& s) const {
+  StateidParts p;
+  if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
+  return ForStateid(p).IssuedTo(client, s);
+}
+
+nfsstat4 LayoutTable::Return(clientid4 client, uint64_t file, layoutiomode4 iomode,
+                             const stateid4& sid, bool* remaining, stateid4* out) {
+  return ForFile(file).Return(client, file, iomode, sid, remaining, out);
+}
+
+void LayoutTable::ReturnAll(clientid4 client, uint64_t file) {
+  if (file != 0) return ForFile(file).ReturnAll(client, file);
+  for (auto& s : shards_) s->ReturnAll(client);
+}
+
+std::vector<uint64_t> LayoutTable::ReturnIomode(clientid4 client, layoutiomode4 iomode) {
+  std::vector<uint64_t> out;
+  for (auto& s : shards_) {
+    std::vector<uint64_t> f = s->ReturnIomode(client, iomode);
+    out.insert(out.end(), f.begin(), f.end());
+  }
+  return out;
+}
+
+std::vector<RecallTarget> LayoutTable::BeginRecall(uint64_t file, clientid4 except) {
+  return ForFile(file).BeginRecall(file, except);
+}
+
+void LayoutTable::EndRecall(uint64_t file) { ForFile(file).EndRecall(file); }
+
+void LayoutTable::Block(uint64_t file) { ForFile(file).Block(file); }
+
+bool LayoutTable::Recalling(uint64_t file) const { return ForFile(file).Recalling(file); }
+
+std::map<clientid4, uint32_t> LayoutTable::Holders(uint64_t file) const {
+  return ForFile(file).Holders(file);
+}
+
+std::vector<uint64_t> LayoutTable::FilesOf(clientid4 client) const {
+  std::vector<uint64_t> out;
+  for (auto& s : shards_) {
+    std::vector<uint64_t> f = s->FilesOf(client);
+    out.insert(out.end(), f.begin(), f.end());
+  }
+  return out;
+}
+
+size_t LayoutTable::size() const {
+  size_t n = 0;
+  for (auto& s : shards_) n += s->size();
+  return n;
 }
 
 }  // namespace loom::nfs4

@@ -9,11 +9,14 @@
 // layout, and refuses a recall whose seqid is not exactly one past the last it saw
 // (shared/notes/linux-flexfiles-client.md §1, §6).
 //
-// Thread-safe: one mutex, never held while calling out.
+// Thread-safe: split into kStateShards shards by file as StateManager is (a layout stateid's
+// counter names its shard), each with its own mutex, never held while calling out; only
+// whole-client operations visit every shard.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -35,9 +38,55 @@ struct RecallTarget {
   stateid4 stateid{};
 };
 
+namespace internal {
+
+// The layouts of the files of one shard; LayoutTable (below) documents the operations.
+class LayoutShard {
+ public:
+  LayoutShard(uint32_t boot_epoch, uint32_t shard) : epoch_(boot_epoch), shard_(shard) {}
+  nfsstat4 Grant(clientid4 client, uint64_t file, layoutiomode4 iomode, const stateid4& presented,
+                 stateid4* out);
+  bool Holds(clientid4 client, uint64_t file, const stateid4& s) const;
+  bool IssuedTo(clientid4 client, const stateid4& s) const;
+  nfsstat4 Return(clientid4 client, uint64_t file, layoutiomode4 iomode, const stateid4& sid,
+                  bool* remaining, stateid4* out);
+  void ReturnAll(clientid4 client, uint64_t file = 0);
+  std::vector<uint64_t> ReturnIomode(clientid4 client, layoutiomode4 iomode);
+  std::vector<RecallTarget> BeginRecall(uint64_t file, clientid4 except = 0);
+  void EndRecall(uint64_t file);
+  void Block(uint64_t file);
+  bool Recalling(uint64_t file) const;
+  std::map<clientid4, uint32_t> Holders(uint64_t file) const;
+  std::vector<uint64_t> FilesOf(clientid4 client) const;
+  size_t size() const;
+
+ private:
+  struct State {
+    uint64_t id = 0;  // the counter in `other`
+    uint32_t seqid = 0;
+    clientid4 client = 0;
+    uint64_t file = 0;
+    uint32_t iomodes = 0;
+  };
+  stateid4 StateidOf(const State& s) const;
+  State* FindLocked(clientid4 client, uint64_t file);
+  void EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::iterator it);
+
+  const uint32_t epoch_;
+  const uint32_t shard_;
+  mutable std::mutex mu_;
+  uint64_t next_id_ = 1;
+  std::map<std::pair<clientid4, uint64_t>, State> states_;  // (client, file)
+  std::map<uint64_t, std::set<clientid4>> by_file_;
+  std::map<uint64_t, int> recalling_;  // file -> nesting count of BeginRecall
+  std::map<uint64_t, clientid4> released_;  // counter of a released layout stateid -> client
+};
+
+}  // namespace internal
+
 class LayoutTable {
  public:
-  explicit LayoutTable(uint32_t boot_epoch) : epoch_(boot_epoch) {}
+  explicit LayoutTable(uint32_t boot_epoch);
 
   // LAYOUTGET's state step (§18.43.3). `presented` has been checked by the caller when it is
   // an open, lock or delegation stateid; a layout stateid is checked here (another client's,
@@ -86,24 +135,11 @@ class LayoutTable {
   size_t size() const;
 
  private:
-  struct State {
-    uint64_t id = 0;  // the counter in `other`
-    uint32_t seqid = 0;
-    clientid4 client = 0;
-    uint64_t file = 0;
-    uint32_t iomodes = 0;
-  };
-  stateid4 StateidOf(const State& s) const;
-  State* FindLocked(clientid4 client, uint64_t file);
-  void EraseLocked(std::map<std::pair<clientid4, uint64_t>, State>::iterator it);
+  internal::LayoutShard& ForFile(uint64_t file) const;
+  internal::LayoutShard& ForStateid(const StateidParts& p) const;
 
   const uint32_t epoch_;
-  mutable std::mutex mu_;
-  uint64_t next_id_ = 1;
-  std::map<std::pair<clientid4, uint64_t>, State> states_;  // (client, file)
-  std::map<uint64_t, std::set<clientid4>> by_file_;
-  std::map<uint64_t, int> recalling_;  // file -> nesting count of BeginRecall
-  std::map<uint64_t, clientid4> released_;  // counter of a released layout stateid -> client
+  std::unique_ptr<internal::LayoutShard> shards_[kStateShards];
 };
 
 }  // namespace loom::nfs4

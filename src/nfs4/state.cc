@@ -612,7 +612,7 @@ StateManager::StateManager(Options o) : opts_(std::move(o)) {
 StateManager::~StateManager() = default;
 
 internal::StateShard& StateManager::ForFile(uint64_t file) const {
-  return *shards_[(file * 0x9E3779B97F4A7C15ull) >> 60];
+  return *shards_[FileShard(file)];
 }
 
 internal::StateShard& StateManager::ForStateid(const stateid4& sid) const {

@@ -106,6 +106,10 @@ struct StateOptions {
 };
 
 inline constexpr uint32_t kStateShards = 16;
+// The shard of a file's open, lock and layout state.
+inline uint32_t FileShard(uint64_t file) {
+  return static_cast<uint32_t>((file * 0x9E3779B97F4A7C15ull) >> 60);
+}
 
 namespace internal {
 

@@ -1,5 +1,6 @@
 // Open and lock state: stateids, share reservations, byte-range locks, cleanup.
 #include "nfs4/state.h"
+#include "nfs4/layouts.h"
 
 #include <gtest/gtest.h>
 
@@ -799,6 +800,44 @@ TEST_F(StateTest, StateidsOfEveryShardResolveOnlyForTheirFile) {
   EXPECT_EQ(gone.size(), kFiles - 1);
   EXPECT_EQ(st_.size(), 0u);
   EXPECT_FALSE(st_.HasState(kA));
+}
+
+// Layout state is sharded by file as open state is: layout stateids of files in every shard
+// are held only for their own file, and are remembered as issued to their client after they
+// are returned; whole-client operations reach every shard.
+TEST(LayoutShardTest, LayoutStateidsOfEveryShard) {
+  LayoutTable lt(7);
+  constexpr uint64_t kFiles = 64;
+  std::vector<stateid4> sids(kFiles);
+  std::set<uint64_t> shards;
+  for (uint64_t f = 0; f < kFiles; f++) {
+    ASSERT_EQ(lt.Grant(kA, 500 + f, LAYOUTIOMODE4_READ, stateid4{}, &sids[f]), NFS4_OK);
+    StateidParts p;
+    ASSERT_TRUE(DecodeStateid(sids[f], &p));
+    shards.insert(p.counter % kStateShards);
+  }
+  EXPECT_EQ(shards.size(), kStateShards);
+  EXPECT_EQ(lt.size(), kFiles);
+  EXPECT_EQ(lt.FilesOf(kA).size(), kFiles);
+  for (uint64_t f = 0; f < kFiles; f++) {
+    EXPECT_TRUE(lt.Holds(kA, 500 + f, sids[f])) << f;
+    EXPECT_FALSE(lt.Holds(kA, 500 + (f + 1) % kFiles, sids[f])) << f;
+    EXPECT_TRUE(lt.IssuedTo(kA, sids[f])) << f;
+    EXPECT_FALSE(lt.IssuedTo(kB, sids[f])) << f;
+    // Another client's layout stateid presented for this file is refused.
+    stateid4 out;
+    EXPECT_EQ(lt.Grant(kB, 500 + f, LAYOUTIOMODE4_READ, sids[f], &out), NFS4ERR_BAD_STATEID);
+  }
+  bool remaining = true;
+  stateid4 out;
+  ASSERT_EQ(lt.Return(kA, 503, LAYOUTIOMODE4_ANY, sids[3], &remaining, &out), NFS4_OK);
+  EXPECT_FALSE(remaining);
+  EXPECT_FALSE(lt.Holds(kA, 503, sids[3]));
+  EXPECT_TRUE(lt.IssuedTo(kA, sids[3]));  // returned, still known as ours
+  EXPECT_EQ(lt.ReturnIomode(kA, LAYOUTIOMODE4_READ).size(), kFiles - 1);
+  EXPECT_EQ(lt.size(), 0u);
+  for (uint64_t f = 0; f < kFiles; f++) EXPECT_TRUE(lt.IssuedTo(kA, sids[f])) << f;
+  EXPECT_TRUE(lt.FilesOf(kA).empty());
 }
 
 TEST(StateConcurrencyTest, ConcurrentClients) {
