@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/buffer.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "nfs3/local_fs.h"
@@ -134,7 +135,10 @@ int main(int argc, char** argv) {
     int s = g_signal.exchange(0);
     if (s == SIGINT || s == SIGTERM) break;
     if (s == SIGUSR1) LOG_INFO("stats %s", server.stats().ToJson().c_str());
-    if (!stats_file.empty() && ++tick % 10 == 0) WriteFileAtomic(stats_file, server.stats().ToJson() + "\n");
+    if (++tick % 10 == 0) {
+      Buffer::TrimIdle();  // READ/WRITE buffers left over from a burst go back after a second idle
+      if (!stats_file.empty()) WriteFileAtomic(stats_file, server.stats().ToJson() + "\n");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   server.Stop();

@@ -14,6 +14,7 @@
 #include "admin/commands.h"
 #include "admin/mds_config.h"
 #include "admin_commands.h"
+#include "common/buffer.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "mds/data_servers.h"
@@ -320,6 +321,7 @@ int main(int argc, char** argv) {
     if (s == SIGUSR1) LOG_INFO("stats %s", server.stats().ToJson().c_str());
     if (++tick % 10 == 0) {
       mds.Tick();
+      Buffer::TrimIdle();
       if (!stats_file.empty()) WriteFileAtomic(stats_file, server.stats().ToJson() + "\n");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -21,7 +21,8 @@ namespace {
 // so it is as large as the peak of buffers in flight (bounded by the servers' admission
 // control), never above kPoolCap, and gives back what was not needed: bytes above kPoolKeep
 // that stayed idle for a whole kTrimPeriodMs (the low-water mark of the free bytes over the
-// period) are freed. Sizes are rounded up to 64 KiB classes.
+// period) are freed, when a block is freed or when the daemon's once-a-second TrimIdle() runs
+// (so an idle server shrinks too). Sizes are rounded up to 64 KiB classes.
 constexpr size_t kPoolMin = 64 * 1024;
 constexpr size_t kPoolKeep = 32u << 20;
 constexpr size_t kPoolCap = 512u << 20;
@@ -112,6 +113,16 @@ Buffer::~Buffer() {
     if (kept) return;
   }
   std::free(data_);
+}
+
+void Buffer::TrimIdle() {
+  Pool& pool = GetPool();
+  std::vector<void*> idle;
+  {
+    std::lock_guard<std::mutex> l(pool.mu);
+    TakeIdleLocked(pool, &idle);
+  }
+  for (void* q : idle) std::free(q);
 }
 
 size_t Buffer::PooledBytes() {

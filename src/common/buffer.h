@@ -20,6 +20,9 @@ class Buffer {
   // Bytes of large blocks kept for reuse (see buffer.cc: up to the peak in use, trimmed when
   // idle). Thread-safe.
   static size_t PooledBytes();
+  // Frees pooled blocks that stayed idle for a whole trim period (beyond the 32 MiB always
+  // kept). Daemons call it about once a second; frees call it too. Thread-safe.
+  static void TrimIdle();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 

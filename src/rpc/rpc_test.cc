@@ -159,8 +159,12 @@ class RpcTest : public ::testing::Test {
     EXPECT_TRUE(d.u32(xid) && d.u32(mt) && d.u32(rs));
     EXPECT_EQ(rs, static_cast<uint32_t>(MSG_DENIED));
     if (rs != MSG_DENIED || !d.u32(out.reject_stat)) return out;
-    if (out.reject_stat == RPC_MISMATCH) EXPECT_TRUE(d.u32(out.a) && d.u32(out.b));
-    if (out.reject_stat == AUTH_ERROR) EXPECT_TRUE(d.u32(out.a));
+    if (out.reject_stat == RPC_MISMATCH) {
+      EXPECT_TRUE(d.u32(out.a) && d.u32(out.b));
+    }
+    if (out.reject_stat == AUTH_ERROR) {
+      EXPECT_TRUE(d.u32(out.a));
+    }
     EXPECT_EQ(d.remaining(), 0u);
     return out;
   }

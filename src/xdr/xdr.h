@@ -38,13 +38,13 @@ class Decoder {
     return true;
   }
   [[nodiscard]] bool i32(int32_t& v) {
-    uint32_t u;
+    uint32_t u = 0;
     if (!u32(u)) return false;
     v = static_cast<int32_t>(u);
     return true;
   }
   [[nodiscard]] bool u64(uint64_t& v) {
-    uint32_t hi, lo;
+    uint32_t hi = 0, lo = 0;
     if (!u32(hi) || !u32(lo)) return false;
     v = (uint64_t{hi} << 32) | lo;
     return true;

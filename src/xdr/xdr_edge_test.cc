@@ -67,7 +67,9 @@ TEST(XdrEdgeTest, BooleansAreZeroOrOneOnly) {
     Decoder d = Over(s);
     bool b = false;
     EXPECT_EQ(d.boolean(b), ok) << w;
-    if (ok) EXPECT_EQ(b, v);
+    if (ok) {
+      EXPECT_EQ(b, v);
+    }
   }
   std::string three = "\0\0\0";
   Decoder d = Over(three);
