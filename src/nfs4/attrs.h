@@ -6,6 +6,8 @@
 // without idmapd, and sends them back the same way. Stateless and thread-safe.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -18,8 +20,10 @@ namespace loom::nfs4 {
 
 // File-system-wide values (§5.8.2). Defaults are what loom-mds serves unless configured.
 struct FsStats {
-  uint64_t space_total = 0, space_free = 0, space_avail = 0;
-  uint64_t files_total = 0, files_free = 0, files_avail = 0;
+  // Refreshed by loom-mds's background tick while GETATTRs read them: each is atomic (the
+  // six need not be one snapshot: FSSTAT-like values are advisory).
+  std::atomic<uint64_t> space_total{0}, space_free{0}, space_avail{0};
+  std::atomic<uint64_t> files_total{0}, files_free{0}, files_avail{0};
   uint32_t lease_time = 90;                   // seconds
   uint64_t maxread = 1u << 20, maxwrite = 1u << 20;
   uint64_t maxfilesize = NFS4_INT64_MAX;      // off_t's limit

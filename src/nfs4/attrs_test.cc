@@ -117,12 +117,22 @@ class AttrsTest : public ::testing::Test {
     ino.change = 77;
     ino.rdev_major = 8;
     ino.rdev_minor = 1;
-    fs = {.space_total = 1000, .space_free = 600, .space_avail = 500,
-          .files_total = 100, .files_free = 60, .files_avail = 50,
-          .lease_time = 45, .maxread = 1 << 21, .maxwrite = 1 << 22,
-          .maxfilesize = 1ULL << 50, .maxname = 255, .maxlink = 1000,
-          .layout_types = {LAYOUT4_FLEX_FILES}, .layout_blksize = 4096,
-          .layout_alignment = 512, .clone_blksize = 0};
+    fs.space_total = 1000;
+    fs.space_free = 600;
+    fs.space_avail = 500;
+    fs.files_total = 100;
+    fs.files_free = 60;
+    fs.files_avail = 50;
+    fs.lease_time = 45;
+    fs.maxread = 1 << 21;
+    fs.maxwrite = 1 << 22;
+    fs.maxfilesize = 1ULL << 50;
+    fs.maxname = 255;
+    fs.maxlink = 1000;
+    fs.layout_types = {LAYOUT4_FLEX_FILES};
+    fs.layout_blksize = 4096;
+    fs.layout_alignment = 512;
+    fs.clone_blksize = 0;
   }
   AttrSource Src() const { return {.inode = ino, .fh = fh, .fsid = {7, 9}, .fs = fs}; }
 

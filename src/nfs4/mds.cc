@@ -119,12 +119,12 @@ void Mds::RefreshFsStats() {
   // registered (Flex Files issue) it becomes the sum of their FSSTATs.
   struct statvfs sv;
   if (::statvfs(opts_.state_dir.c_str(), &sv) == 0) {
-    std::lock_guard<std::mutex> l(mu_);
     fs_stats_->space_total = uint64_t{sv.f_blocks} * sv.f_frsize;
     fs_stats_->space_free = uint64_t{sv.f_bfree} * sv.f_frsize;
     fs_stats_->space_avail = uint64_t{sv.f_bavail} * sv.f_frsize;
     fs_stats_->files_total = 1ull << 40;
-    fs_stats_->files_free = fs_stats_->files_avail = (1ull << 40) - 1;
+    fs_stats_->files_free = (1ull << 40) - 1;
+    fs_stats_->files_avail = (1ull << 40) - 1;
   }
 }
 
