@@ -7,14 +7,12 @@ stateid4 LayoutShard::StateidOf(const State& s) const {
   return MakeStateid(StateKind::kLayout, epoch_, s.id, s.seqid);
 }
 
-bool LayoutShard::IssuedTo(clientid4 client, const stateid4& s) const {
-  StateidParts p;
-  if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
+bool LayoutShard::IssuedTo(clientid4 client, uint64_t counter) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto r = released_.find(p.counter);
+  auto r = released_.find(counter);
   if (r != released_.end()) return r->second == client;
   for (auto it = states_.lower_bound({client, 0}); it != states_.end() && it->first.first == client; ++it)
-    if (it->second.id == p.counter) return true;
+    if (it->second.id == counter) return true;
   return false;
 }
 
@@ -220,7 +218,7 @@ bool LayoutTable::Holds(clientid4 client, uint64_t file, const stateid4& s) cons
 bool LayoutTable::IssuedTo(clientid4 client, const stateid4& s) const {
   StateidParts p;
   if (!DecodeStateid(s, &p) || p.kind != StateKind::kLayout || p.epoch != epoch_) return false;
-  return ForStateid(p).IssuedTo(client, s);
+  return ForStateid(p).IssuedTo(client, p.counter);
 }
 
 nfsstat4 LayoutTable::Return(clientid4 client, uint64_t file, layoutiomode4 iomode,

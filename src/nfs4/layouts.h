@@ -47,7 +47,8 @@ class LayoutShard {
   nfsstat4 Grant(clientid4 client, uint64_t file, layoutiomode4 iomode, const stateid4& presented,
                  stateid4* out);
   bool Holds(clientid4 client, uint64_t file, const stateid4& s) const;
-  bool IssuedTo(clientid4 client, const stateid4& s) const;
+  // `counter`: of a layout stateid of this boot (LayoutTable::IssuedTo checked it).
+  bool IssuedTo(clientid4 client, uint64_t counter) const;
   nfsstat4 Return(clientid4 client, uint64_t file, layoutiomode4 iomode, const stateid4& sid,
                   bool* remaining, stateid4* out);
   void ReturnAll(clientid4 client, uint64_t file = 0);

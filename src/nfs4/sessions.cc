@@ -72,7 +72,7 @@ nfsstat4 SessionTable::ExchangeId(const EXCHANGE_ID4args& a, const std::string& 
     c.owner = owner;
     c.verifier = verf;
     c.principal = principal;
-    SetLease(c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
+    RenewLease(c);
     result = &clients_.emplace(c.id, std::move(c)).first->second;
   }
   res->eir_clientid = result->id;
@@ -251,7 +251,7 @@ nfsstat4 SessionTable::CreateSessionLocked(std::unique_lock<std::shared_mutex>& 
   cached->csr_status = NFS4_OK;
   cached->csr_resok4 = *res;
   c->last_create = std::move(cached);
-  SetLease(*c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
+  RenewLease(*c);
   sessions_.emplace(s.id, std::move(s));
   return NFS4_OK;
 }
@@ -391,7 +391,7 @@ SequenceResult SessionTable::Sequence(const SEQUENCE4args& a, size_t request_byt
   slot_lock.unlock();
   old.reset();  // the cached reply is freed outside the slot's lock
   ClientRecord* c = FindLocked(s->client);
-  if (c) SetLease(*c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
+  if (c) RenewLease(*c);
   r.client = s->client;
   r.max_response = s->fore.ca_maxresponsesize;
   r.max_response_cached = s->fore.ca_maxresponsesize_cached;
@@ -437,7 +437,7 @@ bool SessionTable::Renew(clientid4 id) {
   std::lock_guard<std::shared_mutex> l(mu_);
   ClientRecord* c = FindLocked(id);
   if (!c) return false;
-  SetLease(*c, rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000);
+  RenewLease(*c);
   return true;
 }
 

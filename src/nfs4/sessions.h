@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "rpc/client.h"
+#include "rpc/event_loop.h"  // NowMs
 #include "xdr/nfs4.h"
 
 namespace loom::nfs4 {
@@ -101,7 +102,7 @@ struct ClientRecord {
   // The last CREATE_SESSION result, for replays (§18.36.4: csa_sequence == create_seq - 1).
   std::shared_ptr<const CREATE_SESSION4res> last_create;
   bool reclaim_complete = false;
-  int64_t lease_expiry_ms = 0;  // through SessionTable::SetLease / LeaseOf (atomic)
+  int64_t lease_expiry_ms = 0;  // through SessionTable::RenewLease / LeaseOf (atomic)
   std::vector<SessionId> sessions;
   // eia_client_impl_id's nii_name, if sent (Linux: "Linux <release> <version> <machine>"):
   // tells which layouts the client can decode.
@@ -228,8 +229,10 @@ class SessionTable {
 
   // A client's lease is renewed by SEQUENCE under the shared lock, so concurrently for
   // several sessions of one client: it is written and read atomically.
-  static void SetLease(ClientRecord& c, int64_t ms) {
-    std::atomic_ref<int64_t>(c.lease_expiry_ms).store(ms, std::memory_order_relaxed);
+  // Renews it for the lease period from now.
+  void RenewLease(ClientRecord& c) const {
+    std::atomic_ref<int64_t>(c.lease_expiry_ms)
+        .store(rpc::NowMs() + int64_t{opts_.lease_seconds} * 1000, std::memory_order_relaxed);
   }
   static int64_t LeaseOf(ClientRecord& c) {
     return std::atomic_ref<int64_t>(c.lease_expiry_ms).load(std::memory_order_relaxed);
