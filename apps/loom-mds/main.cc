@@ -55,6 +55,9 @@ void Usage() {
                "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
                "  --read-cache-mib N  memory for committed inodes and directory entries that\n"
                "                      reads are answered from (default 256; 0: off)\n"
+               "  --commit-delay-us N group commit: while changes come concurrently, the WAL\n"
+               "                      sync waits N µs for more to share it (default -1: half\n"
+               "                      the recent sync time, at most 1000; 0: never)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
                "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
   mds::StartMode start_mode = mds::StartMode::kNormal;
   bool scrub = false, repair = false, new_secret = false;
   long read_cache_mib = -1;  // -1: the store's default
+  int commit_delay_us = -1;  // -1: adaptive (the store's default)
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
   // --config first: the flags override what the file says, wherever they stand.
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--read-cache-mib") read_cache_mib = std::atol(next().c_str());
+    else if (a == "--commit-delay-us") commit_delay_us = std::atoi(next().c_str());
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
@@ -207,6 +212,7 @@ int main(int argc, char** argv) {
   meta::RocksKvStore::Options ko;
   ko.path = mo.state_dir + "/meta";
   if (read_cache_mib >= 0) ko.read_cache_bytes = static_cast<size_t>(read_cache_mib) << 20;
+  ko.commit_delay_us = commit_delay_us < -1 ? -1 : commit_delay_us;
   if (repair && !scrub) {
     std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");
     return 2;

@@ -106,13 +106,6 @@ Result<size_t> Namespace::DeleteObject(Txn& t, const Inode& obj, Timespec now) {
   }
   // A placement policy the file took from its directory (meta/policy.h).
   if (obj.type == FileType::kReg) LOOM_RETURN_IF_ERROR(t.Delete(keys::Policy(fs_, obj.ino)));
-  std::vector<std::string> xattrs;
-  LOOM_RETURN_IF_ERROR(t.Scan(KeyRange::Prefix(keys::XattrPrefix(fs_, obj.ino)), 0,
-                              [&](std::string_view k, std::string_view) {
-                                xattrs.emplace_back(k);
-                                return true;
-                              }));
-  for (const auto& k : xattrs) LOOM_RETURN_IF_ERROR(t.Delete(k));
   LOOM_RETURN_IF_ERROR(t.Delete(keys::Orphan(fs_, obj.ino)));
   LOOM_RETURN_IF_ERROR(t.Delete(keys::Inode(fs_, obj.ino)));
   return queued;

@@ -1,6 +1,8 @@
 // NoBlockScope (kv.h): inside it no store call waits. What would wait — a write or row lock,
 // a read that needs the disk, a read of a commit that is not durable yet — fails with
 // Code::kWouldBlock and changes nothing, so loom-mds can run the operation again on a worker.
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -200,6 +202,99 @@ TEST(NoBlockRocksTest, AReadThatNeedsTheDiskIsRefusedUntilCached) {
   auto cached = GetOne(store, "k7");
   ASSERT_TRUE(cached.ok()) << cached.status().ToString();
   EXPECT_EQ(cached->value_or("-"), std::string(100, 'x'));
+}
+
+// Group commit's delay (RocksKvStore::Options::commit_delay_us, SyncerLoop). The WAL syncs are
+// let through one at a time by a hook, so what each one covers is known. One change at a time
+// never waits. Four replies wait at once, then two: the syncer waits for more before it syncs
+// (at most the 5 s set here), and the third that comes ends the wait, so one sync covers all
+// three.
+TEST(NoBlockRocksTest, GroupCommitWaitsOnlyWhileMoreChangesAreComing) {
+  testing::TempDir dir;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool gate = false;
+  int entered = 0, passes = 0;
+  RocksKvStore::Options o;
+  o.path = dir.path() + "/db";
+  o.commit_delay_us = 5'000'000;
+  o.before_sync = [&](const std::string& f) {
+    if (!f.ends_with(".log")) return Status::Ok();
+    std::unique_lock<std::mutex> l(mu);
+    const int me = entered++;
+    cv.notify_all();
+    cv.wait(l, [&] { return !gate || passes > me; });
+    return Status::Ok();
+  };
+  auto opened = RocksKvStore::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  RocksKvStore& store = **opened;
+  std::atomic<int> ran{0};
+  auto change = [&](const std::string& k) {
+    uint64_t owed = 0;
+    {
+      NoBlockScope nb;
+      EXPECT_TRUE(PutOne(store, k, "v").ok());
+      owed = nb.owed();
+    }
+    EXPECT_GT(owed, 0u);
+    store.WhenDurable(owed, [&] {
+      ran.fetch_add(1);
+      std::lock_guard<std::mutex> l(mu);
+      cv.notify_all();
+    });
+  };
+  auto wait_for = [&](auto done) {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), done));
+  };
+
+  for (int i = 0; i < 20; i++) {  // one at a time, each waiting for its reply
+    change("one/" + std::to_string(i));
+    wait_for([&] { return ran.load() == i + 1; });
+  }
+  EXPECT_EQ(store.stats().delayed_syncs, 0u);
+
+  int base = 0;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    gate = true;
+    base = passes = entered;
+  }
+  change("a");  // its sync starts and is held
+  wait_for([&] { return entered == base + 1; });
+  for (const char* k : {"b", "c", "d", "e"}) change(k);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ++passes;  // a's sync ends; b-e (four at once) go in the next without a wait
+    cv.notify_all();
+  }
+  wait_for([&] { return entered == base + 2; });
+  EXPECT_EQ(store.stats().delayed_syncs, 0u);
+  change("f");
+  change("g");
+  const uint64_t syncs_before = store.stats().wal_syncs;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ++passes;  // b-e's sync ends; two wait, fewer than the four before: the syncer waits
+    cv.notify_all();
+  }
+  wait_for([&] { return ran.load() == 20 + 5; });
+  for (int i = 0; i < 1000 && store.stats().delayed_syncs == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(store.stats().delayed_syncs, 1u);
+  EXPECT_EQ(entered, base + 2);  // f and g are not being synced yet
+  change("h");                   // the third: the wait ends
+  wait_for([&] { return entered == base + 3; });
+  {
+    std::lock_guard<std::mutex> l(mu);
+    gate = false;
+    cv.notify_all();
+  }
+  wait_for([&] { return ran.load() == 20 + 8; });
+  EXPECT_EQ(store.stats().wal_syncs, syncs_before + 2);  // b-e's, then one for f, g and h
+  EXPECT_EQ(store.stats().delayed_syncs, 1u);
 }
 
 }  // namespace

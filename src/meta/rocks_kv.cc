@@ -3,7 +3,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/transaction.h>
 #include <rocksdb/utilities/transaction_db.h>
 
@@ -356,11 +359,15 @@ uint64_t RocksKvStore::CoveredLocked() const {
 void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered) {
   syncing_ = true;
   l.unlock();
+  const auto t0 = std::chrono::steady_clock::now();
   rocksdb::Status s = db_->SyncWAL();
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - t0).count();
   l.lock();
   syncing_ = false;
   if (!s.ok()) FailStop(s.ToString());
   ++stats_.wal_syncs;
+  sync_us_avg_ += (static_cast<int64_t>(us) - sync_us_avg_) / 8;
   synced_ = std::max(synced_, covered);
   ForgetDurable();
   sync_cv_.notify_all();
@@ -396,8 +403,10 @@ void RocksKvStore::SyncerLoop() {
     }
     const uint64_t covered = CoveredLocked();
     if (!when_durable_.empty() && !syncing_ && covered >= when_durable_.begin()->first) {
-      // Everything that reached the WAL while the last sync ran goes in this one.
-      SyncLocked(l, covered);
+      // Everything that reached the WAL while the last sync ran goes in this one; with
+      // several commits in each sync, first give the next ones a moment to join.
+      if (DelayCommitLocked(l)) continue;
+      SyncLocked(l, CoveredLocked());
       continue;
     }
     if (stop_syncer_) return;
@@ -407,6 +416,36 @@ void RocksKvStore::SyncerLoop() {
     }
     sync_cv_.wait(l);  // nothing owed, a sync in flight, or an older commit still writing
   }
+}
+
+// Group commit's delay (PostgreSQL's commit_delay and commit_siblings, made adaptive). A sync
+// covers what reached the WAL before it started; under load each sync starts as soon as the
+// last ended and covers the few commits made during it, and every sync costs CPU of its own
+// (on a VM: the block device's notification exits and completion interrupts, and, where the
+// WAL grows, the inode's write). So when fewer replies wait than recently waited at once (the
+// others are still being worked on and will commit soon), the syncer waits up to half a
+// recent sync's duration, or until as many wait as did then, before it syncs. When everyone
+// who recently waited at once is already waiting (one change at a time, or every client of a
+// small group waiting for this sync), nothing more can come, and it syncs at once.
+// Returns true when it waited (the caller looks again at what is owed).
+bool RocksKvStore::DelayCommitLocked(std::unique_lock<std::mutex>& l) {
+  const size_t owed = when_durable_.size();
+  // The peak decays by one per sync so that it follows a falling load.
+  peak_waiters_ = std::max(owed, peak_waiters_ > 0 ? peak_waiters_ - 1 : 0);
+  if (opts_.commit_delay_us == 0 || delayed_ || owed < 2 || owed >= peak_waiters_) {
+    delayed_ = false;
+    return false;
+  }
+  const int64_t us = opts_.commit_delay_us > 0
+                         ? opts_.commit_delay_us
+                         : std::min<int64_t>(sync_us_avg_ / 2, kMaxCommitDelayUs);
+  delayed_ = true;  // one delay per sync: after it, sync whatever is owed
+  if (us <= 0) return false;
+  ++stats_.delayed_syncs;
+  const size_t want = peak_waiters_;
+  sync_cv_.wait_for(l, std::chrono::microseconds(us),
+                    [&] { return stop_syncer_ || when_durable_.size() >= want; });
+  return true;
 }
 
 // With one change in flight (a client waiting for each reply), the next commit comes a round
@@ -543,6 +582,21 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
   // namespace. Refuse to open instead (loom-mds then refuses to start, issue 10 item 5).
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   o.paranoid_checks = true;
+  // Point reads of keys that are not there are common: a create, rename or link checks that
+  // its new name is free, a LOOKUP of an absent name. Bloom filters answer "not here" for a
+  // table without reading its blocks, and for the memtable without walking its skiplist.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.whole_key_filtering = true;
+  // Index and filter blocks stay in the block cache (charged to it) so a run-to-completion
+  // read (kBlockCacheTier) finds them; RocksDB's 8 MiB default is far below a namespace of
+  // a few million entries.
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.block_cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  o.memtable_whole_key_filtering = true;
+  o.memtable_prefix_bloom_size_ratio = 0.02;
   rocksdb::TransactionDBOptions t;
   t.transaction_lock_timeout = opts.lock_timeout_ms;
   t.default_lock_timeout = opts.lock_timeout_ms;

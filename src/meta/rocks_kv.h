@@ -38,6 +38,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <chrono>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -80,6 +81,12 @@ class RocksKvStore final : public KvStore {
     // Bytes of committed values kept in memory for point reads (ReadCache, read_cache.h);
     // 0 turns the cache off.
     size_t read_cache_bytes = size_t{256} << 20;
+    // RocksDB's block cache (data, index and filter blocks of its tables).
+    size_t block_cache_bytes = size_t{64} << 20;
+    // Group commit: µs the syncer may wait before a WAL sync for more commits to share it,
+    // while fewer replies wait than recently did at once (SyncerLoop). -1: half the recent
+    // sync time (at most 1 ms); 0: never wait. One commit at a time never waits.
+    int commit_delay_us = -1;
   };
 
   // Counters since Open (for tests and monitoring).
@@ -88,6 +95,7 @@ class RocksKvStore final : public KvStore {
     uint64_t sync_commits = 0;      // writing commits with Durability::kSync
     uint64_t deferred_commits = 0;  // writing commits with Durability::kDeferred
     uint64_t read_waits = 0;        // transaction ends that waited for a pending commit they read
+    uint64_t delayed_syncs = 0;     // syncs the syncer delayed for more commits to join
     ReadCache::Stats read_cache;    // zeros when the cache is off
   };
 
@@ -159,6 +167,13 @@ class RocksKvStore final : public KvStore {
   PollWindow syncer_poll_{100};  // syncer thread only
   // The syncer has nothing to do: watch for work a while, then sleep until notified.
   void WaitForWork(std::unique_lock<std::mutex>& l);
+  // Before a sync by the syncer: waits (lock released) for more commits to join it when
+  // commits come concurrently; true if it waited. Under sync_mu_.
+  bool DelayCommitLocked(std::unique_lock<std::mutex>& l);
+  static constexpr int64_t kMaxCommitDelayUs = 1000;
+  size_t peak_waiters_ = 0;   // most replies recently waiting at once; under sync_mu_
+  int64_t sync_us_avg_ = 0;   // moving average of a WAL sync's µs; under sync_mu_
+  bool delayed_ = false;      // the syncer already waited before the coming sync
 };
 
 }  // namespace loom::meta
