@@ -401,16 +401,11 @@ void Mds::DropClientState(clientid4 id) {
 }
 
 Result<meta::Layout> Mds::LayoutOf(uint64_t ino) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = layout_cache_.find(ino);
-    if (it != layout_cache_.end()) return it->second;
-  }
+  uint64_t epoch = 0;
+  if (auto cached = layout_cache_.Get(ino, &epoch)) return *std::move(cached);
   auto r = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->GetLayout(t, ino); });
   if (!r.ok()) return r.status();
-  std::lock_guard<std::mutex> l(mu_);
-  if (layout_cache_.size() > 100000) layout_cache_.clear();
-  layout_cache_[ino] = r.value();
+  layout_cache_.Fill(ino, r.value(), epoch);
   return r;
 }
 
@@ -426,15 +421,11 @@ Result<meta::Layout> Mds::EnsureLayout(uint64_t ino) {
   if (!made.ok()) return made.status();
   Status s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->SetLayout(t, ino, made.value()); });
   if (!s.ok()) return s;
-  std::lock_guard<std::mutex> lk(mu_);
-  layout_cache_[ino] = made.value();
+  layout_cache_.Put(ino, made.value());
   return made;
 }
 
-void Mds::ForgetLayout(uint64_t ino) {
-  std::lock_guard<std::mutex> l(mu_);
-  layout_cache_.erase(ino);
-}
+void Mds::ForgetLayout(uint64_t ino) { layout_cache_.Forget(ino); }
 
 nfsstat4 Mds::TruncateData(uint64_t ino, uint64_t size, clientid4 caller) {
   auto l = LayoutOf(ino);

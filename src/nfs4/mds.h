@@ -21,6 +21,7 @@
 #include "meta/namespace.h"
 #include "meta/policy.h"
 #include "nfs4/compound.h"
+#include "nfs4/layout_cache.h"
 #include "nfs4/layouts.h"
 #include "nfs4/sessions.h"
 #include "nfs4/size_locks.h"
@@ -230,7 +231,7 @@ class Mds {
   mutable std::mutex mu_;
   std::mutex create_mu_;  // serializes data-file creation (EnsureLayout)
   std::set<std::string> reclaimable_;                     // guarded by mu_
-  std::unordered_map<uint64_t, meta::Layout> layout_cache_;    // guarded by mu_
+  LayoutCache layout_cache_;  // stored layouts by inode (own locks)
   SizeLocks size_locks_;
 
   StatsRegistry own_stats_;

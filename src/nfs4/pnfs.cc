@@ -90,8 +90,7 @@ Status Mds::UpdateLayout(uint64_t ino, const std::function<Status(meta::Layout*)
   LOOM_RETURN_IF_ERROR(change(&l));
   l.generation++;
   LOOM_RETURN_IF_ERROR(meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->SetLayout(t, ino, l); }));
-  std::lock_guard<std::mutex> g(mu_);
-  layout_cache_[ino] = l;
+  layout_cache_.Put(ino, l);
   return Status::Ok();
 }
 
@@ -637,10 +636,7 @@ Status Mds::MoveData(uint64_t ino, const std::vector<uint32_t>& ds_ids) {
       std::lock_guard<std::mutex> g(layout_mu_);
       next.generation = old.generation + 1;
       s = meta::RunTxn(*store_, [&](meta::Txn& t) { return ns_->ReplaceLayout(t, ino, next); });
-      if (s.ok()) {
-        std::lock_guard<std::mutex> c(mu_);
-        layout_cache_[ino] = next;
-      }
+      if (s.ok()) layout_cache_.Put(ino, next);
     }
   }
   layouts_->EndRecall(ino);
