@@ -89,4 +89,24 @@ inline uint64_t LargestExtent(const std::vector<Extent>& extents) {
   return m;
 }
 
+// A reader's destination buffers (the loader's window): allocated on the first batch, sized by
+// the configuration and that batch's largest extent (SlotBytes, SlotCount).
+class ReadSlots {
+ public:
+  void EnsureFor(const BackendConfig& cfg, const std::vector<Extent>& extents) {
+    if (!bufs_.empty()) return;
+    const uint64_t largest = LargestExtent(extents);
+    bytes_ = SlotBytes(cfg, largest);
+    bufs_.resize(SlotCount(cfg, largest));
+    for (auto& b : bufs_) b.reset(new char[bytes_]);
+  }
+  char* operator[](size_t i) { return bufs_[i].get(); }
+  size_t size() const { return bufs_.size(); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> bufs_;
+  uint64_t bytes_ = 0;
+};
+
 }  // namespace loom::bench

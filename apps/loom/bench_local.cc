@@ -26,11 +26,7 @@ class LocalReader : public Reader {
   }
 
   std::string ReadBatch(const std::vector<Extent>& extents, uint64_t file_bytes) override {
-    if (slots_.empty()) {
-      slot_bytes_ = SlotBytes(cfg_, LargestExtent(extents));
-      slots_.resize(SlotCount(cfg_, LargestExtent(extents)));
-      for (auto& s : slots_) s.reset(new char[slot_bytes_]);
-    }
+    slots_.EnsureFor(cfg_, extents);
     for (const Extent& e : extents) {
       int fd;
       auto it = open_.find(e.path);
@@ -65,9 +61,9 @@ class LocalReader : public Reader {
   std::string ReadRange(int fd, const Extent& e) {
     uint64_t off = e.off, end = e.off + e.len;
     while (off < end) {
-      char* buf = slots_[next_slot_].get();
+      char* buf = slots_[next_slot_];
       next_slot_ = (next_slot_ + 1) % slots_.size();
-      size_t want = static_cast<size_t>(std::min<uint64_t>(slot_bytes_, end - off));
+      size_t want = static_cast<size_t>(std::min<uint64_t>(slots_.bytes(), end - off));
       ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(off));
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -80,8 +76,7 @@ class LocalReader : public Reader {
   }
 
   BackendConfig cfg_;
-  std::vector<std::unique_ptr<char[]>> slots_;
-  uint64_t slot_bytes_ = 0;
+  ReadSlots slots_;
   size_t next_slot_ = 0;
   std::map<std::string, int> open_;
 };

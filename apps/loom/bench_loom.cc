@@ -88,11 +88,7 @@ class LoomReader : public Reader {
   // Opens, reads and closes complete on other threads and only touch `b` under `b.mu`; the
   // loop returns when nothing is in flight any more.
   std::string ReadBatch(const std::vector<Extent>& ext, uint64_t file_bytes) override {
-    if (slots_.empty()) {
-      slot_bytes_ = SlotBytes(cfg_, LargestExtent(ext));
-      slots_.resize(SlotCount(cfg_, LargestExtent(ext)));
-      for (auto& s : slots_) s.reset(new char[slot_bytes_]);
-    }
+    slots_.EnsureFor(cfg_, ext);
     struct Sample {
       std::shared_ptr<File> file;
       uint64_t next_off = 0, end = 0;
@@ -151,7 +147,7 @@ class LoomReader : public Reader {
         Sample& s = b.samples[i];
         if (cfg_.keep_open && !open_.count(ext[i].path)) open_[ext[i].path] = s.file;
         uint64_t off = s.next_off;
-        size_t len = static_cast<size_t>(std::min<uint64_t>(slot_bytes_, s.end - off));
+        size_t len = static_cast<size_t>(std::min<uint64_t>(slots_.bytes(), s.end - off));
         s.next_off += len;
         if (s.next_off >= s.end) b.readable.pop_front();
         size_t slot = b.free_slots.back();
@@ -160,7 +156,7 @@ class LoomReader : public Reader {
         b.reads++;
         std::shared_ptr<File> f = s.file;
         lk.unlock();  // ReadAsync may complete on this thread
-        f->ReadAsync(off, slots_[slot].get(), len, [&b, &ext, i, slot, len, off](Status st, size_t n) {
+        f->ReadAsync(off, slots_[slot], len, [&b, &ext, i, slot, len, off](Status st, size_t n) {
           std::lock_guard<std::mutex> g(b.mu);
           if (!st.ok()) {
             b.Fail("read " + ext[i].path + " at " + std::to_string(off) + ": " + st.ToString());
@@ -206,8 +202,7 @@ class LoomReader : public Reader {
   std::shared_ptr<Client> client_;
   BackendConfig cfg_;
   CallPool pool_;
-  std::vector<std::unique_ptr<char[]>> slots_;
-  uint64_t slot_bytes_ = 0;
+  ReadSlots slots_;
   std::map<std::string, std::shared_ptr<File>> open_;  // --keep-open; this thread only
 };
 

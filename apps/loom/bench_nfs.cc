@@ -91,11 +91,7 @@ class NfsReader : public Reader {
   std::string Init() { return MountUrl(cfg_.nfs_url, &m_); }
 
   std::string ReadBatch(const std::vector<Extent>& ext, uint64_t /*file_bytes*/) override {
-    if (slots_.empty()) {
-      slot_bytes_ = SlotBytes(cfg_, LargestExtent(ext));
-      slots_.resize(SlotCount(cfg_, LargestExtent(ext)));
-      for (auto& s : slots_) s.reset(new char[slot_bytes_]);
-    }
+    slots_.EnsureFor(cfg_, ext);
     Batch b;
     b.self = this;
     b.ext = &ext;
@@ -167,7 +163,7 @@ class NfsReader : public Reader {
     while (!b->readable.empty() && !b->free_slots.empty()) {
       size_t i = b->readable.front();
       FileState& f = b->files[i];
-      uint64_t len = std::min<uint64_t>(slot_bytes_, f.end - f.next_off);
+      uint64_t len = std::min<uint64_t>(slots_.bytes(), f.end - f.next_off);
       size_t slot = b->free_slots.back();
       b->free_slots.pop_back();
       b->calls++;
@@ -227,7 +223,7 @@ class NfsReader : public Reader {
                   std::to_string(c->len) + " (is the data set prepared for this workload?)");
     } else {
       // libnfs hands us its reply buffer; the copy is the "bytes land in our buffer" step.
-      std::memcpy(self->slots_[c->slot].get(), data, c->len);
+      std::memcpy(self->slots_[c->slot], data, c->len);
     }
     b->free_slots.push_back(c->slot);
     if (f.pending == 0 && f.next_off >= f.end) self->Finish(b, c->file);
@@ -261,8 +257,7 @@ class NfsReader : public Reader {
 
   BackendConfig cfg_;
   Mount m_;
-  std::vector<std::unique_ptr<char[]>> slots_;
-  uint64_t slot_bytes_ = 0;
+  ReadSlots slots_;
   std::map<std::string, nfsfh*> open_;
 };
 
