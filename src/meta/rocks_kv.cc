@@ -1,9 +1,9 @@
 #include "meta/rocks_kv.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
-#include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -429,18 +429,19 @@ void RocksKvStore::SyncerLoop() {
 // small group waiting for this sync), nothing more can come, and it syncs at once.
 // Returns true when it waited (the caller looks again at what is owed).
 bool RocksKvStore::DelayCommitLocked(std::unique_lock<std::mutex>& l) {
-  const size_t owed = when_durable_.size();
-  // The peak decays by one per sync so that it follows a falling load.
-  peak_waiters_ = std::max(owed, peak_waiters_ > 0 ? peak_waiters_ - 1 : 0);
-  if (opts_.commit_delay_us == 0 || delayed_ || owed < 2 || owed >= peak_waiters_) {
+  if (delayed_) {  // one delay per sync: after it, sync whatever is owed
     delayed_ = false;
     return false;
   }
+  const size_t owed = when_durable_.size();
+  // The peak decays by one per sync so that it follows a falling load.
+  peak_waiters_ = std::max(owed, peak_waiters_ > 0 ? peak_waiters_ - 1 : 0);
+  if (opts_.commit_delay_us == 0 || owed < 2 || owed >= peak_waiters_) return false;
   const int64_t us = opts_.commit_delay_us > 0
                          ? opts_.commit_delay_us
                          : std::min<int64_t>(sync_us_avg_ / 2, kMaxCommitDelayUs);
-  delayed_ = true;  // one delay per sync: after it, sync whatever is owed
   if (us <= 0) return false;
+  delayed_ = true;
   ++stats_.delayed_syncs;
   const size_t want = peak_waiters_;
   sync_cv_.wait_for(l, std::chrono::microseconds(us),

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -38,7 +39,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <chrono>
 #include <thread>
 #include <utility>
 #include <vector>
