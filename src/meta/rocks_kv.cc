@@ -406,7 +406,7 @@ void RocksKvStore::SyncerLoop() {
       // Everything that reached the WAL while the last sync ran goes in this one; with
       // several commits in each sync, first give the next ones a moment to join.
       if (DelayCommitLocked(l)) continue;
-      SyncLocked(l, CoveredLocked());
+      SyncLocked(l, covered);  // no wait: `covered` still holds
       continue;
     }
     if (stop_syncer_) return;
