@@ -5,16 +5,18 @@
 // was ~2/3 skiplist searches before it).
 //
 // Correctness rests on two rules, both under the key's shard mutex:
-//  - A writer, after its commit is in the database, erases every key it wrote and bumps the
-//    shard's epoch (Invalidate). A commit that failed is erased too (harmless).
+//  - A writer, after its commit is in the database and before it releases its row locks,
+//    erases every key it wrote and bumps the shard's epoch (Invalidate). A commit that
+//    failed is erased too (harmless).
 //  - A reader that missed notes the shard's epoch (Get) before it reads the database, and
 //    inserts what it read only if the epoch has not moved since (Fill). So a value read
 //    before a commit can never be inserted after that commit's invalidation; and one
 //    inserted before it is erased by it.
 // A value served from the cache is therefore the latest committed one, or one whose writer is
 // still between its database commit and its invalidation, which is the same as having read a
-// moment earlier (Get takes no locks and promises no snapshot, kv.h). GetForUpdate and a
-// transaction's reads of keys it wrote itself never use the cache.
+// moment earlier (Get takes no locks and promises no snapshot, kv.h). A GetForUpdate holds the
+// key's lock, so no writer of it is between those two steps: the cache is exact for it. A
+// transaction's reads of keys it wrote itself come from its own buffered writes.
 //
 // Only found values are cached (a miss for an absent key is not remembered). Memory is bounded
 // by `capacity_bytes` (keys + values + a fixed overhead per entry); a full shard drops entries

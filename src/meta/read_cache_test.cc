@@ -130,7 +130,9 @@ TEST_F(RocksReadCacheTest, ATransactionSeesItsOwnWritesNotTheCache) {
 // Writers move a counter forward (read-modify-write under GetForUpdate), readers read it in
 // their own transactions, as loom-mds's loop and workers do at once. A reader must never see
 // the counter go backwards, and once a writer's commit has returned, no later read may show
-// less than what it wrote: a stale value left in the cache breaks one of the two.
+// less than what it wrote: a stale value left in the cache breaks one of the two. The writers'
+// GetForUpdate is served from the cache too: a stale entry there would lose an increment, and
+// the total would fall short.
 TEST_F(RocksReadCacheTest, ConcurrentReadersNeverSeeACommitUndone) {
   const int kKeys = 4, kWrites = 400;
   for (int k = 0; k < kKeys; k++) ASSERT_TRUE(Put("c" + std::to_string(k), "0").ok());

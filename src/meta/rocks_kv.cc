@@ -7,8 +7,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
-#include <rocksdb/utilities/transaction.h>
-#include <rocksdb/utilities/transaction_db.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -117,77 +116,82 @@ thread_local DeferredReads tl_deferred;
 
 }  // namespace
 
+// A transaction: row locks from the store's LockTable, writes buffered in a sorted map (a
+// key's last put or delete), committed as one WriteBatch with one DB::Write. Reads see the
+// latest committed data merged with the buffered writes; nothing reads a snapshot.
 class RocksKvStore::RocksTxn final : public Txn {
  public:
   // no_block: begun in a NoBlockScope (kv.h), with a lock timeout of 0 and writes that fail
   // rather than stall.
-  RocksTxn(rocksdb::Transaction* t, RocksKvStore* store, bool no_block)
-      : txn_(t), store_(store), no_block_(no_block) {}
-  // Destroying an unfinished rocksdb::Transaction rolls it back and releases its locks.
-  ~RocksTxn() override = default;
+  RocksTxn(RocksKvStore* store, uint64_t id, bool no_block)
+      : store_(store), id_(id), no_block_(no_block) {}
+  // An unfinished transaction is rolled back: its writes dropped, its locks released.
+  ~RocksTxn() override { Unlock(); }
 
   Result<MaybeValue> Get(std::string_view key) override {
-    if (!txn_) return Finished();
-    // The committed-value cache (read_cache.h), unless this transaction wrote the key: then
-    // only its own write batch has the answer.
-    ReadCache* cache = Wrote(key) ? nullptr : store_->cache_.get();
-    uint64_t epoch = 0;
-    if (cache) {
-      if (std::optional<std::string> hit = cache->Get(key, &epoch)) {
-        Saw(store_->PendingTicket(key));  // a cached commit may still be on its way to disk
-        return MaybeValue(std::move(*hit));
-      }
-    }
-    std::string v;
-    rocksdb::Status s = txn_->Get(ReadOpts(), ToSlice(key), &v);
-    if (no_block_ && s.IsIncomplete()) return WouldBlock("get: not cached");
-    if (cache && s.ok()) cache->Fill(key, v, epoch);
-    Saw(store_->PendingTicket(key));
-    return Value(s, std::move(v), "get");
+    if (done_) return Finished();
+    if (auto w = writes_.find(key); w != writes_.end()) return w->second;
+    return Read(key, "get");
   }
 
   Result<MaybeValue> GetForUpdate(std::string_view key) override {
-    if (!txn_) return Finished();
-    // No snapshot is set, so this locks first and then reads the latest committed value —
-    // the same as SELECT ... FOR UPDATE under READ COMMITTED.
-    std::string v;
+    if (done_) return Finished();
+    // Lock first, then read the latest committed value — SELECT ... FOR UPDATE under READ
+    // COMMITTED. Under the lock the read cache is as good as the database: every writer of
+    // this key invalidated it before it released the lock (Commit).
     LOOM_SYNC_POINT("KvTxn::GetForUpdate:lock");
-    rocksdb::Status s = txn_->GetForUpdate(ReadOpts(), ToSlice(key), &v);
-    if (no_block_ && (s.IsIncomplete() || Locked(s))) return WouldBlock("get_for_update");
-    Saw(store_->PendingTicket(key));
-    return Value(s, std::move(v), "get_for_update");
+    LOOM_RETURN_IF_ERROR(LockKey(key, "get_for_update"));
+    if (auto w = writes_.find(key); w != writes_.end()) return w->second;
+    return Read(key, "get_for_update");
   }
 
   Status Put(std::string_view key, std::string_view value) override {
-    if (!txn_) return Finished();
-    rocksdb::Status s = txn_->Put(ToSlice(key), ToSlice(value));
-    if (no_block_ && Locked(s)) return WouldBlock("put: locked");
-    if (s.ok()) written_.emplace_back(key);
-    return FromRocks(s, "put");
+    if (done_) return Finished();
+    LOOM_RETURN_IF_ERROR(LockKey(key, "put"));
+    Buffer(key, std::string(value));
+    return Status::Ok();
   }
 
   Status Delete(std::string_view key) override {
-    if (!txn_) return Finished();
-    rocksdb::Status s = txn_->Delete(ToSlice(key));
-    if (no_block_ && Locked(s)) return WouldBlock("delete: locked");
-    if (s.ok()) written_.emplace_back(key);
-    return FromRocks(s, "delete");
+    if (done_) return Finished();
+    LOOM_RETURN_IF_ERROR(LockKey(key, "delete"));
+    Buffer(key, std::nullopt);
+    return Status::Ok();
   }
 
   Status Scan(const KeyRange& range, size_t limit, const ScanFn& fn) override {
-    if (!txn_) return Finished();
+    if (done_) return Finished();
     rocksdb::ReadOptions ro = ReadOpts();
     rocksdb::Slice upper = ToSlice(range.end);
     if (!range.end.empty()) ro.iterate_upper_bound = &upper;
-    // The transaction's iterator merges its own uncommitted writes with the database.
-    std::unique_ptr<rocksdb::Iterator> it(txn_->GetIterator(ro));
+    std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro));
+    // The database's rows merged with this transaction's own writes in the range: a buffered
+    // put replaces or adds a row, a buffered delete hides one.
+    auto w = writes_.lower_bound(range.begin);
+    const auto wend = range.end.empty() ? writes_.end() : writes_.lower_bound(range.end);
     size_t n = 0;
-    for (it->Seek(ToSlice(range.begin)); it->Valid(); it->Next()) {
-      std::string_view k(it->key().data(), it->key().size());
-      // Checked here too: older RocksDB releases ignored the bound for the write-batch part.
-      if (!range.end.empty() && k >= range.end) break;
-      if (limit != 0 && n++ >= limit) break;
-      if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    it->Seek(ToSlice(range.begin));
+    for (;;) {
+      std::string_view dk;
+      bool db_valid = it->Valid();
+      if (db_valid) {
+        dk = std::string_view(it->key().data(), it->key().size());
+        if (!range.end.empty() && dk >= range.end) db_valid = false;
+      }
+      const bool own = w != wend && (!db_valid || std::string_view(w->first) <= dk);
+      if (!own && !db_valid) break;
+      if (own) {
+        const bool shadows = db_valid && std::string_view(w->first) == dk;
+        auto cur = w++;
+        if (shadows) it->Next();
+        if (!cur->second) continue;  // deleted here
+        if (limit != 0 && n++ >= limit) break;
+        if (!fn(cur->first, *cur->second)) break;
+      } else {
+        if (limit != 0 && n++ >= limit) break;
+        if (!fn(dk, std::string_view(it->value().data(), it->value().size()))) break;
+        it->Next();
+      }
     }
     if (no_block_ && it->status().IsIncomplete()) return WouldBlock("scan: not cached");
     // The whole range, not only the keys returned: a pending delete hides its key.
@@ -196,25 +200,42 @@ class RocksKvStore::RocksTxn final : public Txn {
   }
 
   Status Commit() override {
-    if (!txn_) return Finished();
-    if (txn_->GetNumPuts() + txn_->GetNumDeletes() + txn_->GetNumMerges() == 0) {
+    if (done_) return Finished();
+    if (writes_.empty()) {
       // A read-only transaction: nothing of its own to make durable (no WAL write, no fsync),
       // but what it read must be — Rollback waits for that.
       Rollback();
       return Status::Ok();
     }
+    done_ = true;
+    rocksdb::WriteBatch batch;
+    std::vector<std::string> keys;
+    keys.reserve(writes_.size());
+    for (auto& [k, v] : writes_) {
+      rocksdb::Status bs = v ? batch.Put(ToSlice(k), ToSlice(*v)) : batch.Delete(ToSlice(k));
+      if (!bs.ok()) {
+        Unlock();
+        OweOrWait(seen_);
+        return FromRocks(bs, "commit: batch");
+      }
+      keys.push_back(k);
+    }
     const Durability d = store_->opts_.sync ? durability_ : Durability::kDeferred;
     const uint64_t ticket =
-        store_->Reserve(d, d == Durability::kSync ? written_ : std::vector<std::string>());
-    rocksdb::Status s = txn_->Commit();
-    txn_.reset();
-    // After the commit is in the database, never before: a reader that missed and read the
-    // old value in between must find the epoch moved (read_cache.h). A failed commit changed
-    // nothing, and erasing is harmless.
+        store_->Reserve(d, d == Durability::kSync ? keys : std::vector<std::string>());
+    rocksdb::WriteOptions wo;
+    wo.sync = false;           // durability comes from the WAL sync after (group commit)
+    wo.no_slowdown = no_block_;  // a write stall fails the commit instead of waiting
+    rocksdb::Status s = store_->db_->Write(wo, &batch);
+    // After the write is in the database and before the locks go: a reader that missed and
+    // read the old value in between finds the epoch moved (read_cache.h), and the next
+    // holder of a lock may trust the cache (GetForUpdate). A failed write changed nothing,
+    // and erasing is harmless.
     if (ReadCache* cache = store_->cache_.get()) {
-      for (const std::string& k : written_) cache->Invalidate(k);
+      for (const std::string& k : keys) cache->Invalidate(k);
     }
-    written_.clear();
+    Unlock();
+    writes_.clear();
     store_->Settle(ticket);
     if (!s.ok()) {
       // A write that would have stalled (no_slowdown) changed nothing: redo it elsewhere.
@@ -245,9 +266,10 @@ class RocksKvStore::RocksTxn final : public Txn {
   }
 
   void Rollback() override {
-    if (!txn_) return;
-    (void)txn_->Rollback();  // failure leaves nothing to do: destruction discards it anyway
-    txn_.reset();
+    if (done_) return;
+    done_ = true;
+    writes_.clear();
+    Unlock();
     // What was read may be returned even so (kv.h): the kSync commits it read must be durable
     // first. Usually it read none that is pending, and this costs nothing.
     if (seen_ == 0) return;
@@ -263,25 +285,59 @@ class RocksKvStore::RocksTxn final : public Txn {
   void SetDurability(Durability d) override { durability_ = d; }
 
  private:
-  static Result<MaybeValue> Value(const rocksdb::Status& s, std::string v, const char* what) {
+  // A committed value: the read cache, else the database (filling the cache).
+  Result<MaybeValue> Read(std::string_view key, const char* what) {
+    ReadCache* cache = store_->cache_.get();
+    uint64_t epoch = 0;
+    if (cache) {
+      if (std::optional<std::string> hit = cache->Get(key, &epoch)) {
+        Saw(store_->PendingTicket(key));  // a cached commit may still be on its way to disk
+        return MaybeValue(std::move(*hit));
+      }
+    }
+    std::string v;
+    rocksdb::Status s = store_->db_->Get(ReadOpts(), store_->db_->DefaultColumnFamily(),
+                                         ToSlice(key), &v);
+    if (no_block_ && s.IsIncomplete()) return WouldBlock(std::string(what) + ": not cached");
+    if (cache && s.ok()) cache->Fill(key, v, epoch);
+    Saw(store_->PendingTicket(key));
     if (s.IsNotFound()) return MaybeValue();
     if (!s.ok()) return FromRocks(s, what);
     return MaybeValue(std::move(v));
   }
 
+  Status LockKey(std::string_view key, const char* what) {
+    for (const std::string& k : locked_) {
+      if (k == key) return Status::Ok();
+    }
+    bool would_wait = false;
+    Status s = store_->locks_.Lock(
+        id_, key, std::chrono::milliseconds(no_block_ ? 0 : store_->opts_.lock_timeout_ms),
+        &would_wait);
+    if (!s.ok()) {
+      if (no_block_ && would_wait) return WouldBlock(std::string(what) + ": locked");
+      return Status(s.code(), std::string(what) + ": " + s.message());
+    }
+    locked_.emplace_back(key);
+    return Status::Ok();
+  }
+
+  void Buffer(std::string_view key, std::optional<std::string> v) {
+    auto it = writes_.find(key);
+    if (it == writes_.end()) {
+      writes_.emplace(std::string(key), std::move(v));
+    } else {
+      it->second = std::move(v);
+    }
+  }
+
+  void Unlock() {
+    for (const std::string& k : locked_) store_->locks_.Unlock(id_, k);
+    locked_.clear();
+  }
+
   // A read touched keys of the not yet durable kSync commit `ticket` (0: none).
   void Saw(uint64_t ticket) { seen_ = std::max(seen_, ticket); }
-
-  // Whether this transaction put or deleted key. A transaction that wrote many keys reads past
-  // the cache altogether rather than search its list each time.
-  bool Wrote(std::string_view key) const {
-    if (written_.size() > kWroteSearchMax) return true;
-    for (const std::string& k : written_) {
-      if (k == key) return true;
-    }
-    return false;
-  }
-  static constexpr size_t kWroteSearchMax = 32;
 
   rocksdb::ReadOptions ReadOpts() const {
     rocksdb::ReadOptions ro;
@@ -291,20 +347,20 @@ class RocksKvStore::RocksTxn final : public Txn {
     return ro;
   }
 
-  // A row lock another transaction holds (a lock timeout of 0 fails at once).
-  static bool Locked(const rocksdb::Status& s) { return s.IsTimedOut() || s.IsBusy(); }
-
   void OweOrWait(uint64_t ticket) {
     if (no_block_) NoBlockScope::Owe(ticket);
     else store_->WaitDurable(ticket, /*reader=*/true);
   }
 
-  std::unique_ptr<rocksdb::Transaction> txn_;
   RocksKvStore* store_;
+  const uint64_t id_;                 // the owner of its locks in the store's LockTable
   Durability durability_ = Durability::kSync;
   const bool no_block_;
+  bool done_ = false;
   uint64_t seen_ = 0;                 // the newest pending kSync ticket read
-  std::vector<std::string> written_;  // keys put or deleted
+  std::vector<std::string> locked_;   // keys this transaction locked
+  // Buffered writes: key -> value, nullopt for a delete.
+  std::map<std::string, std::optional<std::string>, std::less<>> writes_;
 };
 
 uint64_t RocksKvStore::Reserve(Durability d, std::vector<std::string> keys) {
@@ -550,9 +606,8 @@ RocksKvStore::Stats RocksKvStore::stats() const {
   return st;
 }
 
-RocksKvStore::RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env,
-                           rocksdb::TransactionDB* db)
-    : opts_(std::move(opts)), env_(std::move(env)), db_(db) {
+RocksKvStore::RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db)
+    : opts_(std::move(opts)), locks_(opts_.deadlock_detect), env_(std::move(env)), db_(db) {
   if (opts_.read_cache_bytes > 0) cache_ = std::make_unique<ReadCache>(opts_.read_cache_bytes);
 }
 
@@ -598,9 +653,6 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   o.memtable_whole_key_filtering = true;
   o.memtable_prefix_bloom_size_ratio = 0.02;
-  rocksdb::TransactionDBOptions t;
-  t.transaction_lock_timeout = opts.lock_timeout_ms;
-  t.default_lock_timeout = opts.lock_timeout_ms;
   // The store is built first so that the hook the file system wrapper points to (in the
   // store's own Options) lives as long as the database.
   std::unique_ptr<RocksKvStore> store(new RocksKvStore(opts, nullptr, nullptr));
@@ -612,23 +664,16 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
     store->env_ = rocksdb::NewCompositeEnv(fs);
     o.env = store->env_.get();
   }
-  rocksdb::TransactionDB* db = nullptr;
-  rocksdb::Status s = rocksdb::TransactionDB::Open(o, t, opts.path, &db);
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(o, opts.path, &db);
   if (!s.ok()) return FromRocks(s, ("open " + opts.path).c_str());
   store->db_.reset(db);
   return store;
 }
 
 Result<std::unique_ptr<Txn>> RocksKvStore::Begin() {
-  const bool no_block = NoBlockScope::Active();
-  rocksdb::WriteOptions w;
-  w.sync = false;  // durability comes from WaitDurable (group commit) after Commit
-  w.no_slowdown = no_block;  // a write stall fails the commit instead of waiting
-  rocksdb::TransactionOptions t;
-  t.deadlock_detect = opts_.deadlock_detect;
-  if (no_block) t.lock_timeout = 0;  // a held row lock fails at once
-  return std::unique_ptr<Txn>(
-      std::make_unique<RocksTxn>(db_->BeginTransaction(w, t), this, no_block));
+  return std::unique_ptr<Txn>(std::make_unique<RocksTxn>(
+      this, next_txn_id_.fetch_add(1, std::memory_order_relaxed) + 1, NoBlockScope::Active()));
 }
 
 }  // namespace loom::meta

@@ -1,5 +1,8 @@
-// RocksKvStore: the embedded, persistent KvStore — a rocksdb::TransactionDB with pessimistic
-// (lock-based) transactions, matching the contract in kv.h.
+// RocksKvStore: the embedded, persistent KvStore — a rocksdb::DB with pessimistic (lock-based)
+// transactions of its own, matching the contract in kv.h: row locks in a LockTable
+// (lock_table.h), writes buffered in the transaction and committed as one WriteBatch. The
+// database's files are those of RocksDB's TransactionDB, which this store used before (the
+// same keys and values; a TransactionDB without prepared transactions writes nothing else).
 //
 // Durability (Options::sync, the default). A commit writes the WAL without syncing it, which
 // makes it visible and releases its row locks; then the committer waits until a WAL fsync
@@ -45,11 +48,12 @@
 
 #include "common/poll_window.h"
 #include "meta/kv.h"
+#include "meta/lock_table.h"
 #include "meta/read_cache.h"
 
 namespace rocksdb {
+class DB;
 class Env;
-class TransactionDB;
 }
 
 namespace loom::meta {
@@ -112,7 +116,7 @@ class RocksKvStore final : public KvStore {
 
  private:
   class RocksTxn;
-  RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rocksdb::TransactionDB* db);
+  RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db);
 
   // A writing commit is about to reach the WAL: its ticket. `keys` are what a kSync commit
   // wrote; until the ticket is durable, readers of them wait for it (PendingTicket).
@@ -141,8 +145,10 @@ class RocksKvStore final : public KvStore {
   [[noreturn]] void FailStop(const std::string& why);
 
   const Options opts_;
+  LockTable locks_;
+  std::atomic<uint64_t> next_txn_id_{0};
   std::unique_ptr<rocksdb::Env> env_;  // before db_: the database uses it until closed
-  std::unique_ptr<rocksdb::TransactionDB> db_;
+  std::unique_ptr<rocksdb::DB> db_;
   std::unique_ptr<ReadCache> cache_;  // null when Options::read_cache_bytes is 0
 
   mutable std::mutex sync_mu_;
