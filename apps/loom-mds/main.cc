@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
   // behind ones that wait on it (a recall answer, a lock release): twice, for a session's fore
   // channel plus another session on the same connection.
   ro.conn.max_inflight = 128;
+  // Metadata replies are small: those answered while handling one read leave together.
+  ro.conn.batch_replies = true;
   std::vector<mds::DataServerConfig> servers;
   std::string stats_file;
   int grace = -1;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "common/flush_batch.h"
 #include "common/log.h"
 #include "common/sync_point.h"
 
@@ -453,7 +454,11 @@ void RocksKvStore::SyncerLoop() {
         it = when_durable_.erase(it);
       }
       l.unlock();
-      for (auto& f : ready) f();
+      {
+        // Replies released together leave together: one sendmsg per connection.
+        FlushBatch batch;
+        for (auto& f : ready) f();
+      }
       l.lock();
       continue;
     }

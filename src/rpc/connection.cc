@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/flush_batch.h"
 #include "common/log.h"
 #include "common/sync_point.h"
 
@@ -102,7 +103,7 @@ void Connection::HandleRead() {
       if (n > 0) {
         last_active_ms_.store(NowMs(), std::memory_order_relaxed);
         assembler_.DirectDone(static_cast<size_t>(n), &recs);
-        Deliver(&recs);
+        DeliverBatched(&recs);
         continue;
       }
     } else {
@@ -113,7 +114,7 @@ void Connection::HandleRead() {
       if (n > 0) {
         last_active_ms_.store(NowMs(), std::memory_order_relaxed);
         bool ok = assembler_.Feed(staging.data(), static_cast<size_t>(n), &recs);
-        Deliver(&recs);
+        DeliverBatched(&recs);
         if (!ok) {
           LOG_DEBUG("closing %s: %s", peer_.c_str(),
                     assembler_.over_budget() ? "the server's buffer budget for partial records "
@@ -134,6 +135,15 @@ void Connection::HandleRead() {
     Close();
     return;
   }
+}
+
+void Connection::DeliverBatched(std::vector<Record>* recs) {
+  if (!opts_.batch_replies || recs->size() < 2) {
+    Deliver(recs);
+    return;
+  }
+  FlushBatch batch;
+  Deliver(recs);
 }
 
 // One read() may complete several records (a client pipelining small calls). Only as many
@@ -202,6 +212,9 @@ void Connection::Send(std::unique_ptr<xdr::Encoder> msg) {
     if (flushing_ || want_out_) return;
     flushing_ = true;
   }
+  // In a FlushBatch the flush (and whatever else is sent here meanwhile) waits for the batch's
+  // end: one sendmsg for all of it. flushing_ stays set, so later Sends only queue.
+  if (FlushBatch::Defer([self = shared_from_this()] { self->Flush(); })) return;
   Flush();
 }
 
@@ -279,6 +292,7 @@ bool Connection::WriteSome(bool* again) {
       msghdr mh{};
       mh.msg_iov = iov;
       mh.msg_iovlen = niov;
+      LOOM_SYNC_POINT("Connection::WriteSome:sendmsg");
       ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL | (file_next ? MSG_MORE : 0));
       if (n < 0) {
         if (errno == EINTR) continue;

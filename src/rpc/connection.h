@@ -33,6 +33,10 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
     // Shared bound on the bytes of partial records (server side; may be null). A connection
     // whose record would take more than is left is closed.
     std::shared_ptr<ByteBudget> budget;
+    // Replies sent on the loop thread while it handles the records of one read leave in one
+    // sendmsg at the end (common/flush_batch.h). For servers of small replies (loom-mds); a
+    // data server's large READ replies would each wait for the others' file reads.
+    bool batch_replies = false;
   };
   struct Callbacks {
     // Called on the loop thread with each complete record.
@@ -78,6 +82,8 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   Connection(EventLoop* loop, int fd, std::string peer, Options opts, Callbacks cb);
   void HandleRead();
   void Deliver(std::vector<Record>* recs);
+  // Deliver, inside a FlushBatch when Options::batch_replies and several records came.
+  void DeliverBatched(std::vector<Record>* recs);
   // Hands on held records while under max_inflight; true when none is left.
   bool DeliverHeld();
   // Counts `r` in flight and hands it to on_record.

@@ -671,5 +671,64 @@ TEST(RpcPollWindow, PollingLoopRunsPostsTimersAndCountsItsPolls) {
   loops.Stop();
 }
 
+
+// Options::batch_replies: the replies a loop answers while handling one read's records leave
+// in one sendmsg (common/flush_batch.h); without it, one each. Eight calls arrive in one
+// segment and are answered inline.
+TEST(RpcBatchReplies, RepliesToOneReadLeaveInOneSend) {
+  for (bool batch : {false, true}) {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.loops = 1;
+    o.workers = 1;
+    o.conn.batch_replies = batch;
+    RpcServer server(o);
+    ProgramDesc p;
+    p.prog = kProg;
+    p.vers = kVers;
+    p.stats_prefix = "batch";
+    p.procs.resize(2);
+    p.procs[1].name = "ECHO";
+    p.procs[1].fn = [](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+      e.u32(2);
+      return SUCCESS;
+    };
+    p.procs[1].try_inline = [](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+      e.u32(1);
+      return SUCCESS;
+    };
+    server.Register(p);
+    ASSERT_TRUE(server.Start().ok());
+    std::atomic<int> sends{0};
+    ::loom::testing::SyncPointScope sp;
+    sp.Set("Connection::WriteSome:sendmsg", [&] { sends++; });
+    int fd = testing::RawConnectFrom(server.port());
+    ASSERT_GE(fd, 0);
+    std::string wire;
+    for (uint32_t x = 1; x <= 8; x++) {
+      xdr::Encoder e;
+      e.u32(0);  // record mark, set below
+      for (uint32_t w : {x, 0u /*CALL*/, 2u, kProg, kVers, 1u, 0u, 0u, 0u, 0u}) e.u32(w);
+      std::string rec = e.Flatten();
+      const uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(rec.size() - 4));
+      std::memcpy(rec.data(), &mark, 4);
+      wire += rec;
+    }
+    ASSERT_TRUE(testing::SendAll(fd, wire));
+    std::set<uint32_t> xids;
+    for (int i = 0; i < 8; i++) {
+      std::string rep = testing::RecvRecord(fd);
+      ASSERT_GE(rep.size(), 4u) << i;
+      uint32_t xid;
+      std::memcpy(&xid, rep.data(), 4);
+      xids.insert(ntohl(xid));
+    }
+    EXPECT_EQ(xids.size(), 8u);
+    EXPECT_EQ(sends.load(), batch ? 1 : 8) << "batch_replies " << batch;
+    ::close(fd);
+    server.Stop();
+  }
+}
+
 }  // namespace
 }  // namespace loom::rpc
