@@ -372,7 +372,11 @@ uint64_t RocksKvStore::Reserve(Durability d, std::vector<std::string> keys) {
     ++stats_.sync_commits;
     // Registered before the WAL write makes the commit visible: a reader that sees it finds
     // its ticket here afterwards.
-    for (const std::string& k : keys) pending_keys_.insert_or_assign(k, t);
+    for (const std::string& k : keys) {
+      PendingShard& sh = PendingOf(k);
+      std::lock_guard<std::mutex> g(sh.mu);
+      sh.keys.insert_or_assign(k, t);
+    }
     pending_order_.emplace_back(t, std::move(keys));
   } else {
     ++stats_.deferred_commits;
@@ -541,17 +545,20 @@ void RocksKvStore::WaitForWork(std::unique_lock<std::mutex>& l) {
 }
 
 uint64_t RocksKvStore::PendingTicket(std::string_view key) const {
-  std::lock_guard<std::mutex> l(sync_mu_);
-  auto it = pending_keys_.find(key);
-  return it == pending_keys_.end() ? 0 : it->second;
+  PendingShard& sh = PendingOf(key);
+  std::lock_guard<std::mutex> l(sh.mu);
+  auto it = sh.keys.find(key);
+  return it == sh.keys.end() ? 0 : it->second;
 }
 
 uint64_t RocksKvStore::PendingTicket(const KeyRange& range) const {
-  std::lock_guard<std::mutex> l(sync_mu_);
   uint64_t t = 0;
-  auto end = range.end.empty() ? pending_keys_.end() : pending_keys_.lower_bound(range.end);
-  for (auto it = pending_keys_.lower_bound(range.begin); it != end; ++it) {
-    t = std::max(t, it->second);
+  for (PendingShard& sh : pending_) {
+    std::lock_guard<std::mutex> l(sh.mu);
+    auto end = range.end.empty() ? sh.keys.end() : sh.keys.lower_bound(range.end);
+    for (auto it = sh.keys.lower_bound(range.begin); it != end; ++it) {
+      t = std::max(t, it->second);
+    }
   }
   return t;
 }
@@ -559,8 +566,10 @@ uint64_t RocksKvStore::PendingTicket(const KeyRange& range) const {
 void RocksKvStore::ForgetDurable() {
   while (!pending_order_.empty() && pending_order_.front().first <= synced_) {
     for (const std::string& k : pending_order_.front().second) {
-      auto it = pending_keys_.find(k);
-      if (it != pending_keys_.end() && it->second <= synced_) pending_keys_.erase(it);
+      PendingShard& sh = PendingOf(k);
+      std::lock_guard<std::mutex> l(sh.mu);
+      auto it = sh.keys.find(k);
+      if (it != sh.keys.end() && it->second <= synced_) sh.keys.erase(it);
     }
     pending_order_.pop_front();
   }

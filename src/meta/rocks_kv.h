@@ -30,6 +30,7 @@
 // This header does not include RocksDB's, so only rocks_kv.cc pays for them.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -158,7 +159,18 @@ class RocksKvStore final : public KvStore {
   std::set<uint64_t> unsettled_;    // tickets whose WAL write has not returned
   // Keys written by kSync commits not yet durable -> the newest such ticket; and the same
   // keys per ticket, oldest first, to drop them once synced.
-  std::map<std::string, uint64_t, std::less<>> pending_keys_;
+  // pending_order_ is guarded by sync_mu_; the keys are split over shards by hash, each
+  // under its own mutex (taken after sync_mu_, never before), so a read asks only its key's
+  // shard and no read takes sync_mu_.
+  struct PendingShard {
+    std::mutex mu;
+    std::map<std::string, uint64_t, std::less<>> keys;
+  };
+  static constexpr size_t kPendingShards = 16;
+  PendingShard& PendingOf(std::string_view key) const {
+    return pending_[std::hash<std::string_view>()(key) % kPendingShards];
+  }
+  mutable std::array<PendingShard, kPendingShards> pending_;
   std::deque<std::pair<uint64_t, std::vector<std::string>>> pending_order_;
   uint64_t synced_ = 0;             // tickets up to this are durable
   bool syncing_ = false;
