@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake ninja-build python3 pkg-config libgtest-dev googletest
-  # loom-mds metadata store
-  librocksdb-dev
+  # loom-mds metadata store, and the allocator loom-mds links (CMakeLists.txt: LOOM_JEMALLOC)
+  librocksdb-dev libjemalloc-dev
   # fuzzing (libFuzzer ships with clang's runtime)
   clang libclang-rt-14-dev
   # real clients for interoperability tests and benchmarks
