@@ -29,6 +29,35 @@ using testing::RecvRecord;
 constexpr uint32_t kProg = 0x20000099;
 constexpr uint32_t kVers = 1;
 
+// Calls of procedure 1 with xids 1..n (AUTH_NONE, no arguments), as one byte string that a
+// single send puts on the wire: a pipelining client.
+std::string PipelinedCalls(uint32_t n) {
+  std::string wire;
+  for (uint32_t x = 1; x <= n; x++) {
+    xdr::Encoder e;
+    e.u32(0);  // record mark, set below
+    for (uint32_t w : {x, 0u /*CALL*/, 2u, kProg, kVers, 1u, 0u, 0u, 0u, 0u}) e.u32(w);
+    std::string rec = e.Flatten();
+    const uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(rec.size() - 4));
+    std::memcpy(rec.data(), &mark, 4);
+    wire += rec;
+  }
+  return wire;
+}
+
+// The xids of the next n replies on fd (an empty set if one does not come).
+std::set<uint32_t> RecvXids(int fd, int n) {
+  std::set<uint32_t> xids;
+  for (int i = 0; i < n; i++) {
+    std::string rep = RecvRecord(fd);
+    if (rep.size() < 4) return {};
+    uint32_t xid;
+    std::memcpy(&xid, rep.data(), 4);
+    xids.insert(ntohl(xid));
+  }
+  return xids;
+}
+
 struct EchoArgs {};
 
 class RpcTest : public ::testing::Test {
@@ -608,28 +637,10 @@ TEST(RpcAdmission, PipelinedCallsInOneReadAreAdmittedOnlyUpToTheLimit) {
   });
   int fd = testing::RawConnectFrom(server.port());
   ASSERT_GE(fd, 0);
-  std::string wire;
-  for (uint32_t x = 1; x <= 4; x++) {
-    xdr::Encoder e;
-    e.u32(0);  // record mark, set below
-    for (uint32_t w : {x, 0u /*CALL*/, 2u, kProg, kVers, 1u, 0u, 0u, 0u, 0u}) e.u32(w);
-    std::string rec = e.Flatten();
-    const uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(rec.size() - 4));
-    std::memcpy(rec.data(), &mark, 4);
-    wire += rec;
-  }
-  ASSERT_TRUE(testing::SendAll(fd, wire));
+  ASSERT_TRUE(testing::SendAll(fd, PipelinedCalls(4)));
   EXPECT_EQ(admitted_at_pause.get_future().get(), 2);
   gate.set_value();
-  std::set<uint32_t> xids;
-  for (int i = 0; i < 4; i++) {
-    std::string rep = testing::RecvRecord(fd);
-    ASSERT_GE(rep.size(), 4u) << i;
-    uint32_t xid;
-    std::memcpy(&xid, rep.data(), 4);
-    xids.insert(ntohl(xid));
-  }
-  EXPECT_EQ(xids, (std::set<uint32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(RecvXids(fd, 4), (std::set<uint32_t>{1, 2, 3, 4}));
   EXPECT_EQ(admitted.load(), 4);
   ::close(fd);
   server.Stop();
@@ -704,26 +715,8 @@ TEST(RpcBatchReplies, RepliesToOneReadLeaveInOneSend) {
     sp.Set("Connection::WriteSome:sendmsg", [&] { sends++; });
     int fd = testing::RawConnectFrom(server.port());
     ASSERT_GE(fd, 0);
-    std::string wire;
-    for (uint32_t x = 1; x <= 8; x++) {
-      xdr::Encoder e;
-      e.u32(0);  // record mark, set below
-      for (uint32_t w : {x, 0u /*CALL*/, 2u, kProg, kVers, 1u, 0u, 0u, 0u, 0u}) e.u32(w);
-      std::string rec = e.Flatten();
-      const uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(rec.size() - 4));
-      std::memcpy(rec.data(), &mark, 4);
-      wire += rec;
-    }
-    ASSERT_TRUE(testing::SendAll(fd, wire));
-    std::set<uint32_t> xids;
-    for (int i = 0; i < 8; i++) {
-      std::string rep = testing::RecvRecord(fd);
-      ASSERT_GE(rep.size(), 4u) << i;
-      uint32_t xid;
-      std::memcpy(&xid, rep.data(), 4);
-      xids.insert(ntohl(xid));
-    }
-    EXPECT_EQ(xids.size(), 8u);
+    ASSERT_TRUE(testing::SendAll(fd, PipelinedCalls(8)));
+    EXPECT_EQ(RecvXids(fd, 8).size(), 8u);
     EXPECT_EQ(sends.load(), batch ? 1 : 8) << "batch_replies " << batch;
     ::close(fd);
     server.Stop();
