@@ -40,7 +40,9 @@ void Usage() {
                "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
                "  --max-io BYTES      largest READ/WRITE (default 1048576)\n"
                "  --stats-file FILE   write per-operation counters as JSON every second\n"
-               "  --sendfile          send large READ payloads with sendfile(2) (default: copy)\n"
+               "  --sendfile on|off|auto  large READ payloads with sendfile(2) from the page\n"
+               "                      cache instead of a copy; auto (the default): when the READ\n"
+               "                      is the only call in flight on its connection\n"
                "  --no-run-to-completion  every READ/GETATTR goes to a worker thread (default:\n"
                "                      answered on the loop thread when the handle is open and\n"
                "                      the bytes are in the page cache)\n"
@@ -81,7 +83,16 @@ int main(int argc, char** argv) {
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--max-io") so.max_io = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--stats-file") stats_file = next();
-    else if (a == "--sendfile") so.read_sendfile = true;
+    else if (a == "--sendfile") {
+      const std::string v = next();
+      if (v == "on") so.read_sendfile = loom::nfs3::Nfs3Service::Options::Sendfile::kOn;
+      else if (v == "off") so.read_sendfile = loom::nfs3::Nfs3Service::Options::Sendfile::kOff;
+      else if (v == "auto") so.read_sendfile = loom::nfs3::Nfs3Service::Options::Sendfile::kWhenAlone;
+      else {
+        std::fprintf(stderr, "loom-ds: --sendfile takes on, off or auto, not '%s'\n", v.c_str());
+        return 2;
+      }
+    }
     else if (a == "--no-run-to-completion") so.run_to_completion = false;
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
     else if (a == "--mds") ro.trusted.push_back(next());

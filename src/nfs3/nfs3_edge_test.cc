@@ -704,7 +704,7 @@ TEST_F(Nfs3EdgeTest, ReadLimitsInlineAndSendfile) {
   // A server with a small rtmax answers at most that much, not at EOF.
   Nfs3Service::Options o;
   o.max_io = 100;
-  o.read_sendfile = true;
+  o.read_sendfile = Nfs3Service::Options::Sendfile::kOn;
   Nfs3Service small(fs_.get(), o);
   READ3res r;
   small.Read(As(0), READ3args{fh, 0, 1000}, r);

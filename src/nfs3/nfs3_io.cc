@@ -8,7 +8,10 @@
 // after readahead(2). On loopback this trades: with one 1 MiB read in flight the reply starts at
 // once and reads run 3.0-4.1 GiB/s against 2.1-2.4 copied, but with 8 in flight 1.9 against 2.35
 // and the receiver spends ~1.8x the CPU (page-sized skb fragments cost it more than one copy
-// does); so it stays an option (loom-ds --sendfile). On a NIC with TSO it may win outright.
+// does). With one call in flight the server's copy is a step the client waits through; with
+// several, the copies of one overlap the client's receiving of another. So the default
+// (Sendfile::kWhenAlone, loom-ds --sendfile auto) sends a large READ from the page cache when
+// it is the only call in flight on its connection, and copies otherwise.
 // WRITE: the payload is a view into the receive buffer and goes to pwritev2 as is; FILE_SYNC
 // and DATA_SYNC use RWF_SYNC / RWF_DSYNC. Both go through LocalFs's SyncOps seam (pwritev2 and
 // COMMIT's fdatasync), which the power-cut tests replace (local_fs_crash_test.cc).
@@ -21,7 +24,9 @@
 #include <cerrno>
 #include <mutex>
 
+#include "common/sync_point.h"
 #include "nfs3/nfs3_service.h"
+#include "rpc/connection.h"
 
 namespace loom::nfs3 {
 
@@ -81,6 +86,19 @@ bool Nfs3Service::ReadInline(const CallContext& c, const READ3args& a, READ3res&
   return ReadNode(c, a, err, n, /*nowait=*/true, r);
 }
 
+bool Nfs3Service::Sendfile(const CallContext& c) const {
+  switch (opts_.read_sendfile) {
+    case Options::Sendfile::kOff:
+      return false;
+    case Options::Sendfile::kOn:
+      return true;
+    case Options::Sendfile::kWhenAlone:
+      break;
+  }
+  std::shared_ptr<rpc::Connection> conn = c.conn.lock();
+  return conn && conn->Alone();
+}
+
 bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve_err, Node& n,
                            bool nowait, READ3res& r) {
   r.status = FromErrno(resolve_err);
@@ -103,7 +121,7 @@ bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve
     count = static_cast<uint32_t>(size - a.offset);
   }
   READ3resok& ok = r.resok;
-  if (count > 0 && (count <= kCopyReadMax || !opts_.read_sendfile)) {
+  if (count > 0 && (count <= kCopyReadMax || !Sendfile(c))) {
     auto buf = Buffer::Allocate(count);
     ssize_t got;
     if (nowait) {
@@ -121,6 +139,7 @@ bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve
       return true;
     }
     count = static_cast<uint32_t>(got);
+    LOOM_SYNC_POINT("Nfs3Service::ReadNode:copy");
     ok.data = Bytes::View(buf->data(), count, buf);
   } else if (count > 0) {
     if (nowait) {
@@ -130,6 +149,7 @@ bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve
       // Blocks here, on the worker, until the range is in the page cache.
       ::readahead(n.fd(), static_cast<off64_t>(a.offset), count);
     }
+    LOOM_SYNC_POINT("Nfs3Service::ReadNode:sendfile");
     ok.data = Bytes::FromFile(n.ref, a.offset, count);
   }
   ok.count = count;

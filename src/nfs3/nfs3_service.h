@@ -19,7 +19,10 @@ class Nfs3Service {
   struct Options {
     std::string export_path = "/";  // the MOUNT path clients ask for
     uint32_t max_io = 1u << 20;     // rtmax/wtmax advertised in FSINFO
-    bool read_sendfile = false;     // large READ replies via sendfile(2) (see nfs3_io.cc)
+    // Large READ replies via sendfile(2) instead of a copy (see nfs3_io.cc): never, always, or
+    // when the READ is the only call in flight on its connection (the default).
+    enum class Sendfile { kOff, kOn, kWhenAlone };
+    Sendfile read_sendfile = Sendfile::kWhenAlone;
     // READ and GETATTR answered on the loop thread when they need no disk (open handle, data
     // in the page cache), else on a worker. loom-ds --no-run-to-completion turns it off.
     bool run_to_completion = true;
@@ -78,9 +81,11 @@ class Nfs3Service {
   // Applies `sa` to `n` with the caller's permissions. is_new: attributes given at creation
   // (an unprivileged caller's uid and gid are then ignored, as by Linux nfsd).
   nfsstat3 ApplySattr(const rpc::CallContext& c, Node& n, const sattr3& sa, bool is_new);
-  // READDIR/READDIRPLUS: the directory behind `fh`, readable by the caller.
   bool ReadNode(const rpc::CallContext& c, const READ3args& a, int resolve_err, Node& n,
                 bool nowait, READ3res& r);
+  // Whether a large READ on c's connection goes out with sendfile (Options::read_sendfile).
+  bool Sendfile(const rpc::CallContext& c) const;
+  // READDIR/READDIRPLUS: the directory behind `fh`, readable by the caller.
   nfsstat3 ResolveReadableDir(const rpc::CallContext& c, const nfs_fh3& fh, Node* dir);
   void Fattr(const struct stat& st, fattr3* a) const;
   post_op_attr PostOp(const Node& n) const;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/sync_point.h"
 #include "nfs3/nfs3_client.h"
 #include "nfs3/nfs3_test_fixture.h"
 
@@ -109,13 +111,45 @@ TEST_F(Nfs3Test, WriteReadCommitRoundTrip) {
   EXPECT_GE(s->calls(), 5u);
   EXPECT_GE(s->bytes_in(), big.size());
   // The same bytes through the sendfile path.
-  svc_opts_.read_sendfile = true;
+  svc_opts_.read_sendfile = Nfs3Service::Options::Sendfile::kOn;
   std::string fhbytes = fh.data.str();
   RestartServer();
   fh.data = Bytes::Copy(fhbytes);
   auto sf = Read(fh, 4096, 200 * 1024);
   ASSERT_EQ(sf.status, NFS3_OK);
   EXPECT_EQ(sf.resok.data.view(), std::string_view(big).substr(4096, 200 * 1024));
+}
+
+// Options::read_sendfile: a large READ alone on its connection (this client waits for each
+// reply) goes out with sendfile under kWhenAlone (the default) and kOn, is copied under kOff;
+// small ones are always copied. The bytes are the same either way. (When calls are not alone:
+// rpc_test.cc, RpcConnection.AloneMeansNoOtherCallSentAndUnanswered.)
+TEST_F(Nfs3Test, LargeReadsGoOutWithSendfileWhenAlone) {
+  nfs_fh3 fh = Create(rootfh_, "sf.bin");
+  std::string big(256 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(Write(fh, 0, big, FILE_SYNC).status, NFS3_OK);
+  const std::string fhbytes = fh.data.str();
+  for (auto mode : {Nfs3Service::Options::Sendfile::kWhenAlone, Nfs3Service::Options::Sendfile::kOn,
+                    Nfs3Service::Options::Sendfile::kOff}) {
+    svc_opts_.read_sendfile = mode;
+    RestartServer();
+    fh.data = Bytes::Copy(fhbytes);
+    std::atomic<int> sent{0}, copied{0};
+    ::loom::testing::SyncPointScope sp;
+    sp.Set("Nfs3Service::ReadNode:sendfile", [&] { sent++; });
+    sp.Set("Nfs3Service::ReadNode:copy", [&] { copied++; });
+    for (uint64_t off = 0; off < big.size(); off += 64 * 1024) {
+      auto r = Read(fh, off, 64 * 1024);
+      ASSERT_EQ(r.status, NFS3_OK);
+      EXPECT_EQ(r.resok.data.view(), std::string_view(big).substr(off, 64 * 1024));
+    }
+    auto small = Read(fh, 10, 100);
+    EXPECT_EQ(small.resok.data.view(), std::string_view(big).substr(10, 100));
+    const bool sendfile = mode != Nfs3Service::Options::Sendfile::kOff;
+    EXPECT_EQ(sent.load(), sendfile ? 4 : 0) << static_cast<int>(mode);
+    EXPECT_EQ(copied.load(), sendfile ? 1 : 5) << static_cast<int>(mode);
+  }
 }
 
 TEST_F(Nfs3Test, CreateModes) {

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -151,7 +152,9 @@ void Connection::DeliverBatched(std::vector<Record>* recs) {
 // until they are all out: admission control holds for pipelined clients too, and what is
 // held is bounded by one read's bytes.
 void Connection::Deliver(std::vector<Record>* recs) {
+  size_t left = recs->size();
   for (Record& r : *recs) {
+    --left;
     if (closed()) break;
     // A REPLY (a back channel's answer) is never held: it may be what the calls ahead of it
     // wait for (a CB_LAYOUTRECALL answer that a data move blocked on). It takes no in-flight
@@ -161,9 +164,21 @@ void Connection::Deliver(std::vector<Record>* recs) {
       held_.push_back(std::move(r));
       continue;
     }
+    waiting_.store(static_cast<int>(left + held_.size()), std::memory_order_relaxed);
     Admit(std::move(r));
   }
   recs->clear();
+  waiting_.store(static_cast<int>(held_.size()), std::memory_order_relaxed);
+}
+
+bool Connection::Alone() const {
+  if (inflight_.load(std::memory_order_acquire) > 1 ||
+      waiting_.load(std::memory_order_relaxed) > 0) {
+    return false;
+  }
+  // Calls the client sent that this side has not read yet.
+  int unread = 0;
+  return ::ioctl(fd_, FIONREAD, &unread) == 0 && unread == 0;
 }
 
 void Connection::Admit(Record r) {
@@ -181,6 +196,7 @@ bool Connection::DeliverHeld() {
     if (inflight_.load(std::memory_order_acquire) >= opts_.max_inflight) return false;
     Record r = std::move(held_.front());
     held_.pop_front();
+    waiting_.store(static_cast<int>(held_.size()), std::memory_order_relaxed);
     Admit(std::move(r));
   }
   return true;

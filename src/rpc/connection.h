@@ -67,6 +67,10 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   EventLoop* loop() const { return loop_; }
   // Records handed to on_record and not yet done.
   int inflight() const { return inflight_.load(std::memory_order_acquire); }
+  // Whether the call being handled is the only one the client has sent on this connection
+  // that is not answered: nothing else in flight, held or read, and nothing unread in the
+  // socket. A hint (the client may send more at once). Thread-safe.
+  bool Alone() const;
   // NowMs() of the last bytes read or message sent (or of creation).
   int64_t last_active_ms() const { return last_active_ms_.load(std::memory_order_relaxed); }
   // The server's export rule for this peer (see RpcServer); set before Start().
@@ -106,6 +110,8 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   // Receive state (loop thread only).
   RecordAssembler assembler_;
   std::atomic<int> inflight_{0};
+  // Records read but not admitted yet: the rest of the batch being delivered, and held_.
+  std::atomic<int> waiting_{0};
   bool reading_paused_ = false;
   std::deque<Record> held_;  // complete records waiting for an in-flight slot
 

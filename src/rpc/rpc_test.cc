@@ -723,5 +723,44 @@ TEST(RpcBatchReplies, RepliesToOneReadLeaveInOneSend) {
   }
 }
 
+// Connection::Alone: a call is alone when nothing else the client sent on the connection is
+// unanswered. Eight calls in one segment: each of the first seven has calls behind it, the
+// last has none; a call sent by itself afterwards is alone.
+TEST(RpcConnection, AloneMeansNoOtherCallSentAndUnanswered) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.loops = 1;
+  o.workers = 1;
+  RpcServer server(o);
+  ProgramDesc p;
+  p.prog = kProg;
+  p.vers = kVers;
+  p.stats_prefix = "alone";
+  p.procs.resize(2);
+  std::vector<bool> alone;  // the loop thread's only
+  p.procs[1].name = "PROBE";
+  p.procs[1].fn = [](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
+    e.u32(2);
+    return SUCCESS;
+  };
+  p.procs[1].try_inline = [&](const CallContext& c, xdr::Decoder&, xdr::Encoder& e) {
+    std::shared_ptr<Connection> conn = c.conn.lock();
+    alone.push_back(conn && conn->Alone());
+    e.u32(1);
+    return SUCCESS;
+  };
+  server.Register(p);
+  ASSERT_TRUE(server.Start().ok());
+  int fd = testing::RawConnectFrom(server.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(testing::SendAll(fd, PipelinedCalls(8)));
+  EXPECT_EQ(RecvXids(fd, 8).size(), 8u);
+  ASSERT_TRUE(testing::SendAll(fd, PipelinedCalls(1)));
+  EXPECT_EQ(RecvXids(fd, 1).size(), 1u);
+  EXPECT_EQ(alone, (std::vector<bool>{false, false, false, false, false, false, false, true, true}));
+  ::close(fd);
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace loom::rpc
