@@ -34,7 +34,7 @@
 # Env: TRAIN_SCALE (default 1) scales the data sets: unet3d 24, resnet50 8 (of 1251 samples
 #      each, as MLPerf's TFRecord files), cosmoflow 300 files at 1 (never fewer than one
 #      batch); LOOM_BIN (default build/apps: loom/loom, loom-mds/loom-mds, loom-ds/loom-ds);
-#      LOOM_DS_ARGS: extra loom-ds arguments (e.g. --sendfile), for the cluster's data servers
+#      LOOM_DS_ARGS: extra loom-ds arguments (e.g. --sendfile on), for the cluster's data servers
 #      and the direct ones alike.
 #
 # Output: progress on stderr, every run as a JSON line in --out, and on stdout ONE JSON object:
