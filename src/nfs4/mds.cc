@@ -42,7 +42,21 @@ Status Mds::Init() {
   Status gs = meta::RunTxn(*store_, [&](meta::Txn& t) -> Status {
     auto g = meta::GetGrace(t, kServerName, true);
     if (!g.ok()) return g.status();
-    meta::GraceState st = g.value().value_or(meta::GraceState{});
+    meta::GraceState st;
+    if (g.value()) {
+      st = *g.value();
+    } else {
+      // A new store: the first epoch is random, not 1. Client ids, session ids and stateids
+      // carry it (RFC 8881 §2.4: a client id must not be reused by a later incarnation of the
+      // server), and a server whose state directory was made afresh (wiped, or a new machine
+      // at the same address) would otherwise hand out the ids of the old one again, which
+      // clients of the old one still hold.
+      uint32_t r = 0;
+      if (getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
+        r = static_cast<uint32_t>(rpc::NowUs());
+      }
+      st.epoch = r & 0x3fffffffu;  // room for a billion restarts before the 32 bits wrap
+    }
     st.recovery_epoch = st.epoch;
     st.epoch++;
     epoch = st.epoch;

@@ -240,6 +240,32 @@ TEST_F(MdsTest, DestroyedClientsDoNotHoldGraceAfterARestart) {
   EXPECT_FALSE(mds_->InGrace());  // the only client said goodbye: nobody to wait for
 }
 
+// Client ids carry the boot epoch: a restart moves it on by one, and a store made afresh
+// starts at a random one, so a server whose state was wiped does not hand out the ids of its
+// previous incarnation again (RFC 8881 §2.4). The old client's id is stale on the new one.
+TEST_F(MdsTest, ClientIdsOfAnEarlierIncarnationAreNeverReused) {
+  const clientid4 first = client_->clientid;
+  StopMds();
+  StartMds();
+  const clientid4 restarted = client_->clientid;
+  EXPECT_EQ(restarted >> 32, (first >> 32) + 1);
+  StopMds();
+  fsys::remove_all(dir_ + "/meta");  // the namespace and its client records made afresh
+  StartMds();
+  const clientid4 fresh = client_->clientid;
+  // A fresh store's first epoch is random (31 bits): equal to the last one 1 time in 2^30.
+  EXPECT_NE(fresh >> 32, restarted >> 32);
+  EXPECT_NE(fresh >> 32, uint64_t{1});
+  for (clientid4 old : {first, restarted}) {
+    auto cs = Op(OP_CREATE_SESSION);
+    cs.opcreate_session = std::make_unique<CREATE_SESSION4args>();
+    cs.opcreate_session->csa_clientid = old;
+    auto r = client_->Raw(Ops(std::move(cs)));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, NFS4ERR_STALE_CLIENTID) << std::hex << old;
+  }
+}
+
 TEST_F(MdsTest, SessionLifecycle) {
   // DESTROY_CLIENTID with a session left: busy.
   auto dc = Op(OP_DESTROY_CLIENTID);
