@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "admin/mds_config.h"
 #include "admin/util.h"
 #include "common/log.h"
 #include "rpc/client.h"
@@ -124,25 +125,10 @@ rpc::ProgramDesc AdminProgram(AdminHandler handler, AdminProgramOptions opts) {
 }
 
 Result<std::vector<std::string>> ResolveHostPort(const std::string& host_port) {
-  std::string host, port;
-  if (!host_port.empty() && host_port[0] == '[') {
-    size_t close = host_port.find(']');
-    if (close == std::string::npos || close + 1 >= host_port.size() || host_port[close + 1] != ':')
-      return Status::Invalid("bad address " + host_port + " (want [IPV6]:PORT)");
-    host = host_port.substr(1, close - 1);
-    port = host_port.substr(close + 2);
-  } else {
-    size_t colon = host_port.rfind(':');
-    if (colon == std::string::npos) return Status::Invalid("address needs HOST:PORT: " + host_port);
-    host = host_port.substr(0, colon);
-    port = host_port.substr(colon + 1);
-    if (host.find(':') != std::string::npos)
-      return Status::Invalid("bad address " + host_port + " (write IPv6 as [ADDR]:PORT)");
-  }
-  if (host.empty() || port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
-      port.size() > 5 || std::stoul(port) > 65535) {
-    return Status::Invalid("bad address " + host_port);
-  }
+  std::string host;
+  uint16_t port_num = 0;
+  LOOM_RETURN_IF_ERROR(SplitHostPort(host_port, &host, &port_num));
+  const std::string port = std::to_string(port_num);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -29,6 +29,24 @@ using testing::RecvRecord;
 constexpr uint32_t kProg = 0x20000099;
 constexpr uint32_t kVers = 1;
 
+// A server of one loop thread on a free loopback port, and a program of procedure 0 (unset)
+// and 1, for the tests that set up their own.
+ServerOptions OneLoop(int workers) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.loops = 1;
+  o.workers = workers;
+  return o;
+}
+ProgramDesc OneProc(const char* stats_prefix) {
+  ProgramDesc p;
+  p.prog = kProg;
+  p.vers = kVers;
+  p.stats_prefix = stats_prefix;
+  p.procs.resize(2);
+  return p;
+}
+
 // Calls of procedure 1 with xids 1..n (AUTH_NONE, no arguments), as one byte string that a
 // single send puts on the wire: a pipelining client.
 std::string PipelinedCalls(uint32_t n) {
@@ -538,16 +556,8 @@ TEST(RpcConnectionLifetime, OwnerDropsTheClientWhileTheLoopThreadCloses) {
 // the loop thread; what it defers runs the ordinary handler on a worker, with the same
 // arguments, and only that reply goes out. Each path is counted.
 TEST(RpcRunToCompletion, DeferredCallsRunOnAWorkerAndOnlyTheirReplyIsSent) {
-  ServerOptions o;
-  o.listen = "127.0.0.1:0";
-  o.loops = 1;
-  o.workers = 2;
-  RpcServer server(o);
-  ProgramDesc p;
-  p.prog = kProg;
-  p.vers = kVers;
-  p.stats_prefix = "rtc";
-  p.procs.resize(2);
+  RpcServer server(OneLoop(2));
+  ProgramDesc p = OneProc("rtc");
   std::atomic<std::thread::id> inline_thread{}, worker_thread{};
   // Even numbers are answered inline (tag 1); odd ones defer, after writing junk that must
   // not reach the client, and the worker answers them (tag 2).
@@ -607,17 +617,10 @@ TEST(RpcRunToCompletion, DeferredCallsRunOnAWorkerAndOnlyTheirReplyIsSent) {
 // reading stops; as each admitted call finishes, one more is admitted. Sync points count the
 // admissions and mark the moment the loop stops reading (it once admitted all four).
 TEST(RpcAdmission, PipelinedCallsInOneReadAreAdmittedOnlyUpToTheLimit) {
-  ServerOptions o;
-  o.listen = "127.0.0.1:0";
-  o.loops = 1;
-  o.workers = 8;
+  ServerOptions o = OneLoop(8);
   o.conn.max_inflight = 2;
   RpcServer server(o);
-  ProgramDesc p;
-  p.prog = kProg;
-  p.vers = kVers;
-  p.stats_prefix = "adm";
-  p.procs.resize(2);
+  ProgramDesc p = OneProc("adm");
   std::promise<void> gate;
   std::shared_future<void> open = gate.get_future().share();
   p.procs[1] = {"BLOCK", [open](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
@@ -688,17 +691,10 @@ TEST(RpcPollWindow, PollingLoopRunsPostsTimersAndCountsItsPolls) {
 // segment and are answered inline.
 TEST(RpcBatchReplies, RepliesToOneReadLeaveInOneSend) {
   for (bool batch : {false, true}) {
-    ServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.loops = 1;
-    o.workers = 1;
+    ServerOptions o = OneLoop(1);
     o.conn.batch_replies = batch;
     RpcServer server(o);
-    ProgramDesc p;
-    p.prog = kProg;
-    p.vers = kVers;
-    p.stats_prefix = "batch";
-    p.procs.resize(2);
+    ProgramDesc p = OneProc("batch");
     p.procs[1].name = "ECHO";
     p.procs[1].fn = [](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
       e.u32(2);
@@ -727,16 +723,8 @@ TEST(RpcBatchReplies, RepliesToOneReadLeaveInOneSend) {
 // unanswered. Eight calls in one segment: each of the first seven has calls behind it, the
 // last has none; a call sent by itself afterwards is alone.
 TEST(RpcConnection, AloneMeansNoOtherCallSentAndUnanswered) {
-  ServerOptions o;
-  o.listen = "127.0.0.1:0";
-  o.loops = 1;
-  o.workers = 1;
-  RpcServer server(o);
-  ProgramDesc p;
-  p.prog = kProg;
-  p.vers = kVers;
-  p.stats_prefix = "alone";
-  p.procs.resize(2);
+  RpcServer server(OneLoop(1));
+  ProgramDesc p = OneProc("alone");
   std::vector<bool> alone;  // the loop thread's only
   p.procs[1].name = "PROBE";
   p.procs[1].fn = [](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
