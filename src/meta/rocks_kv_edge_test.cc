@@ -178,6 +178,37 @@ TEST(RocksKvEdgeTest, LockTimeoutIsConflictAndTheHolderIsUnharmed) {
   EXPECT_EQ(v->value_or(""), "mine");
 }
 
+// A transaction that locks many keys, some more than once, leaves none locked when it ends,
+// committed or rolled back: another transaction (with a short lock timeout) gets them all.
+TEST(RocksKvEdgeTest, ATransactionOfManyKeysReleasesEveryLock) {
+  TempDir dir;
+  RocksKvStore::Options o = At(dir.path() + "/db");
+  o.lock_timeout_ms = 20;
+  auto store = OpenOk(o);
+  ASSERT_NE(store, nullptr);
+  for (bool commit : {true, false}) {
+    auto t = store->Begin();
+    ASSERT_TRUE(t.ok());
+    for (int round = 0; round < 2; round++) {
+      for (int i = 0; i < 200; i++) {
+        ASSERT_TRUE((*t)->Put("m" + std::to_string(i), std::to_string(round)).ok());
+      }
+    }
+    ASSERT_TRUE((*t)->GetForUpdate("m5").ok());
+    EXPECT_EQ((*t)->Get("m7").value().value_or(""), "1");
+    if (commit) {
+      ASSERT_TRUE((*t)->Commit().ok());
+    } else {
+      (*t)->Rollback();
+    }
+    Status s = RunTxn(*store, [&](Txn& other) -> Status {
+      for (int i = 0; i < 200; i++) LOOM_RETURN_IF_ERROR(other.Delete("m" + std::to_string(i)));
+      return Status::Ok();
+    }, /*max_retries=*/0);
+    EXPECT_TRUE(s.ok()) << (commit ? "after commit: " : "after rollback: ") << s.ToString();
+  }
+}
+
 TEST(RocksKvEdgeTest, DeadlockIsDetectedAsConflict) {
   TempDir dir;
   RocksKvStore::Options o = At(dir.path() + "/db");
