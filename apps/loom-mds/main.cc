@@ -58,6 +58,8 @@ void Usage() {
                "  --commit-delay-us N group commit: while changes come concurrently, the WAL\n"
                "                      sync waits N µs for more to share it (default -1: half\n"
                "                      the recent sync time, at most 1000; 0: never)\n"
+               "  --syncer-poll-us N  µs the WAL syncer polls for new changes before it sleeps\n"
+               "                      (default 0: it sleeps at once)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
                "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
   bool scrub = false, repair = false, new_secret = false;
   long read_cache_mib = -1;  // -1: the store's default
   int commit_delay_us = -1;  // -1: adaptive (the store's default)
+  int syncer_poll_us = 0;
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
   // --config first: the flags override what the file says, wherever they stand.
@@ -172,6 +175,7 @@ int main(int argc, char** argv) {
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--read-cache-mib") read_cache_mib = std::atol(next().c_str());
     else if (a == "--commit-delay-us") commit_delay_us = std::atoi(next().c_str());
+    else if (a == "--syncer-poll-us") syncer_poll_us = std::atoi(next().c_str());
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
@@ -215,6 +219,7 @@ int main(int argc, char** argv) {
   ko.path = mo.state_dir + "/meta";
   if (read_cache_mib >= 0) ko.read_cache_bytes = static_cast<size_t>(read_cache_mib) << 20;
   ko.commit_delay_us = commit_delay_us < -1 ? -1 : commit_delay_us;
+  ko.syncer_poll_us = syncer_poll_us < 0 ? 0 : syncer_poll_us;
   if (repair && !scrub) {
     std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");
     return 2;

@@ -628,7 +628,11 @@ RocksKvStore::Stats RocksKvStore::stats() const {
 }
 
 RocksKvStore::RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db)
-    : opts_(std::move(opts)), locks_(opts_.deadlock_detect), env_(std::move(env)), db_(db) {
+    : opts_(std::move(opts)),
+      locks_(opts_.deadlock_detect),
+      env_(std::move(env)),
+      db_(db),
+      syncer_poll_(opts_.syncer_poll_us) {
   if (opts_.read_cache_bytes > 0) cache_ = std::make_unique<ReadCache>(opts_.read_cache_bytes);
 }
 
