@@ -28,6 +28,12 @@ KeyRange KeyRange::PrefixFrom(std::string_view prefix, std::string_view from) {
   return KeyRange{std::string(from), PrefixEnd(prefix)};
 }
 
+void Txn::GetMany(const std::vector<std::string>& keys, std::vector<Result<MaybeValue>>* out) {
+  out->clear();
+  out->reserve(keys.size());
+  for (const std::string& k : keys) out->push_back(Get(k));
+}
+
 namespace {
 thread_local NoBlockScope* tl_no_block = nullptr;
 }  // namespace

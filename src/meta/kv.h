@@ -37,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "common/status.h"
 
@@ -82,6 +83,9 @@ class Txn {
 
   virtual Result<MaybeValue> Get(std::string_view key) = 0;
   virtual Result<MaybeValue> GetForUpdate(std::string_view key) = 0;
+  // Get of several keys: (*out)[i] is what Get(keys[i]) would return. A store may overlap
+  // the lookups (READDIR reads a page of inodes at once); this default does them in turn.
+  virtual void GetMany(const std::vector<std::string>& keys, std::vector<Result<MaybeValue>>* out);
   virtual Status Put(std::string_view key, std::string_view value) = 0;
   // Deleting a missing key is OK (and still locks it).
   virtual Status Delete(std::string_view key) = 0;

@@ -126,6 +126,32 @@ Result<Dentry> Namespace::Lookup(Txn& t, Ino dir, std::string_view name) {
 
 Result<Inode> Namespace::GetAttr(Txn& t, Ino ino) { return LoadInode(t, fs_, ino, false); }
 
+std::vector<Result<Inode>> Namespace::GetAttrs(Txn& t, const std::vector<Ino>& inos) {
+  std::vector<std::string> ks;
+  ks.reserve(inos.size());
+  for (Ino ino : inos) ks.push_back(keys::Inode(fs_, ino));
+  std::vector<Result<MaybeValue>> vs;
+  t.GetMany(ks, &vs);
+  std::vector<Result<Inode>> out;
+  out.reserve(inos.size());
+  for (size_t i = 0; i < inos.size(); i++) {
+    if (!vs[i].ok()) {
+      out.emplace_back(vs[i].status());
+    } else if (!*vs[i]) {
+      out.emplace_back(MetaError(MetaErr::kStale, "no inode " + std::to_string(inos[i])));
+    } else {
+      Inode n;
+      Status st = Decode(**vs[i], &n);
+      if (st.ok()) {
+        out.emplace_back(std::move(n));
+      } else {
+        out.emplace_back(std::move(st));
+      }
+    }
+  }
+  return out;
+}
+
 Result<Inode> Namespace::SetAttr(Txn& t, Ino ino, const SetAttrArgs& a) {
   if (a.mode && (*a.mode & ~07777u)) return MetaError(MetaErr::kInval, "mode has type bits");
   auto n = LoadInode(t, fs_, ino, true);

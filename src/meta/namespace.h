@@ -131,6 +131,8 @@ class Namespace {
   // The entry `name` in `dir` (kNoEnt; kNotDir/kStale for a bad dir).
   Result<Dentry> Lookup(Txn& t, Ino dir, std::string_view name);
   Result<Inode> GetAttr(Txn& t, Ino ino);
+  // GetAttr of several inodes, read together (Txn::GetMany): READDIR's page of entries.
+  std::vector<Result<Inode>> GetAttrs(Txn& t, const std::vector<Ino>& inos);
   Result<Inode> SetAttr(Txn& t, Ino ino, const SetAttrArgs& a);
 
   // Creates a file, directory, symlink or special file (kExist, kNotDir, kInval...).

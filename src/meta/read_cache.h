@@ -22,6 +22,15 @@
 // by `capacity_bytes` (keys + values + a fixed overhead per entry); a full shard drops entries
 // in no particular order (clock-free: cheap, and a dropped entry costs one database read).
 //
+// Layout: a lookup in a namespace of 10^5+ entries is a few cache misses, and those misses
+// were READDIR's largest cost (a std::unordered_map<string, string> took five: bucket, the
+// node before, the node, the key's heap bytes, the value's). Here each shard is an
+// open-addressing table of {hash, entry} slots (linear probing, deletion by backward shift,
+// no tombstones), and an entry is one allocation holding key and value side by side: a hit
+// is one miss for the slot and one or two for the entry. GetMany looks up many keys in
+// stages (every slot, then every candidate entry), prefetching each stage, so that their
+// misses overlap instead of following one another.
+//
 // Shaped for later: one cache per store, which on a multi-MDS deployment is one per owner of a
 // subtree (the store that owns its keys), so nothing here is shared across owners.
 #pragma once
@@ -34,21 +43,30 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace loom::meta {
 
 class ReadCache {
  public:
   static constexpr size_t kShards = 32;
-  // Accounting per entry beyond its key and value bytes (node, hash bucket, string headers).
-  static constexpr size_t kEntryOverhead = 96;
+  // Accounting per entry beyond its key and value bytes (entry header, allocator rounding,
+  // its share of the slot table).
+  static constexpr size_t kEntryOverhead = 48;
+  // GetMany holds the shard locks of at most this many keys at a time.
+  static constexpr size_t kBatch = 64;
 
   explicit ReadCache(size_t capacity_bytes) : shard_budget_(capacity_bytes / kShards) {}
+  ~ReadCache();
+  ReadCache(const ReadCache&) = delete;
+  ReadCache& operator=(const ReadCache&) = delete;
 
   // The cached value of key, if any. On a miss, `*epoch` (when given) is the shard's epoch,
   // read under the same lock, to pass to Fill after reading the database.
   std::optional<std::string> Get(std::string_view key, uint64_t* epoch = nullptr);
+  // Get of n keys at once: out[i] is key i's value or nullopt, and on a miss epochs[i] its
+  // shard's epoch for Fill. The same answers as n Gets, with the memory misses overlapped.
+  void GetMany(const std::string_view* keys, size_t n, std::optional<std::string>* out,
+               uint64_t* epochs);
   // After that read: remember value, unless a writer invalidated the shard meanwhile.
   void Fill(std::string_view key, std::string_view value, uint64_t epoch);
   // After a commit that wrote key (put or delete) reached the database.
@@ -61,17 +79,29 @@ class ReadCache {
   Stats stats() const;
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  struct Entry;  // one allocation: this header, then the key's bytes, then the value's
+  struct Slot {
+    uint64_t hash = 0;
+    Entry* entry = nullptr;  // nullptr: empty
   };
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string, std::string, Hash, std::equal_to<>> map;
+    Slot* slots = nullptr;  // mask + 1 of them, a power of two; null until the first fill
+    size_t mask = 0;
+    size_t count = 0;
+    size_t evict_at = 0;  // where the next eviction starts looking
     uint64_t epoch = 0;
     size_t bytes = 0;
   };
-  Shard& ShardOf(std::string_view key) { return shards_[Hash()(key) % kShards]; }
+
+  static uint64_t HashOf(std::string_view key);
+  Shard& ShardOf(uint64_t h) { return shards_[h % kShards]; }
+  // A slot's home position: bits above the ones that picked the shard.
+  static size_t Home(const Shard& s, uint64_t h) { return (h / kShards) & s.mask; }
+  // The slot holding key, or nullptr (caller holds s.mu).
+  static Slot* Find(Shard& s, uint64_t h, std::string_view key);
+  static void EraseAt(Shard& s, size_t i);  // frees the entry, closes the gap
+  static void Grow(Shard& s);
   static size_t Cost(std::string_view k, std::string_view v) {
     return k.size() + v.size() + kEntryOverhead;
   }

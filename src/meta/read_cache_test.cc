@@ -4,6 +4,9 @@
 #include "meta/read_cache.h"
 
 #include <atomic>
+#include <map>
+#include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +69,91 @@ TEST(ReadCacheTest, StaysWithinItsMemory) {
   EXPECT_FALSE(c.Get("huge").has_value());
 }
 
+// Fills, commits (Invalidate) and evictions in random order against a model: every key the
+// cache answers for has its latest value; with room for everything, every filled key that was
+// not invalidated since is answered. Many keys per shard make long probe runs, so erasing
+// from the middle of one (the backward shift) is exercised.
+TEST(ReadCacheTest, RandomFillsAndCommitsMatchAModel) {
+  for (size_t capacity : {size_t{1} << 30, size_t{48} << 10}) {
+    SCOPED_TRACE(capacity);
+    ReadCache c(capacity);
+    std::map<std::string, std::string> model;  // committed values
+    std::set<std::string> cached;              // filled and not invalidated since
+    std::mt19937_64 rng(7);
+    for (int step = 0; step < 60000; step++) {
+      std::string k = "I" + std::to_string(rng() % 3000);
+      switch (rng() % 3) {
+        case 0: {  // a commit of a new value
+          model[k] = "v" + std::to_string(step);
+          c.Invalidate(k);
+          cached.erase(k);
+          break;
+        }
+        case 1: {  // a read that misses fills
+          uint64_t e = 0;
+          std::optional<std::string> v = c.Get(k, &e);
+          if (!v && model.count(k)) {
+            c.Fill(k, model[k], e);
+            cached.insert(k);
+          }
+          break;
+        }
+        default: {
+          std::optional<std::string> v = c.Get(k);
+          if (v) ASSERT_EQ(*v, model[k]) << k;
+          if (capacity > (size_t{1} << 20) && cached.count(k)) ASSERT_TRUE(v) << k;
+        }
+      }
+    }
+    ReadCache::Stats st = c.stats();
+    EXPECT_LE(st.bytes, capacity);
+    if (capacity > (size_t{1} << 20)) {
+      EXPECT_EQ(st.entries, cached.size());
+      EXPECT_EQ(st.evictions, 0u);
+    } else {
+      EXPECT_GT(st.evictions, 0u);
+    }
+  }
+}
+
+// GetMany answers as Get does, key by key (hits, misses with the epoch Fill needs), for more
+// keys than one batch and a key listed twice.
+TEST(ReadCacheTest, GetManyAnswersAsGetDoes) {
+  ReadCache c(1 << 20);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; i++) {
+    keys.push_back("key" + std::to_string(i));
+    if (i % 3 != 0) {
+      uint64_t e = 0;
+      (void)c.Get(keys.back(), &e);
+      c.Fill(keys.back(), "value" + std::to_string(i), e);
+    }
+  }
+  keys.push_back("key1");
+  c.Invalidate("key2");
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  std::vector<std::optional<std::string>> out(keys.size());
+  std::vector<uint64_t> epochs(keys.size(), ~uint64_t{0});
+  const uint64_t hits_before = c.stats().hits;
+  c.GetMany(views.data(), views.size(), out.data(), epochs.data());
+  size_t hits = 0;
+  for (size_t i = 0; i < keys.size(); i++) {
+    uint64_t e = ~uint64_t{0};
+    std::optional<std::string> one = c.Get(keys[i], &e);
+    EXPECT_EQ(out[i], one) << keys[i];
+    if (one) {
+      ++hits;
+    } else {
+      EXPECT_EQ(epochs[i], e) << keys[i];  // a Fill with it is accepted
+      c.Fill(keys[i], "filled", epochs[i]);
+      EXPECT_EQ(c.Get(keys[i]), "filled");
+    }
+  }
+  EXPECT_EQ(hits, 300u - 100u - 1u + 1u);  // two thirds filled, key2 invalidated, key1 twice
+  // GetMany's hits, the Gets' hits, and the Gets after each Fill.
+  EXPECT_EQ(c.stats().hits - hits_before, 2 * hits + (keys.size() - hits));
+}
+
 class RocksReadCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -125,6 +213,35 @@ TEST_F(RocksReadCacheTest, ATransactionSeesItsOwnWritesNotTheCache) {
   EXPECT_EQ((*big)->Get("k").value(), "big");
   ASSERT_TRUE((*big)->Commit().ok());
   EXPECT_EQ(Get("k"), "big");
+}
+
+// Txn::GetMany is Get key by key: the transaction's own puts and deletes, cached values,
+// misses (read from the database, then cached), absent keys.
+TEST_F(RocksReadCacheTest, GetManyIsGetKeyByKey) {
+  for (int i = 0; i < 200; i++) ASSERT_TRUE(Put("g" + std::to_string(i), std::to_string(i)).ok());
+  for (int i = 0; i < 200; i += 2) EXPECT_EQ(Get("g" + std::to_string(i)), std::to_string(i));
+  auto t = store_->Begin();
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE((*t)->Put("g5", "mine").ok());
+  ASSERT_TRUE((*t)->Delete("g6").ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 210; i++) keys.push_back("g" + std::to_string(i));
+  std::vector<Result<MaybeValue>> got;
+  (*t)->GetMany(keys, &got);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); i++) {
+    ASSERT_TRUE(got[i].ok()) << keys[i];
+    MaybeValue want = i >= 200 ? MaybeValue() : MaybeValue(std::to_string(i));
+    if (i == 5) want = "mine";
+    if (i == 6) want.reset();
+    EXPECT_EQ(*got[i], want) << keys[i];
+    EXPECT_EQ((*t)->Get(keys[i]).value(), want) << keys[i];
+  }
+  (*t)->Rollback();
+  // The odd keys were misses; GetMany put them in the cache.
+  const uint64_t hits = store_->stats().read_cache.hits;
+  EXPECT_EQ(Get("g7"), "7");
+  EXPECT_EQ(store_->stats().read_cache.hits, hits + 1);
 }
 
 // Writers move a counter forward (read-modify-write under GetForUpdate), readers read it in

@@ -135,6 +135,42 @@ class RocksKvStore::RocksTxn final : public Txn {
     return Read(key, "get");
   }
 
+  void GetMany(const std::vector<std::string>& keys,
+               std::vector<Result<MaybeValue>>* out) override {
+    out->clear();
+    out->reserve(keys.size());
+    ReadCache* cache = store_->cache_.get();
+    if (done_ || !cache) {
+      for (const std::string& k : keys) out->push_back(Get(k));
+      return;
+    }
+    // The keys this transaction has not written go to the cache together; its misses to
+    // the database one at a time, as Get's would.
+    std::vector<std::string_view> look;
+    look.reserve(keys.size());
+    for (const std::string& k : keys) {
+      if (writes_.find(k) == writes_.end()) look.emplace_back(k);
+    }
+    std::vector<std::optional<std::string>> hits(look.size());
+    std::vector<uint64_t> epochs(look.size());
+    cache->GetMany(look.data(), look.size(), hits.data(), epochs.data());
+    size_t j = 0;
+    for (const std::string& k : keys) {
+      if (auto w = writes_.find(k); w != writes_.end()) {
+        out->emplace_back(MaybeValue(w->second));
+        continue;
+      }
+      std::optional<std::string>& hit = hits[j];
+      const uint64_t epoch = epochs[j++];
+      if (!hit) {
+        out->push_back(ReadDb(k, epoch, "get"));
+        continue;
+      }
+      Saw(store_->PendingTicket(k));
+      out->emplace_back(std::move(hit));
+    }
+  }
+
   Result<MaybeValue> GetForUpdate(std::string_view key) override {
     if (done_) return Finished();
     // Lock first, then read the latest committed value — SELECT ... FOR UPDATE under READ
@@ -296,6 +332,13 @@ class RocksKvStore::RocksTxn final : public Txn {
         return MaybeValue(std::move(*hit));
       }
     }
+    return ReadDb(key, epoch, what);
+  }
+
+  // The database's committed value of key, put in the read cache unless a commit to its
+  // shard came after `epoch` (what the cache's miss returned).
+  Result<MaybeValue> ReadDb(std::string_view key, uint64_t epoch, const char* what) {
+    ReadCache* cache = store_->cache_.get();
     std::string v;
     rocksdb::Status s = store_->db_->Get(ReadOpts(), store_->db_->DefaultColumnFamily(),
                                          ToSlice(key), &v);
@@ -674,6 +717,16 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
   // a few million entries.
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Index and filter in partitions of ~4 KiB under a small top level (pinned). A table of a
+  // namespace of 10^6 files holds a few million keys: its one full filter is over 1 MiB, more
+  // than a block cache shard (64 MiB / 64 shards) can keep, so it was dropped as soon as it
+  // was used and read from the file again by every Get that missed the read cache (measured:
+  // a create at 10^6 files cost 440 µs of CPU, a quarter of it copying filter blocks).
+  table.index_type = rocksdb::BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.pin_top_level_index_and_filter = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
   table.block_cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   o.memtable_whole_key_filtering = true;

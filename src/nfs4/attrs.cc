@@ -284,23 +284,37 @@ std::optional<meta::FileType> FileTypeOf(nfs_ftype4 t) {
   return static_cast<meta::FileType>(t);
 }
 
-nfsstat4 EncodeAttrs(const bitmap4& want, const AttrSource& src, uint32_t minorversion,
-                     fattr4* out) {
+nfsstat4 AttrMaskFor(const bitmap4& want, uint32_t minorversion, bitmap4* mask) {
   const bitmap4& sup = SupportedFor(minorversion);
-  bitmap4 mask(std::min(want.size(), sup.size()));
-  for (size_t w = 0; w < mask.size(); ++w) mask[w] = want[w] & sup[w];
-  Trim(&mask);
-  if (BitmapHas(mask, FATTR4_TIME_ACCESS_SET) || BitmapHas(mask, FATTR4_TIME_MODIFY_SET)) {
+  mask->assign(std::min(want.size(), sup.size()), 0);
+  for (size_t w = 0; w < mask->size(); ++w) (*mask)[w] = want[w] & sup[w];
+  Trim(mask);
+  if (BitmapHas(*mask, FATTR4_TIME_ACCESS_SET) || BitmapHas(*mask, FATTR4_TIME_MODIFY_SET)) {
     return NFS4ERR_INVAL;  // §5.5: set-only
   }
+  return NFS4_OK;
+}
+
+nfsstat4 EncodeAttrValues(const bitmap4& mask, const AttrSource& src, uint32_t minorversion,
+                          xdr::Encoder& e) {
   if (BitmapHas(mask, FATTR4_FILEHANDLE) && src.fh.size() > NFS4_FHSIZE) {
     return NFS4ERR_SERVERFAULT;
   }
-  Encoder e;
   (void)ForEachBit(mask, [&](uint32_t a) {
     EncodeOne(e, a, src, minorversion);
     return NFS4_OK;
   });
+  return NFS4_OK;
+}
+
+nfsstat4 EncodeAttrs(const bitmap4& want, const AttrSource& src, uint32_t minorversion,
+                     fattr4* out) {
+  bitmap4 mask;
+  nfsstat4 st = AttrMaskFor(want, minorversion, &mask);
+  if (st != NFS4_OK) return st;
+  Encoder e;
+  st = EncodeAttrValues(mask, src, minorversion, e);
+  if (st != NFS4_OK) return st;
   out->attrmask = std::move(mask);
   out->attr_vals = ToBytes(e);
   return NFS4_OK;

@@ -65,6 +65,12 @@ std::optional<meta::FileType> FileTypeOf(nfs_ftype4 t);
 // rdattr_error, if asked, is NFS4_OK.
 nfsstat4 EncodeAttrs(const bitmap4& want, const AttrSource& src, uint32_t minorversion,
                      fattr4* out);
+// EncodeAttrs in two steps, for a READDIR that encodes the same request for many entries:
+// the attribute mask (the requested, supported bits; NFS4ERR_INVAL for a set-only one), then
+// the values of those attributes appended to e.
+nfsstat4 AttrMaskFor(const bitmap4& want, uint32_t minorversion, bitmap4* mask);
+nfsstat4 EncodeAttrValues(const bitmap4& mask, const AttrSource& src, uint32_t minorversion,
+                          xdr::Encoder& e);
 // A READDIR entry whose attributes cannot be read (§18.23.3): just rdattr_error = err. Only
 // when the client asked for rdattr_error; otherwise READDIR itself fails with err.
 void EncodeRdattrError(nfsstat4 err, fattr4* out);

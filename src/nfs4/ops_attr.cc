@@ -1,6 +1,9 @@
 // Operations that read or write attributes: GETATTR (§18.7), SETATTR (§18.30), VERIFY (§18.31),
 // NVERIFY (§18.15), CREATE (§18.4) and READDIR (§18.23).
 #include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
 
 #include "nfs4/attrs.h"
 #include "nfs4/mds.h"
@@ -214,6 +217,34 @@ nfsstat4 OpCreate(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   return NFS4_OK;
 }
 
+namespace {
+
+// The names and attribute values of one READDIR reply's entries, copied into a few blocks
+// that the entries' Bytes view: one allocation per 64 KiB of reply instead of three per entry.
+// Blocks never move, so views stay valid while the reply (which holds the arena) lives.
+class ReplyArena {
+ public:
+  static constexpr size_t kBlock = 64 * 1024;
+  Bytes Put(const void* p, size_t n, const std::shared_ptr<ReplyArena>& self) {
+    if (n == 0) return Bytes();
+    if (blocks_.empty() || used_ + n > cap_) {
+      cap_ = std::max(kBlock, n);
+      blocks_.push_back(std::make_unique<uint8_t[]>(cap_));
+      used_ = 0;
+    }
+    uint8_t* at = blocks_.back().get() + used_;
+    std::memcpy(at, p, n);
+    used_ += n;
+    return Bytes::View(at, n, self);
+  }
+
+ private:
+  std::vector<std::unique_ptr<uint8_t[]>> blocks_;
+  size_t used_ = 0, cap_ = 0;
+};
+
+}  // namespace
+
 nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   auto& res = *(r.opreaddir = std::make_unique<READDIR4res>());
   r.resop = OP_READDIR;
@@ -232,6 +263,14 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
   size_t dirused = 0;
   bool want_rderr = BitmapHas(ra.attr_request, FATTR4_RDATTR_ERROR);
   const bool want_fh = BitmapHas(ra.attr_request, FATTR4_FILEHANDLE);
+  // The same attributes for every entry: the mask once, the values per entry into one
+  // scratch encoder, copied into the reply's arena.
+  bitmap4 mask;
+  if (nfsstat4 st = AttrMaskFor(ra.attr_request, cx.minor, &mask); st != NFS4_OK) {
+    return res.status = st;
+  }
+  auto arena = std::make_shared<ReplyArena>();
+  xdr::Encoder vals;
   uint64_t cookie = ra.cookie;
   bool done = false, full = false;
   // Entries are read a page per store transaction. The first page is a guess; later ones are
@@ -243,13 +282,16 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
     auto page = meta::RunTxn(cx.mds.store(), [&](meta::Txn& t) -> Result<std::vector<std::pair<meta::Dentry, Result<meta::Inode>>>> {
       auto p = cx.mds.ns().ReadDir(t, cx.cfh.ino, cookie, page_entries);
       if (!p.ok()) return p.status();
+      std::vector<meta::Ino> inos;
+      inos.reserve(p->entries.size());
+      for (const auto& d : p->entries) inos.push_back(d.ino);
+      std::vector<Result<meta::Inode>> attrs = cx.mds.ns().GetAttrs(t, inos);
       std::vector<std::pair<meta::Dentry, Result<meta::Inode>>> out;
       out.reserve(p->entries.size());
-      for (auto& d : p->entries) {
-        auto in = cx.mds.ns().GetAttr(t, d.ino);
+      for (size_t i = 0; i < attrs.size(); i++) {
         // Not an entry's own error: the whole READDIR goes on on a worker.
-        if (meta::ErrOf(in.status()) == meta::MetaErr::kWouldBlock) return in.status();
-        out.emplace_back(d, std::move(in));
+        if (meta::ErrOf(attrs[i].status()) == meta::MetaErr::kWouldBlock) return attrs[i].status();
+        out.emplace_back(std::move(p->entries[i]), std::move(attrs[i]));
       }
       done = p->eof;
       return out;
@@ -259,13 +301,18 @@ nfsstat4 OpReaddir(Cx& cx, const nfs_argop4& a, nfs_resop4& r) {
     for (auto& [d, in] : *page) {
       entry4 e;
       e.cookie = d.cookie;
-      e.name = Bytes::Copy(d.name);
+      e.name = arena->Put(d.name.data(), d.name.size(), arena);
       if (in.ok()) {
         // Sealing costs a keyed hash: only for the clients that asked for handles (ls -l).
         std::string fh;
         if (want_fh) fh = SealFh(cx.mds.fh_key(), MdsHandle{cx.cfh.fsid, d.ino});
-        nfsstat4 st = EncodeAttrs(ra.attr_request, Source(cx, in.value(), fh), cx.minor, &e.attrs);
+        vals.truncate(0);
+        nfsstat4 st = EncodeAttrValues(mask, Source(cx, in.value(), fh), cx.minor, vals);
         if (st != NFS4_OK) return res.status = st;
+        e.attrs.attrmask = mask;
+        e.attrs.attr_vals = vals.ext_count() == 0
+                                ? arena->Put(vals.inline_data(), vals.inline_size(), arena)
+                                : Bytes::Copy(vals.Flatten());
       } else if (want_rderr) {
         EncodeRdattrError(FromMeta(in.status()), &e.attrs);
       } else {

@@ -188,6 +188,9 @@ class Encoder {
 
   size_t size() const { return buf_.size() + ext_bytes_; }
   size_t inline_size() const { return buf_.size(); }
+  // The inline bytes; the whole message when nothing external was added (ext_count 0).
+  const uint8_t* inline_data() const { return buf_.data(); }
+  size_t ext_count() const { return ext_.size(); }
   void truncate(size_t inline_at) {
     buf_.resize(inline_at);
     while (!ext_.empty() && ext_.back().at > inline_at) {
