@@ -55,6 +55,8 @@ void Usage() {
                "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
                "  --read-cache-mib N  memory for committed inodes and directory entries that\n"
                "                      reads are answered from (default 256; 0: off)\n"
+               "  --listing-cache-mib N  memory for directory listings that READDIR pages\n"
+               "                      through (default 128, ~1.5 million entries; 0: off)\n"
                "  --commit-delay-us N group commit: while changes come concurrently, the WAL\n"
                "                      sync waits N µs for more to share it (default -1: half\n"
                "                      the recent sync time, at most 1000; 0: never)\n"
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
   mds::StartMode start_mode = mds::StartMode::kNormal;
   bool scrub = false, repair = false, new_secret = false;
   long read_cache_mib = -1;  // -1: the store's default
+  long listing_cache_mib = -1;
   int commit_delay_us = -1;  // -1: adaptive (the store's default)
   int syncer_poll_us = 0;
   std::string recover_id;
@@ -174,6 +177,7 @@ int main(int argc, char** argv) {
     else if (a == "--loops") ro.loops = std::atoi(next().c_str());
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--read-cache-mib") read_cache_mib = std::atol(next().c_str());
+    else if (a == "--listing-cache-mib") listing_cache_mib = std::atol(next().c_str());
     else if (a == "--commit-delay-us") commit_delay_us = std::atoi(next().c_str());
     else if (a == "--syncer-poll-us") syncer_poll_us = std::atoi(next().c_str());
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
@@ -218,6 +222,9 @@ int main(int argc, char** argv) {
   meta::RocksKvStore::Options ko;
   ko.path = mo.state_dir + "/meta";
   if (read_cache_mib >= 0) ko.read_cache_bytes = static_cast<size_t>(read_cache_mib) << 20;
+  if (listing_cache_mib >= 0) {
+    ko.listing_cache_bytes = static_cast<size_t>(listing_cache_mib) << 20;
+  }
   ko.commit_delay_us = commit_delay_us < -1 ? -1 : commit_delay_us;
   ko.syncer_poll_us = syncer_poll_us < 0 ? 0 : syncer_poll_us;
   if (repair && !scrub) {

@@ -91,6 +91,13 @@ class Txn {
   virtual Status Delete(std::string_view key) = 0;
   // Calls fn for keys in `range` in ascending byte order, at most `limit` of them (0: no limit).
   virtual Status Scan(const KeyRange& range, size_t limit, const ScanFn& fn) = 0;
+  // Scan of [from, PrefixEnd(prefix)), where from starts with prefix: one page of a range that
+  // is read in pages, in order (a directory's listing). A store may keep such a range's rows
+  // in memory as the pages go by (RangeCache); the results are Scan's. This default scans.
+  virtual Status ScanPrefixFrom(std::string_view prefix, std::string_view from, size_t limit,
+                                const ScanFn& fn) {
+    return Scan(KeyRange::PrefixFrom(prefix, from), limit, fn);
+  }
   // After Commit (whatever its result) or Rollback the transaction is finished; further
   // calls fail with kInvalidArgument.
   virtual Status Commit() = 0;

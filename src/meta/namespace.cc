@@ -278,13 +278,14 @@ Result<ReadDirPage> Namespace::ReadDir(Txn& t, Ino dir, uint64_t cookie, size_t 
   ReadDirPage page;
   Status decode_status;
   bool more = false;
-  // One extra entry tells whether this page is the last.
-  LOOM_RETURN_IF_ERROR(t.Scan(KeyRange::PrefixFrom(prefix, keys::Readdir(fs_, dir, cookie + 1)),
-                              max_entries + 1, [&](std::string_view, std::string_view v) {
-                                if (page.entries.size() == max_entries) return !(more = true);
-                                decode_status = Decode(v, &page.entries.emplace_back());
-                                return decode_status.ok();
-                              }));
+  // One extra entry tells whether this page is the last. The pages of one listing follow each
+  // other through the directory's prefix: the store may keep it in memory (ScanPrefixFrom).
+  LOOM_RETURN_IF_ERROR(t.ScanPrefixFrom(prefix, keys::Readdir(fs_, dir, cookie + 1),
+                                        max_entries + 1, [&](std::string_view, std::string_view v) {
+                                          if (page.entries.size() == max_entries) return !(more = true);
+                                          decode_status = Decode(v, &page.entries.emplace_back());
+                                          return decode_status.ok();
+                                        }));
   LOOM_RETURN_IF_ERROR(decode_status);
   page.eof = !more;
   return page;

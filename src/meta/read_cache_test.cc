@@ -100,8 +100,12 @@ TEST(ReadCacheTest, RandomFillsAndCommitsMatchAModel) {
         }
         default: {
           std::optional<std::string> v = c.Get(k);
-          if (v) ASSERT_EQ(*v, model[k]) << k;
-          if (capacity > (size_t{1} << 20) && cached.count(k)) ASSERT_TRUE(v) << k;
+          if (v) {
+            ASSERT_EQ(*v, model[k]) << k;
+          }
+          if (capacity > (size_t{1} << 20) && cached.count(k)) {
+            ASSERT_TRUE(v) << k;
+          }
         }
       }
     }

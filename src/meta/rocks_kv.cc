@@ -236,6 +236,82 @@ class RocksKvStore::RocksTxn final : public Txn {
     return FromRocks(it->status(), "scan");
   }
 
+  Status ScanPrefixFrom(std::string_view prefix, std::string_view from, size_t limit,
+                        const ScanFn& fn) override {
+    RangeCache* listings = store_->listings_.get();
+    const KeyRange range = KeyRange::PrefixFrom(prefix, from);
+    // Its own writes in the range, or a range with no end: the plain scan merges them.
+    if (done_ || !listings || range.end.empty() || from < prefix ||
+        writes_.lower_bound(range.begin) != writes_.lower_bound(range.end)) {
+      return Scan(range, limit, fn);
+    }
+    std::shared_ptr<const RangeCache::Listing> cached = listings->Get(prefix);
+    if (!cached) return Scan(range, limit, fn);
+    size_t n = 0;
+    bool stopped = false;
+    // The cached rows at or after `from`.
+    if (from < cached->covered || cached->complete) {
+      auto& cs = cached->chunks;
+      auto c = std::partition_point(cs.begin(), cs.end(), [&](const auto& ch) {
+        return ch->key(ch->rows() - 1) < from;
+      });
+      size_t i = c == cs.end() ? 0 : (*c)->LowerBound(from);
+      if (c != cs.end()) listings->CountHit();
+      for (; c != cs.end() && !stopped; ++c, i = 0) {
+        for (; i < (*c)->rows(); i++) {
+          if (limit != 0 && n >= limit) {
+            stopped = true;
+            break;
+          }
+          ++n;
+          if (!fn((*c)->key(i), (*c)->value(i))) {
+            stopped = true;
+            break;
+          }
+        }
+      }
+      if (stopped || cached->complete) {
+        Saw(store_->PendingTicket(range));
+        return Status::Ok();
+      }
+    }
+    // The rest from the database, from where the listing ends (or from `from`, past it).
+    rocksdb::ReadOptions ro = ReadOpts();
+    rocksdb::Slice upper = ToSlice(range.end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro));
+    bool contiguous = from <= cached->covered;
+    it->Seek(ToSlice(cached->covered));
+    if (!contiguous) {
+      // `from` is past the listing's end (a listing's first page starts at its first cookie,
+      // past the bare prefix): still contiguous when no row lies between the two.
+      contiguous = !it->Valid() || std::string_view(it->key().data(), it->key().size()) >= from;
+      if (!contiguous) it->Seek(ToSlice(from));
+    }
+    const std::string start = contiguous ? cached->covered : std::string(from);
+    auto rows = contiguous ? std::make_shared<RangeCache::Chunk>() : nullptr;
+    for (; it->Valid(); it->Next()) {
+      const std::string_view k(it->key().data(), it->key().size());
+      const std::string_view v(it->value().data(), it->value().size());
+      if (stopped || (limit != 0 && n >= limit)) break;  // the row after the page: not cached
+      if (rows) rows->Add(k, v);
+      ++n;
+      if (!fn(k, v)) stopped = true;
+    }
+    if (no_block_ && it->status().IsIncomplete()) return WouldBlock("scan: not cached");
+    Status st = FromRocks(it->status(), "scan");
+    if (st.ok() && rows) {
+      // Every row below the last one read is in `rows`; past the end of the range, all are.
+      const bool complete = !it->Valid();
+      std::string covered = complete ? range.end
+                                     : (rows->rows() > 0 ? std::string(rows->key(rows->rows() - 1)) + '\0'
+                                                         : start);
+      listings->Extend(prefix, cached, std::move(rows), std::move(covered), complete);
+    }
+    Saw(store_->PendingTicket(range));
+    return st;
+  }
+
   Status Commit() override {
     if (done_) return Finished();
     if (writes_.empty()) {
@@ -270,6 +346,9 @@ class RocksKvStore::RocksTxn final : public Txn {
     // and erasing is harmless.
     if (ReadCache* cache = store_->cache_.get()) {
       for (const std::string& k : keys) cache->Invalidate(k);
+    }
+    if (RangeCache* listings = store_->listings_.get()) {
+      for (const std::string& k : keys) listings->Invalidate(k);
     }
     Unlock();
     writes_.clear();
@@ -667,6 +746,7 @@ RocksKvStore::Stats RocksKvStore::stats() const {
     st = stats_;
   }
   if (cache_) st.read_cache = cache_->stats();
+  if (listings_) st.listing_cache = listings_->stats();
   return st;
 }
 
@@ -677,6 +757,9 @@ RocksKvStore::RocksKvStore(Options opts, std::unique_ptr<rocksdb::Env> env, rock
       db_(db),
       syncer_poll_(opts_.syncer_poll_us) {
   if (opts_.read_cache_bytes > 0) cache_ = std::make_unique<ReadCache>(opts_.read_cache_bytes);
+  if (opts_.listing_cache_bytes > 0) {
+    listings_ = std::make_unique<RangeCache>(opts_.listing_cache_bytes);
+  }
 }
 
 RocksKvStore::~RocksKvStore() {

@@ -50,6 +50,7 @@
 #include "common/poll_window.h"
 #include "meta/kv.h"
 #include "meta/lock_table.h"
+#include "meta/range_cache.h"
 #include "meta/read_cache.h"
 
 namespace rocksdb {
@@ -86,6 +87,10 @@ class RocksKvStore final : public KvStore {
     // Bytes of committed values kept in memory for point reads (ReadCache, read_cache.h);
     // 0 turns the cache off.
     size_t read_cache_bytes = size_t{256} << 20;
+    // Bytes of directory listings kept in memory for scans that page through a prefix
+    // (RangeCache, range_cache.h; Txn::ScanPrefixFrom); 0 turns it off. 128 MiB holds a
+    // listing of ~1.5 million entries.
+    size_t listing_cache_bytes = size_t{128} << 20;
     // RocksDB's block cache (data, index and filter blocks of its tables).
     size_t block_cache_bytes = size_t{64} << 20;
     // Group commit: µs the syncer may wait before a WAL sync for more commits to share it,
@@ -107,6 +112,7 @@ class RocksKvStore final : public KvStore {
     uint64_t read_waits = 0;        // transaction ends that waited for a pending commit they read
     uint64_t delayed_syncs = 0;     // syncs the syncer delayed for more commits to join
     ReadCache::Stats read_cache;    // zeros when the cache is off
+    RangeCache::Stats listing_cache;  // zeros when it is off
   };
 
   static Result<std::unique_ptr<RocksKvStore>> Open(const Options& opts);
@@ -156,6 +162,7 @@ class RocksKvStore final : public KvStore {
   std::unique_ptr<rocksdb::Env> env_;  // before db_: the database uses it until closed
   std::unique_ptr<rocksdb::DB> db_;
   std::unique_ptr<ReadCache> cache_;  // null when Options::read_cache_bytes is 0
+  std::unique_ptr<RangeCache> listings_;  // null when Options::listing_cache_bytes is 0
 
   mutable std::mutex sync_mu_;
   std::condition_variable sync_cv_;
