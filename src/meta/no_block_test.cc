@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/sync_point.h"
 #include "meta/errors.h"
 #include "meta/kv.h"
 #include "meta/test_util.h"
@@ -36,7 +37,7 @@ class NoBlockTest : public ::testing::Test {
 
 TYPED_TEST_SUITE(NoBlockTest, Backends, BackendNames);
 
-TYPED_TEST(NoBlockTest, ALockHeldElsewhereIsRefusedAtOnceAndChangesNothing) {
+TYPED_TEST(NoBlockTest, ALockHeldElsewhereIsRefusedAndChangesNothing) {
   KvStore& s = *this->b_.store();
   ASSERT_TRUE(PutOne(s, "k", "old").ok());
   auto holder = s.Begin();
@@ -122,6 +123,47 @@ class HeldSyncs {
   std::condition_variable cv_;
   bool held_ = false, in_sync_ = false;
 };
+
+// The loop's short wait for a row lock (Options::no_block_lock_wait_us): a holder that lets go
+// within it leaves the key to the loop's transaction; with no wait it is refused at once.
+TEST(NoBlockRocksTest, ALockReleasedWithinTheLoopsWaitIsTaken) {
+  for (int wait_us : {0, 60'000'000}) {
+    SCOPED_TRACE(wait_us);
+    testing::TempDir dir;
+    RocksKvStore::Options o;
+    o.path = dir.path() + "/db";
+    o.sync = false;
+    o.no_block_lock_wait_us = wait_us;
+    auto opened = RocksKvStore::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    RocksKvStore& store = **opened;
+    ASSERT_TRUE(PutOne(store, "k", "old").ok());
+    auto holder = store.Begin();
+    ASSERT_TRUE(holder.ok());
+    ASSERT_TRUE((*holder)->GetForUpdate("k").ok());
+    bool waited = false;
+    {
+      ::loom::testing::SyncPointScope sp;
+      // The holder finishes once the loop's transaction has begun to wait for it.
+      sp.Set("KvTxn::LockKey:no_block_wait", [&] {
+        waited = true;
+        (*holder)->Rollback();
+      });
+      NoBlockScope nb;
+      Status put = PutOne(store, "k", "new");
+      if (wait_us == 0) {
+        EXPECT_EQ(put.code(), Code::kWouldBlock) << put.ToString();
+      } else {
+        EXPECT_TRUE(put.ok()) << put.ToString();
+      }
+    }
+    EXPECT_EQ(waited, wait_us != 0);
+    (*holder)->Rollback();
+    auto v = GetOne(store, "k");
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v->value_or("-"), wait_us == 0 ? "old" : "new");
+  }
+}
 
 TEST(NoBlockRocksTest, ACommitInTheScopeDoesNotWaitForItsSync) {
   testing::TempDir dir;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <utility>
 
 #include "common/flush_batch.h"
@@ -442,6 +443,23 @@ class RocksKvStore::RocksTxn final : public Txn {
     Status s = store_->locks_.Lock(
         id_, key, std::chrono::milliseconds(no_block_ ? 0 : store_->opts_.lock_timeout_ms),
         &would_wait);
+    if (!s.ok() && no_block_ && would_wait && store_->opts_.no_block_lock_wait_us > 0) {
+      // The event loop found the key held by a worker's transaction. Handing this one to a
+      // worker too keeps the cascade going: every remove and rename in a directory locks the
+      // directory's inode, so once one runs on a worker the loop keeps finding that lock
+      // held, and all of them end up on workers, switching threads (bench/README.md). A
+      // holder releases its locks within tens of µs of CPU (before its durability wait), so
+      // the loop yields to it for a moment first. Bounded, so a lock held long (or by a
+      // transaction waiting for one of ours) still sends this one to a worker.
+      LOOM_SYNC_POINT("KvTxn::LockKey:no_block_wait");
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::microseconds(store_->opts_.no_block_lock_wait_us);
+      while (!s.ok() && would_wait && std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();
+        would_wait = false;
+        s = store_->locks_.Lock(id_, key, std::chrono::milliseconds(0), &would_wait);
+      }
+    }
     if (!s.ok()) {
       if (no_block_ && would_wait) return WouldBlock(std::string(what) + ": locked");
       return Status(s.code(), std::string(what) + ": " + s.message());
