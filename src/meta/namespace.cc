@@ -16,14 +16,21 @@ Status CheckName(std::string_view name) {
   return Status::Ok();
 }
 
+namespace {
+// The inode record a read of ino's key returned: kStale when there is none.
+Result<Inode> InodeOf(const Result<MaybeValue>& v, Ino ino) {
+  if (!v.ok()) return v.status();
+  const MaybeValue& rec = v.value();
+  if (!rec) return MetaError(MetaErr::kStale, "no inode " + std::to_string(ino));
+  Inode n;
+  LOOM_RETURN_IF_ERROR(Decode(*rec, &n));
+  return n;
+}
+}  // namespace
+
 Result<Inode> LoadInode(Txn& t, FsId fs, Ino ino, bool for_update) {
   std::string key = keys::Inode(fs, ino);
-  auto v = for_update ? t.GetForUpdate(key) : t.Get(key);
-  if (!v.ok()) return v.status();
-  if (!*v) return MetaError(MetaErr::kStale, "no inode " + std::to_string(ino));
-  Inode n;
-  LOOM_RETURN_IF_ERROR(Decode(**v, &n));
-  return n;
+  return InodeOf(for_update ? t.GetForUpdate(key) : t.Get(key), ino);
 }
 
 Result<Inode> LoadDir(Txn& t, FsId fs, Ino ino, bool for_update) {
@@ -134,21 +141,7 @@ std::vector<Result<Inode>> Namespace::GetAttrs(Txn& t, const std::vector<Ino>& i
   t.GetMany(ks, &vs);
   std::vector<Result<Inode>> out;
   out.reserve(inos.size());
-  for (size_t i = 0; i < inos.size(); i++) {
-    if (!vs[i].ok()) {
-      out.emplace_back(vs[i].status());
-    } else if (!*vs[i]) {
-      out.emplace_back(MetaError(MetaErr::kStale, "no inode " + std::to_string(inos[i])));
-    } else {
-      Inode n;
-      Status st = Decode(**vs[i], &n);
-      if (st.ok()) {
-        out.emplace_back(std::move(n));
-      } else {
-        out.emplace_back(std::move(st));
-      }
-    }
-  }
+  for (size_t i = 0; i < inos.size(); i++) out.push_back(detail::InodeOf(vs[i], inos[i]));
   return out;
 }
 

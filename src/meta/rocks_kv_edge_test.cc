@@ -31,6 +31,13 @@ std::unique_ptr<RocksKvStore> OpenOk(RocksKvStore::Options o) {
   return s.ok() ? std::move(s).value() : nullptr;
 }
 
+// A store whose row-lock waits end after `ms` (the lock tests).
+std::unique_ptr<RocksKvStore> OpenWithLockTimeout(const std::string& path, int ms) {
+  RocksKvStore::Options o = At(path);
+  o.lock_timeout_ms = ms;
+  return OpenOk(o);
+}
+
 Status Put(KvStore& s, const std::string& k, const std::string& v) {
   return RunTxn(s, [&](Txn& t) { return t.Put(k, v); });
 }
@@ -156,9 +163,7 @@ TEST(RocksKvEdgeTest, ScanRangesAndLimits) {
 
 TEST(RocksKvEdgeTest, LockTimeoutIsConflictAndTheHolderIsUnharmed) {
   TempDir dir;
-  RocksKvStore::Options o = At(dir.path() + "/db");
-  o.lock_timeout_ms = 20;
-  auto store = OpenOk(o);
+  auto store = OpenWithLockTimeout(dir.path() + "/db", 20);
   ASSERT_NE(store, nullptr);
   auto holder = store->Begin();
   auto other = store->Begin();
@@ -182,9 +187,7 @@ TEST(RocksKvEdgeTest, LockTimeoutIsConflictAndTheHolderIsUnharmed) {
 // committed or rolled back: another transaction (with a short lock timeout) gets them all.
 TEST(RocksKvEdgeTest, ATransactionOfManyKeysReleasesEveryLock) {
   TempDir dir;
-  RocksKvStore::Options o = At(dir.path() + "/db");
-  o.lock_timeout_ms = 20;
-  auto store = OpenOk(o);
+  auto store = OpenWithLockTimeout(dir.path() + "/db", 20);
   ASSERT_NE(store, nullptr);
   for (bool commit : {true, false}) {
     auto t = store->Begin();
@@ -211,9 +214,8 @@ TEST(RocksKvEdgeTest, ATransactionOfManyKeysReleasesEveryLock) {
 
 TEST(RocksKvEdgeTest, DeadlockIsDetectedAsConflict) {
   TempDir dir;
-  RocksKvStore::Options o = At(dir.path() + "/db");
-  o.lock_timeout_ms = 8000;  // only deadlock detection may end the wait in time
-  auto store = OpenOk(o);
+  // Only deadlock detection may end the wait in time.
+  auto store = OpenWithLockTimeout(dir.path() + "/db", 8000);
   ASSERT_NE(store, nullptr);
   auto a = store->Begin();
   auto b = store->Begin();
