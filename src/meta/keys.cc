@@ -90,6 +90,12 @@ std::string State(std::string_view name) {
   return k;
 }
 
+size_t InsertHintPrefixLength(std::string_view key) {
+  constexpr size_t kNumbered = 1 + 8 + 8;  // tag, filesystem, first number
+  if (key.size() < kNumbered) return 0;
+  return key[0] == tag::kDentry || key[0] == tag::kReaddir ? kNumbered : kNumbered - 1;
+}
+
 bool TailAfter(std::string_view key, std::string_view prefix, std::string_view* tail) {
   if (key.substr(0, prefix.size()) != prefix) return false;
   *tail = key.substr(prefix.size());

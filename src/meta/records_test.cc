@@ -38,6 +38,24 @@ TEST(KeysTest, DirectoryIsOneContiguousRange) {
   EXPECT_FALSE(keys::TailAfter(keys::Xattr(7, 43, "user.x"), keys::XattrPrefix(7, 42), &tail));
 }
 
+TEST(KeysTest, InsertHintNeighbourhoods) {
+  auto hint = [](const std::string& k) { return k.substr(0, keys::InsertHintPrefixLength(k)); };
+  // One directory's entries share one neighbourhood, whatever the name; the next directory's
+  // are another.
+  EXPECT_EQ(hint(keys::Dentry(7, 42, "a")), hint(keys::Dentry(7, 42, std::string(200, 'z'))));
+  EXPECT_EQ(hint(keys::Dentry(7, 42, "a")), keys::DentryPrefix(7, 42));
+  EXPECT_NE(hint(keys::Dentry(7, 42, "a")), hint(keys::Dentry(7, 43, "a")));
+  EXPECT_EQ(hint(keys::Readdir(7, 42, 3)), hint(keys::Readdir(7, 42, 1u << 30)));
+  // Inodes in runs of 256 numbers, never across a filesystem or a kind of record.
+  EXPECT_EQ(hint(keys::Inode(7, 256)), hint(keys::Inode(7, 511)));
+  EXPECT_NE(hint(keys::Inode(7, 255)), hint(keys::Inode(7, 256)));
+  EXPECT_NE(hint(keys::Inode(7, 256)), hint(keys::Inode(8, 256)));
+  EXPECT_NE(hint(keys::Inode(7, 256)), hint(keys::Layout(7, 256)));
+  // Short keys have none.
+  EXPECT_EQ(keys::InsertHintPrefixLength(keys::Fs(7)), 0u);
+  EXPECT_EQ(keys::InsertHintPrefixLength(keys::State("x")), 0u);
+}
+
 TEST(KeysTest, PrefixEnd) {
   EXPECT_EQ(PrefixEnd("ab"), "ac");
   EXPECT_EQ(PrefixEnd(std::string("a\xff\xff", 3)), "b");
