@@ -182,6 +182,24 @@ void ReadCache::Fill(std::string_view key, std::string_view value, uint64_t epoc
     // Another reader filled it first (with the same committed value: no commit came between).
     return;
   }
+  InsertLocked(s, h, key, value);
+  fills_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ReadCache::Written(std::string_view key, const std::string* value) {
+  const uint64_t h = HashOf(key);
+  Shard& s = ShardOf(h);
+  std::lock_guard<std::mutex> l(s.mu);
+  ++s.epoch;  // a reader that missed before this commit must not fill what it read
+  if (Slot* sl = Find(s, h, key)) {
+    s.bytes -= Cost(sl->entry->key(), sl->entry->value());
+    EraseAt(s, static_cast<size_t>(sl - s.slots));
+  }
+  if (value && Cost(key, *value) <= shard_budget_) InsertLocked(s, h, key, *value);
+}
+
+void ReadCache::InsertLocked(Shard& s, uint64_t h, std::string_view key, std::string_view value) {
+  const size_t cost = Cost(key, value);
   while (s.bytes + cost > shard_budget_ && s.count > 0) {
     // Any entry will do: the next occupied slot from where the last eviction stopped.
     size_t i = s.evict_at & s.mask;
@@ -199,7 +217,6 @@ void ReadCache::Fill(std::string_view key, std::string_view value, uint64_t epoc
   s.slots[i].entry = Entry::Make(key, value);
   ++s.count;
   s.bytes += cost;
-  fills_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ReadCache::Invalidate(std::string_view key) {

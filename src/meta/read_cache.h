@@ -6,8 +6,10 @@
 //
 // Correctness rests on two rules, both under the key's shard mutex:
 //  - A writer, after its commit is in the database and before it releases its row locks,
-//    erases every key it wrote and bumps the shard's epoch (Invalidate). A commit that
-//    failed is erased too (harmless).
+//    bumps the shard's epoch and puts each key it wrote in the cache with its new value, or
+//    erases it for a delete (Written: write-through, so that the next change to the same
+//    directory or file finds it here). A commit that failed erases its keys (Invalidate;
+//    harmless).
 //  - A reader that missed notes the shard's epoch (Get) before it reads the database, and
 //    inserts what it read only if the epoch has not moved since (Fill). So a value read
 //    before a commit can never be inserted after that commit's invalidation; and one
@@ -71,6 +73,11 @@ class ReadCache {
   void Fill(std::string_view key, std::string_view value, uint64_t epoch);
   // After a commit that wrote key (put or delete) reached the database.
   void Invalidate(std::string_view key);
+  // The same, for a commit whose writer still holds key's row lock: the cache takes the
+  // committed value (nullptr: a delete, the entry goes). Write-through is exact only because
+  // no other writer of key can reach the database between this commit's write and this call
+  // (every Put and Delete locks its key), so the value given is the database's.
+  void Written(std::string_view key, const std::string* value);
 
   struct Stats {
     uint64_t hits = 0, misses = 0, fills = 0, stale_fills = 0, evictions = 0;
@@ -102,6 +109,8 @@ class ReadCache {
   static Slot* Find(Shard& s, uint64_t h, std::string_view key);
   static void EraseAt(Shard& s, size_t i);  // frees the entry, closes the gap
   static void Grow(Shard& s);
+  // Puts key (absent from s) in, dropping others for room (caller holds s.mu).
+  void InsertLocked(Shard& s, uint64_t h, std::string_view key, std::string_view value);
   static size_t Cost(std::string_view k, std::string_view v) {
     return k.size() + v.size() + kEntryOverhead;
   }

@@ -34,13 +34,21 @@ TEST(ReadCacheTest, AFillRacingACommitIsDropped) {
   EXPECT_FALSE(c.Get("k", &e).has_value());
   c.Fill("k", "new", e);
   EXPECT_EQ(c.Get("k").value(), "new");
-  // The next commit erases it.
+  // A commit whose write failed erases it.
   c.Invalidate("k");
+  EXPECT_FALSE(c.Get("k").has_value());
+  // A reader that missed before a commit written through cannot put its older value back.
+  EXPECT_FALSE(c.Get("k", &e).has_value());
+  const std::string committed = "newer";
+  c.Written("k", &committed);
+  c.Fill("k", "old", e);
+  EXPECT_EQ(c.Get("k").value(), "newer");
+  c.Written("k", nullptr);  // a delete
   EXPECT_FALSE(c.Get("k").has_value());
   ReadCache::Stats st = c.stats();
   EXPECT_EQ(st.fills, 1u);
-  EXPECT_EQ(st.stale_fills, 1u);
-  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.stale_fills, 2u);
+  EXPECT_EQ(st.hits, 2u);
   EXPECT_EQ(st.entries, 0u);
   EXPECT_EQ(st.bytes, 0u);
 }
@@ -69,9 +77,9 @@ TEST(ReadCacheTest, StaysWithinItsMemory) {
   EXPECT_FALSE(c.Get("huge").has_value());
 }
 
-// Fills, commits (Invalidate) and evictions in random order against a model: every key the
-// cache answers for has its latest value; with room for everything, every filled key that was
-// not invalidated since is answered. Many keys per shard make long probe runs, so erasing
+// Fills, commits (Written, and Invalidate for a failed one) and evictions in random order
+// against a model: every key the cache answers for has its latest value; with room for
+// everything, every key filled or written since its last invalidation or delete is answered. Many keys per shard make long probe runs, so erasing
 // from the middle of one (the backward shift) is exercised.
 TEST(ReadCacheTest, RandomFillsAndCommitsMatchAModel) {
   for (size_t capacity : {size_t{1} << 30, size_t{48} << 10}) {
@@ -82,10 +90,21 @@ TEST(ReadCacheTest, RandomFillsAndCommitsMatchAModel) {
     std::mt19937_64 rng(7);
     for (int step = 0; step < 60000; step++) {
       std::string k = "I" + std::to_string(rng() % 3000);
-      switch (rng() % 3) {
-        case 0: {  // a commit of a new value
-          model[k] = "v" + std::to_string(step);
+      switch (rng() % 5) {
+        case 0: {  // a commit of a new value that failed to reach the database: erased
           c.Invalidate(k);
+          cached.erase(k);
+          break;
+        }
+        case 3: {  // a commit of a new value, written through
+          model[k] = "v" + std::to_string(step);
+          c.Written(k, &model[k]);
+          cached.insert(k);
+          break;
+        }
+        case 4: {  // a commit that deleted it
+          model.erase(k);
+          c.Written(k, nullptr);
           cached.erase(k);
           break;
         }
@@ -101,6 +120,7 @@ TEST(ReadCacheTest, RandomFillsAndCommitsMatchAModel) {
         default: {
           std::optional<std::string> v = c.Get(k);
           if (v) {
+            ASSERT_TRUE(model.count(k)) << k;
             ASSERT_EQ(*v, model[k]) << k;
           }
           if (capacity > (size_t{1} << 20) && cached.count(k)) {
@@ -160,7 +180,10 @@ TEST(ReadCacheTest, GetManyAnswersAsGetDoes) {
 
 class RocksReadCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Reopen(); }
+  // A fresh store (and so an empty cache) over the same database.
+  void Reopen() {
+    store_.reset();
     RocksKvStore::Options o;
     o.path = dir_.path() + "/db";
     o.sync = false;  // what is tested here is visibility, not durability
@@ -182,18 +205,30 @@ class RocksReadCacheTest : public ::testing::Test {
 
 TEST_F(RocksReadCacheTest, ReadsComeFromMemoryAndCommitsReplaceThem) {
   ASSERT_TRUE(Put("a", "1").ok());
-  EXPECT_EQ(Get("a"), "1");  // miss: read from RocksDB, remembered
-  EXPECT_EQ(Get("a"), "1");  // hit
+  EXPECT_EQ(Get("a"), "1");  // the commit put it in the cache (write-through)
+  EXPECT_EQ(Get("a"), "1");
   RocksKvStore::Stats st = store_->stats();
-  EXPECT_EQ(st.read_cache.hits, 1u);
+  EXPECT_EQ(st.read_cache.hits, 2u);
+  EXPECT_EQ(st.read_cache.misses, 0u);
   EXPECT_EQ(st.read_cache.entries, 1u);
   // A commit that changes it: the next read sees the new value, never the cached old one.
   ASSERT_TRUE(Put("a", "2").ok());
   EXPECT_EQ(Get("a"), "2");
+  EXPECT_EQ(store_->stats().read_cache.hits, 3u);
   // A delete: gone, not served from memory.
   ASSERT_TRUE(RunTxn(*store_, [&](Txn& t) { return t.Delete("a"); }).ok());
+  EXPECT_EQ(store_->stats().read_cache.entries, 0u);
   EXPECT_EQ(Get("a"), std::nullopt);
   EXPECT_EQ(Get("a"), std::nullopt);  // absent keys are not cached either way
+  EXPECT_EQ(store_->stats().read_cache.hits, 3u);
+  // What a store finds on disk when it opens is read once, then served from memory.
+  ASSERT_TRUE(Put("b", "x").ok());
+  Reopen();
+  EXPECT_EQ(Get("b"), "x");  // miss: read from RocksDB, remembered
+  EXPECT_EQ(Get("b"), "x");
+  st = store_->stats();
+  EXPECT_EQ(st.read_cache.misses, 1u);
+  EXPECT_EQ(st.read_cache.hits, 1u);
 }
 
 TEST_F(RocksReadCacheTest, ATransactionSeesItsOwnWritesNotTheCache) {
@@ -223,6 +258,7 @@ TEST_F(RocksReadCacheTest, ATransactionSeesItsOwnWritesNotTheCache) {
 // misses (read from the database, then cached), absent keys.
 TEST_F(RocksReadCacheTest, GetManyIsGetKeyByKey) {
   for (int i = 0; i < 200; i++) ASSERT_TRUE(Put("g" + std::to_string(i), std::to_string(i)).ok());
+  Reopen();  // the commits put every key in the cache: start again with only the even ones
   for (int i = 0; i < 200; i += 2) EXPECT_EQ(Get("g" + std::to_string(i)), std::to_string(i));
   auto t = store_->Begin();
   ASSERT_TRUE(t.ok());

@@ -178,7 +178,7 @@ class RocksKvStore::RocksTxn final : public Txn {
     if (done_) return Finished();
     // Lock first, then read the latest committed value — SELECT ... FOR UPDATE under READ
     // COMMITTED. Under the lock the read cache is as good as the database: every writer of
-    // this key invalidated it before it released the lock (Commit).
+    // this key updated it before it released the lock (Commit).
     LOOM_SYNC_POINT("KvTxn::GetForUpdate:lock");
     LOOM_RETURN_IF_ERROR(LockKey(key, "get_for_update"));
     if (auto w = writes_.find(key); w != writes_.end()) return w->second;
@@ -343,12 +343,16 @@ class RocksKvStore::RocksTxn final : public Txn {
     wo.sync = false;           // durability comes from the WAL sync after (group commit)
     wo.no_slowdown = no_block_;  // a write stall fails the commit instead of waiting
     rocksdb::Status s = store_->db_->Write(wo, &batch);
-    // After the write is in the database and before the locks go: a reader that missed and
-    // read the old value in between finds the epoch moved (read_cache.h), and the next
-    // holder of a lock may trust the cache (GetForUpdate). A failed write changed nothing,
-    // and erasing is harmless.
+    // After the write is in the database and before the locks go: the cache takes the new
+    // values (a reader that missed and read the old value in between finds the epoch moved,
+    // read_cache.h), and the next holder of a lock may trust the cache (GetForUpdate). A
+    // failed write changed nothing, and erasing is harmless.
     if (ReadCache* cache = store_->cache_.get()) {
-      for (const std::string& k : keys) cache->Invalidate(k);
+      if (s.ok()) {
+        for (const auto& [k, v] : writes_) cache->Written(k, v ? &*v : nullptr);
+      } else {
+        for (const std::string& k : keys) cache->Invalidate(k);
+      }
     }
     if (RangeCache* listings = store_->listings_.get()) {
       for (const std::string& k : keys) listings->Invalidate(k);
