@@ -1,5 +1,7 @@
 #include "meta/keys.h"
 
+#include <algorithm>
+
 #include "meta/codec.h"
 
 namespace loom::meta::keys {
@@ -93,7 +95,14 @@ std::string State(std::string_view name) {
 size_t InsertHintPrefixLength(std::string_view key) {
   constexpr size_t kNumbered = 1 + 8 + 8;  // tag, filesystem, first number
   if (key.size() < kNumbered) return 0;
-  return key[0] == tag::kDentry || key[0] == tag::kReaddir ? kNumbered : kNumbered - 1;
+  switch (key[0]) {
+    // A rename deletes one name and adds another, and a new entry's cookie comes after every
+    // old one: the first byte of the name and the cookie's top 7 bytes keep the two places a
+    // change writes to in separate neighbourhoods.
+    case tag::kDentry: return std::min(key.size(), kNumbered + 1);
+    case tag::kReaddir: return std::min(key.size(), kNumbered + 7);
+    default: return kNumbered - 1;
+  }
 }
 
 bool TailAfter(std::string_view key, std::string_view prefix, std::string_view* tail) {

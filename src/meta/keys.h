@@ -84,9 +84,10 @@ std::string ClientPrefix();
 std::string State(std::string_view name);
 
 // How many leading bytes of `key` name the neighbourhood it is written in, for the store's
-// memtable insert hints (RocksKvStore): one directory's entries (D|fs|parent, R|fs|dir) and
-// runs of 256 consecutive inode numbers (I|fs|ino, L|fs|ino ...: the tag, the filesystem and
-// the top 7 bytes of the number). 0: no neighbourhood (short keys).
+// memtable insert hints (RocksKvStore): one directory's names by their first byte
+// (D|fs|parent|c), one directory's cookies in runs of 256 (R|fs|dir|cookie), and runs of 256
+// consecutive inode numbers (I|fs|ino, L|fs|ino ...: the tag, the filesystem and the top 7
+// bytes of the number). 0: no neighbourhood (short keys).
 size_t InsertHintPrefixLength(std::string_view key);
 
 // The variable-length tail of `key` after `prefix` (a name), or false if key does not start

@@ -40,12 +40,17 @@ TEST(KeysTest, DirectoryIsOneContiguousRange) {
 
 TEST(KeysTest, InsertHintNeighbourhoods) {
   auto hint = [](const std::string& k) { return k.substr(0, keys::InsertHintPrefixLength(k)); };
-  // One directory's entries share one neighbourhood, whatever the name; the next directory's
-  // are another.
-  EXPECT_EQ(hint(keys::Dentry(7, 42, "a")), hint(keys::Dentry(7, 42, std::string(200, 'z'))));
-  EXPECT_EQ(hint(keys::Dentry(7, 42, "a")), keys::DentryPrefix(7, 42));
+  // One directory's names by their first byte; the next directory's are another.
+  EXPECT_EQ(hint(keys::Dentry(7, 42, "a")), hint(keys::Dentry(7, 42, "a" + std::string(200, 'z'))));
+  EXPECT_EQ(hint(keys::Dentry(7, 42, "a")), keys::DentryPrefix(7, 42) + "a");
+  EXPECT_NE(hint(keys::Dentry(7, 42, "a")), hint(keys::Dentry(7, 42, "b")));
   EXPECT_NE(hint(keys::Dentry(7, 42, "a")), hint(keys::Dentry(7, 43, "a")));
-  EXPECT_EQ(hint(keys::Readdir(7, 42, 3)), hint(keys::Readdir(7, 42, 1u << 30)));
+  EXPECT_EQ(hint(keys::DentryPrefix(7, 42)), keys::DentryPrefix(7, 42));
+  // Cookies in runs of 256: an entry added (a new cookie) and one taken away (an old cookie)
+  // are apart.
+  EXPECT_EQ(hint(keys::Readdir(7, 42, 256)), hint(keys::Readdir(7, 42, 511)));
+  EXPECT_NE(hint(keys::Readdir(7, 42, 3)), hint(keys::Readdir(7, 42, 1u << 30)));
+  EXPECT_NE(hint(keys::Readdir(7, 42, 3)), hint(keys::Readdir(7, 43, 3)));
   // Inodes in runs of 256 numbers, never across a filesystem or a kind of record.
   EXPECT_EQ(hint(keys::Inode(7, 256)), hint(keys::Inode(7, 511)));
   EXPECT_NE(hint(keys::Inode(7, 255)), hint(keys::Inode(7, 256)));
