@@ -105,6 +105,8 @@ size_t InsertHintPrefixLength(std::string_view key) {
   }
 }
 
+bool PointRead(std::string_view key) { return key.empty() || key[0] != tag::kReaddir; }
+
 bool TailAfter(std::string_view key, std::string_view prefix, std::string_view* tail) {
   if (key.substr(0, prefix.size()) != prefix) return false;
   *tail = key.substr(prefix.size());

@@ -90,6 +90,11 @@ std::string State(std::string_view name);
 // bytes of the number). 0: no neighbourhood (short keys).
 size_t InsertHintPrefixLength(std::string_view key);
 
+// Whether a commit should leave `key`'s new value in the store's read cache (write-through).
+// Not READDIR's rows (R|...): they are only ever scanned, never read one by one, and would
+// take a third of the cache from the inodes and names that are.
+bool PointRead(std::string_view key);
+
 // The variable-length tail of `key` after `prefix` (a name), or false if key does not start
 // with prefix.
 bool TailAfter(std::string_view key, std::string_view prefix, std::string_view* tail);

@@ -61,6 +61,13 @@ TEST(KeysTest, InsertHintNeighbourhoods) {
   EXPECT_EQ(keys::InsertHintPrefixLength(keys::State("x")), 0u);
 }
 
+TEST(KeysTest, ReaddirRowsAreNotPointRead) {
+  EXPECT_FALSE(keys::PointRead(keys::Readdir(7, 42, 3)));
+  EXPECT_TRUE(keys::PointRead(keys::Dentry(7, 42, "a")));
+  EXPECT_TRUE(keys::PointRead(keys::Inode(7, 42)));
+  EXPECT_TRUE(keys::PointRead("x"));
+}
+
 TEST(KeysTest, PrefixEnd) {
   EXPECT_EQ(PrefixEnd("ab"), "ac");
   EXPECT_EQ(PrefixEnd(std::string("a\xff\xff", 3)), "b");

@@ -349,7 +349,10 @@ class RocksKvStore::RocksTxn final : public Txn {
     // failed write changed nothing, and erasing is harmless.
     if (ReadCache* cache = store_->cache_.get()) {
       if (s.ok()) {
-        for (const auto& [k, v] : writes_) cache->Written(k, v ? &*v : nullptr);
+        for (const auto& [k, v] : writes_) {
+          if (keys::PointRead(k)) cache->Written(k, v ? &*v : nullptr);
+          else cache->Invalidate(k);
+        }
       } else {
         for (const std::string& k : keys) cache->Invalidate(k);
       }
