@@ -55,6 +55,9 @@ void Usage() {
                "                      it sleeps, adapted to the traffic (default 50; 0: never)\n"
                "  --read-cache-mib N  memory for committed inodes and directory entries that\n"
                "                      reads are answered from (default 256; 0: off)\n"
+               "  --block-cache-mib N RocksDB's cache of table blocks, index and filters: a\n"
+               "                      read on the event loop that it misses goes to a worker\n"
+               "                      (default 64)\n"
                "  --loop-lock-wait-us N  µs the event loop waits for a row lock another\n"
                "                      transaction holds before it hands the request to a\n"
                "                      worker (default 200; 0: at once)\n"
@@ -106,6 +109,7 @@ int main(int argc, char** argv) {
   bool scrub = false, repair = false, new_secret = false;
   long read_cache_mib = -1;  // -1: the store's default
   long listing_cache_mib = -1;
+  long block_cache_mib = -1;
   long loop_lock_wait_us = -1;
   int commit_delay_us = -1;  // -1: adaptive (the store's default)
   int syncer_poll_us = 0;
@@ -182,6 +186,7 @@ int main(int argc, char** argv) {
     else if (a == "--workers") ro.workers = std::atoi(next().c_str());
     else if (a == "--read-cache-mib") read_cache_mib = std::atol(next().c_str());
     else if (a == "--listing-cache-mib") listing_cache_mib = std::atol(next().c_str());
+    else if (a == "--block-cache-mib") block_cache_mib = std::atol(next().c_str());
     else if (a == "--loop-lock-wait-us") loop_lock_wait_us = std::atol(next().c_str());
     else if (a == "--commit-delay-us") commit_delay_us = std::atoi(next().c_str());
     else if (a == "--syncer-poll-us") syncer_poll_us = std::atoi(next().c_str());
@@ -227,6 +232,7 @@ int main(int argc, char** argv) {
   meta::RocksKvStore::Options ko;
   ko.path = mo.state_dir + "/meta";
   if (read_cache_mib >= 0) ko.read_cache_bytes = static_cast<size_t>(read_cache_mib) << 20;
+  if (block_cache_mib > 0) ko.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
   if (loop_lock_wait_us >= 0) ko.no_block_lock_wait_us = static_cast<int>(loop_lock_wait_us);
   if (listing_cache_mib >= 0) {
     ko.listing_cache_bytes = static_cast<size_t>(listing_cache_mib) << 20;
