@@ -194,6 +194,41 @@ class NoBlockScope {
   uint64_t owed_ = 0;
 };
 
+// On a thread that may wait (a worker), for a request whose reply can be held: inside an
+// OweScope a Commit that wrote returns once the commit is visible and leaves its durability
+// ticket here instead of waiting for its log sync, and a ReadWaitScope ending in it leaves
+// the tickets of the pending commits it read here too. Nothing is refused (reads may go to
+// the disk, locks may wait). As with a NoBlockScope, nothing read or written in the scope may
+// leave the process before KvStore::WhenDurable(owed()) has run its function; a step that
+// acts outside the store after a commit (a data server told to create a file the commit
+// recorded) must run in a Suspend, where commits are durable when they return.
+class OweScope {
+ public:
+  OweScope();
+  ~OweScope();
+  OweScope(const OweScope&) = delete;
+  OweScope& operator=(const OweScope&) = delete;
+  static bool Active();
+  // For backends: the innermost scope on this thread owes `ticket` (0: nothing).
+  static void Owe(uint64_t ticket);
+  uint64_t owed() const { return owed_; }
+
+  class Suspend {
+   public:
+    Suspend();
+    ~Suspend();
+    Suspend(const Suspend&) = delete;
+    Suspend& operator=(const Suspend&) = delete;
+
+   private:
+    OweScope* saved_;
+  };
+
+ private:
+  OweScope* outer_;
+  uint64_t owed_ = 0;
+};
+
 // The error a call refused inside a NoBlockScope returns.
 Status WouldBlock(std::string_view what);
 

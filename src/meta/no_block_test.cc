@@ -208,6 +208,62 @@ TEST(NoBlockRocksTest, ACommitInTheScopeDoesNotWaitForItsSync) {
   store.WaitUntilDurable(owed);
 }
 
+// A worker that holds its reply (OweScope): its commit returns while the sync is held and owes
+// its ticket, as on the loop, but nothing is refused; a ReadWaitScope ending in it owes the
+// commits it read instead of waiting; inside a Suspend a commit is durable when it returns.
+TEST(NoBlockRocksTest, AnOweScopeOwesWhatItWouldHaveWaitedFor) {
+  testing::TempDir dir;
+  HeldSyncs syncs(dir.path() + "/db");
+  auto opened = RocksKvStore::Open(syncs.options());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  RocksKvStore& store = **opened;
+  ASSERT_TRUE(PutOne(store, "a/durable", "1").ok());
+  syncs.Hold();
+  uint64_t owed = 0;
+  {
+    OweScope owe;
+    EXPECT_TRUE(OweScope::Active());
+    EXPECT_FALSE(NoBlockScope::Active());  // reads and locks may still wait
+    ASSERT_TRUE(PutOne(store, "a/pending", "2").ok());  // returns with its sync not done
+    owed = owe.owed();
+  }
+  EXPECT_FALSE(OweScope::Active());
+  EXPECT_GT(owed, 0u);
+  std::promise<void> ran;
+  store.WhenDurable(owed, [&] { ran.set_value(); });
+  syncs.WaitInSync();  // the syncer thread is syncing for it, held by the hook
+  auto ran_future = ran.get_future();
+  {
+    // A reader in a ReadWaitScope inside the scope: its read of the pending commit is owed.
+    OweScope owe;
+    {
+      ReadWaitScope reads(store);
+      auto v = GetOne(store, "a/pending");
+      ASSERT_TRUE(v.ok()) << v.status().ToString();
+      EXPECT_EQ(v->value_or("-"), "2");
+    }
+    EXPECT_EQ(owe.owed(), owed);
+  }
+  // Suspended, a commit waits for its sync: it finishes only after the hook lets go.
+  std::promise<void> committed;
+  std::thread suspended([&] {
+    OweScope owe;
+    OweScope::Suspend durable;
+    EXPECT_FALSE(OweScope::Active());
+    EXPECT_TRUE(PutOne(store, "a/suspended", "3").ok());
+    committed.set_value();
+    EXPECT_EQ(owe.owed(), 0u);
+  });
+  auto done = committed.get_future();
+  EXPECT_EQ(done.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  EXPECT_EQ(ran_future.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  syncs.Release();
+  done.wait();
+  suspended.join();
+  ran_future.wait();
+  store.WaitUntilDurable(owed);
+}
+
 // After a restart the data sits in table files that no read has brought into the block
 // cache: a read in the scope would go to the disk, so it is refused; once a read outside the
 // scope has cached the block, the scope's read is answered.

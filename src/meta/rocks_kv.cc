@@ -374,9 +374,11 @@ class RocksKvStore::RocksTxn final : public Txn {
       OweOrWait(seen_);  // the caller may still act on what it read
       return FromRocks(s, "commit");
     }
-    if (no_block_) {
+    if (no_block_ || OweScope::Active()) {
       // Visible now; the scope's owner holds what depends on it until it is durable.
-      NoBlockScope::Owe(std::max(seen_, d == Durability::kSync ? ticket : uint64_t{0}));
+      const uint64_t owed = std::max(seen_, d == Durability::kSync ? ticket : uint64_t{0});
+      if (no_block_) NoBlockScope::Owe(owed);
+      else OweScope::Owe(owed);
       return Status::Ok();
     }
     // The commit is in the WAL (and visible, its locks released). A kSync commit is
@@ -403,6 +405,8 @@ class RocksKvStore::RocksTxn final : public Txn {
       NoBlockScope::Owe(seen_);
     } else if (tl_deferred.depth > 0 && tl_deferred.store == store_) {
       tl_deferred.owed = std::max(tl_deferred.owed, seen_);  // the scope's end waits
+    } else if (OweScope::Active()) {
+      OweScope::Owe(seen_);
     } else {
       store_->WaitDurable(seen_, /*reader=*/true);
     }
@@ -763,7 +767,12 @@ void RocksKvStore::EndDeferredReadWaits() {
   if (d.depth == 0 || --d.depth > 0) return;
   const uint64_t owed = d.owed;
   d = DeferredReads();
-  if (owed != 0) WaitDurable(owed, /*reader=*/true);
+  if (owed == 0) return;
+  if (OweScope::Active()) {
+    OweScope::Owe(owed);  // the scope's owner holds its reply instead
+  } else {
+    WaitDurable(owed, /*reader=*/true);
+  }
 }
 
 RocksKvStore::Stats RocksKvStore::stats() const {

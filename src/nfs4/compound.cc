@@ -79,6 +79,14 @@ bool Sessionless(nfs_opnum4 op) {
          op == OP_DESTROY_CLIENTID || op == OP_BIND_CONN_TO_SESSION;
 }
 
+// The operations that change only the namespace and run on the event loop whatever their
+// arguments, so already finish with their log sync owed there: on a worker they may too
+// (meta::OweScope). Not OPEN, CLOSE, SETATTR, LAYOUT*: some of their forms act outside the
+// store (data servers, the last close of an unlinked file) after a commit.
+bool OwesOnWorker(nfs_opnum4 op) {
+  return op == OP_REMOVE || op == OP_RENAME || op == OP_LINK || op == OP_CREATE;
+}
+
 // The RPC call header in front of the COMPOUND, as ca_maxrequestsize counts it (§18.36.3):
 // six words, the credential and the verifier (AUTH_NONE with AUTH_SYS and AUTH_NONE).
 size_t RpcCallHeaderBytes(const rpc::Cred& c) {
@@ -242,7 +250,14 @@ Ran RunOps(Mds& mds, CompoundRun& run, const uint8_t* args, xdr::Decoder& d) {
       }
     }
     const int64_t t0 = rpc::NowUs();
-    status = desc->fn(cx, arg, res);
+    {
+      // On a worker holding its reply (meta::OweScope), only the operations that also run
+      // on the loop, where commits never wait, leave their log sync owed; every other one
+      // keeps commits durable when they return, as it may act outside the store after one.
+      std::optional<meta::OweScope::Suspend> durable_on_return;
+      if (!cx.on_loop && meta::OweScope::Active() && !OwesOnWorker(op)) durable_on_return.emplace();
+      status = desc->fn(cx, arg, res);
+    }
     if (status == kOpWouldBlock) {
       if (cx.on_loop) {
         LOG_DEBUG("compound: %s would wait; the rest goes to a worker", OpName(op));
@@ -337,19 +352,25 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
     // One wait, at the end, for the pending commits that the ops' reads saw (kv.h): not one
     // per read-only transaction. An op that commits has waited for them already. On the loop
     // the store refuses such reads instead (NoBlockScope), so there is nothing to wait for.
+    // On a worker that may hold its reply, the changes' log sync and the read waits are
+    // owed too, and the reply waits for them on the store's syncer (below) instead of this
+    // thread blocking for its own sync.
+    std::optional<meta::OweScope> owe;
+    if (!on_loop && ctx.reply_later_ok) owe.emplace();
     meta::ReadWaitScope read_waits(mds.store());
     std::optional<meta::NoBlockScope> no_block;
     if (on_loop) no_block.emplace();
     ran = RunOps(mds, *run, args, d);
     if (no_block) run->owed = std::max(run->owed, no_block->owed());
     read_waits.End();  // before the reply is encoded, sent or cached
+    if (owe) run->owed = std::max(run->owed, owe->owed());
   }
   if (ran == Ran::kDefer) {
     ctx.resume = std::move(run);
     return rpc::kDeferToWorker;
   }
   if (run->owed != 0) {
-    if (on_loop) {
+    if (on_loop || ctx.reply_later_ok) {
       // Run to completion for changes: the loop does not wait for the log sync. The reply
       // (and the slot's completion, so a retransmission meanwhile gets NFS4ERR_DELAY) waits
       // for it; one sync covers every change that reached the log meanwhile.

@@ -61,6 +61,7 @@ class MdsTest : public ::testing::Test {
   void StartMds(uint32_t grace = 0, bool reclaim_complete = true) {
     meta::RocksKvStore::Options ko;
     ko.path = dir_ + "/meta";
+    TuneStore(ko);
     auto store = meta::RocksKvStore::Open(ko);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store.value());
@@ -81,6 +82,8 @@ class MdsTest : public ::testing::Test {
   }
   // The store the metadata server is given: store_ itself, or a wrapper a test puts in front.
   virtual meta::KvStore* WrapStore(meta::KvStore* s) { return s; }
+  // A test's changes to the store's options (hooks) before it opens.
+  virtual void TuneStore(meta::RocksKvStore::Options&) {}
   // (Re)starts the RPC server of mds_ on port_ (any port the first time).
   void ServeMds() {
     rpc::ServerOptions o;

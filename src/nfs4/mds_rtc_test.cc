@@ -3,6 +3,10 @@
 // it and a worker goes on from there. SEQUENCE and the operations before the stop run exactly
 // once; the stopped operation's partial work is dropped.
 #include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
 #include <set>
 
 #include "meta/errors.h"
@@ -250,6 +254,78 @@ class MdsNoRtcTest : public MdsRtcTest {
  protected:
   MdsNoRtcTest() { run_to_completion_ = false; }
 };
+
+// Every COMPOUND on a worker (run to completion off), and the WAL syncs held by a hook: a
+// REMOVE's reply waits for its sync, but the worker that ran it does not (meta::OweScope), so
+// with both workers' removes waiting, a third client is still answered.
+class MdsHeldSyncTest : public MdsNoRtcTest {
+ protected:
+  void TuneStore(meta::RocksKvStore::Options& o) override {
+    o.before_sync = [this](const std::string& f) {
+      std::unique_lock<std::mutex> l(mu_);
+      if (!held_ || !f.ends_with(".log")) return Status::Ok();
+      ++in_sync_;
+      cv_.wait(l, [&] { return !held_; });
+      return Status::Ok();
+    };
+  }
+  void Hold() {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = true;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+  int InSync() {
+    std::lock_guard<std::mutex> l(mu_);
+    return in_sync_;
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  int in_sync_ = 0;
+};
+
+TEST_F(MdsHeldSyncTest, AWorkerDoesNotWaitForTheSyncItsReplyWaitsFor) {
+  for (const char* d : {"p", "q", "r"}) ASSERT_EQ(Run(Ops(PutRootFh(), Mkdir(d))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("p"), Mkdir("x"))), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("q"), Mkdir("y"))), NFS4_OK);
+  auto b = NewClient("client-b");
+  auto c = NewClient("client-c");
+  Hold();
+  std::promise<nfsstat4> rx, ry;
+  std::thread tx([&] { rx.set_value(Run(Ops(PutRootFh(), Lookup("p"), Remove("x")))); });
+  std::thread ty([&] {
+    ry.set_value(Run(Ops(PutRootFh(), Lookup("q"), Remove("y")), nullptr, b.get()));
+  });
+  auto fx = rx.get_future(), fy = ry.get_future();
+  for (int i = 0; i < 500 && InSync() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GT(InSync(), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // both removes reach the store
+  // The removes are not answered: their changes are not durable.
+  EXPECT_EQ(fx.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  EXPECT_EQ(fy.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  // Both workers are free: a third client's COMPOUND is answered meanwhile (it reads nothing
+  // the removes changed; a read of their directories would wait for their sync too).
+  std::promise<nfsstat4> rc;
+  std::thread tc([&] {
+    rc.set_value(Run(Ops(PutRootFh(), Lookup("r"), Getattr({FATTR4_TYPE})), nullptr, c.get()));
+  });
+  auto fc = rc.get_future();
+  EXPECT_EQ(fc.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(fx.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  Release();
+  EXPECT_EQ(fx.get(), NFS4_OK);
+  EXPECT_EQ(fy.get(), NFS4_OK);
+  tc.join();
+  tx.join();
+  ty.join();
+  EXPECT_EQ(fc.get(), NFS4_OK);
+  ASSERT_EQ(Run(Ops(PutRootFh(), Lookup("p"), Lookup("x"))), NFS4ERR_NOENT);
+  EXPECT_EQ(OnLoop(), 0u);  // nothing ran on the loop
+}
 
 TEST_F(MdsNoRtcTest, OffEveryCompoundRunsOnAWorker) {
   const uint64_t on_loop = OnLoop();

@@ -528,6 +528,7 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
   }
   if (pd->try_inline && drc_key.empty()) {
     const int64_t start = NowUs();
+    ctx.reply_later_ok = true;
     OpStats* on_loop = prog->inline_stats[cb.proc];
     switch (Execute(c, r, prog, pd->try_inline, ctx, args_off, drc_key, on_loop, start)) {
       case Ran::kSent:
@@ -542,11 +543,19 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
     ctx.op_status = 0;
   }
   if (pd->inline_ok) {
+    ctx.reply_later_ok = false;
     Execute(c, r, prog, pd->fn, ctx, args_off, drc_key);
   } else {
+    // A worker's handler may hold its reply too (its changes' log sync then runs on the
+    // store's syncer, shared with others, instead of blocking this worker), unless the reply
+    // cache tracks the call: its entry is finished by the reply Execute sends.
+    ctx.reply_later_ok = drc_key.empty();
     workers_->Submit([this, c, r = std::move(r), prog, pd, ctx = std::move(ctx), args_off,
-                      drc_key = std::move(drc_key)] {
-      Execute(c, r, prog, pd->fn, ctx, args_off, drc_key);
+                      drc_key = std::move(drc_key)]() mutable {
+      const int64_t start = NowUs();
+      if (Execute(c, r, prog, pd->fn, ctx, args_off, drc_key, nullptr, start) == Ran::kLater) {
+        ReplyLater(c, std::move(r), prog, pd, std::move(ctx), args_off, nullptr, start);
+      }
     });
   }
 }
@@ -600,6 +609,7 @@ void RpcServer::ReplyLater(const std::shared_ptr<Connection>& c, Record r,
   // The call stays in flight on its connection (admission control counts it) until sent.
   auto gate = std::move(ctx.gate);
   auto call = std::make_shared<CallContext>(std::move(ctx));
+  call->reply_later_ok = false;
   gate([this, c, r = std::move(r), prog, pd, call, args_off, also_count, start_us] {
     // The handler's worker form finishes what it left in call->resume; it must not ask to
     // wait again.

@@ -55,6 +55,9 @@ struct CallContext {
   // any thread, when the reply may go (e.g. once what it changed is durable); the server then
   // runs `fn` with `resume` as the handler left it, and sends what that encodes.
   mutable std::function<void(std::function<void()> go)> gate;
+  // Whether the handler may return kReplyLater: a try_inline handler always may; on a worker
+  // the server sets it when it can hold the reply (a call the RPC reply cache does not track).
+  bool reply_later_ok = false;
 };
 
 // Decodes arguments from `args`, writes results to `res`. Returns SUCCESS, or GARBAGE_ARGS when
@@ -66,8 +69,9 @@ using ProcHandler =
 // and the call runs `fn` on a worker instead (with CallContext::resume as the handler left
 // it). Not an RFC 5531 accept_stat; never on the wire.
 inline constexpr accept_stat kDeferToWorker = static_cast<accept_stat>(0x7fffffff);
-// What a try_inline handler returns when its work is done but its reply must wait
-// (CallContext::gate). Not an RFC 5531 accept_stat; never on the wire.
+// What a try_inline handler (or a worker's handler, where CallContext::reply_later_ok) returns
+// when its work is done but its reply must wait (CallContext::gate). Not an RFC 5531
+// accept_stat; never on the wire.
 inline constexpr accept_stat kReplyLater = static_cast<accept_stat>(0x7ffffffe);
 
 struct ProcDesc {
