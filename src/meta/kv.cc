@@ -34,39 +34,6 @@ void Txn::GetMany(const std::vector<std::string>& keys, std::vector<Result<Maybe
   for (const std::string& k : keys) out->push_back(Get(k));
 }
 
-namespace {
-thread_local NoBlockScope* tl_no_block = nullptr;
-}  // namespace
-
-NoBlockScope::NoBlockScope() : outer_(tl_no_block) { tl_no_block = this; }
-NoBlockScope::~NoBlockScope() {
-  tl_no_block = outer_;
-  // What an inner scope owes, its outer one owes too.
-  if (outer_ && owed_ > outer_->owed_) outer_->owed_ = owed_;
-}
-bool NoBlockScope::Active() { return tl_no_block != nullptr; }
-NoBlockScope::Suspend::Suspend() : saved_(tl_no_block) { tl_no_block = nullptr; }
-NoBlockScope::Suspend::~Suspend() { tl_no_block = saved_; }
-void NoBlockScope::Owe(uint64_t ticket) {
-  if (tl_no_block && ticket > tl_no_block->owed_) tl_no_block->owed_ = ticket;
-}
-
-namespace {
-thread_local OweScope* tl_owe = nullptr;
-}  // namespace
-
-OweScope::OweScope() : outer_(tl_owe) { tl_owe = this; }
-OweScope::~OweScope() {
-  tl_owe = outer_;
-  if (outer_ && owed_ > outer_->owed_) outer_->owed_ = owed_;
-}
-bool OweScope::Active() { return tl_owe != nullptr; }
-void OweScope::Owe(uint64_t ticket) {
-  if (tl_owe && ticket > tl_owe->owed_) tl_owe->owed_ = ticket;
-}
-OweScope::Suspend::Suspend() : saved_(tl_owe) { tl_owe = nullptr; }
-OweScope::Suspend::~Suspend() { tl_owe = saved_; }
-
 Status WouldBlock(std::string_view what) { return Status(Code::kWouldBlock, what); }
 
 namespace internal {

@@ -149,6 +149,49 @@ class ReadWaitScope {
   KvStore* store_;
 };
 
+namespace detail {
+// A stack of scopes per thread, per Tag, that collect durability tickets: the innermost scope
+// on the thread keeps the newest ticket owed in it, and hands it to its outer scope when it
+// ends. NoBlockScope and OweScope (below) are the two kinds.
+template <class Tag>
+class TicketScope {
+ public:
+  TicketScope() : outer_(top_) { top_ = this; }
+  ~TicketScope() {
+    top_ = outer_;
+    // What an inner scope owes, its outer one owes too.
+    if (outer_ && owed_ > outer_->owed_) outer_->owed_ = owed_;
+  }
+  TicketScope(const TicketScope&) = delete;
+  TicketScope& operator=(const TicketScope&) = delete;
+  // True inside a scope of this kind on this thread.
+  static bool Active() { return top_ != nullptr; }
+  // For backends: the innermost scope on this thread owes `ticket` (0: nothing).
+  static void Owe(uint64_t ticket) {
+    if (top_ && ticket > top_->owed_) top_->owed_ = ticket;
+  }
+  // The newest ticket owed in this scope (0: none).
+  uint64_t owed() const { return owed_; }
+
+  // Inside a scope, leaves this thread outside any scope of this kind until destroyed.
+  class Suspend {
+   public:
+    Suspend() : saved_(top_) { top_ = nullptr; }
+    ~Suspend() { top_ = saved_; }
+    Suspend(const Suspend&) = delete;
+    Suspend& operator=(const Suspend&) = delete;
+
+   private:
+    TicketScope* saved_;
+  };
+
+ private:
+  static inline thread_local TicketScope* top_ = nullptr;
+  TicketScope* outer_;
+  uint64_t owed_ = 0;
+};
+}  // namespace detail
+
 // Run to completion: loom-mds runs requests on its event-loop thread, which must never wait.
 // Inside a NoBlockScope, on this thread, no transaction call waits:
 //  - a read that would go to the disk fails with Code::kWouldBlock, and so does a row lock
@@ -162,37 +205,10 @@ class ReadWaitScope {
 //    anything read or written in the scope leave the process (a reply) before
 //    KvStore::WhenDurable(owed()) has run its function.
 // Backends whose commits are durable at once owe nothing.
-class NoBlockScope {
- public:
-  NoBlockScope();
-  ~NoBlockScope();
-  NoBlockScope(const NoBlockScope&) = delete;
-  NoBlockScope& operator=(const NoBlockScope&) = delete;
-  // True inside a NoBlockScope on this thread.
-  static bool Active();
-  // For backends: the innermost scope on this thread owes `ticket` (0: nothing).
-  static void Owe(uint64_t ticket);
-  // The newest ticket owed in this scope (0: none).
-  uint64_t owed() const { return owed_; }
-
-  // Lets this thread wait again until destroyed, inside a scope: for the rare step that must
-  // finish once something it cannot undo has been done (a CLOSE whose open state is gone
-  // releasing an unlinked file). Commits in it are durable when they return.
-  class Suspend {
-   public:
-    Suspend();
-    ~Suspend();
-    Suspend(const Suspend&) = delete;
-    Suspend& operator=(const Suspend&) = delete;
-
-   private:
-    NoBlockScope* saved_;
-  };
-
- private:
-  NoBlockScope* outer_;
-  uint64_t owed_ = 0;
-};
+// NoBlockScope::Suspend lets this thread wait again, inside a scope: for the rare step that
+// must finish once something it cannot undo has been done (a CLOSE whose open state is gone
+// releasing an unlinked file). Commits in it are durable when they return.
+class NoBlockScope : public detail::TicketScope<NoBlockScope> {};
 
 // On a thread that may wait (a worker), for a request whose reply can be held: inside an
 // OweScope a Commit that wrote returns once the commit is visible and leaves its durability
@@ -201,33 +217,8 @@ class NoBlockScope {
 // the disk, locks may wait). As with a NoBlockScope, nothing read or written in the scope may
 // leave the process before KvStore::WhenDurable(owed()) has run its function; a step that
 // acts outside the store after a commit (a data server told to create a file the commit
-// recorded) must run in a Suspend, where commits are durable when they return.
-class OweScope {
- public:
-  OweScope();
-  ~OweScope();
-  OweScope(const OweScope&) = delete;
-  OweScope& operator=(const OweScope&) = delete;
-  static bool Active();
-  // For backends: the innermost scope on this thread owes `ticket` (0: nothing).
-  static void Owe(uint64_t ticket);
-  uint64_t owed() const { return owed_; }
-
-  class Suspend {
-   public:
-    Suspend();
-    ~Suspend();
-    Suspend(const Suspend&) = delete;
-    Suspend& operator=(const Suspend&) = delete;
-
-   private:
-    OweScope* saved_;
-  };
-
- private:
-  OweScope* outer_;
-  uint64_t owed_ = 0;
-};
+// recorded) must run in an OweScope::Suspend, where commits are durable when they return.
+class OweScope : public detail::TicketScope<OweScope> {};
 
 // The error a call refused inside a NoBlockScope returns.
 Status WouldBlock(std::string_view what);
