@@ -43,6 +43,9 @@ void Usage() {
                "  --sendfile on|off|auto  large READ payloads with sendfile(2) from the page\n"
                "                      cache instead of a copy; auto (the default): when the READ\n"
                "                      is the only call in flight on its connection\n"
+               "  --read-map on|off   other large READ payloads sent from a read-only mapping of\n"
+               "                      the file (one copy, into the socket) rather than read\n"
+               "                      into a buffer first (default on)\n"
                "  --no-run-to-completion  every READ/GETATTR goes to a worker thread (default:\n"
                "                      answered on the loop thread when the handle is open and\n"
                "                      the bytes are in the page cache)\n"
@@ -83,7 +86,14 @@ int main(int argc, char** argv) {
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--max-io") so.max_io = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--stats-file") stats_file = next();
-    else if (a == "--sendfile") {
+    else if (a == "--read-map") {
+      std::string v = next();
+      if (v == "on" || v == "off") so.read_map = v == "on";
+      else {
+        std::fprintf(stderr, "loom-ds: --read-map takes on or off, not '%s'\n", v.c_str());
+        return 2;
+      }
+    } else if (a == "--sendfile") {
       const std::string v = next();
       if (v == "on") so.read_sendfile = loom::nfs3::Nfs3Service::Options::Sendfile::kOn;
       else if (v == "off") so.read_sendfile = loom::nfs3::Nfs3Service::Options::Sendfile::kOff;

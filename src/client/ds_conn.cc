@@ -132,26 +132,67 @@ struct DsConn::Link {
   void Kill() { ::shutdown(fd, SHUT_RDWR); }
 };
 
-// Reads one RPC record off the socket piecewise (RFC 5531 §11: fragments, each behind a
-// 4-byte mark), so that a payload can be received straight into its destination.
+// Reads RPC records off the socket piecewise (RFC 5531 §11: fragments, each behind a 4-byte
+// mark), so that a payload can be received straight into its destination. Small reads (marks,
+// reply headers, attributes) come out of a small buffer that one recv fills, so a READ reply
+// costs one recv for its header and the first bytes of its payload, then one (or a few) for
+// the rest of the payload straight into the caller's buffer; several small replies (WRITE,
+// COMMIT) come in with one recv.
 struct RecordReader {
+  static constexpr size_t kBuf = 4096;
   int fd;
   int timeout_ms;
   const std::atomic<bool>* stop;
   uint32_t frag_left = 0;
   bool last = true;
   bool io_failed = false;  // the connection failed (rather than the reply being malformed)
+  size_t bpos = 0, bend = 0;
+  uint8_t buf[kBuf];
+
+  size_t buffered() const { return bend - bpos; }
+
+  // Waits for bytes (at most the socket's receive timeout, 250 ms) and buffers what came.
+  // 1: there are bytes; 0: none came in time; -1: the connection closed or failed.
+  int Fill() {
+    if (buffered() > 0) return 1;
+    ssize_t r = ::recv(fd, buf, kBuf, 0);
+    if (r > 0) {
+      bpos = 0;
+      bend = static_cast<size_t>(r);
+      return 1;
+    }
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return -1;
+  }
 
   // Exactly n bytes of the stream. A stall longer than the call timeout, a close or an error
   // fails it.
   bool Raw(void* dst, size_t n) {
     auto* p = static_cast<uint8_t*>(dst);
+    size_t k = std::min(n, buffered());
+    if (k > 0) {
+      std::memcpy(p, buf + bpos, k);
+      bpos += k;
+      p += k;
+      n -= k;
+    }
     int64_t progress = NowMs();
     while (n > 0) {
-      ssize_t r = ::recv(fd, p, n, 0);
+      // Large pieces go straight to their destination; small ones through the buffer, with
+      // whatever follows them.
+      const bool direct = n >= kBuf;
+      ssize_t r = direct ? ::recv(fd, p, n, 0) : ::recv(fd, buf, kBuf, 0);
       if (r > 0) {
-        p += r;
-        n -= static_cast<size_t>(r);
+        size_t got = static_cast<size_t>(r);
+        if (!direct) {
+          bpos = 0;
+          bend = got;
+          got = std::min(n, got);
+          std::memcpy(p, buf, got);
+          bpos = got;
+        }
+        p += got;
+        n -= got;
         progress = NowMs();
         continue;
       }
@@ -501,20 +542,22 @@ void DsConn::FailAll(Link& l, const Status& why) {
 
 void DsConn::ReceiveLoop(std::shared_ptr<Link> link) {
   Link& l = *link;
-  RecordReader rd{l.fd, timeout_ms_, &l.stop};
+  auto rd = std::make_unique<RecordReader>();
+  rd->fd = l.fd;
+  rd->timeout_ms = timeout_ms_;
+  rd->stop = &l.stop;
   int64_t last_sweep = NowMs();
   for (;;) {
-    pollfd pf{l.fd, POLLIN, 0};
-    int pr = ::poll(&pf, 1, 250);
+    // Waits in recv (SO_RCVTIMEO: 250 ms) rather than poll then recv: one call per reply.
+    int got = rd->Fill();
     if (l.stop.load()) break;
     int64_t now = NowMs();
     if (now - last_sweep >= 250) {
       Sweep(l, now);
       last_sweep = now;
     }
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr == 0) continue;
-    if (pr < 0 || !ReadReply(l, rd)) break;
+    if (got == 0) continue;
+    if (got < 0 || !ReadReply(l, *rd)) break;
   }
   l.Kill();
   FailAll(l, Status(Errc::kUnavailable, "connection to data server " + address_ + " lost"));

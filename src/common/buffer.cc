@@ -1,7 +1,9 @@
 #include "common/buffer.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -133,6 +135,23 @@ size_t Buffer::PooledBytes() {
 
 FileRef::~FileRef() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+FileMapping::~FileMapping() { ::munmap(const_cast<uint8_t*>(base), len); }
+
+std::shared_ptr<const FileMapping> FileRef::Map(uint64_t end) const {
+  constexpr uint64_t kGiB = 1ull << 30;
+  std::lock_guard<std::mutex> l(map_mu_);
+  if (map_ && map_->len >= end) return map_;
+  if (fd_ < 0) return nullptr;
+  // Whole GiB: a file read while it grows is mapped again once per GiB, not per read. Pages
+  // of the range past the file's end cost nothing until touched (and are never touched: a
+  // read stops at the size).
+  const uint64_t len = (std::max<uint64_t>(end, 1) + kGiB - 1) / kGiB * kGiB;
+  void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) return nullptr;
+  map_ = std::make_shared<const FileMapping>(static_cast<const uint8_t*>(p), len);
+  return map_;
 }
 
 Bytes Bytes::Copy(const void* p, size_t n) {

@@ -1,12 +1,14 @@
 // Reference-counted byte buffers and file ranges: the memory that I/O payloads live in.
 // A decoded WRITE payload is a view into the receive buffer; a READ reply payload may be
-// a view into a file (sent with sendfile) — neither is copied in user space.
+// a view into a file (sent with sendfile, or from a read-only mapping of it) — neither is
+// copied in user space.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -36,6 +38,19 @@ class Buffer {
   size_t size_;
 };
 
+// A read-only shared mapping of a file, from offset 0; unmapped with the last reference.
+// Reading a page of it beyond the file's end (after a truncate) faults: a process read
+// would get SIGBUS, a system call reading it (send) fails with EFAULT. Only system calls read
+// it here (rpc::Connection, which falls back to sendfile on EFAULT).
+struct FileMapping {
+  FileMapping(const uint8_t* b, size_t n) : base(b), len(n) {}
+  ~FileMapping();
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+  const uint8_t* base;
+  size_t len;
+};
+
 // An open file descriptor shared by whoever still needs it; closed with the last reference.
 class FileRef {
  public:
@@ -44,9 +59,16 @@ class FileRef {
   FileRef(const FileRef&) = delete;
   FileRef& operator=(const FileRef&) = delete;
   int fd() const { return fd_; }
+  // A mapping of the file that covers [0, end): the one made before if it is long enough,
+  // else a new one (in whole GiB; the old one lives on while replies still hold it). Null
+  // where the file cannot be mapped (a descriptor opened write-only, a special file).
+  // Thread-safe.
+  std::shared_ptr<const FileMapping> Map(uint64_t end) const;
 
  private:
   int fd_;
+  mutable std::mutex map_mu_;
+  mutable std::shared_ptr<const FileMapping> map_;
 };
 
 // A byte range that is either memory (kept alive by `owner`) or a range of an open file.
@@ -75,6 +97,17 @@ struct Bytes {
     b.size = n;
     b.file = std::move(f);
     b.file_offset = off;
+    return b;
+  }
+
+  // file[off, +n) as bytes of its mapping `m` (m->base + off): sent as memory, so replies
+  // gather with their headers into one sendmsg; `file` stays set, so whoever cannot read the
+  // mapping (a fault after a truncate) reads the file instead. REQUIRES: off + n <= m->len.
+  static Bytes FromMapping(std::shared_ptr<const FileRef> f, std::shared_ptr<const FileMapping> m,
+                           uint64_t off, uint32_t n) {
+    Bytes b = FromFile(std::move(f), off, n);
+    b.data = m->base + off;
+    b.owner = std::move(m);
     return b;
   }
 

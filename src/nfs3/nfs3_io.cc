@@ -16,6 +16,7 @@
 // and DATA_SYNC use RWF_SYNC / RWF_DSYNC. Both go through LocalFs's SyncOps seam (pwritev2 and
 // COMMIT's fdatasync), which the power-cut tests replace (local_fs_crash_test.cc).
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -47,7 +48,7 @@ bool MayIo(const rpc::Cred& c, const struct stat& st, int want) {
 // Whether every page of [off, off+len) of fd is in the page cache, so that sending the range
 // cannot wait for the disk: cachestat(2) (Linux 6.5). Where the kernel lacks it (Debian 12's
 // 6.1), false: the caller takes its blocking path.
-bool Resident(int fd, uint64_t off, uint32_t len) {
+bool Resident(int fd, uint64_t off, uint32_t len, const FileMapping* map = nullptr) {
   struct {
     uint64_t off, len;
   } range{off, len};
@@ -56,14 +57,22 @@ bool Resident(int fd, uint64_t off, uint32_t len) {
   } cs{};
   constexpr long kSysCachestat = 451;  // the same number on every architecture
   static std::atomic<bool> missing{false};
-  if (missing.load(std::memory_order_relaxed)) return false;
-  if (::syscall(kSysCachestat, fd, &range, &cs, 0) != 0) {
-    if (errno == ENOSYS) missing.store(true, std::memory_order_relaxed);
-    return false;
-  }
   static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t first = off / page * page;
   const uint64_t pages = (off + len + page - 1) / page - off / page;
-  return cs.nr_cache >= pages;
+  if (!missing.load(std::memory_order_relaxed)) {
+    if (::syscall(kSysCachestat, fd, &range, &cs, 0) == 0) return cs.nr_cache >= pages;
+    if (errno != ENOSYS) return false;
+    missing.store(true, std::memory_order_relaxed);
+  }
+  // Without cachestat, a mapped range can still be asked with mincore(2), which for a file
+  // the caller may write (loom-ds runs as root) reports the page cache, mapped here or not.
+  unsigned char vec[1100];
+  if (map == nullptr || pages > sizeof vec || off + len > map->len) return false;
+  if (::mincore(const_cast<uint8_t*>(map->base) + first, off + len - first, vec) != 0) return false;
+  for (uint64_t i = 0; i < pages; i++)
+    if (!(vec[i] & 1)) return false;
+  return true;
 }
 
 std::mutex& WriteLockFor(const struct stat& st) {
@@ -121,7 +130,24 @@ bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve
     count = static_cast<uint32_t>(size - a.offset);
   }
   READ3resok& ok = r.resok;
-  if (count > 0 && (count <= kCopyReadMax || !Sendfile(c))) {
+  const bool sendfile = count > kCopyReadMax && Sendfile(c);
+  // A large READ that does not go with sendfile is a range of the file's mapping: the reply
+  // is sent from the page cache with one copy (into the socket) where a read into a buffer
+  // would add another, and gathers with other replies' headers as memory does.
+  std::shared_ptr<const FileMapping> map;
+  if (count > kCopyReadMax && !sendfile && opts_.read_map) map = n.ref->Map(a.offset + count);
+  if (map) {
+    if (nowait) {
+      // On the loop only when nothing is left for the disk: the send would fault it in.
+      if (!Resident(n.fd(), a.offset, count, map.get())) return false;
+    } else {
+      // Blocks here, on the worker, until the range is in the page cache: the send may run
+      // on the loop thread.
+      ::readahead(n.fd(), static_cast<off64_t>(a.offset), count);
+    }
+    LOOM_SYNC_POINT("Nfs3Service::ReadNode:map");
+    ok.data = Bytes::FromMapping(n.ref, std::move(map), a.offset, count);
+  } else if (count > 0 && !sendfile) {
     auto buf = Buffer::Allocate(count);
     ssize_t got;
     if (nowait) {

@@ -23,6 +23,9 @@ class Nfs3Service {
     // when the READ is the only call in flight on its connection (the default).
     enum class Sendfile { kOff, kOn, kWhenAlone };
     Sendfile read_sendfile = Sendfile::kWhenAlone;
+    // Large READ replies that do not go with sendfile are sent from a read-only mapping of
+    // the file (FileRef::Map) instead of a copy into a buffer. loom-ds --read-map off.
+    bool read_map = true;
     // READ and GETATTR answered on the loop thread when they need no disk (open handle, data
     // in the page cache), else on a worker. loom-ds --no-run-to-completion turns it off.
     bool run_to_completion = true;

@@ -121,34 +121,79 @@ TEST_F(Nfs3Test, WriteReadCommitRoundTrip) {
 }
 
 // Options::read_sendfile: a large READ alone on its connection (this client waits for each
-// reply) goes out with sendfile under kWhenAlone (the default) and kOn, is copied under kOff;
-// small ones are always copied. The bytes are the same either way. (When calls are not alone:
-// rpc_test.cc, RpcConnection.AloneMeansNoOtherCallSentAndUnanswered.)
-TEST_F(Nfs3Test, LargeReadsGoOutWithSendfileWhenAlone) {
+// reply) goes out with sendfile under kWhenAlone (the default) and kOn; under kOff it is sent
+// from the file's mapping (Options::read_map, the default) or copied; small ones are always
+// copied. The bytes are the same either way. (When calls are not alone: rpc_test.cc,
+// RpcConnection.AloneMeansNoOtherCallSentAndUnanswered.)
+TEST_F(Nfs3Test, LargeReadsGoOutWithSendfileWhenAloneElseFromTheMapping) {
   nfs_fh3 fh = Create(rootfh_, "sf.bin");
   std::string big(256 * 1024, '\0');
   for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>('a' + i % 26);
   ASSERT_EQ(Write(fh, 0, big, FILE_SYNC).status, NFS3_OK);
   const std::string fhbytes = fh.data.str();
-  for (auto mode : {Nfs3Service::Options::Sendfile::kWhenAlone, Nfs3Service::Options::Sendfile::kOn,
-                    Nfs3Service::Options::Sendfile::kOff}) {
-    svc_opts_.read_sendfile = mode;
-    RestartServer();
-    fh.data = Bytes::Copy(fhbytes);
-    std::atomic<int> sent{0}, copied{0};
-    ::loom::testing::SyncPointScope sp;
-    sp.Set("Nfs3Service::ReadNode:sendfile", [&] { sent++; });
-    sp.Set("Nfs3Service::ReadNode:copy", [&] { copied++; });
-    for (uint64_t off = 0; off < big.size(); off += 64 * 1024) {
-      auto r = Read(fh, off, 64 * 1024);
-      ASSERT_EQ(r.status, NFS3_OK);
-      EXPECT_EQ(r.resok.data.view(), std::string_view(big).substr(off, 64 * 1024));
+  for (bool map : {true, false}) {
+    for (auto mode : {Nfs3Service::Options::Sendfile::kWhenAlone, Nfs3Service::Options::Sendfile::kOn,
+                      Nfs3Service::Options::Sendfile::kOff}) {
+      svc_opts_.read_sendfile = mode;
+      svc_opts_.read_map = map;
+      RestartServer();
+      fh.data = Bytes::Copy(fhbytes);
+      std::atomic<int> sent{0}, copied{0}, mapped{0};
+      ::loom::testing::SyncPointScope sp;
+      sp.Set("Nfs3Service::ReadNode:sendfile", [&] { sent++; });
+      sp.Set("Nfs3Service::ReadNode:copy", [&] { copied++; });
+      sp.Set("Nfs3Service::ReadNode:map", [&] { mapped++; });
+      for (uint64_t off = 0; off < big.size(); off += 64 * 1024) {
+        auto r = Read(fh, off, 64 * 1024);
+        ASSERT_EQ(r.status, NFS3_OK);
+        EXPECT_EQ(r.resok.data.view(), std::string_view(big).substr(off, 64 * 1024));
+      }
+      auto small = Read(fh, 10, 100);
+      EXPECT_EQ(small.resok.data.view(), std::string_view(big).substr(10, 100));
+      const bool sendfile = mode != Nfs3Service::Options::Sendfile::kOff;
+      SCOPED_TRACE(::testing::Message() << "mode " << static_cast<int>(mode) << " map " << map);
+      EXPECT_EQ(sent.load(), sendfile ? 4 : 0);
+      EXPECT_EQ(mapped.load(), !sendfile && map ? 4 : 0);
+      EXPECT_EQ(copied.load(), !sendfile && !map ? 5 : 1);
     }
-    auto small = Read(fh, 10, 100);
-    EXPECT_EQ(small.resok.data.view(), std::string_view(big).substr(10, 100));
-    const bool sendfile = mode != Nfs3Service::Options::Sendfile::kOff;
-    EXPECT_EQ(sent.load(), sendfile ? 4 : 0) << static_cast<int>(mode);
-    EXPECT_EQ(copied.load(), sendfile ? 1 : 5) << static_cast<int>(mode);
+  }
+}
+
+// A READ reply sent from the file's mapping, the file truncated after the reply was built and
+// before it was sent: the send faults (EFAULT, no SIGBUS: the kernel reads the mapping), the
+// connection falls back to sendfile, which pads the promised length with zeros. The reply
+// stays whole and the connection keeps serving, the next mapped READ included.
+TEST_F(Nfs3Test, AMappedReadOfAFileTruncatedBeforeItsSendStaysWhole) {
+  nfs_fh3 fh = Create(rootfh_, "tr.bin");
+  std::string big(256 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(Write(fh, 0, big, FILE_SYNC).status, NFS3_OK);
+  svc_opts_.read_sendfile = Nfs3Service::Options::Sendfile::kOff;
+  svc_opts_.read_map = true;
+  const std::string fhbytes = fh.data.str();
+  RestartServer();
+  fh.data = Bytes::Copy(fhbytes);
+  const std::string path = root_ + "/tr.bin";
+  {
+    ::loom::testing::SyncPointScope sp;
+    std::atomic<int> mapped{0}, faulted{0};
+    sp.Set("Nfs3Service::ReadNode:map", [&] {
+      if (mapped++ == 0) ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+    });
+    sp.Set("Connection::WriteSome:unmapped", [&] { faulted++; });
+    auto r = Read(fh, 64 * 1024, 64 * 1024);
+    ASSERT_EQ(r.status, NFS3_OK);
+    ASSERT_EQ(r.resok.count, 64u * 1024);
+    EXPECT_EQ(r.resok.data.view(), std::string(64 * 1024, '\0'));
+    EXPECT_EQ(mapped.load(), 1);
+    EXPECT_EQ(faulted.load(), 1);  // the fault was met, and met once
+  }
+  // The file back to its length: the same connection reads it whole again.
+  ASSERT_EQ(Write(fh, 0, big, FILE_SYNC).status, NFS3_OK);
+  for (uint64_t off = 0; off < big.size(); off += 64 * 1024) {
+    auto r = Read(fh, off, 64 * 1024);
+    ASSERT_EQ(r.status, NFS3_OK);
+    EXPECT_EQ(r.resok.data.view(), std::string_view(big).substr(off, 64 * 1024));
   }
 }
 

@@ -284,7 +284,7 @@ bool Connection::WriteSome(bool* again) {
     iovec iov[64];
     int niov = 0;
     size_t mi = out_msg_, si = out_seg_, off = out_off_;
-    bool file_next = false;
+    bool file_next = false, mapped = false;
     while (mi < out_.size() && niov < 64) {
       const auto& segs = out_[mi].segs;
       if (si == segs.size()) {
@@ -294,10 +294,12 @@ bool Connection::WriteSome(bool* again) {
         continue;
       }
       const xdr::Segment& s = segs[si];
-      if (s.file != nullptr) {
+      // A file range goes with sendfile unless it is mapped (and no mapping faulted here).
+      if (s.file != nullptr && (s.data == nullptr || unmapped_)) {
         file_next = true;
         break;
       }
+      mapped |= s.file != nullptr;
       iov[niov].iov_base = const_cast<uint8_t*>(s.data) + off;
       iov[niov].iov_len = s.size - off;
       niov++;
@@ -312,6 +314,15 @@ bool Connection::WriteSome(bool* again) {
       ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL | (file_next ? MSG_MORE : 0));
       if (n < 0) {
         if (errno == EINTR) continue;
+        if (errno == EFAULT && mapped) {
+          // A mapped file range past the file's end: it shrank after the reply was built.
+          // TCP sends nothing of a piece it cannot read whole, so the fault may lie anywhere
+          // in the next piece; from here on this connection sends file ranges with sendfile,
+          // which pads a shrunk range with zeros (the record length is promised already).
+          LOOM_SYNC_POINT("Connection::WriteSome:unmapped");
+          unmapped_ = true;
+          continue;
+        }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           *again = true;
           return true;

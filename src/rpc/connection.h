@@ -130,6 +130,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   };
   std::vector<OutMsg> out_;
   size_t out_msg_ = 0, out_seg_ = 0, out_off_ = 0;
+  bool unmapped_ = false;  // a mapped file range faulted here: file ranges go with sendfile
 };
 
 }  // namespace loom::rpc

@@ -13,7 +13,8 @@ std::vector<Segment> Encoder::Segments() const {
     if (e.ref.size == 0) {
       // nothing to send
     } else if (e.ref.is_file()) {
-      out.push_back({nullptr, e.ref.size, e.ref.file.get(), e.ref.file_offset});
+      // A mapped file range keeps its address: the transport sends it as memory.
+      out.push_back({e.ref.data, e.ref.size, e.ref.file.get(), e.ref.file_offset});
     } else {
       out.push_back({e.ref.data, e.ref.size, nullptr, 0});
     }

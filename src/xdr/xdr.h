@@ -120,9 +120,11 @@ template <typename E>
 
 // A piece of an encoded message in wire order.
 struct Segment {
-  const uint8_t* data = nullptr;  // memory segment when file == nullptr
+  // Memory when file == nullptr. A file segment (file->fd() at offset) may also have data:
+  // the range's address in a mapping of the file (Bytes::FromMapping), which may fault.
+  const uint8_t* data = nullptr;
   size_t size = 0;
-  const FileRef* file = nullptr;  // file segment: file->fd() at offset
+  const FileRef* file = nullptr;
   uint64_t offset = 0;
 };
 
