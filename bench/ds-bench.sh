@@ -285,8 +285,9 @@ bench_server() {  # kind round
         note "$kind failed to start"; FAILED=1; return 1
     fi
     sleep 0.5
-    local rss_s hwm_s
+    local rss_s hwm_s anon_s
     rss_s=$(proc_mem_kb "$SRV_PID" VmRSS); hwm_s=$(proc_mem_kb "$SRV_PID" VmHWM)
+    anon_s=$(proc_mem_kb "$SRV_PID" RssAnon)
     run_phase seq-write "$round"
     run_phase seq-read "$round"
     run_phase rand-read "$round"
@@ -294,6 +295,11 @@ bench_server() {  # kind round
     MEM[$kind.rss_start]=$rss_s MEM[$kind.hwm_start]=$hwm_s
     MEM[$kind.rss_end]=$(proc_mem_kb "$SRV_PID" VmRSS)
     MEM[$kind.hwm_end]=$(proc_mem_kb "$SRV_PID" VmHWM)
+    # RssFile counts page-cache pages mapped into the server (loom-ds sends large READs from a
+    # read-only mapping of the file): the page cache, which every server reads through; the
+    # server's own memory is RssAnon.
+    MEM[$kind.anon_start]=$anon_s
+    MEM[$kind.anon_end]=$(proc_mem_kb "$SRV_PID" RssAnon)
     srv_stop
     rm -f "$EXPORT/nfsbench.dat"
 }
@@ -358,6 +364,8 @@ mem_json() {
     local g
     g=$(awk -v a="${MEM[$k.hwm_start]}" -v b="${MEM[$k.hwm_end]}" -v s="$SIZE_BYTES" \
         'BEGIN{ printf "\"hwm_growth_kb\":%d,\"hwm_growth_over_file_size\":%.4f", b-a, (s>0)?(b-a)*1024/s:0 }')
+    g+=$(awk -v a="${MEM[$k.anon_start]}" -v b="${MEM[$k.anon_end]}" -v s="$SIZE_BYTES" \
+        'BEGIN{ printf ",\"anon_kb_start\":%d,\"anon_kb_end\":%d,\"anon_growth_over_file_size\":%.4f", a, b, (s>0)?(b-a)*1024/s:0 }')
     echo "{\"rss_kb_start\":${MEM[$k.rss_start]},\"rss_kb_end\":${MEM[$k.rss_end]},\"hwm_kb_start\":${MEM[$k.hwm_start]},\"hwm_kb_end\":${MEM[$k.hwm_end]},$g}"
 }
 skipped=null

@@ -20,20 +20,22 @@
 # its runs), DIR/dsI.stats.json (loom-ds --stats-file, rewritten every second; when a data
 # server is started again the last one is kept as DIR/dsI.stats.json.K, K = 1, 2, ...),
 # DIR/mds/ (state), DIR/mds.log (every loom-mds run appends to it; its lines are also copied
-# to this script's stdout), DIR/mds.stats.json, DIR/cluster.pid, DIR/ctl (control FIFO).
+# to this script's stdout), DIR/mds.stats.json, DIR/cluster.pid, DIR/ctl.ID.req|res (control).
 # SIGUSR1 crashes the metadata server and starts it again: loom-mds gets SIGKILL, and a new
 # one starts on the same port with the same --state-dir (the data servers keep running). The
 # script prints "loom-cluster: restarted loom-mds (#N, ...)" once the new one is ready, and
 # exits non-zero if it does not come up. If loom-mds exits by itself, the cluster stops
 # with its status. A data server that dies does not stop the cluster.
-# Control (--ctl, through the FIFO DIR/ctl; one command at a time, answered in DIR/ctl.ID.res):
+# Control (--ctl: a request file DIR/ctl.ID.req, polled every 0.2 s, one command at a time,
+# answered in DIR/ctl.ID.res; files rather than a FIFO read with `read -t`, whose timeout
+# can fire while a line is being read: bash then drops the line as timed out):
 #   kill-ds I       SIGKILL data server I (0-based); its port stays reserved for start-ds
 #   start-ds I      start data server I again: same port, export and state dir; waits for ready
 #   restart-mds     as SIGUSR1
 #   status          one line per server: "mds PID PORT" and "dsI PID|- PORT" (- = not running)
 # The client prints the answer and exits 0 when the command succeeded, 1 when it failed, 2
-# when no cluster answers within 120 s. By hand: echo "ID COMMAND" >DIR/ctl, then read
-# DIR/ctl.ID.res (first line "ok" or "error: ...").
+# when no cluster answers within 120 s. By hand: echo COMMAND >DIR/ctl.ID.new, mv it to
+# DIR/ctl.ID.req, then read DIR/ctl.ID.res (first line "ok" or "error: ...").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DIR= PORT=20490 NDS=1 LEASE=90 GRACE= BIN=${LOOM_BIN:-$here/build/apps} MDS_EXPORTS=
@@ -57,14 +59,15 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$DIR" ] || { echo "loom-cluster: --dir is required" >&2; exit 2; }
 
-# ---- client side of the control FIFO ---------------------------------------------------
+# ---- client side of the control files --------------------------------------------------
 if [ -n "$CTL" ]; then
   pid=$(cat "$DIR/cluster.pid" 2>/dev/null || true)
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ -p "$DIR/ctl" ] ||
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null ||
     { echo "loom-cluster: no cluster running in $DIR" >&2; exit 2; }
   id=$$-$RANDOM
   res=$DIR/ctl.$id.res
-  printf '%s %s\n' "$id" "$CTL" >"$DIR/ctl"
+  printf '%s\n' "$CTL" >"$DIR/ctl.$id.new"
+  mv "$DIR/ctl.$id.new" "$DIR/ctl.$id.req"  # whole, or not there
   for _ in $(seq 1200); do
     if [ -f "$res" ]; then
       first=$(head -n 1 "$res")
@@ -106,7 +109,7 @@ stop() {
     sleep 0.2  # let tail copy the last lines
     kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; tail_pid=
   fi
-  rm -f "$DIR/cluster.pid" "$DIR/ctl"
+  rm -f "$DIR/cluster.pid"
 }
 trap 'stop; exit 0' TERM INT
 trap stop EXIT
@@ -216,9 +219,7 @@ ctl() {
 }
 
 echo $$ >"$DIR/cluster.pid"
-rm -f "$DIR/ctl" "$DIR"/ctl.*.res
-mkfifo "$DIR/ctl"
-exec 9<>"$DIR/ctl"   # read-write: writers never block, and we never see EOF
+rm -f "$DIR"/ctl.*.req "$DIR"/ctl.*.res "$DIR"/ctl.*.tmp "$DIR"/ctl.*.new
 start_mds || exit 1
 while :; do
   if [ $restart = 1 ]; then
@@ -233,11 +234,15 @@ while :; do
     mds_pid=
     exit "$st"
   fi
-  line=
-  if read -r -t 0.3 -u 9 line && [ -n "$line" ]; then
-    id=${line%% *} cmd=${line#* }
-    [ "$cmd" = "$line" ] && cmd=
-    [[ "$id" =~ ^[A-Za-z0-9_-]+$ ]] || { echo "loom-cluster: bad control line '$line'" >&2; continue; }
+  served=0
+  for req in "$DIR"/ctl.*.req; do
+    [ -e "$req" ] || continue
+    id=${req##*/ctl.} && id=${id%.req}
+    cmd=
+    read -r cmd <"$req" || true
+    rm -f "$req"
+    served=1
+    [[ "$id" =~ ^[A-Za-z0-9_-]+$ ]] || { echo "loom-cluster: bad control request '$req'" >&2; continue; }
     st=0
     # In this shell, not a subshell: the commands change ds_pids and wait for our children.
     # shellcheck disable=SC2086  # the command's words
@@ -246,5 +251,6 @@ while :; do
     [ $st = 0 ] && cat "$DIR/ctl.$id.out" >>"$DIR/ctl.$id.tmp"
     rm -f "$DIR/ctl.$id.out"
     mv "$DIR/ctl.$id.tmp" "$DIR/ctl.$id.res"
-  fi
+  done
+  [ $served = 1 ] || sleep 0.2
 done

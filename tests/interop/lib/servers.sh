@@ -309,6 +309,6 @@ proc_cpu_s() {
     awk -v tck="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($12 + $13) / tck }' <<<"$rest"
 }
 # VmHWM / VmRSS in KiB
-proc_mem_kb() {  # pid field(VmHWM|VmRSS)
+proc_mem_kb() {  # pid field(VmHWM|VmRSS|RssAnon|...)
     awk -v f="$2:" '$1 == f {print $2; found=1} END{if(!found) print 0}' "/proc/$1/status" 2>/dev/null || echo 0
 }
