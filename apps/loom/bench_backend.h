@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace loom::bench {
 
 struct BackendConfig {
@@ -94,18 +96,19 @@ inline uint64_t LargestExtent(const std::vector<Extent>& extents) {
 class ReadSlots {
  public:
   void EnsureFor(const BackendConfig& cfg, const std::vector<Extent>& extents) {
-    if (!bufs_.empty()) return;
+    if (region_) return;
     const uint64_t largest = LargestExtent(extents);
     bytes_ = SlotBytes(cfg, largest);
-    bufs_.resize(SlotCount(cfg, largest));
-    for (auto& b : bufs_) b.reset(new char[bytes_]);
+    count_ = SlotCount(cfg, largest);
+    region_ = std::make_unique<IoRegion>(count_ * bytes_);
   }
-  char* operator[](size_t i) { return bufs_[i].get(); }
-  size_t size() const { return bufs_.size(); }
+  char* operator[](size_t i) { return region_->data() + i * bytes_; }
+  size_t size() const { return count_; }
   uint64_t bytes() const { return bytes_; }
 
  private:
-  std::vector<std::unique_ptr<char[]>> bufs_;
+  std::unique_ptr<IoRegion> region_;  // count_ slots of bytes_ each
+  size_t count_ = 0;
   uint64_t bytes_ = 0;
 };
 

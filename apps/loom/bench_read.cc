@@ -86,7 +86,7 @@ std::string EnsureFile(Client* c, const std::string& path, uint64_t size, uint64
 }
 
 struct Slot {
-  std::unique_ptr<char[]> buf;
+  char* buf = nullptr;
   double issued = 0;
   std::vector<double> lat_us;
   uint64_t bytes = 0;
@@ -134,10 +134,11 @@ int RunRead(const std::vector<std::string>& args) {
     std::shared_ptr<File> file = r.ok() ? *r : nullptr;
     uint64_t blocks = size / bs;  // the measured range: the first --size bytes
     std::vector<Slot> slots(depth);
-    for (auto& s : slots) s.buf.reset(new char[bs]);
+    IoRegion region(depth * bs);  // the same destination memory as `loom bench train`'s
+    for (size_t i = 0; i < slots.size(); i++) slots[i].buf = region.data() + i * bs;
     // One read before the clock starts: the layout and the data-server connections.
     if (file) {
-      auto w = file->Read(0, slots[0].buf.get(), bs);
+      auto w = file->Read(0, slots[0].buf, bs);
       if (!w.ok()) err = "read " + path + ": " + w.status().ToString();
     }
     if (err.empty()) {
@@ -154,7 +155,7 @@ int RunRead(const std::vector<std::string>& args) {
         uint64_t block = rand ? SplitMix(n) % blocks : n % blocks;
         Slot& slot = slots[i];
         slot.issued = NowS();
-        file->ReadAsync(block * bs, slot.buf.get(), bs, [&, i](Status st, size_t got) {
+        file->ReadAsync(block * bs, slot.buf, bs, [&, i](Status st, size_t got) {
           Slot& s = slots[i];
           double now = NowS();
           if (!st.ok() || got != bs) {

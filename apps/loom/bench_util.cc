@@ -1,5 +1,6 @@
 #include "bench_util.h"
 
+#include <sys/mman.h>
 #include <time.h>
 
 #include <algorithm>
@@ -8,8 +9,22 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 
 namespace loom::bench {
+
+IoRegion::IoRegion(size_t bytes) {
+  constexpr size_t kHuge = 2u << 20;
+  size_ = (std::max<size_t>(bytes, 1) + kHuge - 1) / kHuge * kHuge;
+  void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  (void)::madvise(p, size_, MADV_HUGEPAGE);
+  std::memset(p, 0, size_);
+  data_ = static_cast<char*>(p);
+}
+
+IoRegion::~IoRegion() { ::munmap(data_, size_); }
 
 bool Flags::Parse(const std::vector<std::string>& args, const std::set<std::string>& with_value,
                   const std::set<std::string>& booleans, std::string* err) {
