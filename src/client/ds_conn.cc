@@ -151,16 +151,20 @@ struct RecordReader {
 
   size_t buffered() const { return bend - bpos; }
 
-  // Waits for bytes (at most the socket's receive timeout, 250 ms) and buffers what came.
-  // 1: there are bytes; 0: none came in time; -1: the connection closed or failed.
+  // One recv into the empty buffer (it waits at most the socket's receive timeout, 250 ms).
+  ssize_t Refill() {
+    ssize_t r = ::recv(fd, buf, kBuf, 0);
+    bpos = 0;
+    bend = r > 0 ? static_cast<size_t>(r) : 0;
+    return r;
+  }
+
+  // Waits for bytes and buffers what came. 1: there are bytes; 0: none came in time; -1: the
+  // connection closed or failed.
   int Fill() {
     if (buffered() > 0) return 1;
-    ssize_t r = ::recv(fd, buf, kBuf, 0);
-    if (r > 0) {
-      bpos = 0;
-      bend = static_cast<size_t>(r);
-      return 1;
-    }
+    ssize_t r = Refill();
+    if (r > 0) return 1;
     if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     return -1;
   }
@@ -181,12 +185,10 @@ struct RecordReader {
       // Large pieces go straight to their destination; small ones through the buffer, with
       // whatever follows them.
       const bool direct = n >= kBuf;
-      ssize_t r = direct ? ::recv(fd, p, n, 0) : ::recv(fd, buf, kBuf, 0);
+      ssize_t r = direct ? ::recv(fd, p, n, 0) : Refill();
       if (r > 0) {
         size_t got = static_cast<size_t>(r);
         if (!direct) {
-          bpos = 0;
-          bend = got;
           got = std::min(n, got);
           std::memcpy(p, buf, got);
           bpos = got;

@@ -47,7 +47,8 @@ bool MayIo(const rpc::Cred& c, const struct stat& st, int want) {
 }
 // Whether every page of [off, off+len) of fd is in the page cache, so that sending the range
 // cannot wait for the disk: cachestat(2) (Linux 6.5). Where the kernel lacks it (Debian 12's
-// 6.1), false: the caller takes its blocking path.
+// 6.1), mincore(2) over `map` when the range is mapped, else false: the caller takes its
+// blocking path.
 bool Resident(int fd, uint64_t off, uint32_t len, const FileMapping* map = nullptr) {
   struct {
     uint64_t off, len;

@@ -10,14 +10,9 @@ std::vector<Segment> Encoder::Segments() const {
   size_t at = 0;
   for (const External& e : ext_) {
     if (e.at > at) out.push_back({buf_.data() + at, e.at - at, nullptr, 0});
-    if (e.ref.size == 0) {
-      // nothing to send
-    } else if (e.ref.is_file()) {
-      // A mapped file range keeps its address: the transport sends it as memory.
-      out.push_back({e.ref.data, e.ref.size, e.ref.file.get(), e.ref.file_offset});
-    } else {
-      out.push_back({e.ref.data, e.ref.size, nullptr, 0});
-    }
+    // Memory, a file range, or a mapped file range (which keeps its address: the transport
+    // sends it as memory). An empty one sends nothing.
+    if (e.ref.size != 0) out.push_back({e.ref.data, e.ref.size, e.ref.file.get(), e.ref.file_offset});
     at = e.at;
   }
   if (buf_.size() > at) out.push_back({buf_.data() + at, buf_.size() - at, nullptr, 0});
