@@ -138,6 +138,9 @@ TEST_F(Nfs3Test, LargeReadsGoOutWithSendfileWhenAloneElseFromTheMapping) {
       svc_opts_.read_map = map;
       RestartServer();
       fh.data = Bytes::Copy(fhbytes);
+      // Open the handle first (on a worker): a worker sends its reply before the call leaves
+      // the connection's in-flight count, so the READ after it could find itself not alone.
+      ASSERT_EQ(Read(fh, 0, 1).status, NFS3_OK);
       std::atomic<int> sent{0}, copied{0}, mapped{0};
       ::loom::testing::SyncPointScope sp;
       sp.Set("Nfs3Service::ReadNode:sendfile", [&] { sent++; });
@@ -195,6 +198,39 @@ TEST_F(Nfs3Test, AMappedReadOfAFileTruncatedBeforeItsSendStaysWhole) {
     ASSERT_EQ(r.status, NFS3_OK);
     EXPECT_EQ(r.resok.data.view(), std::string_view(big).substr(off, 64 * 1024));
   }
+}
+
+// The permission check comes before the mapping: another user's large READ of a 0600 file is
+// refused without the file being mapped; its owner's is served from the mapping.
+TEST_F(Nfs3Test, AnotherUsersLargeReadIsRefusedBeforeAnyMapping) {
+  svc_opts_.read_sendfile = Nfs3Service::Options::Sendfile::kOff;  // large READs: the mapping
+  RestartServer();
+  nfs_fh3 f = Create(rootfh_, "private.bin");
+  const std::string big(128 * 1024, 'p');
+  ASSERT_EQ(Write(f, 0, big, FILE_SYNC).status, NFS3_OK);
+  client_->set_cred(rpc::Cred::Sys(0, 0));
+  SETATTR3args s;
+  s.object = f;
+  s.new_attributes.uid.set_it = true;
+  s.new_attributes.uid.uid = 2000;
+  s.new_attributes.mode.set_it = true;
+  s.new_attributes.mode.mode = 0600;
+  SETATTR3res sr;
+  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, s, &sr).ok());
+  ASSERT_EQ(sr.status, NFS3_OK);
+  ::loom::testing::SyncPointScope sp;
+  std::atomic<int> mapped{0};
+  sp.Set("Nfs3Service::ReadNode:map", [&] { mapped++; });
+  client_->set_cred(rpc::Cred::Sys(1000, 1000));
+  auto refused = Read(f, 0, 64 * 1024);
+  EXPECT_EQ(refused.status, NFS3ERR_ACCES);
+  EXPECT_EQ(refused.resok.data.size, 0u);
+  EXPECT_EQ(mapped.load(), 0);
+  client_->set_cred(rpc::Cred::Sys(2000, 2000));
+  auto owner = Read(f, 0, 64 * 1024);
+  ASSERT_EQ(owner.status, NFS3_OK);
+  EXPECT_EQ(owner.resok.data.view(), std::string_view(big).substr(0, 64 * 1024));
+  EXPECT_EQ(mapped.load(), 1);
 }
 
 TEST_F(Nfs3Test, CreateModes) {
