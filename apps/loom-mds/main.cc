@@ -68,6 +68,9 @@ void Usage() {
                "                      the recent sync time, at most 1000; 0: never)\n"
                "  --syncer-poll-us N  µs the WAL syncer polls for new changes before it sleeps\n"
                "                      (default 0: it sleeps at once)\n"
+               "  --wal-prewrite-kib N  write the WAL's files ahead with zeros, N KiB at a time,\n"
+               "                      so a commit's sync overwrites blocks already on disk\n"
+               "                      (default 1024; 0: plain appends)\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
                "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
@@ -113,6 +116,7 @@ int main(int argc, char** argv) {
   long loop_lock_wait_us = -1;
   int commit_delay_us = -1;  // -1: adaptive (the store's default)
   int syncer_poll_us = 0;
+  long wal_prewrite_kib = -1;  // -1: the store's default
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
   // --config first: the flags override what the file says, wherever they stand.
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
     else if (a == "--loop-lock-wait-us") loop_lock_wait_us = std::atol(next().c_str());
     else if (a == "--commit-delay-us") commit_delay_us = std::atoi(next().c_str());
     else if (a == "--syncer-poll-us") syncer_poll_us = std::atoi(next().c_str());
+    else if (a == "--wal-prewrite-kib") wal_prewrite_kib = std::atol(next().c_str());
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
@@ -239,6 +244,7 @@ int main(int argc, char** argv) {
   }
   ko.commit_delay_us = commit_delay_us < -1 ? -1 : commit_delay_us;
   ko.syncer_poll_us = syncer_poll_us < 0 ? 0 : syncer_poll_us;
+  if (wal_prewrite_kib >= 0) ko.wal_prewrite_bytes = static_cast<uint64_t>(wal_prewrite_kib) << 10;
   if (repair && !scrub) {
     std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");
     return 2;
@@ -325,6 +331,7 @@ int main(int argc, char** argv) {
   gc.Start();
   rpc::RpcServer server(ro);
   mds.UseStats(&server.stats());
+  (*store)->UseStats(&server.stats());
   server.Register(mds.Program());
   // `loom admin` (src/admin): root from an address whose export rule keeps root.
   admin::AdminCommands admin_cmds;

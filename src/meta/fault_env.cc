@@ -58,6 +58,24 @@ std::optional<std::string> ReadPrefix(const std::string& path, std::optional<uin
   return out;
 }
 
+bool ReadAt(const std::string& path, uint64_t off, std::string* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t n = ::pread(fd, out->data(), out->size(), static_cast<off_t>(off));
+  ::close(fd);
+  if (n < 0) return false;
+  out->resize(static_cast<size_t>(n));
+  return true;
+}
+
+bool WriteAt(const std::string& path, uint64_t off, const std::string& data) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;  // deleted since: nothing to put back
+  const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off));
+  ::close(fd);
+  return n == static_cast<ssize_t>(data.size());
+}
+
 bool WriteWhole(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
@@ -89,10 +107,16 @@ class DroppingFile final : public rocksdb::FSWritableFile {
 
 class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
  public:
+  // A write over bytes the file already had, not yet synced: what they were before.
+  struct Overwrite {
+    uint64_t off = 0;
+    std::string old;
+  };
   struct FileState {
     uint64_t size = 0;    // bytes written (in the page cache)
     uint64_t synced = 0;  // bytes a sync covered
     bool name_durable = false;
+    std::vector<Overwrite> overwrites;  // oldest first; cleared by a sync
   };
   struct PendingRename {
     std::string src, dst;
@@ -131,10 +155,19 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
                               IODebugContext* g) override {
       std::lock_guard<std::mutex> l(fs_->mu_);
       if (IOStatus s; fs_->BeforeAppendLocked(path_, &s)) return s;
+      FileState& st = fs_->files_[path_];
+      // Bytes overwritten below the file's end keep their old content until a sync: saved
+      // here so that a power cut can put it back (RestoreLocked).
+      if (off < st.size) {
+        Overwrite ow{off, std::string(std::min<uint64_t>(d.size(), st.size - off), '\0')};
+        if (!ReadAt(path_, off, &ow.old)) return IOStatus::IOError("fault fs: read " + path_);
+        st.overwrites.push_back(std::move(ow));
+      }
       IOStatus s = target()->PositionedAppend(d, off, o, g);
       if (s.ok()) {
-        FileState& st = fs_->files_[path_];
         st.size = std::max(st.size, off + d.size());
+      } else if (off < st.size) {
+        st.overwrites.pop_back();
       }
       return s;
     }
@@ -150,6 +183,9 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
         FileState& st = fs_->files_[path_];
         st.size = size;
         st.synced = std::min(st.synced, size);
+        for (Overwrite& ow : st.overwrites) {
+          ow.old.resize(ow.off >= size ? 0 : std::min<uint64_t>(ow.old.size(), size - ow.off));
+        }
       }
       return s;
     }
@@ -176,6 +212,7 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
       // No real fsync: the model decides what survives (fault_env.h).
       FileState& st = fs_->files_[path_];
       st.synced = st.size;
+      st.overwrites.clear();
       return IOStatus::OK();
     }
 
@@ -241,11 +278,11 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
     if (!reopen) {
       // O_TRUNC keeps the inode, so a durable name stays durable.
       const bool durable = existed && (it == files_.end() || it->second.name_durable);
-      files_[f] = FileState{0, 0, durable};
+      files_[f] = FileState{0, 0, durable, {}};
     } else if (it == files_.end()) {
       // Not written since the last Restore: durable as it is.
       uint64_t size = existed ? static_cast<uint64_t>(sb.st_size) : 0;
-      files_[f] = FileState{size, size, existed};
+      files_[f] = FileState{size, size, existed, {}};
     }
     *r = std::make_unique<File>(std::move(*r), this, f);
     return s;
@@ -265,7 +302,7 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
     IOStatus s = target()->ReuseWritableFile(f, old, o, r, d);
     if (!s.ok()) return s;
     files_.erase(Normalize(old));
-    files_[f] = FileState{0, 0, false};
+    files_[f] = FileState{0, 0, false, {}};
     *r = std::make_unique<File>(std::move(*r), this, f);
     return s;
   }
@@ -390,6 +427,10 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
         ++stats_.files_deleted;
         continue;
       }
+      uint64_t undone = 0;
+      if (!UndoOverwrites(path, st, ro.tear ? &rng : nullptr, &undone))
+        return Status::FromErrno(errno, "undo overwrites of " + path);
+      stats_.bytes_dropped += undone;
       uint64_t keep = st.synced;
       if (ro.tear && st.size > st.synced) keep += rng() % (st.size - st.synced + 1);
       stats_.bytes_dropped += st.size - keep;
@@ -401,6 +442,35 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
     DisarmLocked();
     cut_ = false;
     return Status::Ok();
+  }
+
+  // Puts back what unsynced overwrites replaced. With `rng` (a torn write), a random prefix
+  // of them, in the order they were made, reached the disk first, cut at a 512-byte sector
+  // of the file: a device writes a sector whole or not at all.
+  static bool UndoOverwrites(const std::string& path, const FileState& st, std::mt19937_64* rng,
+                             uint64_t* undone) {
+    uint64_t total = 0;
+    for (const Overwrite& ow : st.overwrites) total += ow.old.size();
+    uint64_t survive = rng != nullptr && total > 0 ? (*rng)() % (total + 1) : 0;
+    std::vector<std::pair<uint64_t, std::string>> undo;  // (offset, old bytes) to write back
+    for (const Overwrite& ow : st.overwrites) {
+      const uint64_t n = ow.old.size();
+      if (survive >= n) {
+        survive -= n;
+        continue;
+      }
+      uint64_t from = (ow.off + survive) / 512 * 512;  // a sector is written whole or not
+      from = std::max(from, ow.off);
+      survive = 0;
+      undo.emplace_back(from, ow.old.substr(from - ow.off));
+    }
+    // Newest first, so that bytes written twice get their oldest content back.
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+      if (it->second.empty()) continue;
+      if (!WriteAt(path, it->first, it->second)) return false;
+      *undone += it->second.size();
+    }
+    return true;
   }
 
   void DisarmLocked() { cut_sync_ = cut_append_ = fail_sync_ = fail_append_ = Trigger(); }

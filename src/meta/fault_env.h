@@ -4,7 +4,9 @@
 // The model of a disk that loses power:
 //  - A file's bytes are durable up to the length its last Sync/Fsync covered. Appends after
 //    that live only in the page cache. (RangeSync is sync_file_range without waiting and
-//    without metadata, so it makes nothing durable here.)
+//    without metadata, so it makes nothing durable here.) Writes over bytes a file already
+//    had (PositionedAppend below its end: the WAL written over zeros, wal_prewrite.h) keep
+//    the old bytes until a sync covers them; a power cut puts the old bytes back.
 //  - A file's name is durable once its directory was fsynced after the file was created or
 //    renamed to that name. A rename the directory sync has not covered is undone by a power
 //    cut (the old target comes back with its synced content); a file created and never
@@ -19,9 +21,10 @@
 // A power cut (PowerCut, or a trigger below) freezes the disk: from then on every write,
 // sync, create, rename and delete is dropped and reports success, so the process keeps
 // running as if its machine had died under it. Close the database, then Restore() applies
-// the cut to the files (truncates, deletes, undoes renames), optionally tearing the unsynced
-// tail of each file (a random prefix of it reached the disk), and thaws the disk for the
-// next open.
+// the cut to the files (truncates, deletes, undoes renames and overwrites), optionally
+// tearing the unsynced tail of each file (a random prefix of it reached the disk; of
+// overwrites, a prefix in the order they were made, cut at a 512-byte sector, which a device
+// writes whole or not at all), and thaws the disk for the next open.
 //
 // Thread-safe. Outlives every database opened on env().
 #pragma once
@@ -88,7 +91,7 @@ class FaultFs {
 
   struct Stats {
     uint64_t syncs = 0, appends = 0;  // of filtered files, while the power was on
-    uint64_t bytes_dropped = 0;       // by the last Restore
+    uint64_t bytes_dropped = 0;       // by the last Restore (cut off or put back)
     uint64_t files_deleted = 0;       // by the last Restore (names never made durable)
     uint64_t renames_undone = 0;      // by the last Restore
   };

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/sync_point.h"
 #include "meta/keys.h"
+#include "meta/wal_prewrite.h"
 
 namespace loom::meta {
 namespace {
@@ -588,10 +589,16 @@ void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered)
   syncing_ = false;
   if (!s.ok()) FailStop(s.ToString());
   ++stats_.wal_syncs;
+  if (OpStats* os = wal_sync_stats_.load(std::memory_order_relaxed))
+    os->Record(static_cast<uint64_t>(us), covered > synced_ ? covered - synced_ : 0, 0, false);
   sync_us_avg_ += (static_cast<int64_t>(us) - sync_us_avg_) / 8;
   synced_ = std::max(synced_, covered);
   ForgetDurable();
   sync_cv_.notify_all();
+}
+
+void RocksKvStore::UseStats(StatsRegistry* reg) {
+  wal_sync_stats_.store(reg ? reg->Get("store.wal_sync") : nullptr, std::memory_order_relaxed);
 }
 
 void RocksKvStore::WhenDurable(uint64_t ticket, std::function<void()> fn) {
@@ -882,17 +889,27 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
   // The store is built first so that the hook the file system wrapper points to (in the
   // store's own Options) lives as long as the database.
   std::unique_ptr<RocksKvStore> store(new RocksKvStore(opts, nullptr, nullptr));
-  if (opts.env) o.env = opts.env;
-  if (store->opts_.before_sync) {
-    std::shared_ptr<rocksdb::FileSystem> base =
-        opts.env ? opts.env->GetFileSystem() : rocksdb::FileSystem::Default();
-    auto fs = std::make_shared<HookedFs>(base, &store->opts_.before_sync);
-    store->env_ = rocksdb::NewCompositeEnv(fs);
-    o.env = store->env_.get();
-  }
+  // Every store's files go through WalFs (wal_prewrite.h): WAL files written over zeros, and
+  // repaired while the database opens.
+  std::shared_ptr<rocksdb::FileSystem> fs =
+      opts.env ? opts.env->GetFileSystem() : rocksdb::FileSystem::Default();
+  auto wal_fs = std::make_shared<WalFs>(fs, opts.wal_prewrite_bytes);
+  fs = wal_fs;
+  if (store->opts_.before_sync) fs = std::make_shared<HookedFs>(fs, &store->opts_.before_sync);
+  store->env_ = rocksdb::NewCompositeEnv(fs);
+  o.env = store->env_.get();
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, opts.path, &db);
+  wal_fs->EndRecovery();
   if (!s.ok()) return FromRocks(s, ("open " + opts.path).c_str());
+  if (const WalRepair r = wal_fs->repaired(); r.torn > 0) {
+    LOG_WARN("metadata store %s: the last write before a power cut was torn: %d WAL file(s) "
+             "cut back to their last whole record (%llu bytes that no sync covered)",
+             opts.path.c_str(), r.torn, static_cast<unsigned long long>(r.bytes_cut));
+  } else if (r.truncated > 0) {
+    LOG_DEBUG("metadata store %s: the zeros after the log cut from %d WAL file(s)",
+              opts.path.c_str(), r.truncated);
+  }
   store->db_.reset(db);
   return store;
 }

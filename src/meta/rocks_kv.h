@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "common/poll_window.h"
+#include "common/stats.h"
 #include "meta/kv.h"
 #include "meta/lock_table.h"
 #include "meta/range_cache.h"
@@ -107,6 +108,10 @@ class RocksKvStore final : public KvStore {
     // once. Measured at 200 000 files, 16 in flight: 0 → 200 took removes 7 400-8 100/s →
     // 11 600-13 500/s and their CPU 162-177 → 98-109 µs (bench/README.md).
     int no_block_lock_wait_us = 200;
+    // WAL files are written ahead with zeros in chunks of this many bytes, so that a commit's
+    // sync overwrites blocks already on disk instead of growing the file (wal_prewrite.h);
+    // 0: plain appends.
+    uint64_t wal_prewrite_bytes = uint64_t{1} << 20;
   };
 
   // Counters since Open (for tests and monitoring).
@@ -130,6 +135,9 @@ class RocksKvStore final : public KvStore {
   void WhenDurable(uint64_t ticket, std::function<void()> fn) override;
   void WaitUntilDurable(uint64_t ticket) override { WaitDurable(ticket, /*reader=*/true); }
   Stats stats() const;
+  // Records each WAL sync ("store.wal_sync": its µs, the commits it covered as calls' bytes
+  // in) in `reg`, which must outlive the store; daemons pass their RPC server's registry.
+  void UseStats(StatsRegistry* reg);
 
  private:
   class RocksTxn;
@@ -207,6 +215,7 @@ class RocksKvStore final : public KvStore {
   bool DelayCommitLocked(std::unique_lock<std::mutex>& l);
   static constexpr int64_t kMaxCommitDelayUs = 1000;
   size_t peak_waiters_ = 0;   // most replies recently waiting at once; under sync_mu_
+  std::atomic<OpStats*> wal_sync_stats_{nullptr};
   int64_t sync_us_avg_ = 0;   // moving average of a WAL sync's µs; under sync_mu_
   bool delayed_ = false;      // the syncer already waited before the coming sync
 };

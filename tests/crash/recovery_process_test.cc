@@ -173,7 +173,11 @@ TEST_F(RecoveryTest, DamagedStoreIsRefused) {
       "16 bytes flipped in the middle of the log",
       [&](const fsys::path& p) { return is_wal(p) && fsys::file_size(p) >= 256; },
       [](std::string f) {
-        for (size_t i = f.size() / 3; i < f.size() / 3 + 16; i++) f[i] = static_cast<char>(~f[i]);
+        // The log's records, not the zeros written ahead of them (wal_prewrite.h): a killed
+        // loom-mds leaves its WAL longer than its records.
+        size_t end = f.size();
+        while (end > 0 && f[end - 1] == '\0') --end;
+        for (size_t i = end / 3; i < end / 3 + 16; i++) f[i] = static_cast<char>(~f[i]);
         return f;
       });
   // The MANIFEST damaged: RocksDB cannot open the store.

@@ -1,0 +1,305 @@
+#include "meta/wal_prewrite.h"
+
+#include <rocksdb/file_system.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace loom::meta {
+namespace {
+
+using rocksdb::IODebugContext;
+using rocksdb::IOOptions;
+using rocksdb::IOStatus;
+
+bool IsWal(const std::string& path) {
+  return path.size() > 4 && path.compare(path.size() - 4, 4, ".log") == 0;
+}
+
+// One WAL file. RocksDB appends from its writing thread and syncs from another (loom-mds's
+// syncer; PosixWritableFile says IsSyncThreadSafe), so the offsets sit behind a mutex; the
+// sync itself runs outside it.
+class PrewrittenFile final : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  PrewrittenFile(std::unique_ptr<rocksdb::FSWritableFile> f, uint64_t chunk)
+      : FSWritableFileOwnerWrapper(std::move(f)), chunk_(chunk) {}
+
+  ~PrewrittenFile() override {
+    if (!closed_) Close(IOOptions(), nullptr).PermitUncheckedError();
+  }
+
+  IOStatus Append(const rocksdb::Slice& d, const IOOptions& o, IODebugContext* g) override {
+    std::lock_guard<std::mutex> l(mu_);
+    IOStatus s = target()->PositionedAppend(d, size_, o, g);
+    if (s.ok()) {
+      size_ += d.size();
+      written_ = std::max(written_, size_);
+    }
+    return s;
+  }
+  IOStatus Append(const rocksdb::Slice& d, const IOOptions& o,
+                  const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
+    return Append(d, o, g);
+  }
+  // RocksDB writes a WAL with Append; anything positioned is passed on as asked.
+  IOStatus PositionedAppend(const rocksdb::Slice& d, uint64_t off, const IOOptions& o,
+                            IODebugContext* g) override {
+    std::lock_guard<std::mutex> l(mu_);
+    IOStatus s = target()->PositionedAppend(d, off, o, g);
+    if (s.ok()) {
+      size_ = std::max(size_, off + d.size());
+      written_ = std::max(written_, size_);
+    }
+    return s;
+  }
+  IOStatus PositionedAppend(const rocksdb::Slice& d, uint64_t off, const IOOptions& o,
+                            const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
+    return PositionedAppend(d, off, o, g);
+  }
+  IOStatus Truncate(uint64_t size, const IOOptions& o, IODebugContext* g) override {
+    std::lock_guard<std::mutex> l(mu_);
+    IOStatus s = target()->Truncate(size, o, g);
+    if (s.ok()) size_ = written_ = size;
+    return s;
+  }
+  uint64_t GetFileSize(const IOOptions&, IODebugContext*) override {
+    std::lock_guard<std::mutex> l(mu_);
+    return size_;
+  }
+  IOStatus Sync(const IOOptions& o, IODebugContext* g) override {
+    Extend(o, g);
+    return target()->Sync(o, g);
+  }
+  IOStatus Fsync(const IOOptions& o, IODebugContext* g) override {
+    Extend(o, g);
+    return target()->Fsync(o, g);
+  }
+  // A clean close leaves a plain log: the zeros past its end are cut off.
+  IOStatus Close(const IOOptions& o, IODebugContext* g) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (closed_) return IOStatus::OK();
+    closed_ = true;
+    IOStatus s = written_ > size_ ? target()->Truncate(size_, o, g) : IOStatus::OK();
+    IOStatus c = target()->Close(o, g);
+    return s.ok() ? c : s;
+  }
+
+ private:
+  // Writes zeros past the log's end when it is within half a chunk of them, so that the
+  // appends of the next half chunk or more overwrite blocks this sync makes durable. Only
+  // speed depends on it: when the write fails (a full disk), the appends past the zeros are
+  // plain appends, and the next sync tries again.
+  void Extend(const IOOptions& o, IODebugContext* g) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (closed_ || written_ >= size_ + chunk_ / 2) return;
+    const uint64_t from = std::max(written_, size_);
+    // Whole chunks, so that the file's end (and the next extension) stays block-aligned.
+    const uint64_t to = (size_ + chunk_ + chunk_ - 1) / chunk_ * chunk_;
+    if (zeros_.size() < to - from) zeros_.assign(to - from, '\0');
+    IOStatus s = target()->PositionedAppend(rocksdb::Slice(zeros_.data(), to - from), from, o, g);
+    if (s.ok()) written_ = to;
+  }
+
+  const uint64_t chunk_;
+  std::mutex mu_;
+  uint64_t size_ = 0;     // the log's end: what RocksDB appended
+  uint64_t written_ = 0;  // the file's end: the log, then zeros
+  bool closed_ = false;
+  std::string zeros_;
+};
+
+}  // namespace
+
+WalFs::WalFs(const std::shared_ptr<rocksdb::FileSystem>& base, uint64_t chunk)
+    : FileSystemWrapper(base), chunk_(chunk == 0 ? 0 : std::max<uint64_t>(chunk, 4096)) {}
+
+IOStatus WalFs::NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                std::unique_ptr<rocksdb::FSWritableFile>* r, IODebugContext* d) {
+  IOStatus s = target()->NewWritableFile(f, o, r, d);
+  if (s.ok() && chunk_ > 0 && IsWal(f) && !o.use_direct_writes)
+    *r = std::make_unique<PrewrittenFile>(std::move(*r), chunk_);
+  return s;
+}
+
+IOStatus WalFs::NewSequentialFile(const std::string& f, const rocksdb::FileOptions& o,
+                                  std::unique_ptr<rocksdb::FSSequentialFile>* r,
+                                  IODebugContext* d) {
+  // RocksDB reads a WAL file sequentially to replay it while it opens, holding the
+  // database's lock, with no writer on the file.
+  if (IsWal(f) && recovering_.load()) {
+    Result<WalRepair> rr = RepairWalFile(f);
+    if (!rr.ok()) return IOStatus::IOError(rr.status().ToString());
+    std::lock_guard<std::mutex> l(mu_);
+    repaired_.files += rr->files;
+    repaired_.truncated += rr->truncated;
+    repaired_.bytes_cut += rr->bytes_cut;
+    repaired_.torn += rr->torn;
+  }
+  return target()->NewSequentialFile(f, o, r, d);
+}
+
+WalRepair WalFs::repaired() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return repaired_;
+}
+
+// --- Tail repair ---
+//
+// RocksDB's log format (its db/log_format.h; LevelDB's doc/log_format.md): the file is a
+// sequence of 32 KiB blocks; a record never crosses a block and starts with a header of
+// checksum (4 bytes, little-endian, a masked CRC-32C of the type byte, the log number for the
+// recyclable types, and the payload), length (2 bytes) and type (1 byte); a block's last
+// bytes, too few for a header, are zeros. The recyclable types (5-8) add a 4-byte log
+// number to the header.
+namespace {
+
+constexpr uint64_t kLogBlock = 32768;
+constexpr uint64_t kSector = 512;  // the unit a device writes whole (or not at all)
+
+uint32_t Crc32c(uint32_t crc, const unsigned char* p, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+uint32_t Unmask(uint32_t masked) {
+  const uint32_t rot = masked - 0xa282ead8u;
+  return (rot >> 17) | (rot << 15);
+}
+
+// Where the whole, intact records of `d` end, and the extent of what stops them there: a
+// zero header (the zeros written ahead; `end == stop_end - 7` with nothing in it) or a
+// damaged record. `clean` when the records run to the end of the data.
+struct Scan {
+  uint64_t end = 0;       // first byte after the last intact record
+  uint64_t stop_end = 0;  // end of the header/record found at `end` (capped at its block)
+  bool clean = false;
+};
+
+Scan ScanLog(const std::string& d) {
+  const auto* p = reinterpret_cast<const unsigned char*>(d.data());
+  const uint64_t size = d.size();
+  uint64_t pos = 0;
+  while (pos < size) {
+    const uint64_t block_end = (pos / kLogBlock + 1) * kLogBlock;
+    if (block_end - pos < 7) {  // the block's zero trailer
+      pos = block_end;
+      continue;
+    }
+    if (size - pos < 7) return Scan{pos, pos + 7, false};  // a header cut short
+    const unsigned type = p[pos + 6];
+    const uint64_t len = p[pos + 4] | (uint64_t{p[pos + 5]} << 8);
+    const uint64_t hs = (type >= 5 && type <= 8) ? 11 : 7;
+    const uint64_t rec_end = std::min(pos + hs + len, block_end);
+    if ((type == 0 && len == 0) || pos + hs + len > block_end || pos + hs + len > size)
+      return Scan{pos, std::max(rec_end, pos + 7), false};
+    const uint32_t want = Unmask(static_cast<uint32_t>(p[pos]) | (uint32_t{p[pos + 1]} << 8) |
+                                 (uint32_t{p[pos + 2]} << 16) | (uint32_t{p[pos + 3]} << 24));
+    uint32_t crc = Crc32c(0, p + pos + 6, 1);                    // the type
+    crc = Crc32c(crc, p + pos + 7, static_cast<size_t>(hs + len - 7));  // [log number,] payload
+    if (crc != want) return Scan{pos, rec_end, false};
+    pos += hs + len;
+  }
+  return Scan{size, size, true};
+}
+
+Status ReadAll(int fd, const std::string& path, std::string* out) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < out->size()) {
+    const ssize_t n = ::pread(fd, out->data() + got, out->size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "read " + path);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out->resize(got);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<WalRepair> RepairWalFile(const std::string& path) {
+  WalRepair rep;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + path);
+  std::string d;
+  Status st = ReadAll(fd, path, &d);
+  rep.files = 1;
+  uint64_t cut = d.size();
+  bool torn = false;
+  if (st.ok()) {
+    const Scan sc = ScanLog(d);
+    uint64_t last = d.size();  // one past the last non-zero byte
+    while (last > sc.end && d[last - 1] == '\0') --last;
+    if (!sc.clean && last <= sc.end) {
+      cut = sc.end;  // the records, then only zeros
+    } else if (!sc.clean) {
+      // Non-zero bytes after the whole records: a torn write only if they end inside the
+      // record found there, at a sector boundary, with zeros to the end of the file.
+      const uint64_t zeros_from = (last + kSector - 1) / kSector * kSector;
+      if (zeros_from < sc.stop_end) {
+        cut = sc.end;
+        torn = true;
+      }
+    }
+  }
+  if (st.ok() && cut < d.size()) {
+    if (::ftruncate(fd, static_cast<off_t>(cut)) != 0 || ::fsync(fd) != 0) {
+      st = Status::FromErrno(errno, "truncate " + path);
+    } else {
+      rep.truncated = 1;
+      rep.bytes_cut = d.size() - cut;
+      rep.torn = torn ? 1 : 0;
+    }
+  }
+  ::close(fd);
+  if (!st.ok()) return st;
+  return rep;
+}
+
+Result<WalRepair> RepairWalTails(const std::string& dir) {
+  WalRepair rep;
+  DIR* dp = ::opendir(dir.c_str());
+  if (dp == nullptr) {
+    if (errno == ENOENT) return rep;
+    return Status::FromErrno(errno, "open " + dir);
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(dp)) {
+    if (IsWal(e->d_name)) names.emplace_back(e->d_name);
+  }
+  ::closedir(dp);
+  for (const std::string& name : names) {
+    Result<WalRepair> r = RepairWalFile(dir + "/" + name);
+    if (!r.ok()) return r.status();
+    rep.files += r->files;
+    rep.truncated += r->truncated;
+    rep.bytes_cut += r->bytes_cut;
+    rep.torn += r->torn;
+  }
+  return rep;
+}
+
+}  // namespace loom::meta
