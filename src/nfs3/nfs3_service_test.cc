@@ -138,8 +138,7 @@ TEST_F(Nfs3Test, LargeReadsGoOutWithSendfileWhenAloneElseFromTheMapping) {
       svc_opts_.read_map = map;
       RestartServer();
       fh.data = Bytes::Copy(fhbytes);
-      // Open the handle first (on a worker): a worker sends its reply before the call leaves
-      // the connection's in-flight count, so the READ after it could find itself not alone.
+      // Open the handle first (on a worker), so that every READ counted below finds it open.
       ASSERT_EQ(Read(fh, 0, 1).status, NFS3_OK);
       std::atomic<int> sent{0}, copied{0}, mapped{0};
       ::loom::testing::SyncPointScope sp;
@@ -181,7 +180,9 @@ TEST_F(Nfs3Test, AMappedReadOfAFileTruncatedBeforeItsSendStaysWhole) {
     ::loom::testing::SyncPointScope sp;
     std::atomic<int> mapped{0}, faulted{0};
     sp.Set("Nfs3Service::ReadNode:map", [&] {
-      if (mapped++ == 0) ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+      if (mapped++ == 0) {
+        ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+      }
     });
     sp.Set("Connection::WriteSome:unmapped", [&] { faulted++; });
     auto r = Read(fh, 64 * 1024, 64 * 1024);

@@ -202,8 +202,9 @@ bool Connection::DeliverHeld() {
   return true;
 }
 
-void Connection::RecordDone() {
-  int before = inflight_.fetch_sub(1, std::memory_order_acq_rel);
+void Connection::RecordDone() { AfterDone(inflight_.fetch_sub(1, std::memory_order_acq_rel)); }
+
+void Connection::AfterDone(int before) {
   if (before == opts_.max_inflight) {
     auto self = shared_from_this();
     loop_->Post([self] {
@@ -218,20 +219,35 @@ void Connection::RecordDone() {
   }
 }
 
-void Connection::Send(std::unique_ptr<xdr::Encoder> msg) {
-  if (closed()) return;
+void Connection::Send(std::unique_ptr<xdr::Encoder> msg) { Queue(std::move(msg), false); }
+
+void Connection::SendReply(std::unique_ptr<xdr::Encoder> msg) { Queue(std::move(msg), true); }
+
+void Connection::Queue(std::unique_ptr<xdr::Encoder> msg, bool done) {
+  if (closed()) {
+    if (done) RecordDone();
+    return;
+  }
+  // Before the count drops: the idle reaper closes only connections with nothing in flight
+  // and nothing sent for a while.
   last_active_ms_.store(NowMs(), std::memory_order_relaxed);
   msg->patch_u32(0, kLastFragment | static_cast<uint32_t>(msg->size() - 4));
+  int before = 0;
+  bool flush = false;
   {
     std::lock_guard<std::mutex> l(send_mu_);
     pending_.push_back(std::move(msg));
-    if (flushing_ || want_out_) return;
-    flushing_ = true;
+    // Under send_mu_: no flusher can take the reply to the socket before the count drops.
+    if (done) before = inflight_.fetch_sub(1, std::memory_order_acq_rel);
+    if (!flushing_ && !want_out_) flush = flushing_ = true;
   }
+  if (done) AfterDone(before);
+  if (!flush) return;
   // In a FlushBatch the flush (and whatever else is sent here meanwhile) waits for the batch's
   // end: one sendmsg for all of it. flushing_ stays set, so later Sends only queue.
   if (FlushBatch::Defer([self = shared_from_this()] { self->Flush(); })) return;
   Flush();
+  LOOM_SYNC_POINT("Connection::Queue:flushed");
 }
 
 void Connection::Flush() {

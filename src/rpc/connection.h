@@ -58,6 +58,10 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   void Close();
   // A record handed to on_record has finished processing (its reply was sent or dropped).
   void RecordDone();
+  // Send(msg), the reply to a record handed to on_record, and RecordDone for that record,
+  // counted once the reply is queued and before any of it can reach the client: a call the
+  // client sends after reading this reply never finds this one still in flight (Alone).
+  void SendReply(std::unique_ptr<xdr::Encoder> msg);
   bool closed() const { return closed_.load(std::memory_order_acquire); }
   // Where REPLY messages arriving on a server-side connection go (the connection carries our
   // calls to the client too: a back channel). Thread-safe.
@@ -92,6 +96,10 @@ class Connection : public std::enable_shared_from_this<Connection>, public Event
   bool DeliverHeld();
   // Counts `r` in flight and hands it to on_record.
   void Admit(Record r);
+  // What RecordDone does once inflight_ went down from `before`.
+  void AfterDone(int before);
+  // Send's queueing; with `done`, the record's in-flight count drops under the same lock.
+  void Queue(std::unique_ptr<xdr::Encoder> msg, bool done);
   void Flush();                 // REQUIRES: this thread is the flusher
   bool WriteSome(bool* again);  // writes from out_; false on a fatal error
   void UpdateInterest();

@@ -750,5 +750,49 @@ TEST(RpcConnection, AloneMeansNoOtherCallSentAndUnanswered) {
   server.Stop();
 }
 
+// A client that waits for each reply before it sends the next call is alone on its
+// connection each time, also right after a reply a worker sent: the call leaves the count of
+// those in flight before its reply can reach the client (SendReply). A sync point holds the
+// thread that sent each reply after the send, where a RecordDone after Send once ran.
+TEST(RpcConnection, AfterAWorkersReplyTheNextCallIsAlone) {
+  RpcServer server(OneLoop(2));
+  ProgramDesc p = OneProc("alone2");
+  std::vector<bool> alone;  // the loop thread's only
+  p.procs[1].name = "PROBE";
+  p.procs[1].fn = [](const CallContext&, xdr::Decoder& d, xdr::Encoder& e) {
+    uint32_t n = 0;
+    if (!d.u32(n)) return GARBAGE_ARGS;
+    e.u32(2);
+    return SUCCESS;
+  };
+  p.procs[1].try_inline = [&](const CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
+    uint32_t n = 0;
+    if (!d.u32(n)) return GARBAGE_ARGS;
+    if (n % 2 == 1) return kDeferToWorker;  // odd: a worker answers
+    std::shared_ptr<Connection> conn = c.conn.lock();
+    alone.push_back(conn && conn->Alone());
+    e.u32(1);
+    return SUCCESS;
+  };
+  server.Register(p);
+  ASSERT_TRUE(server.Start().ok());
+  ::loom::testing::SyncPointScope sp;
+  sp.Set("Connection::Queue:flushed",
+         [] { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
+  LoopGroup loops(1);
+  loops.Start();
+  auto c = RpcClient::Connect(loops.At(0), "127.0.0.1:" + std::to_string(server.port()));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  for (uint32_t n = 0; n < 40; n++) {
+    auto r = (*c)->CallSync(kProg, kVers, 1, Cred{}, [n](xdr::Encoder& e) { e.u32(n); });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  EXPECT_EQ(alone, std::vector<bool>(20, true));
+  EXPECT_EQ(server.stats().Get("alone2.deferred.PROBE")->calls(), 20u);
+  c->reset();
+  loops.Stop();
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace loom::rpc

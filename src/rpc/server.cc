@@ -107,8 +107,7 @@ void EncodeDenied(xdr::Encoder& e, uint32_t xid, const rejected_reply& rr) {
 void SendDenied(const std::shared_ptr<Connection>& c, std::unique_ptr<xdr::Encoder> reply,
                 uint32_t xid, const rejected_reply& rr) {
   EncodeDenied(*reply, xid, rr);
-  c->Send(std::move(reply));
-  c->RecordDone();
+  c->SendReply(std::move(reply));
 }
 
 rejected_reply AuthError(auth_stat why) {
@@ -447,8 +446,7 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
   call_body cb;
   if (!d.u32(cb.rpcvers) || !d.u32(cb.prog) || !d.u32(cb.vers) || !d.u32(cb.proc)) {
     EncodeAcceptedHeader(*reply, xid, GARBAGE_ARGS);
-    c->Send(std::move(reply));
-    c->RecordDone();
+    c->SendReply(std::move(reply));
     return;
   }
   if (cb.rpcvers != RPC_VERS) {
@@ -492,15 +490,13 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
       reply->u32(vr->second.first);
       reply->u32(vr->second.second);
     }
-    c->Send(std::move(reply));
-    c->RecordDone();
+    c->SendReply(std::move(reply));
     return;
   }
   const Registered* prog = &it->second;
   if (cb.proc >= prog->desc.procs.size() || prog->desc.procs[cb.proc].name == nullptr) {
     EncodeAcceptedHeader(*reply, xid, PROC_UNAVAIL);
-    c->Send(std::move(reply));
-    c->RecordDone();
+    c->SendReply(std::move(reply));
     return;
   }
   const ProcDesc* pd = &prog->desc.procs[cb.proc];
@@ -518,8 +514,7 @@ void RpcServer::OnRecord(const std::shared_ptr<Connection>& c, Record r) {
       case ReplyCache::State::kDone: {
         auto again = std::make_unique<xdr::Encoder>();
         again->raw(cached.data(), cached.size());
-        c->Send(std::move(again));
-        c->RecordDone();
+        c->SendReply(std::move(again));
         return;
       }
       case ReplyCache::State::kNew:
@@ -594,8 +589,7 @@ RpcServer::Ran RpcServer::Execute(const std::shared_ptr<Connection>& c, const Re
               st != SUCCESS || ctx.op_status != 0);
   }
   if (also_count) also_count->Record(0, 0, 0, false);
-  c->Send(std::move(reply));
-  c->RecordDone();
+  c->SendReply(std::move(reply));
   return Ran::kSent;
 }
 
