@@ -139,19 +139,24 @@ FileRef::~FileRef() {
 
 FileMapping::~FileMapping() { ::munmap(const_cast<uint8_t*>(base), len); }
 
-std::shared_ptr<const FileMapping> FileRef::Map(uint64_t end) const {
-  constexpr uint64_t kGiB = 1ull << 30;
+std::shared_ptr<const FileMapping> FileRef::Map(uint64_t off, uint64_t n) const {
   std::lock_guard<std::mutex> l(map_mu_);
-  if (map_ && map_->len >= end) return map_;
+  for (int i = 0; i < 2; i++) {
+    if (map_[i] && map_[i]->Covers(off, n)) {
+      if (i == 1) std::swap(map_[0], map_[1]);  // the one in use is the newer
+      return map_[0];
+    }
+  }
   if (fd_ < 0) return nullptr;
-  // Whole GiB: a file read while it grows is mapped again once per GiB, not per read. Pages
-  // of the range past the file's end cost nothing until touched (and are never touched: a
-  // read stops at the size).
-  const uint64_t len = (std::max<uint64_t>(end, 1) + kGiB - 1) / kGiB * kGiB;
-  void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, 0);
+  // Pages of a window past the file's end cost nothing until touched (and are never
+  // touched: a read stops at the size).
+  const uint64_t from = off / kMapWindow * kMapWindow;
+  const uint64_t to = (std::max(off + n, off + 1) + kMapWindow - 1) / kMapWindow * kMapWindow;
+  void* p = ::mmap(nullptr, to - from, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(from));
   if (p == MAP_FAILED) return nullptr;
-  map_ = std::make_shared<const FileMapping>(static_cast<const uint8_t*>(p), len);
-  return map_;
+  map_[1] = std::move(map_[0]);
+  map_[0] = std::make_shared<const FileMapping>(static_cast<const uint8_t*>(p), from, to - from);
+  return map_[0];
 }
 
 Bytes Bytes::Copy(const void* p, size_t n) {

@@ -38,16 +38,21 @@ class Buffer {
   size_t size_;
 };
 
-// A read-only shared mapping of a file, from offset 0; unmapped with the last reference.
-// Reading a page of it beyond the file's end (after a truncate) faults: a process read
-// would get SIGBUS, a system call reading it (send) fails with EFAULT. Only system calls read
-// it here (rpc::Connection, which falls back to sendfile on EFAULT).
+// A read-only shared mapping of a window of a file, file[off, off+len) at base; unmapped
+// with the last reference. Reading a page of it beyond the file's end (after a truncate)
+// faults: a process read would get SIGBUS, a system call reading it (send) fails with
+// EFAULT. Only system calls read it here (rpc::Connection, which falls back to sendfile on
+// EFAULT).
 struct FileMapping {
-  FileMapping(const uint8_t* b, size_t n) : base(b), len(n) {}
+  FileMapping(const uint8_t* b, uint64_t o, size_t n) : base(b), off(o), len(n) {}
   ~FileMapping();
   FileMapping(const FileMapping&) = delete;
   FileMapping& operator=(const FileMapping&) = delete;
+  // Where file offset `at` is. REQUIRES: Covers(at, 0).
+  const uint8_t* At(uint64_t at) const { return base + (at - off); }
+  bool Covers(uint64_t at, uint64_t n) const { return at >= off && at + n <= off + len; }
   const uint8_t* base;
+  uint64_t off;
   size_t len;
 };
 
@@ -59,16 +64,20 @@ class FileRef {
   FileRef(const FileRef&) = delete;
   FileRef& operator=(const FileRef&) = delete;
   int fd() const { return fd_; }
-  // A mapping of the file that covers [0, end): the one made before if it is long enough,
-  // else a new one (in whole GiB; the old one lives on while replies still hold it). Null
-  // where the file cannot be mapped (a descriptor opened write-only, a special file).
-  // Thread-safe.
-  std::shared_ptr<const FileMapping> Map(uint64_t end) const;
+  // A mapping of the file that covers [off, off+n): one of the two windows mapped last when
+  // one does, else a new window of kMapWindow-aligned kMapWindow bytes (two where the range
+  // crosses a window's end), which replaces the older of the two; a replaced window lives on
+  // while replies still hold it. So what a reader touches stays mapped (and counted in the
+  // process's resident set, and in the OOM killer's score) only while it reads there: at
+  // most about two windows per open file, whatever the file's size. Null where the file
+  // cannot be mapped (a descriptor opened write-only, a special file). Thread-safe.
+  std::shared_ptr<const FileMapping> Map(uint64_t off, uint64_t n) const;
+  static constexpr uint64_t kMapWindow = uint64_t{32} << 20;
 
  private:
   int fd_;
   mutable std::mutex map_mu_;
-  mutable std::shared_ptr<const FileMapping> map_;
+  mutable std::shared_ptr<const FileMapping> map_[2];  // [0]: the newer
 };
 
 // A byte range that is either memory (kept alive by `owner`) or a range of an open file.
@@ -100,13 +109,13 @@ struct Bytes {
     return b;
   }
 
-  // file[off, +n) as bytes of its mapping `m` (m->base + off): sent as memory, so replies
+  // file[off, +n) as bytes of its mapping `m` (m->At(off)): sent as memory, so replies
   // gather with their headers into one sendmsg; `file` stays set, so whoever cannot read the
-  // mapping (a fault after a truncate) reads the file instead. REQUIRES: off + n <= m->len.
+  // mapping (a fault after a truncate) reads the file instead. REQUIRES: m->Covers(off, n).
   static Bytes FromMapping(std::shared_ptr<const FileRef> f, std::shared_ptr<const FileMapping> m,
                            uint64_t off, uint32_t n) {
     Bytes b = FromFile(std::move(f), off, n);
-    b.data = m->base + off;
+    b.data = m->At(off);
     b.owner = std::move(m);
     return b;
   }

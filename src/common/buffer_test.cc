@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -62,6 +68,53 @@ TEST(BufferPoolTest, IdleBlocksBeyondTheKeepAreFreed) {
   size_t pooled = Buffer::PooledBytes();
   Buffer::Allocate(100).reset();
   EXPECT_EQ(Buffer::PooledBytes(), pooled);
+}
+
+// FileRef::Map hands out windows of the file: the two mapped last are reused, a range that
+// crosses a window's end gets one mapping of both windows, a third window replaces the older
+// one, and a replaced window is unmapped once no one holds it.
+TEST(FileRefMapTest, WindowsAreReusedReplacedAndReleased) {
+  constexpr uint64_t W = FileRef::kMapWindow;
+  char path[] = "/tmp/loom-map-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(4 * W)), 0);
+  const uint64_t marks[] = {0, W - 8, W + 100, 3 * W + 7};
+  for (uint64_t m : marks) ASSERT_EQ(::pwrite(fd, &m, sizeof m, static_cast<off_t>(m)), 8);
+  auto ref = std::make_shared<FileRef>(fd);
+  auto read_at = [](const FileMapping& mp, uint64_t off) {
+    uint64_t v = 0;
+    std::memcpy(&v, mp.At(off), sizeof v);
+    return v;
+  };
+  auto a = ref->Map(0, 4096);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->off, 0u);
+  EXPECT_EQ(a->len, W);
+  auto b = ref->Map(W + 100, 4096);
+  EXPECT_EQ(b->off, W);
+  EXPECT_EQ(read_at(*b, W + 100), W + 100);
+  EXPECT_EQ(ref->Map(10, 100), a);  // both stay mapped: reused
+  EXPECT_EQ(ref->Map(W + 5000, 100), b);
+  // Across the first window's end: one mapping of both windows, at the file's offsets.
+  auto c = ref->Map(W - 8, 16);
+  EXPECT_EQ(c->off, 0u);
+  EXPECT_EQ(c->len, 2 * W);
+  EXPECT_EQ(read_at(*c, W - 8), W - 8);
+  EXPECT_EQ(read_at(*c, W + 100), W + 100);
+  // c and b are the two kept; a third window replaces the older (b), which goes once
+  // nobody holds it.
+  std::weak_ptr<const FileMapping> wb = b;
+  b.reset();
+  auto d = ref->Map(3 * W + 7, 8);
+  EXPECT_EQ(read_at(*d, 3 * W + 7), 3 * W + 7);
+  EXPECT_TRUE(wb.expired());
+  EXPECT_EQ(ref->Map(0, 8), c);
+  // A window held by a reply outlives its replacement.
+  std::weak_ptr<const FileMapping> wa = a;
+  EXPECT_FALSE(wa.expired());
+  EXPECT_EQ(read_at(*a, 0), 0u);
 }
 
 }  // namespace

@@ -69,8 +69,8 @@ bool Resident(int fd, uint64_t off, uint32_t len, const FileMapping* map = nullp
   // Without cachestat, a mapped range can still be asked with mincore(2), which for a file
   // the caller may write (loom-ds runs as root) reports the page cache, mapped here or not.
   unsigned char vec[1100];
-  if (map == nullptr || pages > sizeof vec || off + len > map->len) return false;
-  if (::mincore(const_cast<uint8_t*>(map->base) + first, off + len - first, vec) != 0) return false;
+  if (map == nullptr || pages > sizeof vec || !map->Covers(first, off + len - first)) return false;
+  if (::mincore(const_cast<uint8_t*>(map->At(first)), off + len - first, vec) != 0) return false;
   for (uint64_t i = 0; i < pages; i++)
     if (!(vec[i] & 1)) return false;
   return true;
@@ -136,7 +136,7 @@ bool Nfs3Service::ReadNode(const CallContext& c, const READ3args& a, int resolve
   // is sent from the page cache with one copy (into the socket) where a read into a buffer
   // would add another, and gathers with other replies' headers as memory does.
   std::shared_ptr<const FileMapping> map;
-  if (count > kCopyReadMax && !sendfile && opts_.read_map) map = n.ref->Map(a.offset + count);
+  if (count > kCopyReadMax && !sendfile && opts_.read_map) map = n.ref->Map(a.offset, count);
   if (map) {
     if (nowait) {
       // On the loop only when nothing is left for the disk: the send would fault it in.

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -159,6 +160,63 @@ TEST_F(Nfs3Test, LargeReadsGoOutWithSendfileWhenAloneElseFromTheMapping) {
       EXPECT_EQ(copied.load(), !sendfile && !map ? 5 : 1);
     }
   }
+}
+
+// kB of file pages mapped into this process (the server's replies among them).
+long RssFileKb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("RssFile:", 0) == 0) return std::atol(line.c_str() + 8);
+  }
+  return -1;
+}
+
+// Mapped READs map windows of the file, not the file: reading a 160 MiB file from start to
+// end leaves about two windows' pages mapped (resident, and counted in the OOM killer's
+// score), not the whole file. Whole-file mappings grew this by the file's size.
+TEST_F(Nfs3Test, MappedReadsOfABigFileKeepOnlyAWindowOfItMapped) {
+  constexpr size_t kSize = 160u << 20;
+  nfs_fh3 fh = Create(rootfh_, "win.bin");
+  {
+    std::string chunk(1 << 20, '\0');
+    std::ofstream out(root_ + "/win.bin", std::ios::binary | std::ios::trunc);
+    for (size_t off = 0; off < kSize; off += chunk.size()) {
+      for (size_t i = 0; i < chunk.size(); i += 4096) std::memcpy(&chunk[i], &off, sizeof off);
+      chunk[4096 + off / chunk.size() % 4000] = 'x';
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      chunk[4096 + off / chunk.size() % 4000] = '\0';
+    }
+  }
+  svc_opts_.read_sendfile = Nfs3Service::Options::Sendfile::kOff;
+  svc_opts_.read_map = true;
+  const std::string fhbytes = fh.data.str();
+  RestartServer();
+  fh.data = Bytes::Copy(fhbytes);
+  std::atomic<int> mapped{0};
+  ::loom::testing::SyncPointScope sp;
+  sp.Set("Nfs3Service::ReadNode:map", [&] { mapped++; });
+  const long before = RssFileKb();
+  ASSERT_GE(before, 0);
+  long peak = before;
+  constexpr uint32_t kRead = 512 * 1024;
+  for (size_t off = 0; off < kSize; off += kRead) {
+    auto r = Read(fh, off, kRead);
+    ASSERT_EQ(r.status, NFS3_OK);
+    ASSERT_EQ(r.resok.count, kRead);
+    const std::string_view d = r.resok.data.view();
+    const size_t mib = off / (1 << 20) * (1 << 20);
+    size_t tag = 0;
+    std::memcpy(&tag, d.data(), sizeof tag);
+    ASSERT_EQ(tag, mib) << off;
+    if (off % (1 << 20) == 0) {
+      ASSERT_EQ(d[4096 + mib / (1 << 20) % 4000], 'x') << off;
+    }
+    peak = std::max(peak, RssFileKb());
+  }
+  EXPECT_EQ(mapped.load(), static_cast<int>(kSize / kRead));
+  // Two 32 MiB windows, and room for the rest of the process.
+  EXPECT_LT(peak - before, 80L * 1024) << "RssFile grew from " << before << " to " << peak << " kB";
 }
 
 // A READ reply sent from the file's mapping, the file truncated after the reply was built and
