@@ -12,6 +12,8 @@
 #include <random>
 #include <utility>
 
+#include "meta/rocks_file.h"
+
 namespace loom::meta {
 namespace {
 
@@ -90,10 +92,6 @@ class DroppingFile final : public rocksdb::FSWritableFile {
     size_ += d.size();
     return IOStatus::OK();
   }
-  IOStatus Append(const rocksdb::Slice& d, const IOOptions& o,
-                  const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
-    return Append(d, o, g);
-  }
   IOStatus Close(const IOOptions&, IODebugContext*) override { return IOStatus::OK(); }
   IOStatus Flush(const IOOptions&, IODebugContext*) override { return IOStatus::OK(); }
   IOStatus Sync(const IOOptions&, IODebugContext*) override { return IOStatus::OK(); }
@@ -135,10 +133,10 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
 
   // --- Files ---
 
-  class File final : public rocksdb::FSWritableFileOwnerWrapper {
+  class File final : public PlainAppendFile {
    public:
     File(std::unique_ptr<rocksdb::FSWritableFile> f, Impl* fs, std::string path)
-        : FSWritableFileOwnerWrapper(std::move(f)), fs_(fs), path_(std::move(path)) {}
+        : PlainAppendFile(std::move(f)), fs_(fs), path_(std::move(path)) {}
 
     IOStatus Append(const rocksdb::Slice& d, const IOOptions& o, IODebugContext* g) override {
       std::lock_guard<std::mutex> l(fs_->mu_);
@@ -146,10 +144,6 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
       IOStatus s = target()->Append(d, o, g);
       if (s.ok()) fs_->files_[path_].size += d.size();
       return s;
-    }
-    IOStatus Append(const rocksdb::Slice& d, const IOOptions& o,
-                    const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
-      return Append(d, o, g);
     }
     IOStatus PositionedAppend(const rocksdb::Slice& d, uint64_t off, const IOOptions& o,
                               IODebugContext* g) override {
@@ -170,10 +164,6 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
         st.overwrites.pop_back();
       }
       return s;
-    }
-    IOStatus PositionedAppend(const rocksdb::Slice& d, uint64_t off, const IOOptions& o,
-                              const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
-      return PositionedAppend(d, off, o, g);
     }
     IOStatus Truncate(uint64_t size, const IOOptions& o, IODebugContext* g) override {
       std::lock_guard<std::mutex> l(fs_->mu_);

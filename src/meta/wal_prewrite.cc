@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "meta/rocks_file.h"
+
 namespace loom::meta {
 namespace {
 
@@ -29,10 +31,10 @@ bool IsWal(const std::string& path) {
 // One WAL file. RocksDB appends from its writing thread and syncs from another (loom-mds's
 // syncer; PosixWritableFile says IsSyncThreadSafe), so the offsets sit behind a mutex; the
 // sync itself runs outside it.
-class PrewrittenFile final : public rocksdb::FSWritableFileOwnerWrapper {
+class PrewrittenFile final : public PlainAppendFile {
  public:
   PrewrittenFile(std::unique_ptr<rocksdb::FSWritableFile> f, uint64_t chunk)
-      : FSWritableFileOwnerWrapper(std::move(f)), chunk_(chunk) {}
+      : PlainAppendFile(std::move(f)), chunk_(chunk) {}
 
   ~PrewrittenFile() override {
     if (!closed_) Close(IOOptions(), nullptr).PermitUncheckedError();
@@ -47,10 +49,6 @@ class PrewrittenFile final : public rocksdb::FSWritableFileOwnerWrapper {
     }
     return s;
   }
-  IOStatus Append(const rocksdb::Slice& d, const IOOptions& o,
-                  const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
-    return Append(d, o, g);
-  }
   // RocksDB writes a WAL with Append; anything positioned is passed on as asked.
   IOStatus PositionedAppend(const rocksdb::Slice& d, uint64_t off, const IOOptions& o,
                             IODebugContext* g) override {
@@ -61,10 +59,6 @@ class PrewrittenFile final : public rocksdb::FSWritableFileOwnerWrapper {
       written_ = std::max(written_, size_);
     }
     return s;
-  }
-  IOStatus PositionedAppend(const rocksdb::Slice& d, uint64_t off, const IOOptions& o,
-                            const rocksdb::DataVerificationInfo&, IODebugContext* g) override {
-    return PositionedAppend(d, off, o, g);
   }
   IOStatus Truncate(uint64_t size, const IOOptions& o, IODebugContext* g) override {
     std::lock_guard<std::mutex> l(mu_);
