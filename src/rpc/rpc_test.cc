@@ -722,21 +722,33 @@ TEST(RpcBatchReplies, RepliesToOneReadLeaveInOneSend) {
 // Connection::Alone: a call is alone when nothing else the client sent on the connection is
 // unanswered. Eight calls in one segment: each of the first seven has calls behind it, the
 // last has none; a call sent by itself afterwards is alone.
-TEST(RpcConnection, AloneMeansNoOtherCallSentAndUnanswered) {
-  RpcServer server(OneLoop(1));
-  ProgramDesc p = OneProc("alone");
-  std::vector<bool> alone;  // the loop thread's only
+// Procedure 1, PROBE: the loop thread answers it (tag 1) and records whether the call was
+// Alone on its connection; with `defer_odd`, calls whose argument is odd go to a worker
+// instead (tag 2). Without it the calls carry no argument.
+ProgramDesc AloneProbe(const char* stats_prefix, std::vector<bool>* alone, bool defer_odd) {
+  ProgramDesc p = OneProc(stats_prefix);
   p.procs[1].name = "PROBE";
   p.procs[1].fn = [](const CallContext&, xdr::Decoder&, xdr::Encoder& e) {
     e.u32(2);
     return SUCCESS;
   };
-  p.procs[1].try_inline = [&](const CallContext& c, xdr::Decoder&, xdr::Encoder& e) {
+  p.procs[1].try_inline = [alone, defer_odd](const CallContext& c, xdr::Decoder& d,
+                                             xdr::Encoder& e) {
+    uint32_t n = 0;
+    if (defer_odd && !d.u32(n)) return GARBAGE_ARGS;
+    if (n % 2 == 1) return kDeferToWorker;
     std::shared_ptr<Connection> conn = c.conn.lock();
-    alone.push_back(conn && conn->Alone());
+    alone->push_back(conn && conn->Alone());
     e.u32(1);
     return SUCCESS;
   };
+  return p;
+}
+
+TEST(RpcConnection, AloneMeansNoOtherCallSentAndUnanswered) {
+  RpcServer server(OneLoop(1));
+  std::vector<bool> alone;  // the loop thread's only
+  ProgramDesc p = AloneProbe("alone", &alone, false);
   server.Register(p);
   ASSERT_TRUE(server.Start().ok());
   int fd = testing::RawConnectFrom(server.port());
@@ -756,24 +768,8 @@ TEST(RpcConnection, AloneMeansNoOtherCallSentAndUnanswered) {
 // thread that sent each reply after the send, where a RecordDone after Send once ran.
 TEST(RpcConnection, AfterAWorkersReplyTheNextCallIsAlone) {
   RpcServer server(OneLoop(2));
-  ProgramDesc p = OneProc("alone2");
   std::vector<bool> alone;  // the loop thread's only
-  p.procs[1].name = "PROBE";
-  p.procs[1].fn = [](const CallContext&, xdr::Decoder& d, xdr::Encoder& e) {
-    uint32_t n = 0;
-    if (!d.u32(n)) return GARBAGE_ARGS;
-    e.u32(2);
-    return SUCCESS;
-  };
-  p.procs[1].try_inline = [&](const CallContext& c, xdr::Decoder& d, xdr::Encoder& e) {
-    uint32_t n = 0;
-    if (!d.u32(n)) return GARBAGE_ARGS;
-    if (n % 2 == 1) return kDeferToWorker;  // odd: a worker answers
-    std::shared_ptr<Connection> conn = c.conn.lock();
-    alone.push_back(conn && conn->Alone());
-    e.u32(1);
-    return SUCCESS;
-  };
+  ProgramDesc p = AloneProbe("alone2", &alone, true);
   server.Register(p);
   ASSERT_TRUE(server.Start().ok());
   ::loom::testing::SyncPointScope sp;
