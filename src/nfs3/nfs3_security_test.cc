@@ -25,11 +25,6 @@ class Nfs3PermTest : public Nfs3Test {
     a.new_attributes.mode.mode = mode;
     return Setattr(a);
   }
-  nfsstat3 Setattr(const SETATTR3args& a) {
-    SETATTR3res r;
-    EXPECT_TRUE(client_->Call(NFSPROC3_SETATTR, a, &r).ok());
-    return r.status;
-  }
   nfsstat3 Chown(const nfs_fh3& fh, int64_t uid, int64_t gid) {
     SETATTR3args a;
     a.object = fh;

@@ -267,16 +267,7 @@ TEST_F(Nfs3Test, AnotherUsersLargeReadIsRefusedBeforeAnyMapping) {
   nfs_fh3 f = Create(rootfh_, "private.bin");
   const std::string big(128 * 1024, 'p');
   ASSERT_EQ(Write(f, 0, big, FILE_SYNC).status, NFS3_OK);
-  client_->set_cred(rpc::Cred::Sys(0, 0));
-  SETATTR3args s;
-  s.object = f;
-  s.new_attributes.uid.set_it = true;
-  s.new_attributes.uid.uid = 2000;
-  s.new_attributes.mode.set_it = true;
-  s.new_attributes.mode.mode = 0600;
-  SETATTR3res sr;
-  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, s, &sr).ok());
-  ASSERT_EQ(sr.status, NFS3_OK);
+  ASSERT_EQ(GiveAsRoot(f, 2000, 0600), NFS3_OK);
   ::loom::testing::SyncPointScope sp;
   std::atomic<int> mapped{0};
   sp.Set("Nfs3Service::ReadNode:map", [&] { mapped++; });
@@ -409,16 +400,7 @@ TEST_F(Nfs3Test, AccessChecksAndFencingByOwnership) {
   EXPECT_EQ(r.resok.access, ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND);
   ASSERT_EQ(Write(f, 0, "ok").status, NFS3_OK);
   // The metadata server fences uid 1000 by giving the file to another owner with mode 0600.
-  client_->set_cred(rpc::Cred::Sys(0, 0));
-  SETATTR3args s;
-  s.object = f;
-  s.new_attributes.uid.set_it = true;
-  s.new_attributes.uid.uid = 2000;
-  s.new_attributes.mode.set_it = true;
-  s.new_attributes.mode.mode = 0600;
-  SETATTR3res sr;
-  ASSERT_TRUE(client_->Call(NFSPROC3_SETATTR, s, &sr).ok());
-  ASSERT_EQ(sr.status, NFS3_OK);
+  ASSERT_EQ(GiveAsRoot(f, 2000, 0600), NFS3_OK);
   client_->set_cred(rpc::Cred::Sys(1000, 1000));
   EXPECT_EQ(Write(f, 0, "no").status, NFS3ERR_ACCES);
   EXPECT_EQ(Read(f, 0, 2).status, NFS3ERR_ACCES);

@@ -143,6 +143,23 @@ class Nfs3Test : public ::testing::Test, public Nfs3Loopback {
     EXPECT_TRUE(client_->Call(NFSPROC3_READ, a, &r).ok());
     return r;
   }
+  nfsstat3 Setattr(const SETATTR3args& a) {
+    SETATTR3res r;
+    EXPECT_TRUE(client_->Call(NFSPROC3_SETATTR, a, &r).ok());
+    return r.status;
+  }
+  // As root (the credential stays root afterwards): gives `fh` to `uid` with `mode`, as a
+  // metadata server fencing a client does.
+  nfsstat3 GiveAsRoot(const nfs_fh3& fh, uint32_t uid, uint32_t mode) {
+    client_->set_cred(rpc::Cred::Sys(0, 0));
+    SETATTR3args a;
+    a.object = fh;
+    a.new_attributes.uid.set_it = true;
+    a.new_attributes.uid.uid = uid;
+    a.new_attributes.mode.set_it = true;
+    a.new_attributes.mode.mode = mode;
+    return Setattr(a);
+  }
   GETATTR3res Getattr(const nfs_fh3& fh) {
     GETATTR3res r;
     EXPECT_TRUE(client_->Call(NFSPROC3_GETATTR, GETATTR3args{fh}, &r).ok());
