@@ -2,7 +2,6 @@
 
 #include <rocksdb/file_system.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +12,6 @@
 #include <mutex>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "meta/rocks_file.h"
 
@@ -134,10 +132,7 @@ IOStatus WalFs::NewSequentialFile(const std::string& f, const rocksdb::FileOptio
     Result<WalRepair> rr = RepairWalFile(f);
     if (!rr.ok()) return IOStatus::IOError(rr.status().ToString());
     std::lock_guard<std::mutex> l(mu_);
-    repaired_.files += rr->files;
-    repaired_.truncated += rr->truncated;
-    repaired_.bytes_cut += rr->bytes_cut;
-    repaired_.torn += rr->torn;
+    repaired_ += *rr;
   }
   return target()->NewSequentialFile(f, o, r, d);
 }
@@ -273,29 +268,6 @@ Result<WalRepair> RepairWalFile(const std::string& path) {
   }
   ::close(fd);
   if (!st.ok()) return st;
-  return rep;
-}
-
-Result<WalRepair> RepairWalTails(const std::string& dir) {
-  WalRepair rep;
-  DIR* dp = ::opendir(dir.c_str());
-  if (dp == nullptr) {
-    if (errno == ENOENT) return rep;
-    return Status::FromErrno(errno, "open " + dir);
-  }
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(dp)) {
-    if (IsWal(e->d_name)) names.emplace_back(e->d_name);
-  }
-  ::closedir(dp);
-  for (const std::string& name : names) {
-    Result<WalRepair> r = RepairWalFile(dir + "/" + name);
-    if (!r.ok()) return r.status();
-    rep.files += r->files;
-    rep.truncated += r->truncated;
-    rep.bytes_cut += r->bytes_cut;
-    rep.torn += r->torn;
-  }
   return rep;
 }
 

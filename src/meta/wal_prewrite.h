@@ -40,6 +40,14 @@ struct WalRepair {
   int truncated = 0;       // files cut back (zeros after the records, or a torn record)
   uint64_t bytes_cut = 0;  // bytes removed in all
   int torn = 0;            // files whose tail held a record torn by a power cut
+
+  WalRepair& operator+=(const WalRepair& o) {
+    files += o.files;
+    truncated += o.truncated;
+    bytes_cut += o.bytes_cut;
+    torn += o.torn;
+    return *this;
+  }
 };
 
 // A FileSystem whose WAL files (names ending in ".log") are written over zeros written ahead
@@ -77,8 +85,5 @@ class WalFs final : public rocksdb::FileSystemWrapper {
 // or with damage that is anything else (a record damaged inside a sector, or followed by
 // more data), is left as it is, for RocksDB to refuse.
 Result<WalRepair> RepairWalFile(const std::string& path);
-
-// RepairWalFile for every WAL file in `dir`, a database that is not open.
-Result<WalRepair> RepairWalTails(const std::string& dir);
 
 }  // namespace loom::meta

@@ -92,21 +92,20 @@ class WalPrewriteTest : public ::testing::Test {
 TEST_F(WalPrewriteTest, AKilledStoreOpensWithEveryCommitAndAPlainLog) {
   Build(200, 10);
   const uint64_t size_before = fs::file_size(wal_);
-  auto rep = RepairWalTails(copy_);
+  auto rep = RepairWalFile(wal_);
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   EXPECT_EQ(rep->truncated, 1);
   EXPECT_EQ(rep->torn, 0);
   const std::string d = ReadFile(wal_);
   EXPECT_EQ(LogEnd(d), d.size());  // the zeros are gone, the records are not
   EXPECT_EQ(rep->bytes_cut, size_before - d.size());
+  // A second look finds nothing to do.
+  auto again = RepairWalFile(wal_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->truncated, 0);
   auto store = Open(copy_);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   for (int i = 0; i < 200; ++i) EXPECT_TRUE(Get(**store, "k" + std::to_string(i)).has_value()) << i;
-  // A second look finds nothing to do.
-  store->reset();
-  auto again = RepairWalTails(copy_);
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->truncated, 0);
 }
 
 TEST_F(WalPrewriteTest, AWriteTornAtASectorIsCutBackToTheLastWholeRecord) {
@@ -137,7 +136,7 @@ TEST_F(WalPrewriteTest, ALastRecordDamagedAtItsEndIsNotTakenForATornWrite) {
   std::string d = ReadFile(wal_);
   d[LogEnd(d) - 1] ^= 0x5a;  // its last byte: the record ends where it should, but wrong
   WriteFile(wal_, d);
-  auto rep = RepairWalTails(copy_);
+  auto rep = RepairWalFile(wal_);
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   EXPECT_EQ(rep->truncated, 0);
   auto store = Open(copy_);
@@ -149,7 +148,7 @@ TEST_F(WalPrewriteTest, DamageFollowedByMoreRecordsIsLeftForRocksDbToRefuse) {
   std::string d = ReadFile(wal_);
   d[20] ^= 0x01;  // inside the first record's payload
   WriteFile(wal_, d);
-  auto rep = RepairWalTails(copy_);
+  auto rep = RepairWalFile(wal_);
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   EXPECT_EQ(rep->truncated, 0);
   EXPECT_EQ(ReadFile(wal_), d);  // untouched
