@@ -127,7 +127,7 @@ stream() {
 stream before
 
 # ---- servers ----------------------------------------------------------------------------
-MDS=
+MDS= LOOM_PIDS= GANESHA_PID=
 if ((RUN_LOOM)); then
     free_port || die "no free port"
     MDS=127.0.0.1:$FREE_PORT
@@ -142,12 +142,19 @@ if ((RUN_LOOM)); then
     done
     grep -q "loom-mds ready" "$WORK/cluster/mds.log" 2>/dev/null ||
         { tail -n 20 "$WORK/cluster.out" >&2; die "the Loom cluster did not start"; }
-    note "Loom cluster up: loom-mds $MDS, 3 loom-ds"
+    # The servers whose CPU time `loom bench train --cpu-pid` counts per GB read: loom-mds
+    # and the three loom-ds (started by the cluster script, found by their state paths).
+    LOOM_PIDS=
+    for p in $(pgrep -f -- "$WORK/cluster/"); do
+        case $(cat "/proc/$p/comm" 2>/dev/null) in loom-mds|loom-ds) LOOM_PIDS+=${LOOM_PIDS:+,}$p ;; esac
+    done
+    note "Loom cluster up: loom-mds $MDS, 3 loom-ds (pids $LOOM_PIDS)"
 fi
 GANESHA_URL=
 if [[ ,$BACKENDS, == *,ganesha,* ]]; then
     srv_start ganesha "$EXPORT" "$WORK/ganesha" || die "ganesha did not start"
     GANESHA_URL=$(srv_url_dir)
+    GANESHA_PID=$SRV_PID
 fi
 
 # ---- data sets -------------------------------------------------------------------------
@@ -161,9 +168,9 @@ bench_train() {  # backend-args... ; prints the JSON line, 0 on success
 }
 backend_args() {  # backend -> the loom bench train arguments for it
     case $1 in
-        loom) echo "--backend loom --mds $MDS --dir /train" ;;
+        loom) echo "--backend loom --mds $MDS --dir /train${LOOM_PIDS:+ --cpu-pid $LOOM_PIDS}" ;;
         local) echo "--backend local --dir $EXPORT/train" ;;
-        ganesha) echo "--backend nfs --nfs-url $GANESHA_URL --dir /train" ;;
+        ganesha) echo "--backend nfs --nfs-url $GANESHA_URL --dir /train --cpu-pid $GANESHA_PID" ;;
     esac
 }
 IFS=, read -r -a workloads <<<"$WORKLOADS"
@@ -294,7 +301,22 @@ for w, by in train.items():
     side = {b: {"accelerators": l["accelerators"], "au_mean": l["au_mean"], "au_min": l["au_min"],
                 "MB_s": l["throughput_MB_s"], "samples_s": l["samples_s"],
                 "MB_s_over_demand": r(l["throughput_MB_s"], demand, 2),
+                "read_p99_ms": l.get("best_trial", {}).get("read_p99_ms"),
+                "cpu_s_per_GB": {k: l.get("cpu", {}).get(k + "_s_per_GB") for k in ("client", "server", "total")},
                 "trials": len(l["trials"]), "error": l.get("error")} for b, l in by.items()}
+    # The same load on both: the largest accelerator count that loom's and ganesha's searches
+    # both ran (their doubling steps are the same), a batch's read time there side by side.
+    equal = None
+    if "loom" in by and "ganesha" in by:
+        tl = {t["accelerators"]: t for t in by["loom"]["trials"] if not t.get("error")}
+        tg = {t["accelerators"]: t for t in by["ganesha"]["trials"] if not t.get("error")}
+        both = sorted(set(tl) & set(tg))
+        if both:
+            n = both[-1]
+            pick = lambda t: {k: t.get(k) for k in ("au_mean", "MB_s", "read_p50_ms", "read_p99_ms")}
+            equal = {"accelerators": n, "loom": pick(tl[n]), "ganesha": pick(tg[n]),
+                     "ganesha_over_loom_read_p99": r(tg[n].get("read_p99_ms"), tl[n].get("read_p99_ms"), 2)}
+    cpu = lambda b: side.get(b, {}).get("cpu_s_per_GB", {}).get("total")
     # A search that ended in an error has no answer: no count, no ratio.
     acc = lambda b: by[b]["accelerators"] if b in by and not by[b].get("error") else None
     workloads[w] = {
@@ -306,9 +328,16 @@ for w, by in train.items():
         "backends": side,
         "ceiling_accelerators": ceiling_acc,
         "loom_over_ceiling": r(acc("loom"), ceiling_acc),
+        # Accelerators are counted whole: the ceiling feeds floor(ceiling / demand) of them at
+        # full utilisation.
+        "ceiling_accelerators_whole": None if ceiling_acc is None else int(ceil_mb // demand),
+        "loom_over_ceiling_whole": None if ceiling_acc is None or ceil_mb < demand else r(acc("loom"), int(ceil_mb // demand)),
         "loom_over_ganesha": r(acc("loom"), acc("ganesha")),
         "loom_over_local": r(acc("loom"), acc("local")),
         "loom_over_ganesha_MB_s": r(by.get("loom", {}).get("throughput_MB_s"), by.get("ganesha", {}).get("throughput_MB_s")),
+        # Client + server CPU seconds per GB read over the whole search.
+        "ganesha_over_loom_cpu_per_GB": r(cpu("ganesha"), cpu("loom"), 2),
+        "equal_load": equal,
     }
 sweep = []
 for l in lines:

@@ -41,6 +41,8 @@ const char kUsage[] =
     "  --keep-open       open every file once and keep it open (no per-sample OPEN/CLOSE)\n"
     "  --open-depth N    opens (and closes) in flight per loader (default 16)\n"
     "  --max-accelerators N (256), --seed N (1), --prepare-threads N (loom/local 4, nfs 1)\n"
+    "  --cpu-pid PID[,PID]  servers whose CPU time (/proc/PID/stat) is counted per GB read,\n"
+    "                    next to this client's own\n"
     "read: --depth reads of --bs in flight on one file for --seconds; the file (default\n"
     "/loom-bench/read.dat) is written first when it holds fewer than --size bytes.\n"
     "Exit status: 0 ok, 1 an I/O or server error, 2 usage.\n";

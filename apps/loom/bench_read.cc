@@ -149,6 +149,7 @@ int RunRead(const std::vector<std::string>& args) {
       size_t active = depth;
       std::string io_err;
       const bool rand = pattern == "rand";
+      double cpu0 = SelfCpuS();
       double t0 = NowS(), end = t0 + seconds;
       std::function<void(size_t)> issue = [&](size_t i) {
         uint64_t n = seq.fetch_add(1);
@@ -180,6 +181,7 @@ int RunRead(const std::vector<std::string>& args) {
         cv.wait(lk, [&] { return active == 0; });
       }
       double secs = NowS() - t0;
+      double cpu = SelfCpuS() - cpu0;
       client::ClientStats s1 = c->stats();
       if (!io_err.empty()) err = "read " + path + ": " + io_err;
       std::vector<double> lat;
@@ -199,6 +201,8 @@ int RunRead(const std::vector<std::string>& args) {
         j.Num("seconds", secs, 3).Int("bytes", static_cast<int64_t>(bytes));
         j.Num("MB_s", bytes / secs / 1e6, 1).Num("MiB_s", bytes / secs / 1048576.0, 1);
         j.Num("iops", ops / secs, 0).Num("p50_us", p50, 0).Num("p99_us", p99, 0);
+        // This client's CPU (libloom and the benchmark's own threads) per GiB read.
+        j.Num("client_cpu_s", cpu, 2).Num("client_cpu_s_per_GiB", bytes > 0 ? cpu / (bytes / 1073741824.0) : 0, 3);
         j.Str("file", path).Int("range_bytes", static_cast<int64_t>(blocks * bs));
         if (layout.ok()) {
           j.Bool("layout", layout->granted);

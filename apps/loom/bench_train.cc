@@ -17,6 +17,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "bench_backend.h"
@@ -123,13 +124,28 @@ struct TrialConfig {
   double seconds;  // no new batch after this long
   uint32_t prefetch;
   uint64_t seed;
+  std::vector<int> server_pids;  // --cpu-pid: their CPU time is measured around each trial
 };
+
+// CPU seconds of all `pids` together; -1 when there are none or one cannot be read.
+double ServersCpuS(const std::vector<int>& pids) {
+  if (pids.empty()) return -1;
+  double sum = 0;
+  for (int pid : pids) {
+    double s = ProcCpuS(pid);
+    if (s < 0) return -1;
+    sum += s;
+  }
+  return sum;
+}
 
 struct AccResult {
   double start = 0, end = 0;  // first batch in hand, last compute done
   double first_batch_s = 0;   // trial start to the first batch in hand
   double compute_s = 0, stall_s = 0;
   uint64_t batches = 0;
+  uint64_t reads = 0;          // batches its loader read
+  std::vector<double> read_s;  // each ReadBatch's time but the first
   std::string err;
 };
 
@@ -139,6 +155,13 @@ struct TrialResult {
   double seconds = 0, mb_s = 0, samples_s = 0, stall_s_mean = 0, first_batch_s_max = 0;
   double epochs = 0;
   uint64_t batches = 0;
+  double gb = 0;  // bytes read, 10^9
+  // How long a loader waited for a batch's bytes (ReadBatch), p50 and p99 over every batch
+  // but each loader's first.
+  double read_p50_ms = 0, read_p99_ms = 0;
+  // CPU seconds during the trial: this process (the client, all of its threads) and the
+  // --cpu-pid server processes together (-1: none given, or one could not be read).
+  double client_cpu_s = 0, server_cpu_s = -1;
   bool pass = false;
   std::string err;
 
@@ -146,6 +169,10 @@ struct TrialResult {
     bench::Json j;
     j.Int("accelerators", accelerators).Num("au_min", au_min, 4).Num("au_mean", au_mean, 4);
     j.Num("MB_s", mb_s, 1).Bool("pass", pass);
+    j.Num("read_p50_ms", read_p50_ms, 2).Num("read_p99_ms", read_p99_ms, 2);
+    j.Num("GB", gb, 3).Num("client_cpu_s", client_cpu_s, 2);
+    if (server_cpu_s >= 0) j.Num("server_cpu_s", server_cpu_s, 2);
+    else j.Null("server_cpu_s");
     if (!err.empty()) j.Str("error", err);
     if (brief) return j.str();
     j.Num("samples_s", samples_s, 1).Num("seconds", seconds, 2).Num("epochs", epochs, 2);
@@ -186,6 +213,7 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
       return tr;
     }
   }
+  double server_cpu0 = ServersCpuS(tc.server_pids), client_cpu0 = SelfCpuS();
   double t0 = NowS();
   BatchSource src(tc.files, tc.per_file, w.batch, tc.epochs, t0 + tc.seconds, tc.seed);
   std::vector<AccResult> acc(n);
@@ -195,7 +223,12 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
   auto read_next = [&](uint32_t a, std::string* err) -> bool {
     std::vector<Span> spans;
     if (!src.Next(&spans)) return false;
+    double r0 = NowS();
     *err = readers[a]->ReadBatch(Extents(tc.dir, w.sample_bytes, spans), w.sample_bytes * tc.per_file);
+    // One loader per accelerator: acc[a].read_s has a single writer. Its first batch is left
+    // out: every loader starts at once, so it measures the start (first_batch_s_max), not
+    // the steady state.
+    if (acc[a].reads++ > 0) acc[a].read_s.push_back(NowS() - r0);
     return err->empty();
   };
 
@@ -255,12 +288,19 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
     });
   }
   for (auto& t : threads) t.join();
+  tr.client_cpu_s = SelfCpuS() - client_cpu0;
+  if (server_cpu0 >= 0) {
+    double s1 = ServersCpuS(tc.server_pids);
+    tr.server_cpu_s = s1 >= 0 ? s1 - server_cpu0 : -1;
+  }
 
   // AU per accelerator from its first batch on: the very first read cannot overlap any
   // compute, in a real job as here, and is reported apart (first_batch_s_max).
   double au_sum = 0, stall_sum = 0, end_max = t0;
   tr.au_min = 1;
+  std::vector<double> reads;
   for (const AccResult& r : acc) {
+    reads.insert(reads.end(), r.read_s.begin(), r.read_s.end());
     if (!r.err.empty() && tr.err.empty()) tr.err = r.err;
     double wall = r.end - r.start;
     double au = r.batches == 0 ? 0 : (wall > 0 ? std::min(1.0, r.compute_s / wall) : 1);
@@ -274,7 +314,10 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
   tr.au_mean = au_sum / n;
   tr.stall_s_mean = stall_sum / n;
   tr.seconds = end_max - t0;
+  tr.read_p50_ms = Percentile(&reads, 50) * 1e3;
+  tr.read_p99_ms = Percentile(&reads, 99) * 1e3;
   double samples = static_cast<double>(tr.batches) * w.batch;
+  tr.gb = samples * static_cast<double>(w.sample_bytes) / 1e9;
   if (tr.seconds > 0) {
     tr.samples_s = samples / tr.seconds;
     tr.mb_s = samples * static_cast<double>(w.sample_bytes) / tr.seconds / 1e6;
@@ -365,7 +408,8 @@ int RunTrain(const std::vector<std::string>& args) {
   if (!f.Parse(args,
                {"workload", "backend", "mds", "dir", "nfs-url", "accelerators", "epochs", "files",
                 "seconds", "trial-seconds", "max-accelerators", "prefetch", "connections",
-                "window", "chunk", "seed", "prepare-threads", "open-depth", "samples-per-file"},
+                "window", "chunk", "seed", "prepare-threads", "open-depth", "samples-per-file",
+                "cpu-pid"},
                {"search", "json", "prepare", "keep-open"}, &err)) {
     std::fprintf(stderr, "loom bench train: %s (see loom bench --help)\n", err.c_str());
     return kExitUsage;
@@ -440,6 +484,17 @@ int RunTrain(const std::vector<std::string>& args) {
   tc.per_file = per_file;
   tc.prefetch = static_cast<uint32_t>(prefetch);
   tc.seed = seed;
+  if (f.Has("cpu-pid")) {
+    std::stringstream list(f.Get("cpu-pid"));
+    for (std::string item; std::getline(list, item, ',');) {
+      uint64_t pid = 0;
+      if (!ParseUint(item, &pid) || pid == 0 || pid > INT32_MAX || ProcCpuS(static_cast<int>(pid)) < 0) {
+        std::fprintf(stderr, "loom bench train: --cpu-pid %s: not a running process\n", item.c_str());
+        return kExitUsage;
+      }
+      tc.server_pids.push_back(static_cast<int>(pid));
+    }
+  }
   bool search = f.Has("search");
   if (search) {
     // Trials run for --trial-seconds (or --epochs, if given, whichever ends first).
@@ -518,8 +573,28 @@ int RunTrain(const std::vector<std::string>& args) {
   j.Str("dir", dir);
   j.Raw("trials", trial_list);
   uint64_t samples_total = 0;
-  for (const TrialResult& r : trials) samples_total += r.batches * w->batch;
+  double gb = 0, client_cpu = 0, server_cpu = 0;
+  for (const TrialResult& r : trials) {
+    samples_total += r.batches * w->batch;
+    gb += r.gb;
+    client_cpu += r.client_cpu_s;
+    server_cpu = server_cpu < 0 || r.server_cpu_s < 0 ? -1 : server_cpu + r.server_cpu_s;
+  }
   j.Int("samples_total", static_cast<int64_t>(samples_total));
+  // CPU per GB moved over every trial of the run: the client (this process: the backend's
+  // client library, the loaders, the accelerator threads) and the --cpu-pid servers.
+  {
+    bench::Json c;
+    c.Num("GB", gb, 3).Num("client_s", client_cpu, 2);
+    c.Num("client_s_per_GB", gb > 0 ? client_cpu / gb : 0, 4);
+    if (!tc.server_pids.empty() && server_cpu >= 0) {
+      c.Num("server_s", server_cpu, 2).Num("server_s_per_GB", gb > 0 ? server_cpu / gb : 0, 4);
+      c.Num("total_s_per_GB", gb > 0 ? (client_cpu + server_cpu) / gb : 0, 4);
+    } else {
+      c.Null("server_s").Null("server_s_per_GB").Null("total_s_per_GB");
+    }
+    j.Raw("cpu", c.str());
+  }
   j.Raw("backend_info", backend->DescribeJson(SamplePath(dir, 0)));
   if (run_err.empty()) j.Null("error");
   else j.Str("error", run_err);

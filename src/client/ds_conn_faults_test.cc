@@ -209,6 +209,57 @@ TEST(DsConnFaultsTest, MalformedReadRepliesDropTheConnection) {
   EXPECT_EQ(ds.connections(), 4);
 }
 
+// A READ payload is received with the socket's low-water mark raised (RecordReader::WakeAt):
+// whatever the pace of the server, every byte must arrive, in order, and the small replies
+// after a large one must not wait for a mark meant for the large one.
+TEST(DsConnFaultsTest, ReadPayloadsArriveWholeHoweverTheServerPacesThem) {
+  auto pattern = [](size_t len) {
+    std::string p(len, '\0');
+    for (size_t i = 0; i < len; i++) p[i] = static_cast<char>((i * 7 + len) & 0xff);
+    return p;
+  };
+  ScriptedDs ds([&](const std::string& call) {
+    // READ3args after the RPC header and AUTH_SYS: the handle, offset (u64), count (u32).
+    const uint32_t count = WordAt(call, call.size() / 4 - 1);
+    std::string r = Accepted(WordAt(call, 0));
+    Word(r, 0);
+    PostOpAttr(r, false);
+    Word(r, count);
+    Word(r, 0);
+    Word(r, count);
+    r += pattern(count);
+    r.append((4 - count % 4) % 4, '\0');
+    return r;
+  });
+  DsConn c(ds.address(), 5000);
+  struct Pace {
+    size_t piece;
+    int pause_ms;
+  };
+  // At once; 100 KB pieces (below the mark) 5 ms apart; a piece, then a pause longer than the
+  // receiver's 250 ms wait, then the rest.
+  const Pace paces[] = {{0, 0}, {100000, 5}, {200000, 300}};
+  const size_t sizes[] = {1u << 20, 300 * 1024, 70 * 1024, 5};
+  for (const Pace& pace : paces) {
+    ds.SendInPieces(pace.piece, pace.pause_ms);
+    for (size_t len : sizes) {
+      if (pace.pause_ms >= 300 && len > 300 * 1024) continue;  // keeps the test short
+      std::string buf(len, 'x');
+      DsReply r = ReadOf(c, static_cast<uint32_t>(len), buf.data());
+      ASSERT_TRUE(r.ok()) << len << " bytes in pieces of " << pace.piece << ": " << r.transport.ToString();
+      EXPECT_EQ(r.count, len);
+      EXPECT_TRUE(buf == pattern(len)) << len << " bytes in pieces of " << pace.piece;
+      // A small reply right after a large one.
+      std::string small(5, 'x');
+      r = ReadOf(c, 5, small.data());
+      ASSERT_TRUE(r.ok()) << r.transport.ToString();
+      EXPECT_EQ(small, pattern(5));
+    }
+  }
+  EXPECT_EQ(ds.connections(), 1);
+  EXPECT_EQ(c.inflight(), 0u);
+}
+
 TEST(DsConnFaultsTest, AStreamThatIsNotRepliesFailsItsCalls) {
   std::atomic<int> n{0};
   ScriptedDs ds([&](const std::string& call) {

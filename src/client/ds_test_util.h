@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -79,6 +81,12 @@ class ScriptedDs {
     std::lock_guard<std::mutex> g(mu_);
     return calls_;
   }
+  // From now on each reply goes out in pieces of `bytes`, `pause_ms` apart (a slow or
+  // congested data server); 0 sends each reply at once.
+  void SendInPieces(size_t bytes, int pause_ms) {
+    piece_.store(bytes);
+    pause_ms_.store(pause_ms);
+  }
   static const std::string& Close() {
     static const std::string k("\xff");
     return k;
@@ -116,12 +124,27 @@ class ScriptedDs {
         std::string out;
         Word(out, static_cast<uint32_t>(reply.size()) | 0x80000000u);
         out += reply;
-        if (::send(c, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) break;
+        if (!SendAll(c, out)) break;
       }
       ::close(c);
     }
   }
+  bool SendAll(int c, const std::string& out) {
+    const size_t piece = piece_.load() ? piece_.load() : out.size();
+    for (size_t off = 0; off < out.size(); off += piece) {
+      if (off > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms_.load()));
+      const size_t n = std::min(piece, out.size() - off);
+      for (size_t sent = 0; sent < n;) {
+        ssize_t r = ::send(c, out.data() + off + sent, n - sent, MSG_NOSIGNAL);
+        if (r <= 0) return false;
+        sent += static_cast<size_t>(r);
+      }
+    }
+    return true;
+  }
   Respond respond_;
+  std::atomic<size_t> piece_{0};
+  std::atomic<int> pause_ms_{0};
   int fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<int> connections_{0};
