@@ -18,6 +18,11 @@ namespace loom::client::internal {
 
 namespace {
 
+// The longest a blocking recv or send on a data server's socket waits before its caller
+// checks the call timeout and whether it should stop.
+constexpr int kIoWaitMs = 250;
+
+
 constexpr uint32_t kNfsProgram = 100003;
 constexpr uint32_t kNfsV3 = 3;
 constexpr uint32_t kProcNull = 0, kProcRead = 6, kProcWrite = 7, kProcCommit = 21;
@@ -109,7 +114,7 @@ int ConnectTo(const std::string& addr, int timeout_ms, std::string* err) {
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
   // Bounded blocking: a server that stops reading (or stalls mid-reply) cannot hold a sender
   // or the receive thread for longer than this; each expiry is checked against the call timeout.
-  timeval tv{0, 250 * 1000};
+  timeval tv{0, kIoWaitMs * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   return fd;
@@ -181,12 +186,36 @@ struct RecordReader {
       n -= k;
     }
     int64_t progress = NowMs();
+    bool plain = false;  // no more waits for the low-water mark in this call (WaitFor)
     while (n > 0) {
       // Large pieces go straight to their destination; small ones through the buffer, with
       // whatever follows them.
       const bool direct = n >= kBuf;
-      if (direct) WakeAt(n);
-      ssize_t r = direct ? ::recv(fd, p, n, 0) : Refill();
+      ssize_t r;
+      if (!direct || n < kLowatMin || plain) {
+        // A blocking recv waits for the mark's worth of bytes, so first the mark goes back to
+        // 1: the few bytes left of a payload, or a small reply, would otherwise wait for
+        // bytes that never come (the receive timeout).
+        WakeAt(1);
+        r = direct ? ::recv(fd, p, n, 0) : Refill();
+      } else {
+        r = ::recv(fd, p, n, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          int w = WaitFor(n);
+          if (w < 0) {
+            io_failed = true;
+            WakeAt(1);
+            return false;
+          }
+          if (w == 0) {
+            // The mark was not reached in kLowatWaitMs: the rest of this payload is read as
+            // it comes.
+            WakeAt(1);
+            plain = true;
+          }
+          continue;
+        }
+      }
       if (r > 0) {
         size_t got = static_cast<size_t>(r);
         if (!direct) {
@@ -207,6 +236,7 @@ struct RecordReader {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         io_failed = true;
+        WakeAt(1);
         return false;
       }
       if (stop->load() || NowMs() - progress > timeout_ms) {
@@ -219,23 +249,40 @@ struct RecordReader {
     return true;
   }
 
-  // The socket's receive low-water mark (SO_RCVLOWAT, socket(7)): a recv waiting for data
-  // wakes once this many bytes are queued instead of at every segment. A 1 MiB READ payload
-  // arrives over loopback in 64 KiB segments, and each one woke the receiving thread for a
-  // short recv: 5-7 recvs and as many context switches per MiB, a third of libloom's CPU
-  // reading 3 data servers. With the mark at the payload's remaining length, up to
-  // kLowatMax, the thread wakes a few times per MiB. The kernel still wakes it early under
-  // receive-buffer pressure or when the window it advertised is nearly used up, and the next
-  // recv sets the mark to what is then left, so a payload never waits for bytes that are not
-  // coming. Set back to 1 before anything smaller is read.
+  // Waits until min(bytes, kLowatMax) bytes are queued on the socket, the payload's `bytes`
+  // being still to come and none of them queued now. 1: they are (or the kernel woke it
+  // early, below); 0: not within kLowatWaitMs; -1: the wait itself failed.
   //
-  // kLowatMax: raising the mark grows a small receive buffer to fit it and clamps the window
-  // to the mark (tcp_set_rcvlowat), so a mark of a whole MiB or more held the sender back:
-  // cosmoflow through libloom (1 MiB reads, 5 accelerators) ran at 1 900-2 050 MB/s with a
-  // 4 MiB cap, 2 700-2 900 with none, 3 260-3 320 with 256 KiB (128 KiB: 2 700; 384 KiB:
-  // 3 040-3 200).
+  // Why: a 1 MiB READ payload arrives over loopback in 64 KiB segments, and a blocking recv
+  // woke at each one for a short copy: 5-7 recvs and as many context switches per MiB, a
+  // third of libloom's CPU reading from 3 data servers (perf: finish_task_switch and the
+  // wake-ups' spin unlocks, against the copy itself). Waiting for the socket's receive
+  // low-water mark (SO_RCVLOWAT, socket(7)) wakes the thread once per kLowatMax instead.
+  //
+  // The mark must never exceed what is still to come, or the wait lasts until a timeout:
+  // - a blocking recv that has copied part of what it asked for sleeps until *another*
+  //   mark's worth is queued, which the rest of a payload may never make: so this wait is
+  //   poll, which counts every queued byte, and everything queued after the empty check is
+  //   this payload's;
+  // - every blocking recv (a payload's last bytes, the next reply's header) sets the mark
+  //   back to 1 first (Raw);
+  // - and in case the sender stalls short of the mark (waiting for an acknowledgement the
+  //   receiver's kernel delays: it acks at once only after more than one full segment), the
+  //   wait is short, and after it the payload is read as it comes.
+  // The kernel also wakes the poll early under receive-buffer pressure or when the window
+  // it advertised is nearly used up.
   static constexpr size_t kLowatMin = 64 * 1024, kLowatMax = 256 * 1024;
+  static constexpr int kLowatWaitMs = 2;
   int lowat = 1;
+  int WaitFor(size_t bytes) {
+    WakeAt(bytes);
+    pollfd pf{fd, POLLIN, 0};
+    int r = ::poll(&pf, 1, kLowatWaitMs);
+    if (r < 0) return errno == EINTR ? 1 : -1;
+    return r > 0 ? 1 : 0;
+  }
+  // Sets the mark (1 before anything small is read, or a short reply would wait for bytes
+  // that never come).
   void WakeAt(size_t bytes) {
     int want = bytes >= kLowatMin ? static_cast<int>(std::min(bytes, kLowatMax)) : 1;
     if (want == lowat) return;
