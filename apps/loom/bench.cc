@@ -37,7 +37,7 @@ const char kUsage[] =
     "  --prefetch P      batches a loader reads ahead of its accelerator (default 1; 0: read,\n"
     "                    then compute, one after the other)\n"
     "  --window B        read bytes in flight per loader (default 64M); --chunk B (1M)\n"
-    "  --connections C   loom: TCP connections per data server (default 2)\n"
+    "  --connections C   loom: TCP connections per data server (default 4)\n"
     "  --keep-open       open every file once and keep it open (no per-sample OPEN/CLOSE)\n"
     "  --open-depth N    opens (and closes) in flight per loader (default 16)\n"
     "  --max-accelerators N (256), --seed N (1), --prepare-threads N (loom/local 4, nfs 1)\n"

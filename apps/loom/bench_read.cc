@@ -106,7 +106,7 @@ int RunRead(const std::vector<std::string>& args) {
   uint64_t bs, depth, conns, size;
   double seconds;
   if (!ParseSize(f.Get("bs", "1M"), &bs) || !ParseUint(f.Get("depth", "8"), &depth) ||
-      !ParseUint(f.Get("connections", "2"), &conns) ||
+      !ParseUint(f.Get("connections", "4"), &conns) ||
       !ParseDouble(f.Get("seconds", "5"), &seconds) || !ParseSize(f.Get("size", "1G"), &size) ||
       bs == 0 || depth == 0 || conns == 0 || seconds <= 0 || size < bs ||
       (pattern != "seq" && pattern != "rand")) {

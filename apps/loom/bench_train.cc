@@ -425,13 +425,13 @@ int RunTrain(const std::vector<std::string>& args) {
   bc.nfs_url = f.Get("nfs-url");
   bc.keep_open = f.Has("keep-open");
   uint64_t files = w->default_files, epochs = 0, accel = 1, max_accel = 256, prefetch = 1;
-  uint64_t conns = 2, seed = 1, prep_threads = 0, open_depth = 16, per_file = w->samples_per_file;
+  uint64_t conns = 4, seed = 1, prep_threads = 0, open_depth = 16, per_file = w->samples_per_file;
   double seconds = 0, trial_seconds = 10;
   bool ok = ParseUint(f.Get("files", std::to_string(files)), &files) &&
             ParseUint(f.Get("accelerators", "1"), &accel) &&
             ParseUint(f.Get("max-accelerators", "256"), &max_accel) &&
             ParseUint(f.Get("prefetch", "1"), &prefetch) &&
-            ParseUint(f.Get("connections", "2"), &conns) &&
+            ParseUint(f.Get("connections", "4"), &conns) &&
             ParseUint(f.Get("seed", "1"), &seed) &&
             ParseUint(f.Get("prepare-threads", "0"), &prep_threads) &&
             ParseUint(f.Get("open-depth", "16"), &open_depth) &&
