@@ -51,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "common/proc_stat.h"
 #include "nfs4/simple_client.h"
 #include "rpc/client.h"
 #include "rpc/event_loop.h"
@@ -108,21 +109,6 @@ void Usage() {
 }
 
 // ---- /proc sampling ----------------------------------------------------------------------
-double ProcCpuSeconds(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto p = s.rfind(')');
-  if (p == std::string::npos) return -1;
-  std::istringstream in(s.substr(p + 2));
-  std::string field;
-  unsigned long long ut = 0, st = 0;
-  for (int i = 3; i <= 15 && in >> field; i++) {
-    if (i == 14) ut = std::strtoull(field.c_str(), nullptr, 10);
-    if (i == 15) st = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return double(ut + st) / double(sysconf(_SC_CLK_TCK));
-}
-
 // VmRSS in KiB (the resident set, shared pages included), -1 when PID is gone.
 long long ProcRssKib(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
@@ -130,12 +116,6 @@ long long ProcRssKib(pid_t pid) {
   while (std::getline(f, line))
     if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
   return -1;
-}
-
-double SelfCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 std::string LoadAvg() {

@@ -13,6 +13,7 @@
 
 #include "bench_internal.h"
 #include "bench_util.h"
+#include "common/proc_stat.h"
 #include "loom/client.h"
 
 namespace loom::bench {
@@ -149,7 +150,7 @@ int RunRead(const std::vector<std::string>& args) {
       size_t active = depth;
       std::string io_err;
       const bool rand = pattern == "rand";
-      double cpu0 = SelfCpuS();
+      double cpu0 = SelfCpuSeconds();
       double t0 = NowS(), end = t0 + seconds;
       std::function<void(size_t)> issue = [&](size_t i) {
         uint64_t n = seq.fetch_add(1);
@@ -181,7 +182,7 @@ int RunRead(const std::vector<std::string>& args) {
         cv.wait(lk, [&] { return active == 0; });
       }
       double secs = NowS() - t0;
-      double cpu = SelfCpuS() - cpu0;
+      double cpu = SelfCpuSeconds() - cpu0;
       client::ClientStats s1 = c->stats();
       if (!io_err.empty()) err = "read " + path + ": " + io_err;
       std::vector<double> lat;

@@ -23,6 +23,7 @@
 #include "bench_backend.h"
 #include "bench_internal.h"
 #include "bench_util.h"
+#include "common/proc_stat.h"
 
 namespace loom::bench {
 namespace {
@@ -132,7 +133,7 @@ double ServersCpuS(const std::vector<int>& pids) {
   if (pids.empty()) return -1;
   double sum = 0;
   for (int pid : pids) {
-    double s = ProcCpuS(pid);
+    double s = ProcCpuSeconds(pid);
     if (s < 0) return -1;
     sum += s;
   }
@@ -213,7 +214,7 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
       return tr;
     }
   }
-  double server_cpu0 = ServersCpuS(tc.server_pids), client_cpu0 = SelfCpuS();
+  double server_cpu0 = ServersCpuS(tc.server_pids), client_cpu0 = SelfCpuSeconds();
   double t0 = NowS();
   BatchSource src(tc.files, tc.per_file, w.batch, tc.epochs, t0 + tc.seconds, tc.seed);
   std::vector<AccResult> acc(n);
@@ -288,7 +289,7 @@ TrialResult RunTrial(Backend* backend, const TrialConfig& tc, uint32_t n) {
     });
   }
   for (auto& t : threads) t.join();
-  tr.client_cpu_s = SelfCpuS() - client_cpu0;
+  tr.client_cpu_s = SelfCpuSeconds() - client_cpu0;
   if (server_cpu0 >= 0) {
     double s1 = ServersCpuS(tc.server_pids);
     tr.server_cpu_s = s1 >= 0 ? s1 - server_cpu0 : -1;
@@ -488,7 +489,7 @@ int RunTrain(const std::vector<std::string>& args) {
     std::stringstream list(f.Get("cpu-pid"));
     for (std::string item; std::getline(list, item, ',');) {
       uint64_t pid = 0;
-      if (!ParseUint(item, &pid) || pid == 0 || pid > INT32_MAX || ProcCpuS(static_cast<int>(pid)) < 0) {
+      if (!ParseUint(item, &pid) || pid == 0 || pid > INT32_MAX || ProcCpuSeconds(static_cast<int>(pid)) < 0) {
         std::fprintf(stderr, "loom bench train: --cpu-pid %s: not a running process\n", item.c_str());
         return kExitUsage;
       }

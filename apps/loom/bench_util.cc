@@ -1,8 +1,6 @@
 #include "bench_util.h"
 
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -12,8 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <new>
 
 namespace loom::bench {
@@ -205,34 +201,6 @@ std::string SamplePath(const std::string& dir, uint64_t i) {
   while (d.size() > 1 && d.back() == '/') d.pop_back();
   if (d.empty() || d.back() != '/') d += '/';
   return d + name;
-}
-
-double SelfCpuS() {
-  struct rusage ru {};
-  if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return s(ru.ru_utime) + s(ru.ru_stime);
-}
-
-double ProcCpuS(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  // Fields after the command (which may hold spaces and parentheses): state is field 3,
-  // utime and stime are fields 14 and 15 (proc(5)).
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  const char* p = line.c_str() + close + 1;
-  unsigned long long ticks[2] = {0, 0};
-  for (int field = 3; field <= 15; field++) {
-    while (*p == ' ') p++;
-    if (!*p) return -1;
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(p, &end, 10);
-    if (field >= 14) ticks[field - 14] = v;
-    p = end && end != p ? end : std::strchr(p, ' ');
-    if (!p) return -1;
-  }
-  return static_cast<double>(ticks[0] + ticks[1]) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace loom::bench

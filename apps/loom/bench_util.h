@@ -77,11 +77,6 @@ double NowS();
 void SleepUntil(double t);
 // The p-th percentile (0..100) of `v` (sorts it); 0 when empty.
 double Percentile(std::vector<double>* v, double p);
-// CPU seconds (user + system, every thread) this process has used.
-double SelfCpuS();
-// CPU seconds (user + system, every thread) process `pid` has used, from /proc/PID/stat;
-// -1 when it cannot be read (the process is gone).
-double ProcCpuS(int pid);
 
 // A file name for sample `i` of a data set in `dir` ("DIR/sample_000042").
 std::string SamplePath(const std::string& dir, uint64_t i);

@@ -22,7 +22,6 @@ namespace {
 // checks the call timeout and whether it should stop.
 constexpr int kIoWaitMs = 250;
 
-
 constexpr uint32_t kNfsProgram = 100003;
 constexpr uint32_t kNfsV3 = 3;
 constexpr uint32_t kProcNull = 0, kProcRead = 6, kProcWrite = 7, kProcCommit = 21;
@@ -157,7 +156,9 @@ struct RecordReader {
   size_t buffered() const { return bend - bpos; }
 
   // One recv into the empty buffer (it waits at most the socket's receive timeout, 250 ms).
+  // The low-water mark goes back to 1 first (WakeAt): a small reply waits for no more.
   ssize_t Refill() {
+    WakeAt(1);
     ssize_t r = ::recv(fd, buf, kBuf, 0);
     bpos = 0;
     bend = r > 0 ? static_cast<size_t>(r) : 0;
@@ -192,27 +193,25 @@ struct RecordReader {
       // whatever follows them.
       const bool direct = n >= kBuf;
       ssize_t r;
-      if (!direct || n < kLowatMin || plain) {
+      if (!direct) {
+        r = Refill();
+      } else if (n < kLowatMin || plain) {
         // A blocking recv waits for the mark's worth of bytes, so first the mark goes back to
-        // 1: the few bytes left of a payload, or a small reply, would otherwise wait for
-        // bytes that never come (the receive timeout).
+        // 1: the few bytes left of a payload would otherwise wait for bytes that never come
+        // (the receive timeout).
         WakeAt(1);
-        r = direct ? ::recv(fd, p, n, 0) : Refill();
+        r = ::recv(fd, p, n, 0);
       } else {
         r = ::recv(fd, p, n, MSG_DONTWAIT);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
           int w = WaitFor(n);
           if (w < 0) {
             io_failed = true;
-            WakeAt(1);
             return false;
           }
-          if (w == 0) {
-            // The mark was not reached in kLowatWaitMs: the rest of this payload is read as
-            // it comes.
-            WakeAt(1);
-            plain = true;
-          }
+          // The mark not reached in kLowatWaitMs: the rest of this payload is read as it
+          // comes.
+          if (w == 0) plain = true;
           continue;
         }
       }
@@ -230,22 +229,18 @@ struct RecordReader {
       }
       if (r == 0) {
         io_failed = true;
-        WakeAt(1);
         return false;
       }
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         io_failed = true;
-        WakeAt(1);
         return false;
       }
       if (stop->load() || NowMs() - progress > timeout_ms) {
         io_failed = true;
-        WakeAt(1);
         return false;
       }
     }
-    WakeAt(1);
     return true;
   }
 
@@ -264,8 +259,8 @@ struct RecordReader {
   //   mark's worth is queued, which the rest of a payload may never make: so this wait is
   //   poll, which counts every queued byte, and everything queued after the empty check is
   //   this payload's;
-  // - every blocking recv (a payload's last bytes, the next reply's header) sets the mark
-  //   back to 1 first (Raw);
+  // - every blocking recv (a payload's last bytes in Raw, the next reply's header in Refill)
+  //   sets the mark back to 1 first;
   // - and in case the sender stalls short of the mark (waiting for an acknowledgement the
   //   receiver's kernel delays: it acks at once only after more than one full segment), the
   //   wait is short, and after it the payload is read as it comes.
@@ -281,8 +276,7 @@ struct RecordReader {
     if (r < 0) return errno == EINTR ? 1 : -1;
     return r > 0 ? 1 : 0;
   }
-  // Sets the mark (1 before anything small is read, or a short reply would wait for bytes
-  // that never come).
+  // Sets the mark (a setsockopt only when it changes).
   void WakeAt(size_t bytes) {
     int want = bytes >= kLowatMin ? static_cast<int>(std::min(bytes, kLowatMax)) : 1;
     if (want == lowat) return;
