@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -68,6 +69,9 @@ void Usage() {
                "                      the recent sync time, at most 1000; 0: never)\n"
                "  --syncer-poll-us N  µs the WAL syncer polls for new changes before it sleeps\n"
                "                      (default 0: it sleeps at once)\n"
+               "  --inline-sync-max-us N  one change at a time: the event loop syncs the WAL\n"
+               "                      itself instead of waking the syncer, while recent syncs\n"
+               "                      took at most N µs (default 1000; 0: never)\n"
                "  --wal-prewrite-kib N  write the WAL's files ahead with zeros, N KiB at a time,\n"
                "                      so a commit's sync overwrites blocks already on disk\n"
                "                      (default 1024; 0: plain appends)\n"
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
   int commit_delay_us = -1;  // -1: adaptive (the store's default)
   int syncer_poll_us = 0;
   long wal_prewrite_kib = -1;  // -1: the store's default
+  long inline_sync_max_us = -1;  // -1: the store's default
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
   // --config first: the flags override what the file says, wherever they stand.
@@ -194,6 +199,7 @@ int main(int argc, char** argv) {
     else if (a == "--loop-lock-wait-us") loop_lock_wait_us = std::atol(next().c_str());
     else if (a == "--commit-delay-us") commit_delay_us = std::atoi(next().c_str());
     else if (a == "--syncer-poll-us") syncer_poll_us = std::atoi(next().c_str());
+    else if (a == "--inline-sync-max-us") inline_sync_max_us = std::atol(next().c_str());
     else if (a == "--wal-prewrite-kib") wal_prewrite_kib = std::atol(next().c_str());
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
@@ -244,6 +250,9 @@ int main(int argc, char** argv) {
   }
   ko.commit_delay_us = commit_delay_us < -1 ? -1 : commit_delay_us;
   ko.syncer_poll_us = syncer_poll_us < 0 ? 0 : syncer_poll_us;
+  if (inline_sync_max_us >= 0) {
+    ko.inline_sync_max_us = static_cast<int>(std::min(inline_sync_max_us, 1'000'000L));
+  }
   if (wal_prewrite_kib >= 0) ko.wal_prewrite_bytes = static_cast<uint64_t>(wal_prewrite_kib) << 10;
   if (repair && !scrub) {
     std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");

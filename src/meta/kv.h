@@ -124,6 +124,16 @@ class KvStore {
   // store's. fn must not block. Pure, so that a store wrapper cannot forget to pass it on
   // (replies would then leave before what they show is durable).
   virtual void WhenDurable(uint64_t ticket, std::function<void()> fn) = 0;
+  // WhenDurable for a caller that can sync itself a little later (an event loop, once it has
+  // handled the events in hand): when a sync for this commit would be the store's only work,
+  // the store may queue fn without waking its syncer and return true; the caller must then
+  // call SyncOwed on this thread soon, which syncs here and runs the functions that became
+  // durable (or hands them to the syncer). false: as WhenDurable. The default is WhenDurable.
+  virtual bool WhenDurableSyncLater(uint64_t ticket, std::function<void()> fn) {
+    WhenDurable(ticket, std::move(fn));
+    return false;
+  }
+  virtual void SyncOwed() {}
   // Blocks until every commit up to `ticket` is durable.
   virtual void WaitUntilDurable(uint64_t ticket) = 0;
 };

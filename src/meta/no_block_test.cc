@@ -92,6 +92,8 @@ class HeldSyncs {
  public:
   explicit HeldSyncs(const std::string& path) {
     o_.path = path;
+    // The syncer's thread syncs (held); inline syncs would hold the test's own thread.
+    o_.inline_sync_max_us = 0;
     o_.before_sync = [this](const std::string& f) {
       if (!f.ends_with(".log")) return Status::Ok();
       std::unique_lock<std::mutex> l(mu_);
@@ -316,6 +318,7 @@ TEST(NoBlockRocksTest, GroupCommitWaitsOnlyWhileMoreChangesAreComing) {
   RocksKvStore::Options o;
   o.path = dir.path() + "/db";
   o.commit_delay_us = 5'000'000;
+  o.inline_sync_max_us = 0;  // every sync by the syncer (see the test below for the others)
   o.before_sync = [&](const std::string& f) {
     if (!f.ends_with(".log")) return Status::Ok();
     std::unique_lock<std::mutex> l(mu);
@@ -393,6 +396,162 @@ TEST(NoBlockRocksTest, GroupCommitWaitsOnlyWhileMoreChangesAreComing) {
   wait_for([&] { return ran.load() == 20 + 8; });
   EXPECT_EQ(store.stats().wal_syncs, syncs_before + 2);  // b-e's, then one for f, g and h
   EXPECT_EQ(store.stats().delayed_syncs, 1u);
+}
+
+// One change at a time (WhenDurableSyncLater, SyncOwed): with nothing else owed and the
+// syncer idle, the store leaves the sync to its caller, which syncs in SyncOwed and runs the
+// function there. A second change owed before SyncOwed wakes the syncer as WhenDurable does;
+// so does any change while a sync is in flight, once recent syncs are slow, and always with
+// Options::inline_sync_max_us at 0.
+TEST(NoBlockRocksTest, OneChangeAtATimeIsSyncedByItsCaller) {
+  testing::TempDir dir;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false;      // the next WAL sync waits until released
+  bool holding = false;   // a sync is waiting
+  int sleep_ms = 0;       // each WAL sync takes this long
+  RocksKvStore::Options o;
+  o.path = dir.path() + "/db";
+  o.before_sync = [&](const std::string& f) {
+    if (!f.ends_with(".log")) return Status::Ok();
+    std::unique_lock<std::mutex> l(mu);
+    if (hold) {
+      holding = true;
+      cv.notify_all();
+      cv.wait(l, [&] { return !hold; });
+      holding = false;
+    }
+    const int ms = sleep_ms;
+    l.unlock();
+    if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return Status::Ok();
+  };
+  auto opened = RocksKvStore::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  RocksKvStore& store = **opened;
+
+  // Commits `k` as the loop does and hands its reply to WhenDurableSyncLater (its result).
+  // `done` counts the functions run, `here` those run on this thread.
+  std::atomic<int> done{0}, here{0};
+  const std::thread::id me = std::this_thread::get_id();
+  auto change = [&](const std::string& k) {
+    uint64_t owed = 0;
+    {
+      NoBlockScope nb;
+      EXPECT_TRUE(PutOne(store, k, "v").ok());
+      owed = nb.owed();
+    }
+    EXPECT_GT(owed, 0u);
+    return store.WhenDurableSyncLater(owed, [&, owed] {
+      store.WaitUntilDurable(owed);  // durable when it runs: returns at once
+      if (std::this_thread::get_id() == me) here.fetch_add(1);
+      done.fetch_add(1);
+      std::lock_guard<std::mutex> l(mu);
+      cv.notify_all();
+    });
+  };
+  auto wait_for = [&](auto pred) {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), pred));
+  };
+
+  // The syncer thread starts with the first function the store owes, and syncs what it finds
+  // owed as it starts: one change through it first, then it sleeps.
+  {
+    uint64_t owed = 0;
+    {
+      NoBlockScope nb;
+      ASSERT_TRUE(PutOne(store, "first", "v").ok());
+      owed = nb.owed();
+    }
+    std::promise<void> ran;
+    store.WhenDurable(owed, [&] { ran.set_value(); });
+    ran.get_future().wait();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const uint64_t syncs0 = store.stats().wal_syncs;
+  for (int i = 0; i < 10; i++) {
+    ASSERT_TRUE(change("one/" + std::to_string(i))) << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(done.load(), i) << "ran before it was synced";
+    store.SyncOwed();
+    EXPECT_EQ(done.load(), i + 1);
+  }
+  EXPECT_EQ(here.load(), 10);
+  EXPECT_EQ(store.stats().inline_syncs, 10u);
+  EXPECT_EQ(store.stats().wal_syncs, syncs0 + 10);
+
+  // Two owed before SyncOwed: the second wakes the syncer, which syncs for both.
+  EXPECT_TRUE(change("two/a"));
+  EXPECT_FALSE(change("two/b"));
+  wait_for([&] { return done.load() == 12; });
+  store.SyncOwed();  // nothing left to do
+  EXPECT_EQ(store.stats().inline_syncs, 10u);
+
+  // A sync in flight on another thread: the syncer's work.
+  {
+    std::lock_guard<std::mutex> l(mu);
+    hold = true;
+  }
+  std::thread other([&] { EXPECT_TRUE(PutOne(store, "other", "v").ok()); });  // syncs, held
+  wait_for([&] { return holding; });
+  EXPECT_FALSE(change("while-syncing"));
+  EXPECT_EQ(done.load(), 12);  // not durable yet
+  {
+    std::lock_guard<std::mutex> l(mu);
+    hold = false;
+    cv.notify_all();
+  }
+  other.join();
+  wait_for([&] { return done.load() == 13; });
+
+  // Slow syncs: once the recent average passes the cap (1 ms by default), the syncer again.
+  {
+    std::lock_guard<std::mutex> l(mu);
+    sleep_ms = 20;
+  }
+  int later = 0;
+  for (int i = 0; i < 4; i++) {
+    const int before = done.load();
+    if (change("slow/" + std::to_string(i))) {
+      ++later;
+      store.SyncOwed();
+    }
+    wait_for([&] { return done.load() == before + 1; });
+  }
+  EXPECT_GE(later, 1);  // the first: the average was still that of fast syncs
+  EXPECT_LT(later, 4);
+}
+
+TEST(NoBlockRocksTest, InlineSyncsOffLeaveEverySyncToTheSyncer) {
+  testing::TempDir dir;
+  RocksKvStore::Options o;
+  o.path = dir.path() + "/db";
+  o.inline_sync_max_us = 0;
+  auto opened = RocksKvStore::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  RocksKvStore& store = **opened;
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  const std::thread::id me = std::this_thread::get_id();
+  for (int i = 0; i < 5; i++) {
+    uint64_t owed = 0;
+    {
+      NoBlockScope nb;
+      ASSERT_TRUE(PutOne(store, "k" + std::to_string(i), "v").ok());
+      owed = nb.owed();
+    }
+    EXPECT_FALSE(store.WhenDurableSyncLater(owed, [&] {
+      EXPECT_NE(std::this_thread::get_id(), me);
+      std::lock_guard<std::mutex> l(mu);
+      ++done;
+      cv.notify_all();
+    }));
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return done == i + 1; }));
+  }
+  EXPECT_EQ(store.stats().inline_syncs, 0u);
 }
 
 }  // namespace

@@ -601,35 +601,95 @@ void RocksKvStore::UseStats(StatsRegistry* reg) {
   wal_sync_stats_.store(reg ? reg->Get("store.wal_sync") : nullptr, std::memory_order_relaxed);
 }
 
+void RocksKvStore::OweLocked(uint64_t ticket, std::function<void()> fn, bool wake) {
+  when_durable_.emplace(ticket, std::move(fn));
+  when_durable_gen_.fetch_add(1, std::memory_order_release);
+  if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncerLoop(); });
+  if (wake) WakeSyncerLocked();
+}
+
 void RocksKvStore::WhenDurable(uint64_t ticket, std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> l(sync_mu_);
     if (ticket > synced_) {
-      when_durable_.emplace(ticket, std::move(fn));
-      when_durable_gen_.fetch_add(1, std::memory_order_release);
-      if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncerLoop(); });
-      sync_cv_.notify_all();
+      OweLocked(ticket, std::move(fn), /*wake=*/true);
       return;
     }
   }
   fn();
 }
 
+// One change at a time (a client that waits for each reply: a shell's mv or rm -r, an
+// untar): the syncer's hand-off costs a wake-up of a sleeping thread on every change, tens of
+// µs on a VM's idle vCPU, and the syncer would sync for that one commit anyway. So when the
+// syncer is idle and owes nothing, the commit's function is queued without waking it and the
+// event loop syncs in SyncOwed once it has handled the events in hand. Any other commit owed
+// meanwhile (more requests in the same batch of events, another loop's) wakes the syncer as
+// before, and it syncs for all of them; SyncOwed then finds the sync in flight and leaves it.
+// The loop is held for the sync's duration; the cap on the recent sync time bounds that, and
+// a disk that turns slow moves every sync back to the syncer.
+bool RocksKvStore::WhenDurableSyncLater(uint64_t ticket, std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(sync_mu_);
+    if (ticket > synced_) {
+      // peak_waiters_ (kept by the syncer's group commit, DelayCommitLocked): several
+      // replies waited at once lately, so more changes are coming and the syncer, which may
+      // wait for them to share its sync, does it.
+      const bool later = opts_.inline_sync_max_us > 0 && !syncing_ && when_durable_.empty() &&
+                         peak_waiters_ <= 1 && sync_us_avg_ <= opts_.inline_sync_max_us;
+      OweLocked(ticket, std::move(fn), /*wake=*/!later);
+      return later;
+    }
+  }
+  fn();
+  return false;
+}
+
+void RocksKvStore::SyncOwed() {
+  std::unique_lock<std::mutex> l(sync_mu_);
+  if (when_durable_.empty()) return;  // the syncer took it
+  const uint64_t covered = CoveredLocked();
+  if (syncing_ || when_durable_.size() > 1 || covered < when_durable_.begin()->first) {
+    // A sync in flight (the syncer's, woken by another commit), more commits owed (the
+    // syncer's group commit may wait for company), or a commit still writing the WAL: the
+    // syncer's work.
+    WakeSyncerLocked();
+    return;
+  }
+  ++stats_.inline_syncs;
+  SyncLocked(l, covered);
+  std::vector<std::function<void()>> ready = TakeDurableLocked();
+  l.unlock();
+  RunDurable(std::move(ready));
+}
+
+void RocksKvStore::WakeSyncerLocked() {
+  sync_cv_.notify_all();    // waiting for a sync in flight, an older commit, or company
+  syncer_cv_.notify_one();  // asleep with nothing owed (WaitForWork)
+}
+
+std::vector<std::function<void()>> RocksKvStore::TakeDurableLocked() {
+  std::vector<std::function<void()>> ready;
+  for (auto it = when_durable_.begin(); it != when_durable_.end() && it->first <= synced_;) {
+    ready.push_back(std::move(it->second));
+    it = when_durable_.erase(it);
+  }
+  return ready;
+}
+
+void RocksKvStore::RunDurable(std::vector<std::function<void()>> ready) {
+  // Replies released together leave together: one sendmsg per connection.
+  FlushBatch batch;
+  for (auto& f : ready) f();
+}
+
 void RocksKvStore::SyncerLoop() {
   std::unique_lock<std::mutex> l(sync_mu_);
   for (;;) {
     if (!when_durable_.empty() && when_durable_.begin()->first <= synced_) {
-      std::vector<std::function<void()>> ready;
-      for (auto it = when_durable_.begin(); it != when_durable_.end() && it->first <= synced_;) {
-        ready.push_back(std::move(it->second));
-        it = when_durable_.erase(it);
-      }
+      std::vector<std::function<void()>> ready = TakeDurableLocked();
       l.unlock();
-      {
-        // Replies released together leave together: one sendmsg per connection.
-        FlushBatch batch;
-        for (auto& f : ready) f();
-      }
+      RunDurable(std::move(ready));
       l.lock();
       continue;
     }
@@ -707,7 +767,10 @@ void RocksKvStore::WaitForWork(std::unique_lock<std::mutex>& l) {
   }
   // Anything that came while the lock was free (a stop, work) was notified to nobody.
   if (stop_syncer_ || !when_durable_.empty()) return;
-  sync_cv_.wait(l);
+  // Its own condition variable: the commits' and syncs' notifications of sync_cv_ (one per
+  // commit) do not wake it when it owes nothing; WhenDurableSyncLater's queued function must
+  // not wake it either.
+  syncer_cv_.wait(l);
   syncer_poll_.Blocked(since());
 }
 
@@ -809,7 +872,7 @@ RocksKvStore::~RocksKvStore() {
   {
     std::lock_guard<std::mutex> l(sync_mu_);
     stop_syncer_ = true;
-    sync_cv_.notify_all();
+    WakeSyncerLocked();
   }
   if (syncer_.joinable()) syncer_.join();
   if (!when_durable_.empty()) {

@@ -103,6 +103,11 @@ class RocksKvStore final : public KvStore {
     // on a 2-vCPU VM polling 100 µs cost a create at one change in flight 25-33 % more CPU
     // and won nothing at 1, 4 or 16 in flight (bench/README.md).
     int syncer_poll_us = 0;
+    // WhenDurableSyncLater leaves the sync to its caller (the event loop syncs the WAL itself
+    // once it has handled the events in hand, instead of waking the syncer) only while recent
+    // syncs took at most this many µs, so a slow or stalling disk holds no loop. 0: always
+    // the syncer. See RocksKvStore::SyncOwed.
+    int inline_sync_max_us = 1000;
     // µs a transaction in a NoBlockScope (the event loop) yields, retrying, for a row lock
     // another transaction holds, before it fails as would-block (RocksTxn::LockKey); 0: at
     // once. Measured at 200 000 files, 16 in flight: 0 → 200 took removes 7 400-8 100/s →
@@ -121,6 +126,7 @@ class RocksKvStore final : public KvStore {
     uint64_t deferred_commits = 0;  // writing commits with Durability::kDeferred
     uint64_t read_waits = 0;        // transaction ends that waited for a pending commit they read
     uint64_t delayed_syncs = 0;     // syncs the syncer delayed for more commits to join
+    uint64_t inline_syncs = 0;      // syncs SyncOwed made on its caller's thread
     ReadCache::Stats read_cache;    // zeros when the cache is off
     RangeCache::Stats listing_cache;  // zeros when it is off
   };
@@ -133,6 +139,8 @@ class RocksKvStore final : public KvStore {
   void BeginDeferredReadWaits() override;
   void EndDeferredReadWaits() override;
   void WhenDurable(uint64_t ticket, std::function<void()> fn) override;
+  bool WhenDurableSyncLater(uint64_t ticket, std::function<void()> fn) override;
+  void SyncOwed() override;
   void WaitUntilDurable(uint64_t ticket) override { WaitDurable(ticket, /*reader=*/true); }
   Stats stats() const;
   // Records each WAL sync ("store.wal_sync": its µs, the commits it covered as calls' bytes
@@ -179,6 +187,7 @@ class RocksKvStore final : public KvStore {
 
   mutable std::mutex sync_mu_;
   std::condition_variable sync_cv_;
+  std::condition_variable syncer_cv_;  // the syncer, asleep with nothing owed (WaitForWork)
   // All guarded by sync_mu_.
   uint64_t next_ticket_ = 0;        // the last ticket handed out
   std::set<uint64_t> unsettled_;    // tickets whose WAL write has not returned
@@ -210,6 +219,13 @@ class RocksKvStore final : public KvStore {
   PollWindow syncer_poll_;  // syncer thread only; Options::syncer_poll_us
   // The syncer has nothing to do: watch for work a while, then sleep until notified.
   void WaitForWork(std::unique_lock<std::mutex>& l);
+  // WhenDurable's functions of tickets now durable, taken out of when_durable_. Under sync_mu_.
+  std::vector<std::function<void()>> TakeDurableLocked();
+  // Runs them (lock not held), their replies in one FlushBatch.
+  static void RunDurable(std::vector<std::function<void()>> ready);
+  // Queues fn for the syncer (started on first use); with `wake`, notifies it. Under sync_mu_.
+  void OweLocked(uint64_t ticket, std::function<void()> fn, bool wake);
+  void WakeSyncerLocked();
   // Before a sync by the syncer: waits (lock released) for more commits to join it when
   // commits come concurrently; true if it waited. Under sync_mu_.
   bool DelayCommitLocked(std::unique_lock<std::mutex>& l);

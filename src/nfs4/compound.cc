@@ -10,6 +10,7 @@
 #include "meta/kv.h"
 #include "nfs4/mds.h"
 #include "nfs4/ops.def.h"
+#include "rpc/event_loop.h"
 
 namespace loom::nfs4 {
 
@@ -379,7 +380,15 @@ rpc::accept_stat RunCompound(Mds& mds, const rpc::CallContext& ctx, xdr::Decoder
       const uint64_t ticket = run->owed;
       ctx.resume = std::move(run);
       ctx.gate = [store, ticket](std::function<void()> go) {
-        store->WhenDurable(ticket, std::move(go));
+        // On the loop, with nothing else to sync for, the loop syncs itself once it has
+        // handled the requests in hand (KvStore::WhenDurableSyncLater), instead of waking
+        // the store's syncer for one commit.
+        rpc::EventLoop* loop = rpc::EventLoop::Current();
+        if (loop == nullptr) {
+          store->WhenDurable(ticket, std::move(go));
+        } else if (store->WhenDurableSyncLater(ticket, std::move(go))) {
+          loop->AfterEvents([store] { store->SyncOwed(); });
+        }
       };
       return rpc::kReplyLater;
     }

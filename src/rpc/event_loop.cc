@@ -16,6 +16,19 @@ namespace loom::rpc {
 
 namespace {
 std::atomic<int64_t> clock_offset_ms{0};  // moved only by tests (testing::AdvanceClockMs)
+thread_local EventLoop* current_loop = nullptr;
+}  // namespace
+
+EventLoop* EventLoop::Current() { return current_loop; }
+
+void EventLoop::AfterEvents(std::function<void()> fn) { after_events_.push_back(std::move(fn)); }
+
+void EventLoop::RunAfterEvents() {
+  // What these functions queue runs after the next batch (the wait below does not block
+  // while some are queued).
+  std::vector<std::function<void()>> fns;
+  fns.swap(after_events_);
+  for (auto& f : fns) f();
 }
 
 int64_t NowMs() {
@@ -51,10 +64,13 @@ EventLoop::~EventLoop() {
 
 void EventLoop::Run() {
   thread_id_.store(std::this_thread::get_id());
+  current_loop = this;
   epoll_event evs[128];
   while (!stop_.load(std::memory_order_acquire)) {
     int timeout = -1;
-    if (!timers_.empty()) {
+    if (!after_events_.empty()) {
+      timeout = 0;
+    } else if (!timers_.empty()) {
       int64_t now = NowMs(), next = INT64_MAX;
       for (const Timer& t : timers_) next = std::min(next, t.next_ms);
       timeout = static_cast<int>(std::max<int64_t>(0, next - now));
@@ -75,9 +91,12 @@ void EventLoop::Run() {
       static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events);
     }
     RunPosted();
+    if (!after_events_.empty()) RunAfterEvents();
     if (!timers_.empty()) RunTimers();
   }
   RunPosted();
+  while (!after_events_.empty()) RunAfterEvents();
+  current_loop = nullptr;
 }
 
 namespace {

@@ -60,6 +60,13 @@ class EventLoop {
   // the loop runs); returning false removes the timer.
   void Every(int ms, std::function<bool()> fn);
   bool InLoopThread() const { return std::this_thread::get_id() == thread_id_.load(); }
+  // The loop this thread runs (inside Run), or nullptr.
+  static EventLoop* Current();
+  // Loop thread only: runs fn once, on this thread, after the events in hand (the batch the
+  // current wait returned, and posted functions) have been handled, before the loop waits
+  // again. For work that should see the whole batch first: the metadata server syncs its log
+  // there for the changes the batch made (meta::KvStore::SyncOwed).
+  void AfterEvents(std::function<void()> fn);
 
   // epoll_ctl wrappers; thread-safe (epoll is).
   Status Add(int fd, uint32_t events, Handler* h);
@@ -73,6 +80,7 @@ class EventLoop {
     std::function<bool()> fn;
   };
   void RunPosted();
+  void RunAfterEvents();
   void RunTimers();
   // Waits for events as epoll_wait(timeout) would, polling first within poll_'s window.
   int Wait(epoll_event* evs, int max, int timeout_ms);
@@ -86,6 +94,7 @@ class EventLoop {
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<Timer> timers_;  // loop thread only
+  std::vector<std::function<void()>> after_events_;  // loop thread only
 };
 
 // A fixed set of loop threads; connections are spread round-robin.
