@@ -1,7 +1,8 @@
-// The loom backend: libloom. Each file of a batch is opened (Client::Open: OPEN and, with pNFS, a
-// layout; up to --open-depth at once) and read with ReadAsync, the batch's reads in flight
-// together up to the window, the bytes landing straight in the reader's reused buffers. A file
-// is closed as soon as its last read is back, while the batch's other reads are in flight.
+// The loom backend: libloom. Each file of a batch is opened (Client::OpenAsync: OPEN and, with
+// pNFS, the layout in one COMPOUND; up to --open-depth at once) and read with ReadAsync, the
+// batch's reads in flight together up to the window, the bytes landing straight in the
+// reader's reused buffers. A file is closed (File::CloseAsync) as soon as its last read is
+// back, while the batch's other reads are in flight.
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -19,6 +20,7 @@ namespace {
 using client::Client;
 using client::File;
 using client::OpenFlags;
+using client::Result;
 using client::Status;
 
 // The state of one WriteFile: writes in flight and the first error. Completions arrive on
@@ -31,54 +33,10 @@ struct Window {
   std::string err;
 };
 
-// Runs blocking calls (libloom's Open and Close are synchronous) on a few threads of its own,
-// so that a batch has several opens and closes in flight, as the nfs backend has with libnfs's
-// asynchronous calls. Thread-safe.
-class CallPool {
- public:
-  explicit CallPool(size_t threads) {
-    for (size_t i = 0; i < threads; i++) {
-      threads_.emplace_back([this] {
-        while (true) {
-          std::function<void()> f;
-          {
-            std::unique_lock<std::mutex> lk(mu_);
-            cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
-            if (q_.empty()) return;
-            f = std::move(q_.front());
-            q_.pop_front();
-          }
-          f();
-        }
-      });
-    }
-  }
-  ~CallPool() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  void Post(std::function<void()> f) {
-    std::lock_guard<std::mutex> lk(mu_);
-    q_.push_back(std::move(f));
-    cv_.notify_one();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> q_;
-  bool stop_ = false;
-  std::vector<std::thread> threads_;
-};
-
 class LoomReader : public Reader {
  public:
   LoomReader(std::shared_ptr<Client> client, const BackendConfig& cfg)
-      : client_(std::move(client)), cfg_(cfg), pool_(cfg.open_depth) {}
+      : client_(std::move(client)), cfg_(cfg) {}
   ~LoomReader() override {
     for (auto& [path, f] : open_) (void)f->Close();
   }
@@ -125,8 +83,8 @@ class LoomReader : public Reader {
           continue;
         }
         b.opens++;
-        pool_.Post([this, &b, &ext, i, file_bytes] {
-          auto r = client_->Open(ext[i].path, OpenFlags{});
+        lk.unlock();  // OpenAsync may call back on this thread
+        client_->OpenAsync(ext[i].path, OpenFlags{}, [&b, &ext, i, file_bytes](Result<std::shared_ptr<File>> r) {
           std::lock_guard<std::mutex> g(b.mu);
           b.opens--;
           if (!r.ok()) {
@@ -141,6 +99,8 @@ class LoomReader : public Reader {
           }
           b.cv.notify_all();
         });
+        lk.lock();
+        stopping = !b.err.empty();
       }
       while (!stopping && !b.readable.empty() && !b.free_slots.empty()) {
         size_t i = b.readable.front();
@@ -183,14 +143,15 @@ class LoomReader : public Reader {
         std::shared_ptr<File> f = std::move(b.samples[i].file);
         if (cfg_.keep_open && open_.count(ext[i].path)) continue;
         b.closes++;
-        pool_.Post([&b, &ext, i, f] {
-          Status st = f->Close();
+        lk.unlock();  // CloseAsync may call back on this thread
+        f->CloseAsync([&b, &ext, i](Status st) {
           std::lock_guard<std::mutex> g(b.mu);
           b.closes--;
           if (!st.ok()) b.Fail("close " + ext[i].path + ": " + st.ToString());
           // The loop waits for closes only to finish the batch.
           if (b.closes == 0 || !b.err.empty()) b.cv.notify_all();
         });
+        lk.lock();
       }
       bool idle = b.opens == 0 && b.reads == 0 && b.closes == 0;
       if (idle && (stopping || (b.next_open == ext.size() && b.readable.empty()))) break;
@@ -206,7 +167,6 @@ class LoomReader : public Reader {
  private:
   std::shared_ptr<Client> client_;
   BackendConfig cfg_;
-  CallPool pool_;
   ReadSlots slots_;
   std::map<std::string, std::shared_ptr<File>> open_;  // --keep-open; this thread only
 };

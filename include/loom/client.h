@@ -208,6 +208,15 @@ class Client {
   virtual Result<LayoutInfo> Layout(const std::string& path) = 0;
 
   virtual Result<std::shared_ptr<File>> Open(const std::string& path, const OpenFlags& flags) = 0;
+  // Open without waiting: `cb` gets what Open would return, once. A path of up to 24
+  // components opened without truncation is one COMPOUND (OPEN and the layout) sent here,
+  // and `cb` runs on the library's thread when the reply comes: it must not block (it may
+  // start reads, or CloseAsync). A call there that waits for the MDS (Open, Close, Stat ...)
+  // would wait for a reply only that thread reads: it fails at once with kInternal.
+  // Other opens run Open on the calling thread and call `cb` there. Loaders that open many
+  // small files keep many opens in flight this way without a thread each.
+  using OpenCallback = std::function<void(Result<std::shared_ptr<File>>)>;
+  virtual void OpenAsync(const std::string& path, const OpenFlags& flags, OpenCallback cb) = 0;
 
   virtual ClientStats stats() const = 0;
   virtual const Options& options() const = 0;
@@ -238,6 +247,12 @@ class File {
   // Sync, give back the layout, CLOSE. Idempotent. A File dropped without Close closes
   // itself (errors are then lost).
   virtual Status Close() = 0;
+  // Close without waiting for the server: `cb` gets what Close would return, once, on the
+  // library's thread (it must not block). A file written to is synced, and a layout with
+  // errors to report given back, on the calling thread first, as Close does (on the library's
+  // workers when called in an OpenAsync callback); a file only read sends its CLOSE and
+  // returns. A File dropped unclosed inside such a callback closes this way.
+  virtual void CloseAsync(std::function<void(Status)> cb) = 0;
   virtual Result<LayoutInfo> Layout() = 0;
 };
 

@@ -348,6 +348,7 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
   }
 
   Result<std::shared_ptr<File>> Open(const std::string& path, const OpenFlags& flags) override;
+  void OpenAsync(const std::string& path, const OpenFlags& flags, OpenCallback cb) override;
 
   ClientStats stats() const override { return counters_.Snapshot(); }
   const Options& options() const override { return opts_; }
@@ -357,6 +358,7 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
 
   Status SetSize(File& f, uint64_t size);
   Status CloseFile(const std::shared_ptr<FileState>& st);
+  void CloseFileAsync(const std::shared_ptr<FileState>& st, std::function<void(Status)> cb);
   DataPath* data() { return data_.get(); }
   Session* session() { return session_.get(); }
 
@@ -368,6 +370,21 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
     std::lock_guard<std::mutex> g(open_mu_);
     open_.erase(st);
   }
+
+  // One OPEN COMPOUND built (Walk + OPEN + GETFH + GETATTR [+ LAYOUTGET]) and what its
+  // reply needs to become a File.
+  struct OpenCall {
+    std::vector<nfs_argop4> ops;
+    size_t first = 0;  // index of OPEN's result
+    uint32_t share_access = 0;
+    std::string owner, display;
+    bool with_layout = false;
+    uint64_t epoch = 0;
+  };
+  Result<OpenCall> PlanOpen(const std::string& path, const OpenFlags& flags);
+  // `may_wait`: false on the session's thread (OpenAsync's completion), where nothing may wait
+  // for another reply of the MDS.
+  Result<std::shared_ptr<File>> FinishOpen(const OpenCall& oc, const Result<COMPOUND4res>& r, bool may_wait);
 
  private:
   // After a server restart: each open file's open is reclaimed (OPEN with CLAIM_PREVIOUS, RFC
@@ -415,7 +432,12 @@ class ClientImpl : public Client, public std::enable_shared_from_this<ClientImpl
 class FileImpl : public File {
  public:
   FileImpl(std::shared_ptr<ClientImpl> c, std::shared_ptr<FileState> st) : c_(std::move(c)), st_(std::move(st)) {}
-  ~FileImpl() override { (void)Close(); }
+  // Dropped unclosed on the session's loop thread (an OpenAsync callback's file), a waiting
+  // Close would wait for a reply only that thread can read: the CLOSE goes out without waiting.
+  ~FileImpl() override {
+    if (c_->session()->loop()->InLoopThread()) CloseAsync([](Status) {});
+    else (void)Close();
+  }
 
   uint64_t size() const override { return st_->size.load(); }
   const std::string& path() const override { return st_->path; }
@@ -448,28 +470,56 @@ class FileImpl : public File {
     if (!s.ok()) return s;
     return cl.ok() ? r : cl;
   }
+  void CloseAsync(std::function<void(Status)> cb) override {
+    if (closed_.exchange(true)) return cb(Status::Ok());
+    if (c_->session()->loop()->InLoopThread()) {
+      // On the session's thread (a file closed inside an OpenAsync callback) nothing may wait
+      // for the MDS, and a written file's sync or a layout with errors to report does: the
+      // close goes on on the library's workers. Rare; the usual close comes from a read's
+      // completion, on a data server connection's thread.
+      c_->data()->Defer([c = c_, st = st_, written = written_.load(), cb = std::move(cb)]() mutable {
+        Closing(c, st, written, std::move(cb));
+      });
+      return;
+    }
+    Closing(c_, st_, written_.load(), std::move(cb));
+  }
   Result<LayoutInfo> Layout() override { return c_->data()->Describe(st_); }
 
   const std::shared_ptr<FileState>& state() const { return st_; }
 
  private:
+  // CloseAsync's work, on a thread that may wait for the data servers and the MDS.
+  static void Closing(const std::shared_ptr<ClientImpl>& c, const std::shared_ptr<FileState>& st, bool written,
+                      std::function<void(Status)> cb) {
+    Status s = written ? c->data()->Sync(st) : Status::Ok();
+    Status r = c->data()->Release(st);
+    c->CloseFileAsync(st, [c, st, s, r, cb = std::move(cb)](Status cl) {
+      c->Untrack(st.get());
+      if (!s.ok()) return cb(s);
+      cb(cl.ok() ? r : cl);
+    });
+  }
+
   std::shared_ptr<ClientImpl> c_;
   std::shared_ptr<FileState> st_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> written_{false};
 };
 
-Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const OpenFlags& flags) {
+Result<ClientImpl::OpenCall> ClientImpl::PlanOpen(const std::string& path, const OpenFlags& flags) {
   auto comps = SplitPath(path);
   if (comps.empty()) return Status(Errc::kIsDir, "/");
   if (!flags.read && !flags.write) return Status(Errc::kInvalid, Display(path) + ": open for neither reading nor writing");
+  OpenCall oc;
+  oc.display = Display(path);
   auto o = s4::Op(OP_OPEN);
   o.opopen = std::make_unique<OPEN4args>();
   OPEN4args& a = *o.opopen;
   a.share_access = (flags.read ? OPEN4_SHARE_ACCESS_READ : 0) | (flags.write ? OPEN4_SHARE_ACCESS_WRITE : 0);
   a.share_deny = OPEN4_SHARE_DENY_NONE;
-  const std::string owner = NextOwner();
-  a.owner.owner = Bytes::Copy(owner);
+  oc.owner = NextOwner();
+  a.owner.owner = Bytes::Copy(oc.owner);
   if (flags.create) {
     a.openhow.opentype = OPEN4_CREATE;
     // GUARDED4 fails with NFS4ERR_EXIST if the name exists (RFC 8881 §18.16.3); a racing
@@ -481,49 +531,79 @@ Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const Op
   }
   a.claim.claim = CLAIM_NULL;
   a.claim.file = Bytes::Copy(comps.back());
-  const uint32_t share_access = a.share_access;  // `a` goes with `o` into the COMPOUND
+  oc.share_access = a.share_access;  // `a` goes with `o` into the COMPOUND
   auto w = Walk(comps, true);
   if (!w.ok()) return w.status();
-  auto ops = std::move(w.value());
-  const size_t first = ops.size();  // index of OPEN's result
-  ops.push_back(std::move(o));
-  ops.push_back(s4::GetFh());
-  ops.push_back(s4::Getattr({FATTR4_TYPE, FATTR4_SIZE}));
+  oc.ops = std::move(w.value());
+  oc.first = oc.ops.size();
+  oc.ops.push_back(std::move(o));
+  oc.ops.push_back(s4::GetFh());
+  oc.ops.push_back(s4::Getattr({FATTR4_TYPE, FATTR4_SIZE}));
   // The layout in the same COMPOUND, with the current stateid (RFC 8881 §16.2.3.1.2: seqid 1,
   // other all zeros = the stateid OPEN just returned), as the Linux client asks: one round
   // trip per open file instead of two. Its refusal does not fail the open.
-  const bool with_layout = opts_.pnfs;
-  if (with_layout) {
+  oc.with_layout = opts_.pnfs;
+  if (oc.with_layout) {
     stateid4 current{};
     current.seqid = 1;
-    ops.push_back(s4::LayoutGet(current, flags.write ? LAYOUTIOMODE4_RW : LAYOUTIOMODE4_READ, 16 * 1024));
+    oc.ops.push_back(s4::LayoutGet(current, flags.write ? LAYOUTIOMODE4_RW : LAYOUTIOMODE4_READ, 16 * 1024));
   }
-  const uint64_t epoch = session_->epoch();
-  auto r = session_->Call(std::move(ops), true);
-  if (!r.ok()) return Status(r.status().code(), Display(path) + ": " + r.status().message(), r.status().nfs_status());
+  oc.epoch = session_->epoch();
+  return oc;
+}
+
+Result<std::shared_ptr<File>> ClientImpl::FinishOpen(const OpenCall& oc, const Result<COMPOUND4res>& r,
+                                                     bool may_wait) {
+  if (!r.ok()) return Status(r.status().code(), oc.display + ": " + r.status().message(), r.status().nfs_status());
+  const size_t first = oc.first;
   const bool opened = r->status == NFS4_OK ||
-                      (with_layout && r->resarray.size() == first + 4 && r->resarray.back().resop == OP_LAYOUTGET);
-  if (!opened) return FromNfs4(r->status, Display(path));
+                      (oc.with_layout && r->resarray.size() == first + 4 && r->resarray.back().resop == OP_LAYOUTGET);
+  if (!opened) return FromNfs4(r->status, oc.display);
   auto st = std::make_shared<FileState>();
-  st->path = Display(path);
-  st->share_access = share_access;
-  st->owner = owner;
-  st->set_open_stateid(r->resarray[first].opopen->resok4.stateid, epoch);
+  st->path = oc.display;
+  st->share_access = oc.share_access;
+  st->owner = oc.owner;
+  st->set_open_stateid(r->resarray[first].opopen->resok4.stateid, oc.epoch);
   st->fh = r->resarray[first + 1].opgetfh->resok4.object;
   Attr at = DecodeAttr(r->resarray[first + 2].opgetattr->resok4.obj_attributes);
   st->size = at.size;
   Track(st);
-  if (with_layout && r->resarray.size() == first + 4 && r->resarray[first + 3].oplayoutget)
-    data_->Adopt(st, *r->resarray[first + 3].oplayoutget, epoch);
-  auto f = std::make_shared<FileImpl>(shared_from_this(), st);
-  if (flags.write && flags.truncate && at.size > 0) {
-    Status s = SetSize(*f, 0);
+  if (oc.with_layout && r->resarray.size() == first + 4 && r->resarray[first + 3].oplayoutget)
+    data_->Adopt(st, *r->resarray[first + 3].oplayoutget, oc.epoch, may_wait);
+  return std::shared_ptr<File>(std::make_shared<FileImpl>(shared_from_this(), st));
+}
+
+Result<std::shared_ptr<File>> ClientImpl::Open(const std::string& path, const OpenFlags& flags) {
+  auto oc = PlanOpen(path, flags);
+  if (!oc.ok()) return oc.status();
+  auto f = FinishOpen(*oc, session_->Call(std::move(oc->ops), true), /*may_wait=*/true);
+  if (!f.ok()) return f;
+  if (flags.write && flags.truncate && f.value()->size() > 0) {
+    Status s = SetSize(*f.value(), 0);
     if (!s.ok()) {
-      (void)f->Close();
+      (void)f.value()->Close();
       return s;
     }
   }
-  return std::shared_ptr<File>(f);
+  return f;
+}
+
+void ClientImpl::OpenAsync(const std::string& path, const OpenFlags& flags, OpenCallback cb) {
+  // A deep path needs LOOKUP round trips first (Walk), and a truncation a SETATTR after:
+  // those wait, here.
+  if ((flags.write && flags.truncate) || SplitPath(path).size() > kLookupsPerCall + 1) return cb(Open(path, flags));
+  auto oc = PlanOpen(path, flags);
+  if (!oc.ok()) return cb(oc.status());
+  auto call = std::make_shared<OpenCall>(std::move(oc.value()));
+  std::vector<nfs_argop4> ops = std::move(call->ops);
+  session_->CallAsync(
+      std::move(ops),
+      [self = shared_from_this(), call, cb = std::move(cb)](Status transport, COMPOUND4res res) {
+        cb(self->FinishOpen(*call,
+                            transport.ok() ? Result<COMPOUND4res>(std::move(res)) : Result<COMPOUND4res>(transport),
+                            /*may_wait=*/false));
+      },
+      true);
 }
 
 Status ClientImpl::SetSize(File& file, uint64_t size) {
@@ -542,14 +622,26 @@ Status ClientImpl::SetSize(File& file, uint64_t size) {
   return s;
 }
 
+void ClientImpl::CloseFileAsync(const std::shared_ptr<FileState>& st, std::function<void(Status)> cb) {
+  session_->CallAsync(
+      Ops(s4::PutFh(st->fh), s4::Close(st->open_stateid())),
+      [path = st->path, cb = std::move(cb)](Status transport, COMPOUND4res res) {
+        Status s = Check(transport.ok() ? Result<COMPOUND4res>(std::move(res)) : Result<COMPOUND4res>(transport), path);
+        // After a server restart the open may be gone for good (not reclaimed): nothing to
+        // close.
+        if (s.nfs_status() == NFS4ERR_BAD_STATEID || s.nfs_status() == NFS4ERR_OLD_STATEID ||
+            s.nfs_status() == NFS4ERR_STALE_STATEID)
+          s = Status::Ok();
+        cb(std::move(s));
+      },
+      true);
+}
+
 Status ClientImpl::CloseFile(const std::shared_ptr<FileState>& st) {
-  auto r = session_->Call(Ops(s4::PutFh(st->fh), s4::Close(st->open_stateid())), true);
-  Status s = Check(r, st->path);
-  // After a server restart the open may be gone for good (not reclaimed): nothing to close.
-  if (s.nfs_status() == NFS4ERR_BAD_STATEID || s.nfs_status() == NFS4ERR_OLD_STATEID ||
-      s.nfs_status() == NFS4ERR_STALE_STATEID)
-    return Status::Ok();
-  return s;
+  std::promise<Status> done;
+  auto fut = done.get_future();
+  CloseFileAsync(st, [&done](Status s) { done.set_value(std::move(s)); });
+  return fut.get();
 }
 
 }  // namespace internal

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <future>
 #include <thread>
 
 #include "loom/client.h"
@@ -303,6 +304,96 @@ TEST_F(ClientTest, OpensOfOneFileAreIndependent) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// OpenAsync / CloseAsync: many opens in flight from one thread, each file read started from
+// its open's callback (on the library's thread), closed without waiting; errors in words; the
+// opens that must wait (truncation) still work; a file dropped unclosed inside a callback
+// closes without hanging the client.
+TEST_F(ClientTest, OpensAndClosesWithoutWaiting) {
+  auto c = Connect();
+  ASSERT_TRUE(c);
+  lc::OpenFlags wr;
+  wr.write = true;
+  wr.create = true;
+  constexpr int kFiles = 24;
+  auto content = [](int i) { return "file " + std::to_string(i) + std::string(100 + i, 'a' + i % 26); };
+  ASSERT_TRUE(c->MkdirAll("/async/d").ok());
+  for (int i = 0; i < kFiles; i++) {
+    auto f = c->Open("/async/d/f" + std::to_string(i), wr);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    const std::string d = content(i);
+    ASSERT_TRUE(f.value()->Write(0, d.data(), d.size()).ok());
+    ASSERT_TRUE(f.value()->Close().ok());
+  }
+  struct Got {
+    std::promise<std::string> bytes;  // what the read returned, or "error: ..."
+    std::promise<lc::Status> closed;
+    std::string buf = std::string(200, '\0');
+  };
+  std::vector<Got> got(kFiles);
+  for (int i = 0; i < kFiles; i++) {
+    Got& g = got[i];
+    c->OpenAsync("/async/d/f" + std::to_string(i), lc::OpenFlags{},
+                 [&g](lc::Result<std::shared_ptr<lc::File>> r) {
+                   if (!r.ok()) {
+                     g.bytes.set_value("error: " + r.status().ToString());
+                     g.closed.set_value(r.status());
+                     return;
+                   }
+                   std::shared_ptr<lc::File> f = r.value();
+                   f->ReadAsync(0, g.buf.data(), g.buf.size(), [&g, f](lc::Status st, size_t n) {
+                     g.bytes.set_value(st.ok() ? g.buf.substr(0, n) : "error: " + st.ToString());
+                     f->CloseAsync([&g](lc::Status cs) { g.closed.set_value(cs); });
+                   });
+                 });
+  }
+  for (int i = 0; i < kFiles; i++) {
+    EXPECT_EQ(got[i].bytes.get_future().get(), content(i)) << i;
+    lc::Status cs = got[i].closed.get_future().get();
+    EXPECT_TRUE(cs.ok()) << i << ": " << cs.ToString();
+  }
+
+  // Errors arrive through the callback, in words.
+  auto open_async = [&](const std::string& path, lc::OpenFlags fl) {
+    std::promise<lc::Result<std::shared_ptr<lc::File>>> p;
+    c->OpenAsync(path, fl, [&p](lc::Result<std::shared_ptr<lc::File>> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  auto missing = open_async("/async/d/nope", lc::OpenFlags{});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), lc::Errc::kNotFound);
+  EXPECT_NE(missing.status().ToString().find("/async/d/nope"), std::string::npos);
+  EXPECT_EQ(open_async("/", lc::OpenFlags{}).status().code(), lc::Errc::kIsDir);
+  lc::OpenFlags neither;
+  neither.read = false;
+  EXPECT_EQ(open_async("/async/d/f0", neither).status().code(), lc::Errc::kInvalid);
+
+  // A truncating open is one that waits (OPEN, then SETATTR): it still truncates.
+  lc::OpenFlags trunc = wr;
+  trunc.truncate = true;
+  auto t = open_async("/async/d/f1", trunc);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t.value()->size(), 0u);
+  std::promise<lc::Status> tclosed;
+  t.value()->CloseAsync([&tclosed](lc::Status s) { tclosed.set_value(s); });
+  EXPECT_TRUE(tclosed.get_future().get().ok());
+  auto st = c->Stat("/async/d/f1");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size, 0u);
+
+  // A file dropped unclosed in its open's callback (the library's loop thread) closes
+  // without waiting there for the reply it would need that same thread to read.
+  std::promise<void> dropped;
+  c->OpenAsync("/async/d/f2", lc::OpenFlags{}, [&dropped](lc::Result<std::shared_ptr<lc::File>> r) {
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    dropped.set_value();
+  });
+  dropped.get_future().get();
+  // The client goes on, and the file can be removed (its open is gone on the server).
+  EXPECT_TRUE(c->Stat("/async/d/f2").ok());
+  for (int i = 0; i < kFiles; i++) EXPECT_TRUE(c->Remove("/async/d/f" + std::to_string(i)).ok()) << i;
+  EXPECT_TRUE(c->Remove("/async/d").ok());
 }
 
 int CountEntry(void* arg, const char* name, const loom_stat_t* st) {

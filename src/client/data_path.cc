@@ -1337,12 +1337,13 @@ Status DataPath::Release(const std::shared_ptr<FileState>& f) {
   return d->layouts.Return(*f, *l, errors, stats);
 }
 
-void DataPath::Adopt(const std::shared_ptr<FileState>& f, const LAYOUTGET4res& res, uint64_t epoch) {
+void DataPath::Adopt(const std::shared_ptr<FileState>& f, const LAYOUTGET4res& res, uint64_t epoch,
+                     bool may_wait) {
   Impl* d = impl_.get();
   if (!d->opts.pnfs || res.logr_status != NFS4_OK) return;
   const layoutiomode4 mode =
       (f->share_access & OPEN4_SHARE_ACCESS_WRITE) ? LAYOUTIOMODE4_RW : LAYOUTIOMODE4_READ;
-  auto g = d->layouts.Adopt(*f, res, mode, epoch);
+  auto g = d->layouts.Adopt(*f, res, mode, epoch, may_wait);
   if (!g.ok() || !g->layout) return;  // the first I/O asks again (Refresh)
   auto c = d->Ctx(f);
   std::lock_guard<std::mutex> fg(c->fetch_mu);
@@ -1356,6 +1357,8 @@ void DataPath::Adopt(const std::shared_ptr<FileState>& f, const LAYOUTGET4res& r
   c->none = false;
   c->no_mds_io = (g->layout->flags & FF_FLAGS_NO_IO_THRU_MDS) != 0;
 }
+
+void DataPath::Defer(std::function<void()> fn) { impl_->Defer(std::move(fn)); }
 
 Result<LayoutInfo> DataPath::Describe(const std::shared_ptr<FileState>& f) {
   Impl* d = impl_.get();

@@ -57,9 +57,14 @@ class DataPath {
   Status Release(const std::shared_ptr<FileState>& f);
   // Takes the layout the OPEN's COMPOUND fetched (OPEN + GETFH + GETATTR + LAYOUTGET): one
   // round trip fewer per open file. `epoch`: the session epoch the OPEN was sent in.
-  void Adopt(const std::shared_ptr<FileState>& f, const LAYOUTGET4res& res, uint64_t epoch);
+  // Without `may_wait` (the session's thread) it makes no call of its own (Layouts::Adopt).
+  void Adopt(const std::shared_ptr<FileState>& f, const LAYOUTGET4res& res, uint64_t epoch,
+             bool may_wait = true);
   // The layout as `loom layout` shows it (fetches one if none is held).
   Result<LayoutInfo> Describe(const std::shared_ptr<FileState>& f);
+  // Runs fn on the library's worker threads (on this thread once the client is closing): for
+  // work that must wait for a server and was asked for on a thread that may not.
+  void Defer(std::function<void()> fn);
 
   struct Impl;
 

@@ -348,6 +348,48 @@ TEST_F(DataPathStripedTest, WritesPastTheUncommittedBoundCommitFirst) {
   EXPECT_EQ(c->stats().ds_write_bytes, data.size());
 }
 
+// OpenAsync completes on the session's thread, which may not wait for another MDS reply: a
+// layout naming a data server the client does not know yet (a fresh client) is not taken
+// there, and the first read asks for it again from a worker (LAYOUTGET + GETDEVICEINFO);
+// once the device is known the OPEN's own layout is used. Either way every byte comes from
+// the data servers, and the file is closed from the read's completion.
+TEST_F(DataPathTest, OpenAsyncReadsFromTheDataServersFromTheFirstFile) {
+  auto w = Connect();
+  ASSERT_TRUE(w);
+  const std::string a = RandomBytes(300000, 31), b = RandomBytes(200000, 32);
+  WriteFile(*w, "/oa", a);
+  WriteFile(*w, "/ob", b);
+  auto c = Connect();  // knows no device yet
+  ASSERT_TRUE(c);
+  const uint64_t mds_reads = MdsReadCalls();
+  auto read_async = [&](const std::string& path, size_t size) {
+    std::promise<std::string> got;
+    auto buf = std::make_shared<std::string>(size, '\0');
+    c->OpenAsync(path, OpenFlags{}, [&got, buf](Result<std::shared_ptr<File>> r) {
+      if (!r.ok()) return got.set_value("error: " + r.status().ToString());
+      std::shared_ptr<File> f = r.value();
+      f->ReadAsync(0, buf->data(), buf->size(), [&got, buf, f](Status st, size_t n) {
+        f->CloseAsync([&got, buf, st, n](Status cs) {
+          if (!st.ok()) return got.set_value("error: " + st.ToString());
+          if (!cs.ok()) return got.set_value("close: " + cs.ToString());
+          got.set_value(buf->substr(0, n));
+        });
+      });
+    });
+    return got.get_future().get();
+  };
+  EXPECT_TRUE(read_async("/oa", a.size()) == a);
+  const uint64_t fetched_first = c->stats().layouts_fetched;
+  EXPECT_GE(fetched_first, 2u);  // the OPEN's, not taken, then the read's
+  EXPECT_TRUE(read_async("/oa", a.size()) == a);
+  EXPECT_EQ(c->stats().layouts_fetched, fetched_first + 1);  // the OPEN's, taken
+  EXPECT_TRUE(read_async("/ob", b.size()) == b);  // maybe on another data server
+  ClientStats s = c->stats();
+  EXPECT_EQ(s.ds_read_bytes, 2 * a.size() + b.size());
+  EXPECT_EQ(s.mds_read_bytes, 0u);
+  EXPECT_EQ(MdsReadCalls(), mds_reads);
+}
+
 TEST_F(DataPathTest, WithoutPnfsEveryByteGoesThroughTheMds) {
   auto c = Connect(false);
   ASSERT_TRUE(c);

@@ -126,12 +126,13 @@ std::shared_ptr<DsPool> Layouts::PoolFor(const std::string& address) {
   return p;
 }
 
-Result<Layouts::Device> Layouts::DeviceOf(const DeviceId& id) {
+Result<Layouts::Device> Layouts::DeviceOf(const DeviceId& id, bool may_wait) {
   {
     std::lock_guard<std::mutex> g(mu_);
     auto it = devices_.find(id);
     if (it != devices_.end()) return it->second;
   }
+  if (!may_wait) return Status(Errc::kUnavailable, "device " + Hex(id.data(), id.size()) + " not known yet");
   auto a = Op(OP_GETDEVICEINFO);
   a.opgetdeviceinfo = std::make_unique<GETDEVICEINFO4args>();
   a.opgetdeviceinfo->gdia_device_id = id;
@@ -213,19 +214,21 @@ Result<Layouts::Grant> Layouts::Get(const FileState& f, layoutiomode4 mode) {
 }
 
 Result<Layouts::Grant> Layouts::Adopt(const FileState& f, const LAYOUTGET4res& res, layoutiomode4 mode,
-                                      uint64_t epoch) {
+                                      uint64_t epoch, bool may_wait) {
   counters_->layouts_fetched++;
-  auto g = Decode(res, epoch, mode);
+  auto g = Decode(res, epoch, mode, may_wait);
   if (!g.ok()) return g;
   if (g->refused != NFS4_OK && g->layout) {
-    // Granted but unusable here: give it back at once.
-    (void)Return(f, *g->layout, {});
+    // Granted but unusable here: give it back at once (or, unable to wait, leave it to the
+    // LAYOUTGET the first I/O sends, which returns what it cannot use).
+    if (may_wait) (void)Return(f, *g->layout, {});
     return Grant{nullptr, g->refused};
   }
   return g;
 }
 
-Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch, layoutiomode4 mode) {
+Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch, layoutiomode4 mode,
+                                       bool may_wait) {
   const auto& ok = res.logr_resok4;
   auto lay = std::make_shared<Layout>();
   lay->stateid = ok.logr_stateid;
@@ -265,8 +268,11 @@ Result<Layouts::Grant> Layouts::Decode(const LAYOUTGET4res& res, uint64_t epoch,
         return unusable("ids are not numeric");
       df.user = s.ffds_user.str();
       df.group = s.ffds_group.str();
-      auto dev = DeviceOf(df.deviceid);
-      if (!dev.ok()) return unusable("device unusable");
+      auto dev = DeviceOf(df.deviceid, may_wait);
+      if (!dev.ok()) {
+        if (!may_wait) return dev.status();  // not known yet: not a fault of the layout
+        return unusable("device unusable");
+      }
       df.address = dev->address;
       df.rsize = std::min(dev->rsize, opts_.io_size);
       df.wsize = std::min(dev->wsize, opts_.io_size);

@@ -97,8 +97,11 @@ class Layouts {
   Result<Grant> Get(const FileState& f, layoutiomode4 mode);
   // A LAYOUTGET result that came in another COMPOUND (the OPEN's: OPEN + LAYOUTGET with the
   // current stateid, as the Linux client sends it): decoded as Get does, an unusable layout
-  // returned at once.
-  Result<Grant> Adopt(const FileState& f, const LAYOUTGET4res& res, layoutiomode4 mode, uint64_t epoch);
+  // returned at once. Without `may_wait` (on the session's thread, which cannot wait for a
+  // reply) it makes no call: a layout naming a device not yet known fails (the first I/O asks
+  // for a layout again, from its own thread) and an unusable one is dropped, not returned.
+  Result<Grant> Adopt(const FileState& f, const LAYOUTGET4res& res, layoutiomode4 mode, uint64_t epoch,
+                      bool may_wait = true);
   // LAYOUTRETURN of the file's layout, with the errors seen and the I/O statistics per data
   // server as an ff_layoutreturn4 body.
   Status Return(const FileState& f, const Layout& l, const std::vector<IoError>& errors,
@@ -122,9 +125,10 @@ class Layouts {
     std::string address;
     uint32_t rsize = 0, wsize = 0;
   };
-  Result<Device> DeviceOf(const DeviceId& id);
+  // Without `may_wait`, only a device already known (no GETDEVICEINFO).
+  Result<Device> DeviceOf(const DeviceId& id, bool may_wait = true);
   std::shared_ptr<DsPool> PoolFor(const std::string& address);
-  Result<Grant> Decode(const LAYOUTGET4res& res, uint64_t epoch, layoutiomode4 mode);
+  Result<Grant> Decode(const LAYOUTGET4res& res, uint64_t epoch, layoutiomode4 mode, bool may_wait = true);
 
   Session* const session_;
   const Options opts_;

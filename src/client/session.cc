@@ -716,6 +716,11 @@ void Session::CallAsync(std::vector<nfs_argop4> ops, CompoundCallback cb, bool c
 }
 
 Result<COMPOUND4res> Session::Call(std::vector<nfs_argop4> ops, bool cachethis) {
+  // The reply would be read by this very thread: waiting here would never end. A bug in the
+  // library (an asynchronous callback that made a waiting call), reported as one.
+  if (loop_->InLoopThread()) {
+    return Status(Errc::kInternal, "a waiting call on the session's own thread (libloom bug)");
+  }
   std::promise<std::pair<Status, COMPOUND4res>> done;
   auto fut = done.get_future();
   CallAsync(
