@@ -85,6 +85,14 @@ TYPED_TEST(NoBlockTest, ScopesNest) {
   EXPECT_FALSE(NoBlockScope::Active());
 }
 
+// Commits k = "v" as the event loop does (in a NoBlockScope): returns the ticket it owes.
+uint64_t PutOnLoop(RocksKvStore& store, const std::string& k) {
+  NoBlockScope nb;
+  EXPECT_TRUE(PutOne(store, k, "v").ok());
+  EXPECT_GT(nb.owed(), 0u);
+  return nb.owed();
+}
+
 // Syncs held by a test hook: a commit made in a NoBlockScope returns while its sync is
 // held, owes its ticket, and WhenDurable runs its function only after the sync. A reader in a
 // scope that sees a commit not durable yet owes it too instead of waiting.
@@ -332,13 +340,7 @@ TEST(NoBlockRocksTest, GroupCommitWaitsOnlyWhileMoreChangesAreComing) {
   RocksKvStore& store = **opened;
   std::atomic<int> ran{0};
   auto change = [&](const std::string& k) {
-    uint64_t owed = 0;
-    {
-      NoBlockScope nb;
-      EXPECT_TRUE(PutOne(store, k, "v").ok());
-      owed = nb.owed();
-    }
-    EXPECT_GT(owed, 0u);
+    const uint64_t owed = PutOnLoop(store, k);
     store.WhenDurable(owed, [&] {
       ran.fetch_add(1);
       std::lock_guard<std::mutex> l(mu);
@@ -435,13 +437,7 @@ TEST(NoBlockRocksTest, OneChangeAtATimeIsSyncedByItsCaller) {
   std::atomic<int> done{0}, here{0};
   const std::thread::id me = std::this_thread::get_id();
   auto change = [&](const std::string& k) {
-    uint64_t owed = 0;
-    {
-      NoBlockScope nb;
-      EXPECT_TRUE(PutOne(store, k, "v").ok());
-      owed = nb.owed();
-    }
-    EXPECT_GT(owed, 0u);
+    const uint64_t owed = PutOnLoop(store, k);
     return store.WhenDurableSyncLater(owed, [&, owed] {
       store.WaitUntilDurable(owed);  // durable when it runs: returns at once
       if (std::this_thread::get_id() == me) here.fetch_add(1);
@@ -458,12 +454,7 @@ TEST(NoBlockRocksTest, OneChangeAtATimeIsSyncedByItsCaller) {
   // The syncer thread starts with the first function the store owes, and syncs what it finds
   // owed as it starts: one change through it first, then it sleeps.
   {
-    uint64_t owed = 0;
-    {
-      NoBlockScope nb;
-      ASSERT_TRUE(PutOne(store, "first", "v").ok());
-      owed = nb.owed();
-    }
+    const uint64_t owed = PutOnLoop(store, "first");
     std::promise<void> ran;
     store.WhenDurable(owed, [&] { ran.set_value(); });
     ran.get_future().wait();
@@ -536,12 +527,7 @@ TEST(NoBlockRocksTest, InlineSyncsOffLeaveEverySyncToTheSyncer) {
   int done = 0;
   const std::thread::id me = std::this_thread::get_id();
   for (int i = 0; i < 5; i++) {
-    uint64_t owed = 0;
-    {
-      NoBlockScope nb;
-      ASSERT_TRUE(PutOne(store, "k" + std::to_string(i), "v").ok());
-      owed = nb.owed();
-    }
+    const uint64_t owed = PutOnLoop(store, "k" + std::to_string(i));
     EXPECT_FALSE(store.WhenDurableSyncLater(owed, [&] {
       EXPECT_NE(std::this_thread::get_id(), me);
       std::lock_guard<std::mutex> l(mu);
