@@ -1,8 +1,11 @@
 // Event loops (epoll) and the worker pool.
 //
 // Threading model: a few loop threads own sockets (each connection stays on one loop) and do
-// only non-blocking socket work. Anything that may block — file I/O, fsync, a metadata store
-// transaction — runs on the WorkerPool, whose threads hand replies back to the connection.
+// non-blocking work: socket I/O, and calls that run to completion from memory. Anything that
+// may block — file I/O, a metadata store read that misses its caches — runs on the
+// WorkerPool, whose threads hand replies back to the connection. The one bounded exception:
+// loom-mds's loop syncs its log for a lone change after a batch (AfterEvents; see
+// meta::KvStore::WhenDurableSyncLater).
 // The loop interface is small so an io_uring backend can replace epoll later.
 #pragma once
 
