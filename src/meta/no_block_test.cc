@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/stats.h"
 #include "common/sync_point.h"
 #include "meta/errors.h"
 #include "meta/kv.h"
@@ -428,9 +429,11 @@ TEST(NoBlockRocksTest, OneChangeAtATimeIsSyncedByItsCaller) {
     if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return Status::Ok();
   };
+  StatsRegistry reg;  // before the store: it must outlive it
   auto opened = RocksKvStore::Open(o);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   RocksKvStore& store = **opened;
+  store.UseStats(&reg);
 
   // Commits `k` as the loop does and hands its reply to WhenDurableSyncLater (its result).
   // `done` counts the functions run, `here` those run on this thread.
@@ -471,6 +474,10 @@ TEST(NoBlockRocksTest, OneChangeAtATimeIsSyncedByItsCaller) {
   EXPECT_EQ(here.load(), 10);
   EXPECT_EQ(store.stats().inline_syncs, 10u);
   EXPECT_EQ(store.stats().wal_syncs, syncs0 + 10);
+  // Counted for the stats file: every sync, and the loop's own apart, one commit each.
+  EXPECT_EQ(reg.Get("store.wal_sync_on_loop")->calls(), 10u);
+  EXPECT_EQ(reg.Get("store.wal_sync_on_loop")->bytes_in(), 10u);
+  EXPECT_EQ(reg.Get("store.wal_sync")->calls(), 11u);  // + the syncer's for "first"
 
   // Two owed before SyncOwed: the second wakes the syncer, which syncs for both.
   EXPECT_TRUE(change("two/a"));

@@ -578,7 +578,7 @@ uint64_t RocksKvStore::CoveredLocked() const {
   return unsettled_.empty() ? next_ticket_ : *unsettled_.begin() - 1;
 }
 
-void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered) {
+void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered, OpStats* also) {
   syncing_ = true;
   l.unlock();
   const auto t0 = std::chrono::steady_clock::now();
@@ -589,8 +589,10 @@ void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered)
   syncing_ = false;
   if (!s.ok()) FailStop(s.ToString());
   ++stats_.wal_syncs;
+  const uint64_t commits = covered > synced_ ? covered - synced_ : 0;
   if (OpStats* os = wal_sync_stats_.load(std::memory_order_relaxed))
-    os->Record(static_cast<uint64_t>(us), covered > synced_ ? covered - synced_ : 0, 0, false);
+    os->Record(static_cast<uint64_t>(us), commits, 0, false);
+  if (also) also->Record(static_cast<uint64_t>(us), commits, 0, false);
   sync_us_avg_ += (static_cast<int64_t>(us) - sync_us_avg_) / 8;
   synced_ = std::max(synced_, covered);
   ForgetDurable();
@@ -599,6 +601,7 @@ void RocksKvStore::SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered)
 
 void RocksKvStore::UseStats(StatsRegistry* reg) {
   wal_sync_stats_.store(reg ? reg->Get("store.wal_sync") : nullptr, std::memory_order_relaxed);
+  loop_sync_stats_.store(reg ? reg->Get("store.wal_sync_on_loop") : nullptr, std::memory_order_relaxed);
 }
 
 void RocksKvStore::OweLocked(uint64_t ticket, std::function<void()> fn, bool wake) {
@@ -657,7 +660,7 @@ void RocksKvStore::SyncOwed() {
     return;
   }
   ++stats_.inline_syncs;
-  SyncLocked(l, covered);
+  SyncLocked(l, covered, loop_sync_stats_.load(std::memory_order_relaxed));
   std::vector<std::function<void()>> ready = TakeDurableLocked();
   l.unlock();
   RunDurable(std::move(ready));

@@ -144,7 +144,8 @@ class RocksKvStore final : public KvStore {
   void WaitUntilDurable(uint64_t ticket) override { WaitDurable(ticket, /*reader=*/true); }
   Stats stats() const;
   // Records each WAL sync ("store.wal_sync": its µs, the commits it covered as calls' bytes
-  // in) in `reg`, which must outlive the store; daemons pass their RPC server's registry.
+  // in; those an event loop made itself, SyncOwed, also as "store.wal_sync_on_loop") in `reg`,
+  // which must outlive the store; daemons pass their RPC server's registry.
   void UseStats(StatsRegistry* reg);
 
  private:
@@ -172,7 +173,8 @@ class RocksKvStore final : public KvStore {
   void AwaitSyncInFlight();
   // Syncs the WAL for every ticket up to `covered` (all settled). REQUIRES: l holds sync_mu_,
   // !syncing_; releases it during the sync.
-  void SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered);
+  // `also` (if set) records the sync too.
+  void SyncLocked(std::unique_lock<std::mutex>& l, uint64_t covered, OpStats* also = nullptr);
   // The syncer thread: syncs for WhenDurable's tickets and runs their functions.
   void SyncerLoop();
   [[noreturn]] void FailStop(const std::string& why);
@@ -232,6 +234,7 @@ class RocksKvStore final : public KvStore {
   static constexpr int64_t kMaxCommitDelayUs = 1000;
   size_t peak_waiters_ = 0;   // most replies recently waiting at once; under sync_mu_
   std::atomic<OpStats*> wal_sync_stats_{nullptr};
+  std::atomic<OpStats*> loop_sync_stats_{nullptr};
   int64_t sync_us_avg_ = 0;   // moving average of a WAL sync's µs; under sync_mu_
   bool delayed_ = false;      // the syncer already waited before the coming sync
 };
