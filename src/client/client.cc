@@ -622,26 +622,30 @@ Status ClientImpl::SetSize(File& file, uint64_t size) {
   return s;
 }
 
+namespace {
+// What a CLOSE's reply means for the caller. After a server restart the open may be gone for
+// good (not reclaimed): nothing to close.
+Status CloseResult(const Result<COMPOUND4res>& r, const std::string& path) {
+  Status s = Check(r, path);
+  if (s.nfs_status() == NFS4ERR_BAD_STATEID || s.nfs_status() == NFS4ERR_OLD_STATEID ||
+      s.nfs_status() == NFS4ERR_STALE_STATEID)
+    return Status::Ok();
+  return s;
+}
+}  // namespace
+
 void ClientImpl::CloseFileAsync(const std::shared_ptr<FileState>& st, std::function<void(Status)> cb) {
   session_->CallAsync(
       Ops(s4::PutFh(st->fh), s4::Close(st->open_stateid())),
       [path = st->path, cb = std::move(cb)](Status transport, COMPOUND4res res) {
-        Status s = Check(transport.ok() ? Result<COMPOUND4res>(std::move(res)) : Result<COMPOUND4res>(transport), path);
-        // After a server restart the open may be gone for good (not reclaimed): nothing to
-        // close.
-        if (s.nfs_status() == NFS4ERR_BAD_STATEID || s.nfs_status() == NFS4ERR_OLD_STATEID ||
-            s.nfs_status() == NFS4ERR_STALE_STATEID)
-          s = Status::Ok();
-        cb(std::move(s));
+        cb(CloseResult(transport.ok() ? Result<COMPOUND4res>(std::move(res)) : Result<COMPOUND4res>(transport), path));
       },
       true);
 }
 
 Status ClientImpl::CloseFile(const std::shared_ptr<FileState>& st) {
-  std::promise<Status> done;
-  auto fut = done.get_future();
-  CloseFileAsync(st, [&done](Status s) { done.set_value(std::move(s)); });
-  return fut.get();
+  // Through Session::Call, which refuses to wait on the session's own thread.
+  return CloseResult(session_->Call(Ops(s4::PutFh(st->fh), s4::Close(st->open_stateid())), true), st->path);
 }
 
 }  // namespace internal

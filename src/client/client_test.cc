@@ -34,6 +34,13 @@ class ClientTest : public MdsTest {
     return c.ok() ? c.value() : nullptr;
   }
   std::shared_ptr<lc::Client> Connect() { return Connect(Opts()); }
+  // Open for writing, creating the file if missing.
+  static lc::OpenFlags Creating() {
+    lc::OpenFlags wr;
+    wr.write = true;
+    wr.create = true;
+    return wr;
+  }
 };
 
 TEST_F(ClientTest, NamespaceOperations) {
@@ -163,9 +170,7 @@ TEST_F(ClientTest, RecoversAfterTheMetadataServerRestarts) {
   auto c = Connect();
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Mkdir("/before").ok());
-  lc::OpenFlags wr;
-  wr.write = true;
-  wr.create = true;
+  const lc::OpenFlags wr = Creating();
   auto f = c->Open("/kept", wr);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   // Restart with a grace period: this client holds an open and must reclaim it.
@@ -190,9 +195,7 @@ TEST_F(ClientTest, RecoversAfterTheMetadataServerRestarts) {
 TEST_F(ClientTest, OpsRetryThroughTheGracePeriod) {
   auto c = Connect();
   ASSERT_TRUE(c);
-  lc::OpenFlags wr;
-  wr.write = true;
-  wr.create = true;
+  const lc::OpenFlags wr = Creating();
   // A client of the previous boot that never comes back holds the grace period for its full
   // length (3 s here): an OPEN meanwhile gets NFS4ERR_GRACE and is retried, not failed.
   auto other = NewClient("gone-for-good");
@@ -226,9 +229,7 @@ TEST_F(ClientTest, CloseDropsTheClientRecordSoARestartHasNoGraceForIt) {
   {
     auto c = Connect();
     ASSERT_TRUE(c);
-    lc::OpenFlags wr;
-    wr.write = true;
-    wr.create = true;
+    const lc::OpenFlags wr = Creating();
     auto f = c->Open("/f", wr);
     ASSERT_TRUE(f.ok());
     ASSERT_TRUE(f.value()->Close().ok());
@@ -263,9 +264,7 @@ TEST_F(ClientTest, AnUnreachableServerFailsInWords) {
 TEST_F(ClientTest, OpensOfOneFileAreIndependent) {
   auto c = Connect();
   ASSERT_TRUE(c);
-  lc::OpenFlags wr;
-  wr.write = true;
-  wr.create = true;
+  const lc::OpenFlags wr = Creating();
   const std::string data = "shared by many opens";
   {
     auto f = c->Open("/x", wr);
@@ -313,9 +312,7 @@ TEST_F(ClientTest, OpensOfOneFileAreIndependent) {
 TEST_F(ClientTest, OpensAndClosesWithoutWaiting) {
   auto c = Connect();
   ASSERT_TRUE(c);
-  lc::OpenFlags wr;
-  wr.write = true;
-  wr.create = true;
+  const lc::OpenFlags wr = Creating();
   constexpr int kFiles = 24;
   auto content = [](int i) { return "file " + std::to_string(i) + std::string(100 + i, 'a' + i % 26); };
   ASSERT_TRUE(c->MkdirAll("/async/d").ok());
@@ -390,6 +387,19 @@ TEST_F(ClientTest, OpensAndClosesWithoutWaiting) {
     dropped.set_value();
   });
   dropped.get_future().get();
+  // A call that waits for the MDS, made in a callback on that thread, fails at once in words
+  // instead of waiting for a reply only that thread could read.
+  std::promise<std::pair<lc::Status, lc::Status>> waited;
+  c->OpenAsync("/async/d/f3", lc::OpenFlags{}, [&c, &waited](lc::Result<std::shared_ptr<lc::File>> r) {
+    if (!r.ok()) return waited.set_value({r.status(), r.status()});
+    lc::Status stat = c->Stat("/async/d/f3").status();
+    lc::Status close = r.value()->Close();
+    waited.set_value({stat, close});
+  });
+  auto [stat_in_cb, close_in_cb] = waited.get_future().get();
+  EXPECT_EQ(stat_in_cb.code(), lc::Errc::kInternal) << stat_in_cb.ToString();
+  EXPECT_EQ(close_in_cb.code(), lc::Errc::kInternal) << close_in_cb.ToString();
+  EXPECT_NE(close_in_cb.ToString().find("session's own thread"), std::string::npos) << close_in_cb.ToString();
   // The client goes on, and the file can be removed (its open is gone on the server).
   EXPECT_TRUE(c->Stat("/async/d/f2").ok());
   for (int i = 0; i < kFiles; i++) EXPECT_TRUE(c->Remove("/async/d/f" + std::to_string(i)).ok()) << i;
