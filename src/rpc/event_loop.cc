@@ -63,7 +63,6 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::Run() {
-  thread_id_.store(std::this_thread::get_id());
   current_loop = this;
   epoll_event evs[128];
   while (!stop_.load(std::memory_order_acquire)) {

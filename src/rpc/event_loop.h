@@ -62,9 +62,9 @@ class EventLoop {
   // Thread-safe: run fn on the loop thread every `ms` milliseconds while it returns true (and
   // the loop runs); returning false removes the timer.
   void Every(int ms, std::function<bool()> fn);
-  bool InLoopThread() const { return std::this_thread::get_id() == thread_id_.load(); }
   // The loop this thread runs (inside Run), or nullptr.
   static EventLoop* Current();
+  bool InLoopThread() const { return Current() == this; }
   // Loop thread only: runs fn once, on this thread, after the events in hand (the batch the
   // current wait returned, and posted functions) have been handled, before the loop waits
   // again. For work that should see the whole batch first: the metadata server syncs its log
@@ -93,7 +93,6 @@ class EventLoop {
   int epfd_;
   int wakefd_;
   std::atomic<bool> stop_{false};
-  std::atomic<std::thread::id> thread_id_{};
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<Timer> timers_;  // loop thread only
