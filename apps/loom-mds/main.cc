@@ -75,6 +75,9 @@ void Usage() {
                "  --wal-prewrite-kib N  write the WAL's files ahead with zeros, N KiB at a time,\n"
                "                      so a commit's sync overwrites blocks already on disk\n"
                "                      (default 1024; 0: plain appends)\n"
+               "  --wal-direct 0|1    1 (default): the WAL's records since the last sync are\n"
+               "                      written by the sync, with one direct (O_DIRECT) write;\n"
+               "                      0: each commit writes its record to the page cache\n"
                "  --stats-file FILE   per-operation counters as JSON, every second\n"
                "  --verbose           debug logging\n"
                "  --recover           the store is empty or lost: adopt the one filesystem on the\n"
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
   int commit_delay_us = -1;  // -1: adaptive (the store's default)
   int syncer_poll_us = 0;
   long wal_prewrite_kib = -1;  // -1: the store's default
+  int wal_direct = -1;         // -1: the store's default
   long inline_sync_max_us = -1;  // -1: the store's default
   std::string recover_id;
   std::string advertise;  // host clients are told for data servers without their own
@@ -201,6 +205,7 @@ int main(int argc, char** argv) {
     else if (a == "--syncer-poll-us") syncer_poll_us = std::atoi(next().c_str());
     else if (a == "--inline-sync-max-us") inline_sync_max_us = std::atol(next().c_str());
     else if (a == "--wal-prewrite-kib") wal_prewrite_kib = std::atol(next().c_str());
+    else if (a == "--wal-direct") wal_direct = std::atoi(next().c_str()) != 0 ? 1 : 0;
     else if (a == "--poll-us") ro.poll_us = std::atoi(next().c_str());
     else if (a == "--stats-file") stats_file = next();
     else if (a == "--verbose") SetLogLevel(LogLevel::kDebug);
@@ -254,6 +259,7 @@ int main(int argc, char** argv) {
     ko.inline_sync_max_us = static_cast<int>(std::min(inline_sync_max_us, 1'000'000L));
   }
   if (wal_prewrite_kib >= 0) ko.wal_prewrite_bytes = static_cast<uint64_t>(wal_prewrite_kib) << 10;
+  if (wal_direct >= 0) ko.wal_direct = wal_direct == 1;
   if (repair && !scrub) {
     std::fprintf(stderr, "loom-mds: --repair goes with --scrub\n");
     return 2;

@@ -60,6 +60,11 @@ std::optional<std::string> ReadPrefix(const std::string& path, std::optional<uin
   return out;
 }
 
+uint64_t RealSize(const std::string& path) {
+  struct stat sb;
+  return ::stat(path.c_str(), &sb) == 0 ? static_cast<uint64_t>(sb.st_size) : 0;
+}
+
 bool ReadAt(const std::string& path, uint64_t off, std::string* out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -141,6 +146,7 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
     IOStatus Append(const rocksdb::Slice& d, const IOOptions& o, IODebugContext* g) override {
       std::lock_guard<std::mutex> l(fs_->mu_);
       if (IOStatus s; fs_->BeforeAppendLocked(path_, &s)) return s;
+      if (fs_->disk_full_ != 0 && d.size() > 0) return Injected(fs_->disk_full_, "append");
       IOStatus s = target()->Append(d, o, g);
       if (s.ok()) fs_->files_[path_].size += d.size();
       return s;
@@ -150,6 +156,9 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
       std::lock_guard<std::mutex> l(fs_->mu_);
       if (IOStatus s; fs_->BeforeAppendLocked(path_, &s)) return s;
       FileState& st = fs_->files_[path_];
+      if (fs_->disk_full_ != 0 && off + d.size() > std::max(st.size, RealSize(path_))) {
+        return Injected(fs_->disk_full_, "append");
+      }
       // Bytes overwritten below the file's end keep their old content until a sync: saved
       // here so that a power cut can put it back (RestoreLocked).
       if (off < st.size) {
@@ -463,7 +472,10 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
     return true;
   }
 
-  void DisarmLocked() { cut_sync_ = cut_append_ = fail_sync_ = fail_append_ = Trigger(); }
+  void DisarmLocked() {
+    cut_sync_ = cut_append_ = fail_sync_ = fail_append_ = Trigger();
+    disk_full_ = 0;
+  }
 
   mutable std::mutex mu_;
   // All guarded by mu_.
@@ -472,6 +484,7 @@ class FaultFs::Impl final : public rocksdb::FileSystemWrapper {
   std::vector<PendingRename> renames_;      // oldest first
   std::function<bool(const std::string&)> filter_;
   Trigger cut_sync_, cut_append_, fail_sync_, fail_append_;
+  int disk_full_ = 0;  // DiskFull's error; 0: there is room
   FaultFs::Stats stats_;
 };
 
@@ -518,6 +531,11 @@ void FaultFs::FailSync(uint64_t n, int err) {
 void FaultFs::FailAppend(uint64_t n, int err) {
   std::lock_guard<std::mutex> l(impl_->mu_);
   impl_->fail_append_ = Impl::Trigger{n, err};
+}
+
+void FaultFs::DiskFull(int err) {
+  std::lock_guard<std::mutex> l(impl_->mu_);
+  impl_->disk_full_ = err;
 }
 
 void FaultFs::Disarm() {

@@ -77,6 +77,10 @@ class FaultFs {
   // The nth sync / append fails with `err` (EIO, ENOSPC or EDQUOT) and changes nothing.
   void FailSync(uint64_t n, int err = EIO);
   void FailAppend(uint64_t n, int err = EIO);
+  // The disk is full (err: ENOSPC or EDQUOT) until Disarm or Restore: a write that would make
+  // a file longer fails with err and changes nothing; an overwrite of bytes the file already
+  // has still succeeds (a full file system does not fail those).
+  void DiskFull(int err = ENOSPC);
   void Disarm();
 
   struct RestoreOptions {

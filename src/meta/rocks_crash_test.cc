@@ -222,10 +222,14 @@ Status ReadState(KvStore& store, Namespace& ns, Ino dir, DirState* out, uint32_t
   return Status::Ok();
 }
 
-Result<std::unique_ptr<RocksKvStore>> OpenOn(FaultFs& fs, const std::string& path) {
+Result<std::unique_ptr<RocksKvStore>> OpenOn(FaultFs& fs, const std::string& path,
+                                             bool wal_direct = true,
+                                             uint64_t wal_prewrite_bytes = uint64_t{1} << 20) {
   RocksKvStore::Options o;
   o.path = path;  // sync commits: the default
   o.env = fs.env();
+  o.wal_direct = wal_direct;
+  o.wal_prewrite_bytes = wal_prewrite_bytes;
   return RocksKvStore::Open(o);
 }
 
@@ -389,6 +393,10 @@ TEST(RocksCrashTest, PowerCutDropsWhatNoSyncCovered) {
 // A WAL write that fails (a full disk, a quota, an I/O error) fails that commit — with the
 // code the NFS layer maps to NOSPC or IO — and nothing else: after a power cut every
 // acknowledged commit is there and the failed one is not.
+// With buffered WAL writes (Options::wal_direct off) each commit writes its own record, so any
+// failed write fails that commit alone. (With direct writes, the default, only a write past
+// the zeros can fail alone: AFullDiskFailsOnlyCommitsPastTheZeros; an I/O error in a sync's
+// write stops the process, RocksFailStopTest.InjectedEioOnDirectWalWriteStopsTheProcess.)
 TEST(RocksCrashTest, FailedWalWriteFailsThatCommitOnly) {
   struct Case {
     int err;
@@ -403,7 +411,7 @@ TEST(RocksCrashTest, FailedWalWriteFailsThatCommitOnly) {
     std::map<std::string, Ino> acked;
     std::string failed;
     {
-      auto store = OpenOn(fs, path);
+      auto store = OpenOn(fs, path, /*wal_direct=*/false);
       ASSERT_TRUE(store.ok()) << store.status().ToString();
       Namespace ns(store->get(), kFs);
       ASSERT_TRUE(RunTxn(**store, [&](Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
@@ -422,7 +430,7 @@ TEST(RocksCrashTest, FailedWalWriteFailsThatCommitOnly) {
     }
     ASSERT_FALSE(failed.empty()) << "the injected error never reached a commit";
     ASSERT_TRUE(fs.Restore().ok());
-    auto store = OpenOn(fs, path);
+    auto store = OpenOn(fs, path, /*wal_direct=*/false);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     Namespace ns(store->get(), kFs);
     auto page = RunTxn(**store, [&](Txn& t) { return ns.ReadDir(t, kRootIno, 0, 1000); });
@@ -431,6 +439,52 @@ TEST(RocksCrashTest, FailedWalWriteFailsThatCommitOnly) {
     for (const Dentry& e : page->entries) got[e.name] = e.ino;
     EXPECT_EQ(got, acked) << failed << " failed";
   }
+}
+
+
+// Direct WAL writes on a disk that fills up. Records land on the zeros written ahead and reach
+// the file with the sync, as overwrites, which a full disk does not refuse: those commits
+// succeed. Once the zeros are used up, a record must grow the file: its write fails for space
+// and fails that commit alone (kNoSpace), and what was acknowledged survives a power cut.
+TEST(RocksCrashTest, AFullDiskFailsOnlyCommitsPastTheZeros) {
+  testing::TempDir tmp;
+  const std::string path = tmp.path() + "/db";
+  FaultFs fs;
+  fs.SetTriggerFilter(IsWal);
+  std::map<std::string, Ino> acked;
+  std::string failed;
+  int acked_while_full = 0;
+  {
+    auto store = OpenOn(fs, path, /*wal_direct=*/true, /*wal_prewrite_bytes=*/8192);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if ((*store)->stats().wal_direct_files == 0) GTEST_SKIP() << "no O_DIRECT on " << tmp.path();
+    Namespace ns(store->get(), kFs);
+    ASSERT_TRUE(RunTxn(**store, [&](Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
+    fs.DiskFull(ENOSPC);
+    for (int i = 0; i < 400 && failed.empty(); ++i) {
+      std::string name = "f" + std::to_string(i);
+      CreateArgs a;
+      auto r = RunTxn(**store, [&](Txn& t) { return ns.Create(t, kRootIno, name, a); });
+      if (r.ok()) {
+        acked[name] = r->inode.ino;
+        ++acked_while_full;
+      } else {
+        EXPECT_EQ(r.status().code(), Code::kNoSpace) << r.status().ToString();
+        failed = name;
+      }
+    }
+  }
+  EXPECT_GT(acked_while_full, 0) << "no record landed on the zeros written ahead";
+  ASSERT_FALSE(failed.empty()) << "the zeros never ran out";
+  ASSERT_TRUE(fs.Restore().ok());
+  auto store = OpenOn(fs, path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Namespace ns(store->get(), kFs);
+  auto page = RunTxn(**store, [&](Txn& t) { return ns.ReadDir(t, kRootIno, 0, 1000); });
+  ASSERT_TRUE(page.ok());
+  std::map<std::string, Ino> got;
+  for (const Dentry& e : page->entries) got[e.name] = e.ino;
+  EXPECT_EQ(got, acked) << failed << " failed";
 }
 
 // --- Fail-stop on a failed WAL sync ---
@@ -512,6 +566,42 @@ void CommitsWithEioOnWalSync() {
 TEST(RocksFailStopTest, InjectedEioOnWalSyncStopsTheProcess) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(CommitsWithEioOnWalSync(), kFailStopMessage);
+}
+
+// Child: with direct WAL writes the records reach the file in the syncs' writes; the fifth WAL
+// write fails (EIO) under commits of several threads. Those commits are visible and were
+// not written: the process must stop, as for a failed fdatasync.
+void CommitsWithEioOnDirectWalWrite() {
+  testing::TempDir tmp;
+  FaultFs fs;
+  fs.SetTriggerFilter(IsWal);
+  auto store = OpenOn(fs, tmp.path() + "/db");
+  if (!store.ok()) _exit(2);
+  if ((*store)->stats().wal_direct_files == 0) _exit(4);
+  fs.FailAppend(5, EIO);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < 20; ++j) {
+        if (!PutOne(**store, "k" + std::to_string(i) + "-" + std::to_string(j), "v").ok()) _exit(3);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::fprintf(stderr, "every commit returned\n");
+  _exit(0);
+}
+
+TEST(RocksFailStopTest, InjectedEioOnDirectWalWriteStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  {
+    testing::TempDir tmp;
+    FaultFs fs;
+    auto store = OpenOn(fs, tmp.path() + "/db");
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if ((*store)->stats().wal_direct_files == 0) GTEST_SKIP() << "no O_DIRECT on " << tmp.path();
+  }
+  EXPECT_DEATH(CommitsWithEioOnDirectWalWrite(), kFailStopMessage);
 }
 
 TEST(RocksFailStopTest, FailedWalSyncStopsTheProcess) {

@@ -854,6 +854,7 @@ RocksKvStore::Stats RocksKvStore::stats() const {
     std::lock_guard<std::mutex> l(sync_mu_);
     st = stats_;
   }
+  if (wal_fs_) st.wal_direct_files = static_cast<uint64_t>(wal_fs_->direct_files());
   if (cache_) st.read_cache = cache_->stats();
   if (listings_) st.listing_cache = listings_->stats();
   return st;
@@ -959,7 +960,8 @@ Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const Options& opts) {
   // repaired while the database opens.
   std::shared_ptr<rocksdb::FileSystem> fs =
       opts.env ? opts.env->GetFileSystem() : rocksdb::FileSystem::Default();
-  auto wal_fs = std::make_shared<WalFs>(fs, opts.wal_prewrite_bytes);
+  auto wal_fs = std::make_shared<WalFs>(fs, opts.wal_prewrite_bytes, opts.sync && opts.wal_direct);
+  store->wal_fs_ = wal_fs;
   fs = wal_fs;
   if (store->opts_.before_sync) fs = std::make_shared<HookedFs>(fs, &store->opts_.before_sync);
   store->env_ = rocksdb::NewCompositeEnv(fs);

@@ -61,6 +61,8 @@ class Env;
 
 namespace loom::meta {
 
+class WalFs;
+
 // Thread-safe. The store must outlive every transaction begun on it.
 class RocksKvStore final : public KvStore {
  public:
@@ -117,6 +119,12 @@ class RocksKvStore final : public KvStore {
     // sync overwrites blocks already on disk instead of growing the file (wal_prewrite.h);
     // 0: plain appends.
     uint64_t wal_prewrite_bytes = uint64_t{1} << 20;
+    // With sync and the zeros written ahead: a commit's WAL record stays in memory until the
+    // sync that covers it, which writes all records since the last sync with one direct
+    // (O_DIRECT) write (WalFs, wal_prewrite.h); the committing thread makes no write call.
+    // false, or a file system without O_DIRECT: each record is written to the page cache
+    // as it is committed, and the sync is an fdatasync.
+    bool wal_direct = true;
   };
 
   // Counters since Open (for tests and monitoring).
@@ -127,6 +135,7 @@ class RocksKvStore final : public KvStore {
     uint64_t read_waits = 0;        // transaction ends that waited for a pending commit they read
     uint64_t delayed_syncs = 0;     // syncs the syncer delayed for more commits to join
     uint64_t inline_syncs = 0;      // syncs SyncOwed made on its caller's thread
+    uint64_t wal_direct_files = 0;  // WAL files written with direct writes (Options::wal_direct)
     ReadCache::Stats read_cache;    // zeros when the cache is off
     RangeCache::Stats listing_cache;  // zeros when it is off
   };
@@ -182,6 +191,7 @@ class RocksKvStore final : public KvStore {
   const Options opts_;
   LockTable locks_;
   std::atomic<uint64_t> next_txn_id_{0};
+  std::shared_ptr<WalFs> wal_fs_;      // the file system below env_ (wal_prewrite.h)
   std::unique_ptr<rocksdb::Env> env_;  // before db_: the database uses it until closed
   std::unique_ptr<rocksdb::DB> db_;
   std::unique_ptr<ReadCache> cache_;  // null when Options::read_cache_bytes is 0

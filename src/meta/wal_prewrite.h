@@ -53,10 +53,14 @@ struct WalRepair {
 // A FileSystem whose WAL files (names ending in ".log") are written over zeros written ahead
 // in chunks of `chunk` bytes (0: plain appends), and whose WAL files are repaired when
 // RocksDB opens them to recover (until EndRecovery; RocksDB holds the database's lock then).
+// With `direct` (and a chunk), a WAL's records reach the file only when it is synced, with
+// one direct (O_DIRECT) write (wal_prewrite.cc, PrewrittenFile); where `base` cannot open a
+// file for direct I/O, they are written as without it. Only for a database whose commits are
+// all followed by a sync (RocksKvStore with Options::sync): until then they are in memory.
 // Every other file goes to `base` untouched.
 class WalFs final : public rocksdb::FileSystemWrapper {
  public:
-  WalFs(const std::shared_ptr<rocksdb::FileSystem>& base, uint64_t chunk);
+  WalFs(const std::shared_ptr<rocksdb::FileSystem>& base, uint64_t chunk, bool direct = false);
   const char* Name() const override { return "LoomWalFs"; }
 
   rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
@@ -69,9 +73,13 @@ class WalFs final : public rocksdb::FileSystemWrapper {
   // The database is open: WAL files read from now on are live ones, never repaired.
   void EndRecovery() { recovering_.store(false); }
   WalRepair repaired() const;
+  // WAL files opened for direct writes so far.
+  int direct_files() const { return direct_files_.load(std::memory_order_relaxed); }
 
  private:
   const uint64_t chunk_;
+  const bool direct_;
+  std::atomic<int> direct_files_{0};
   std::atomic<bool> recovering_{true};
   mutable std::mutex mu_;
   WalRepair repaired_;  // guarded by mu_

@@ -186,5 +186,99 @@ TEST_F(WalPrewriteTest, ACleanCloseLeavesAPlainLogAndWithoutPrewriteTheFileJustG
   EXPECT_EQ(Get(**store, "c"), std::optional<std::string>("d"));
 }
 
+// Direct mode, on the file system below (wal_prewrite.cc, PrewrittenFile): a record that
+// lands on the zeros is in memory until Sync, which writes it with the blocks around it; a
+// record past the zeros is written at once (zeros ahead with it); a truncated log goes on from
+// its new end; a clean close leaves exactly the log.
+TEST(WalDirectTest, RecordsReachTheFileWhenSyncedAndACloseLeavesThePlainLog) {
+  testing::TempDir tmp;
+  const std::string path = tmp.path() + "/000007.log";
+  auto wal_fs = std::make_shared<WalFs>(rocksdb::FileSystem::Default(), 8192, /*direct=*/true);
+  std::unique_ptr<rocksdb::FSWritableFile> f;
+  const rocksdb::IOOptions io;
+  ASSERT_TRUE(wal_fs->NewWritableFile(path, rocksdb::FileOptions(), &f, nullptr).ok());
+  if (wal_fs->direct_files() == 0) GTEST_SKIP() << "no O_DIRECT on " << tmp.path();
+  EXPECT_FALSE(f->use_direct_io());  // RocksDB sees a buffered file
+
+  // A new file has no zeros: the first record is written at once, with zeros to a whole
+  // chunk past it.
+  ASSERT_TRUE(f->Append("first;", io, nullptr).ok());
+  std::string d = ReadFile(path);
+  EXPECT_EQ(d.size(), 16384u);
+  EXPECT_EQ(d.substr(0, 6), "first;");
+  EXPECT_EQ(LogEnd(d), 6u);
+
+  // On the zeros: memory only until the sync.
+  ASSERT_TRUE(f->Append("second;", io, nullptr).ok());
+  EXPECT_EQ(LogEnd(ReadFile(path)), 6u);
+  EXPECT_EQ(f->GetFileSize(io, nullptr), 13u);
+  ASSERT_TRUE(f->Sync(io, nullptr).ok());
+  d = ReadFile(path);
+  EXPECT_EQ(d.substr(0, LogEnd(d)), "first;second;");
+  std::string log = "first;second;";
+
+  // Records across block boundaries; once the log is within half a chunk of the zeros' end,
+  // the sync extends them to a chunk past it, in the same write.
+  for (const char c : {'b', 'c'}) {
+    const std::string rec(7000, c);
+    ASSERT_TRUE(f->Append(rec, io, nullptr).ok());
+    log += rec;
+    EXPECT_EQ(ReadFile(path).size(), 16384u);
+    ASSERT_TRUE(f->Sync(io, nullptr).ok());
+    d = ReadFile(path);
+    EXPECT_EQ(d.substr(0, LogEnd(d)), log);
+  }
+  EXPECT_EQ(d.size(), 24576u);  // 14 013 bytes of log: zeros to a chunk past it
+
+  // Past the zeros at once: written by the append itself, zeros ahead with it.
+  const std::string huge(20000, 'h');
+  ASSERT_TRUE(f->Append(huge, io, nullptr).ok());
+  log += huge;
+  d = ReadFile(path);
+  EXPECT_EQ(d.substr(0, LogEnd(d)), log);
+  EXPECT_EQ(d.size(), 49152u);
+  ASSERT_TRUE(f->Sync(io, nullptr).ok());
+
+  // Truncated inside an earlier block, the log goes on from there.
+  ASSERT_TRUE(f->Truncate(10, io, nullptr).ok());
+  ASSERT_TRUE(f->Append("+tail", io, nullptr).ok());
+  ASSERT_TRUE(f->Sync(io, nullptr).ok());
+  d = ReadFile(path);
+  EXPECT_EQ(d.substr(0, LogEnd(d)), "first;seco+tail");
+
+  // Not synced, then closed: the close writes the record and cuts the zeros.
+  ASSERT_TRUE(f->Append("!end", io, nullptr).ok());
+  ASSERT_TRUE(f->Close(io, nullptr).ok());
+  EXPECT_EQ(ReadFile(path), "first;seco+tail!end");
+}
+
+TEST(WalDirectTest, AStoreWritesItsLogDirectlyAndWithoutItThroughThePageCache) {
+  testing::TempDir tmp;
+  for (const bool direct : {true, false}) {
+    SCOPED_TRACE(direct ? "direct" : "buffered");
+    RocksKvStore::Options o;
+    o.path = tmp.path() + (direct ? "/d" : "/b");
+    o.wal_direct = direct;
+    auto store = RocksKvStore::Open(o);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if (direct && (*store)->stats().wal_direct_files == 0) {
+      GTEST_SKIP() << "no O_DIRECT on " << tmp.path();
+    }
+    if (!direct) EXPECT_EQ((*store)->stats().wal_direct_files, 0u);
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(Put(**store, "k" + std::to_string(i), std::string(300, 'v')).ok());
+    }
+    // Every acknowledged commit is in the file while the store is open (a killed process
+    // leaves that): each was synced before Put returned.
+    fs::copy(o.path, o.path + ".copy", fs::copy_options::recursive);
+    store->reset();
+    auto copy = Open(o.path + ".copy");
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    for (int i = 0; i < 50; ++i) {
+      EXPECT_EQ(Get(**copy, "k" + std::to_string(i)), std::optional<std::string>(std::string(300, 'v')));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace loom::meta
