@@ -75,6 +75,7 @@ class FlakyStore : public meta::KvStore {
     }
     void Rollback() override { t_->Rollback(); }
     void SetDurability(meta::Durability d) override { t_->SetDurability(d); }
+    void OnCommit(std::function<void()> fn) override { t_->OnCommit(std::move(fn)); }
 
    private:
     static Status Injected() { return Status::Io("injected store failure"); }

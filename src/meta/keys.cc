@@ -26,6 +26,7 @@ std::string Tagged(char t, uint64_t a, uint64_t b) {
 std::string Fs(FsId fs) { return Tagged(tag::kFs, fs); }
 std::string InoAlloc(FsId fs) { return Tagged(tag::kInoAlloc, fs); }
 std::string Inode(FsId fs, Ino ino) { return Tagged(tag::kInode, fs, ino); }
+std::string InodePrefix(FsId fs) { return Tagged(tag::kInode, fs); }
 
 std::string Dentry(FsId fs, Ino parent, std::string_view name) {
   std::string k = DentryPrefix(fs, parent);

@@ -59,6 +59,7 @@ namespace keys {
 std::string Fs(FsId fs);
 std::string InoAlloc(FsId fs);
 std::string Inode(FsId fs, Ino ino);
+std::string InodePrefix(FsId fs);  // every inode of fs
 std::string Dentry(FsId fs, Ino parent, std::string_view name);
 std::string DentryPrefix(FsId fs, Ino parent);
 std::string Readdir(FsId fs, Ino dir, uint64_t cookie);

@@ -104,6 +104,11 @@ class Txn {
   virtual void Rollback() = 0;
   // Applies to this transaction's Commit; kSync unless set. Call before Commit.
   virtual void SetDurability(Durability d) = 0;
+  // Runs fn on the committing thread once Commit has succeeded (the changes are visible; a
+  // kSync commit's are durable unless it ran in a NoBlockScope), before Commit returns; never
+  // after a failed Commit or a Rollback. For in-memory bookkeeping that must follow exactly
+  // what was committed (Namespace's count of inodes). fn must not use this transaction.
+  virtual void OnCommit(std::function<void()> fn) = 0;
 };
 
 // A store. Thread-safe: any number of threads may Begin and run transactions concurrently.

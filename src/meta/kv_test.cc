@@ -102,6 +102,41 @@ TYPED_TEST(KvTest, RollbackAndAbandonLeaveNothing) {
   EXPECT_EQ(t->Commit().code(), Code::kInvalidArgument);
 }
 
+TYPED_TEST(KvTest, OnCommitRunsOnceAfterASuccessfulCommitOnly) {
+  int ran = 0;
+  {
+    auto t = this->Begin();
+    ASSERT_TRUE(t->Put("a", "1").ok());
+    t->OnCommit([&] {
+      ++ran;
+      EXPECT_EQ(this->Read("a"), "1");  // the change is visible when it runs
+    });
+    t->OnCommit([&] { ++ran; });
+    EXPECT_EQ(ran, 0);
+    ASSERT_TRUE(t->Commit().ok());
+    EXPECT_EQ(ran, 2);
+    EXPECT_EQ(t->Commit().code(), Code::kInvalidArgument);  // finished: nothing runs again
+    EXPECT_EQ(ran, 2);
+  }
+  {
+    auto t = this->Begin();
+    ASSERT_TRUE(t->Put("b", "1").ok());
+    t->OnCommit([&] { ran += 10; });
+    t->Rollback();
+  }
+  {
+    auto t = this->Begin();
+    ASSERT_TRUE(t->Put("c", "1").ok());
+    t->OnCommit([&] { ran += 100; });
+  }  // abandoned: rolled back
+  EXPECT_EQ(ran, 2);
+  auto t = this->Begin();  // a read-only commit succeeds too
+  ASSERT_TRUE(t->Get("a").ok());
+  t->OnCommit([&] { ran += 1000; });
+  ASSERT_TRUE(t->Commit().ok());
+  EXPECT_EQ(ran, 1002);
+}
+
 TYPED_TEST(KvTest, ScanIsOrderedAndBounded) {
   auto t = this->Begin();
   // Byte order, not signed-char order: 0xff sorts last, 0x00 first.

@@ -64,6 +64,13 @@ class MemKvStore::MemTxn final : public Txn {
 
   Status Commit() override {
     if (done_) return Finished();
+    CommitLocked();
+    for (auto& fn : on_commit_) fn();  // after the store's lock: a hook may begin a transaction
+    on_commit_.clear();
+    return Status::Ok();
+  }
+
+  void CommitLocked() {
     std::lock_guard<std::mutex> g(store_->mu_);
     if (store_->opts_.restartable && !writes_.empty()) {
       if (durability_ == Durability::kSync) {
@@ -84,7 +91,6 @@ class MemKvStore::MemTxn final : public Txn {
       }
     }
     ReleaseLocked();
-    return Status::Ok();
   }
 
   void Rollback() override {
@@ -95,6 +101,7 @@ class MemKvStore::MemTxn final : public Txn {
 
   // Matters only with Options::restartable (Restart drops unsynced kDeferred commits).
   void SetDurability(Durability d) override { durability_ = d; }
+  void OnCommit(std::function<void()> fn) override { on_commit_.push_back(std::move(fn)); }
 
  private:
   static Status Finished() { return Status::Invalid("transaction already finished"); }
@@ -149,6 +156,7 @@ class MemKvStore::MemTxn final : public Txn {
   const uint64_t id_;
   bool done_ = false;
   Durability durability_ = Durability::kSync;
+  std::vector<std::function<void()>> on_commit_;
   WriteSet writes_;
   std::vector<std::string> held_;
 };

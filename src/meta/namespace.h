@@ -22,6 +22,8 @@
 // Thread-safe: holds no per-operation state (the inode allocator is locked inside).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -178,6 +180,14 @@ class Namespace {
   Result<std::vector<GcItem>> ListGc(Txn& t, size_t limit);
   Status DeleteGc(Txn& t, const GcItem& item);
 
+  // How many inodes the filesystem has (files, directories, symlinks, orphans not yet
+  // released: df's used files). CountInodes scans the store once, while nothing else changes
+  // the namespace (loom-mds before it serves); from then on this Namespace's creates and
+  // deletes keep the count as their commits succeed (Txn::OnCommit). Changes made through
+  // another Namespace object of the same filesystem are not seen. nullopt before CountInodes.
+  Status CountInodes();
+  std::optional<uint64_t> inodes() const;
+
  private:
   enum class RemoveKind { kAny, kNonDir, kDir };
   Result<RemoveResult> RemoveImpl(Txn& t, Ino parent, std::string_view name, RemoveKind kind,
@@ -187,9 +197,14 @@ class Namespace {
   // Deletes inode, layout, xattrs and orphan record; queues the layout's files for GC.
   Result<size_t> DeleteObject(Txn& t, const Inode& obj, Timespec now);
 
+  // Counts the inode a commit makes (+1) or deletes (-1) once it succeeds.
+  void CountOnCommit(Txn& t, int64_t delta);
+
   KvStore* const store_;
   const FsId fs_;
   InodeAllocator alloc_;
+  std::atomic<bool> counted_{false};
+  std::atomic<int64_t> inodes_{0};
 };
 
 }  // namespace loom::meta

@@ -71,6 +71,7 @@ class FaultTxn : public Txn {
   Status Commit() override { return inner_->Commit(); }
   void Rollback() override { inner_->Rollback(); }
   void SetDurability(Durability d) override { inner_->SetDurability(d); }
+  void OnCommit(std::function<void()> fn) override { inner_->OnCommit(std::move(fn)); }
 
   static Status Injected() { return Status(Code::kIo, "injected fault"); }
   // Whether the fault fired during the operation.

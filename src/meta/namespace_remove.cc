@@ -108,6 +108,7 @@ Result<size_t> Namespace::DeleteObject(Txn& t, const Inode& obj, Timespec now) {
   if (obj.type == FileType::kReg) LOOM_RETURN_IF_ERROR(t.Delete(keys::Policy(fs_, obj.ino)));
   LOOM_RETURN_IF_ERROR(t.Delete(keys::Orphan(fs_, obj.ino)));
   LOOM_RETURN_IF_ERROR(t.Delete(keys::Inode(fs_, obj.ino)));
+  CountOnCommit(t, -1);
   return queued;
 }
 

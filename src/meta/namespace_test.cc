@@ -112,6 +112,48 @@ TYPED_TEST(NamespaceTest, MkfsMakesRootOnce) {
   EXPECT_ERR(this->Tx([&](Txn& t) { return this->ns_->Mkfs(t, 0755, 0, 0); }), kExist);
 }
 
+// df's used files (Namespace::inodes): a scan at start, then every create and delete as its
+// commit succeeds; links, renames and orphans change nothing until an inode really goes.
+TYPED_TEST(NamespaceTest, CountsInodesAsCommitsSucceed) {
+  EXPECT_EQ(this->ns_->inodes(), std::nullopt);
+  ASSERT_TRUE(this->ns_->CountInodes().ok());
+  EXPECT_EQ(this->ns_->inodes(), 1u);  // the root
+  const Ino d = this->MakeIno(kRootIno, "d", FileType::kDir);
+  const Ino a = this->MakeIno(d, "a");
+  this->MakeIno(d, "b");
+  this->MakeIno(kRootIno, "c");
+  EXPECT_EQ(this->ns_->inodes(), 5u);
+  ASSERT_OK(this->Tx([&](Txn& t) { return this->ns_->Link(t, a, kRootIno, "a2"); }));
+  EXPECT_EQ(this->ns_->inodes(), 5u);  // a second name, no new inode
+  ASSERT_OK(this->Remove(d, "a"));
+  EXPECT_EQ(this->ns_->inodes(), 5u);  // a2 still names it
+  ASSERT_OK(this->Remove(kRootIno, "a2"));
+  EXPECT_EQ(this->ns_->inodes(), 4u);
+  ASSERT_OK(this->Rename(kRootIno, "c", d, "b"));  // replaces b
+  EXPECT_EQ(this->ns_->inodes(), 3u);
+  // A create whose transaction is rolled back counts nothing.
+  Status failed = this->Tx([&](Txn& t) -> Status {
+    CreateArgs ca;
+    auto r = this->ns_->Create(t, kRootIno, "gone", ca);
+    if (!r.ok()) return r.status();
+    return Status(Code::kIo, "the operation fails after its create");
+  });
+  EXPECT_EQ(failed.code(), Code::kIo);
+  EXPECT_EQ(this->ns_->inodes(), 3u);
+  // An open file's last name: an orphan is still an inode until it is released.
+  ASSERT_OK(this->Remove(d, "b", [](Ino) { return true; }));
+  EXPECT_EQ(this->ns_->inodes(), 3u);
+  auto orphans = this->Tx([&](Txn& t) { return this->ns_->ListOrphans(t, 10); });
+  ASSERT_OK(orphans);
+  ASSERT_EQ(orphans->size(), 1u);
+  ASSERT_TRUE(this->Tx([&](Txn& t) { return this->ns_->ReleaseOrphan(t, (*orphans)[0].ino); }).ok());
+  EXPECT_EQ(this->ns_->inodes(), 2u);  // the root and d
+  // A fresh count agrees.
+  Namespace again(this->b_.store(), this->ns_->fsid());
+  ASSERT_TRUE(again.CountInodes().ok());
+  EXPECT_EQ(again.inodes(), this->ns_->inodes());
+}
+
 TYPED_TEST(NamespaceTest, CreateLookupAndParentTimes) {
   auto before = this->Attr(kRootIno);
   auto f = this->Make(kRootIno, "file");

@@ -317,6 +317,15 @@ class RocksKvStore::RocksTxn final : public Txn {
   }
 
   Status Commit() override {
+    Status s = CommitWrites();
+    if (s.ok()) {
+      for (auto& fn : on_commit_) fn();
+    }
+    on_commit_.clear();
+    return s;
+  }
+
+  Status CommitWrites() {
     if (done_) return Finished();
     if (writes_.empty()) {
       // A read-only transaction: nothing of its own to make durable (no WAL write, no fsync),
@@ -414,6 +423,7 @@ class RocksKvStore::RocksTxn final : public Txn {
   }
 
   void SetDurability(Durability d) override { durability_ = d; }
+  void OnCommit(std::function<void()> fn) override { on_commit_.push_back(std::move(fn)); }
 
  private:
   // A committed value: the read cache, else the database (filling the cache).
@@ -517,6 +527,7 @@ class RocksKvStore::RocksTxn final : public Txn {
   RocksKvStore* store_;
   const uint64_t id_;                 // the owner of its locks in the store's LockTable
   Durability durability_ = Durability::kSync;
+  std::vector<std::function<void()>> on_commit_;  // OnCommit's, run after a successful Commit
   const bool no_block_;
   bool done_ = false;
   uint64_t seen_ = 0;                 // the newest pending kSync ticket read

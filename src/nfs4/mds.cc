@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/file_util.h"
@@ -35,6 +36,8 @@ Status Mds::Init() {
     return ns_->Mkfs(t, opts_.root_mode, opts_.root_uid, opts_.root_gid);
   });
   if (!mk.ok() && meta::ErrOf(mk) != meta::MetaErr::kExist) return mk;
+  // df's used files; nothing serves yet, so the count is exact (Namespace::CountInodes).
+  LOOM_RETURN_IF_ERROR(ns_->CountInodes());
   // A new boot epoch (persisted) makes client ids, session ids and stateids of the previous
   // boot recognisably stale; the client records of that boot may reclaim during grace.
   uint64_t epoch = 0;
@@ -129,16 +132,38 @@ Status Mds::Init() {
 }
 
 void Mds::RefreshFsStats() {
-  // Space is reported from the metadata server's own filesystem for now; with data servers
-  // registered (Flex Files issue) it becomes the sum of their FSSTATs.
+  // Files (RFC 8881 §5.8.2.10-12, df -i): the namespace's inodes, out of 2^40 -- inodes are
+  // rows, not a table of fixed size, so the total is a bound that no store reaches.
+  constexpr uint64_t kFilesTotal = uint64_t{1} << 40;
+  const uint64_t used = std::min(ns_ ? ns_->inodes().value_or(0) : 0, kFilesTotal);
+  fs_stats_->files_total = kFilesTotal;
+  fs_stats_->files_free = kFilesTotal - used;
+  fs_stats_->files_avail = kFilesTotal - used;
+  // Space (§5.8.2.35-37): where files' bytes live. With data servers, the sum of their last
+  // FSSTATs (total bytes; available bytes as free, since only those can be written); servers
+  // that share one filesystem count it once each. Until one has answered, and without data
+  // servers, the metadata server's own filesystem.
+  uint64_t total = 0, avail = 0;
+  bool known = false;
+  if (ds_ != nullptr) {
+    for (const mds::DataServerState& s : ds_->Servers()) {
+      if (!s.space_known) continue;
+      known = true;
+      total += s.capacity;
+      avail += s.free;
+    }
+  }
+  if (known) {
+    fs_stats_->space_total = total;
+    fs_stats_->space_free = avail;
+    fs_stats_->space_avail = avail;
+    return;
+  }
   struct statvfs sv;
   if (::statvfs(opts_.state_dir.c_str(), &sv) == 0) {
     fs_stats_->space_total = uint64_t{sv.f_blocks} * sv.f_frsize;
     fs_stats_->space_free = uint64_t{sv.f_bfree} * sv.f_frsize;
     fs_stats_->space_avail = uint64_t{sv.f_bavail} * sv.f_frsize;
-    fs_stats_->files_total = 1ull << 40;
-    fs_stats_->files_free = (1ull << 40) - 1;
-    fs_stats_->files_avail = (1ull << 40) - 1;
   }
 }
 

@@ -62,6 +62,7 @@ class RefusingStore final : public meta::KvStore {
     Status Commit() override { return t_->Commit(); }
     void Rollback() override { t_->Rollback(); }
     void SetDurability(meta::Durability d) override { t_->SetDurability(d); }
+    void OnCommit(std::function<void()> fn) override { t_->OnCommit(std::move(fn)); }
 
    private:
     std::unique_ptr<meta::Txn> t_;

@@ -111,6 +111,34 @@ mkdir -p "$L"
 cd "$L" || exit 1
 echo "cluster on port $PORT, work dir $W"
 
+# ---- df's numbers (first, while nothing else changes the namespace: later, killed clients'
+# unlinked files are released as their leases end) -------------------------------------------
+# The bytes are the data servers' (three on one filesystem here: three times its size); the
+# used files are the namespace's inodes, one more after a put, one less after rm (loom-mds
+# refreshes them every second).
+df_field() { "$LOOM" df / | awk -v f="$1" 'NR == 2 { print $f }'; }
+# wait_df FIELD WANT: polls df's FIELD (2: bytes, 7: used files) for up to 5 s; prints the
+# last value when it never became WANT.
+wait_df() {
+  local i got
+  for i in $(seq 50); do
+    got=$(df_field "$1")
+    [ "$got" = "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "$got"
+  return 1
+}
+want_bytes=$((3 * $(stat -f -c '%b * %S' "$CL/ds1")))
+got=$(wait_df 2 "$want_bytes") && ok "df: the data servers' bytes" || bad "df bytes $got, want $want_bytes"
+fused0=$(df_field 7)
+[ "$fused0" = 1 ] && ok "df: a new file system has one file, its root" || bad "df used files: '$fused0'"
+echo x >"$W/one.txt"
+expect 0 "put one file" "$LOOM" put "$W/one.txt" /df-one.txt
+got=$(wait_df 7 $((fused0 + 1))) && ok "df: one more file after a put" || bad "df used files $got after a put, want $((fused0 + 1))"
+expect 0 "rm that file" "$LOOM" rm /df-one.txt
+got=$(wait_df 7 "$fused0") && ok "df: one file less after rm" || bad "df used files $got after rm, want $fused0"
+
 # ---- help, version, usage -----------------------------------------------------------------
 expect 0 "loom --help" "$LOOM" --help
 has "--help lists the exit statuses" "exit status:"
