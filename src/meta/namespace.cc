@@ -123,7 +123,7 @@ Status Namespace::Mkfs(Txn& t, uint32_t mode, uint32_t uid, uint32_t gid) {
 }
 
 void Namespace::CountOnCommit(Txn& t, int64_t delta) {
-  t.OnCommit([this, delta] { inodes_.fetch_add(delta, std::memory_order_relaxed); });
+  t.OnCommit([n = inodes_, delta] { n->fetch_add(delta, std::memory_order_relaxed); });
 }
 
 Status Namespace::CountInodes() {
@@ -138,14 +138,14 @@ Status Namespace::CountInodes() {
   (*txn)->Rollback();
   // Creates and deletes committed meanwhile were counted into inodes_ as well; with nothing
   // changing the namespace during the scan (see namespace.h) this is exact.
-  inodes_.store(n, std::memory_order_relaxed);
+  inodes_->store(n, std::memory_order_relaxed);
   counted_.store(true, std::memory_order_release);
   return Status::Ok();
 }
 
 std::optional<uint64_t> Namespace::inodes() const {
   if (!counted_.load(std::memory_order_acquire)) return std::nullopt;
-  const int64_t n = inodes_.load(std::memory_order_relaxed);
+  const int64_t n = inodes_->load(std::memory_order_relaxed);
   return n > 0 ? static_cast<uint64_t>(n) : 0;
 }
 

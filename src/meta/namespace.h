@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -204,7 +205,9 @@ class Namespace {
   const FsId fs_;
   InodeAllocator alloc_;
   std::atomic<bool> counted_{false};
-  std::atomic<int64_t> inodes_{0};
+  // Shared with the commit hooks, which may run after this object is gone (a Namespace made
+  // for one operation, committed by its caller).
+  std::shared_ptr<std::atomic<int64_t>> inodes_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace loom::meta
