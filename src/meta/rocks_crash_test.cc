@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -393,6 +394,43 @@ TEST(RocksCrashTest, PowerCutDropsWhatNoSyncCovered) {
 // A WAL write that fails (a full disk, a quota, an I/O error) fails that commit — with the
 // code the NFS layer maps to NOSPC or IO — and nothing else: after a power cut every
 // acknowledged commit is there and the failed one is not.
+// Creates f0, f1, ... in the root until one fails (with `want`) or `max` were made: the
+// acknowledged names go to `acked`, the failed one to `failed`. Returns how many succeeded.
+int CreateUntilOneFails(KvStore& store, Namespace& ns, int max, Code want,
+                        std::map<std::string, Ino>* acked, std::string* failed) {
+  int n = 0;
+  for (int i = 0; i < max && failed->empty(); ++i) {
+    std::string name = "f" + std::to_string(i);
+    CreateArgs a;
+    auto r = RunTxn(store, [&](Txn& t) { return ns.Create(t, kRootIno, name, a); });
+    if (r.ok()) {
+      (*acked)[name] = r->inode.ino;
+      ++n;
+    } else {
+      EXPECT_EQ(r.status().code(), want) << r.status().ToString();
+      *failed = name;
+    }
+  }
+  return n;
+}
+
+// The root directory's names and inodes after a power cut (FaultFs::Restore) and a reopen;
+// every database on `fs` must be closed.
+std::map<std::string, Ino> RootAfterPowerCut(FaultFs& fs, const std::string& path) {
+  std::map<std::string, Ino> got;
+  EXPECT_TRUE(fs.Restore().ok());
+  auto store = OpenOn(fs, path);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return got;
+  Namespace ns(store->get(), kFs);
+  auto page = RunTxn(**store, [&](Txn& t) { return ns.ReadDir(t, kRootIno, 0, 1000); });
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  if (page.ok()) {
+    for (const Dentry& e : page->entries) got[e.name] = e.ino;
+  }
+  return got;
+}
+
 // With buffered WAL writes (Options::wal_direct off) each commit writes its own record, so any
 // failed write fails that commit alone. (With direct writes, the default, only a write past
 // the zeros can fail alone: AFullDiskFailsOnlyCommitsPastTheZeros; an I/O error in a sync's
@@ -416,31 +454,12 @@ TEST(RocksCrashTest, FailedWalWriteFailsThatCommitOnly) {
       Namespace ns(store->get(), kFs);
       ASSERT_TRUE(RunTxn(**store, [&](Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
       fs.FailAppend(7, c.err);
-      for (int i = 0; i < 20 && failed.empty(); ++i) {
-        std::string name = "f" + std::to_string(i);
-        CreateArgs a;
-        auto r = RunTxn(**store, [&](Txn& t) { return ns.Create(t, kRootIno, name, a); });
-        if (r.ok()) {
-          acked[name] = r->inode.ino;
-        } else {
-          EXPECT_EQ(r.status().code(), c.want) << r.status().ToString();
-          failed = name;
-        }
-      }
+      CreateUntilOneFails(**store, ns, 20, c.want, &acked, &failed);
     }
     ASSERT_FALSE(failed.empty()) << "the injected error never reached a commit";
-    ASSERT_TRUE(fs.Restore().ok());
-    auto store = OpenOn(fs, path, /*wal_direct=*/false);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    Namespace ns(store->get(), kFs);
-    auto page = RunTxn(**store, [&](Txn& t) { return ns.ReadDir(t, kRootIno, 0, 1000); });
-    ASSERT_TRUE(page.ok());
-    std::map<std::string, Ino> got;
-    for (const Dentry& e : page->entries) got[e.name] = e.ino;
-    EXPECT_EQ(got, acked) << failed << " failed";
+    EXPECT_EQ(RootAfterPowerCut(fs, path), acked) << failed << " failed";
   }
 }
-
 
 // Direct WAL writes on a disk that fills up. Records land on the zeros written ahead and reach
 // the file with the sync, as overwrites, which a full disk does not refuse: those commits
@@ -461,30 +480,11 @@ TEST(RocksCrashTest, AFullDiskFailsOnlyCommitsPastTheZeros) {
     Namespace ns(store->get(), kFs);
     ASSERT_TRUE(RunTxn(**store, [&](Txn& t) { return ns.Mkfs(t, 0755, 0, 0); }).ok());
     fs.DiskFull(ENOSPC);
-    for (int i = 0; i < 400 && failed.empty(); ++i) {
-      std::string name = "f" + std::to_string(i);
-      CreateArgs a;
-      auto r = RunTxn(**store, [&](Txn& t) { return ns.Create(t, kRootIno, name, a); });
-      if (r.ok()) {
-        acked[name] = r->inode.ino;
-        ++acked_while_full;
-      } else {
-        EXPECT_EQ(r.status().code(), Code::kNoSpace) << r.status().ToString();
-        failed = name;
-      }
-    }
+    acked_while_full = CreateUntilOneFails(**store, ns, 400, Code::kNoSpace, &acked, &failed);
   }
   EXPECT_GT(acked_while_full, 0) << "no record landed on the zeros written ahead";
   ASSERT_FALSE(failed.empty()) << "the zeros never ran out";
-  ASSERT_TRUE(fs.Restore().ok());
-  auto store = OpenOn(fs, path);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  Namespace ns(store->get(), kFs);
-  auto page = RunTxn(**store, [&](Txn& t) { return ns.ReadDir(t, kRootIno, 0, 1000); });
-  ASSERT_TRUE(page.ok());
-  std::map<std::string, Ino> got;
-  for (const Dentry& e : page->entries) got[e.name] = e.ino;
-  EXPECT_EQ(got, acked) << failed << " failed";
+  EXPECT_EQ(RootAfterPowerCut(fs, path), acked) << failed << " failed";
 }
 
 // --- Fail-stop on a failed WAL sync ---
@@ -542,14 +542,17 @@ void CommitWithFailingSync(const std::string& path) {
   _exit(0);
 }
 
-// Child: the third WAL sync fails on FaultFs (EIO), under commits of several threads.
-void CommitsWithEioOnWalSync() {
+// Child: four threads commit 20 changes each on FaultFs while `arm` makes one WAL call fail
+// (EIO). Returning at all is the bug. With `direct`, exits 4 where WAL files cannot be opened
+// for direct writes.
+void CommitsWithEio(const std::function<void(FaultFs&)>& arm, bool direct) {
   testing::TempDir tmp;
   FaultFs fs;
   fs.SetTriggerFilter(IsWal);
-  auto store = OpenOn(fs, tmp.path() + "/db");
+  auto store = OpenOn(fs, tmp.path() + "/db", direct);
   if (!store.ok()) _exit(2);
-  fs.FailSync(3, EIO);
+  if (direct && (*store)->stats().wal_direct_files == 0) _exit(4);
+  arm(fs);
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
@@ -563,35 +566,16 @@ void CommitsWithEioOnWalSync() {
   _exit(0);
 }
 
+// The third WAL sync fails.
 TEST(RocksFailStopTest, InjectedEioOnWalSyncStopsTheProcess) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(CommitsWithEioOnWalSync(), kFailStopMessage);
+  EXPECT_DEATH(CommitsWithEio([](FaultFs& fs) { fs.FailSync(3, EIO); }, /*direct=*/false),
+               kFailStopMessage);
 }
 
-// Child: with direct WAL writes the records reach the file in the syncs' writes; the fifth WAL
-// write fails (EIO) under commits of several threads. Those commits are visible and were
-// not written: the process must stop, as for a failed fdatasync.
-void CommitsWithEioOnDirectWalWrite() {
-  testing::TempDir tmp;
-  FaultFs fs;
-  fs.SetTriggerFilter(IsWal);
-  auto store = OpenOn(fs, tmp.path() + "/db");
-  if (!store.ok()) _exit(2);
-  if ((*store)->stats().wal_direct_files == 0) _exit(4);
-  fs.FailAppend(5, EIO);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i) {
-    threads.emplace_back([&, i] {
-      for (int j = 0; j < 20; ++j) {
-        if (!PutOne(**store, "k" + std::to_string(i) + "-" + std::to_string(j), "v").ok()) _exit(3);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  std::fprintf(stderr, "every commit returned\n");
-  _exit(0);
-}
-
+// With direct WAL writes the records reach the file in the syncs' writes; the fifth WAL write
+// fails. Those commits are visible and were not written: the process must stop, as for a
+// failed fdatasync.
 TEST(RocksFailStopTest, InjectedEioOnDirectWalWriteStopsTheProcess) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   {
@@ -601,7 +585,8 @@ TEST(RocksFailStopTest, InjectedEioOnDirectWalWriteStopsTheProcess) {
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     if ((*store)->stats().wal_direct_files == 0) GTEST_SKIP() << "no O_DIRECT on " << tmp.path();
   }
-  EXPECT_DEATH(CommitsWithEioOnDirectWalWrite(), kFailStopMessage);
+  EXPECT_DEATH(CommitsWithEio([](FaultFs& fs) { fs.FailAppend(5, EIO); }, /*direct=*/true),
+               kFailStopMessage);
 }
 
 TEST(RocksFailStopTest, FailedWalSyncStopsTheProcess) {
