@@ -2,11 +2,14 @@
 // reclaim after a server restart, and the data path for the bytes. See include/loom/client.h.
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "client/data_path.h"
 #include "client/session.h"
@@ -648,6 +651,69 @@ Status ClientImpl::CloseFile(const std::shared_ptr<FileState>& st) {
   return CloseResult(session_->Call(Ops(s4::PutFh(st->fh), s4::Close(st->open_stateid())), true), st->path);
 }
 
+namespace {
+
+// The last reference to a client can go on one of its own threads: a File or the client held
+// by a callback's lambda that the session's loop, a data-path worker or a data-server receive
+// thread destroys after running it. Tearing the client down there would join the very thread it runs on (std::thread::join
+// throws, and the process ends in std::terminate). Such a client is deleted by this thread
+// instead, which is joined at exit after every client it was given is gone.
+class Reaper {
+ public:
+  static Reaper& Get() {
+    static Reaper r;
+    return r;
+  }
+  void Delete(ClientImpl* c) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      q_.push_back(c);
+      if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    }
+    cv_.notify_one();
+  }
+  ~Reaper() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      ClientImpl* c = nullptr;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return stop_ || !q_.empty(); });
+        if (q_.empty()) return;
+        c = q_.front();
+        q_.pop_front();
+      }
+      delete c;
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ClientImpl*> q_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+struct ClientDeleter {
+  void operator()(ClientImpl* c) const {
+    if (OnLibraryThread()) {
+      Reaper::Get().Delete(c);
+    } else {
+      delete c;
+    }
+  }
+};
+
+}  // namespace
+
 }  // namespace internal
 
 Result<std::shared_ptr<Client>> Client::Connect(const Options& in) {
@@ -659,7 +725,7 @@ Result<std::shared_ptr<Client>> Client::Connect(const Options& in) {
   if (o.slots == 0) o.slots = 1;
   if (o.connections_per_ds == 0) o.connections_per_ds = 1;
   if (o.io_size < 4096) o.io_size = 4096;
-  auto c = std::make_shared<internal::ClientImpl>(o);
+  std::shared_ptr<internal::ClientImpl> c(new internal::ClientImpl(o), internal::ClientDeleter());
   Status s = c->Init();
   if (!s.ok()) return s;
   return std::shared_ptr<Client>(c);

@@ -242,6 +242,38 @@ TEST_F(ClientTest, CloseDropsTheClientRecordSoARestartHasNoGraceForIt) {
   EXPECT_FALSE(mds_->InGrace());
 }
 
+// The application may drop its client while callbacks still hold it (or a File, which holds
+// it): the last reference then goes on one of libloom's own threads, here the session's loop
+// when it destroys the OpenAsync callback. The teardown joins that very thread, so it must
+// run elsewhere (client.cc, ClientDeleter): before, std::thread::join threw and the process
+// ended in std::terminate. The client still says goodbye (DESTROY_CLIENTID).
+TEST_F(ClientTest, TheLastReferenceMayGoOnTheClientsOwnThread) {
+  {
+    auto c = Connect();
+    ASSERT_TRUE(c);
+    auto f = c->Open("/last-ref", Creating());
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f.value()->Close().ok());
+  }
+  auto destroyed = [&] { return mds_->stats().Get("nfs4.op.DESTROY_CLIENTID")->calls(); };
+  const uint64_t before = destroyed();
+  for (int i = 0; i < 20; ++i) {
+    auto c = Connect();
+    ASSERT_TRUE(c);
+    std::promise<void> ran;
+    c->OpenAsync("/last-ref", lc::OpenFlags{}, [&ran](lc::Result<std::shared_ptr<lc::File>> r) {
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      ran.set_value();
+    });  // the callback, and the File it gets, hold the client from here on
+    c.reset();
+    ran.get_future().wait();
+  }
+  for (int i = 0; i < 500 && destroyed() < before + 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(destroyed(), before + 20);
+}
+
 TEST_F(ClientTest, AnUnreachableServerFailsInWords) {
   auto o = Opts();
   o.mds = "127.0.0.1:1";  // nothing listens there

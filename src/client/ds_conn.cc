@@ -1,4 +1,5 @@
 #include "client/ds_conn.h"
+#include "client/session.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -611,6 +612,7 @@ void DsConn::FailAll(Link& l, const Status& why) {
 }
 
 void DsConn::ReceiveLoop(std::shared_ptr<Link> link) {
+  MarkLibraryThread();
   Link& l = *link;
   auto rd = std::make_unique<RecordReader>();
   rd->fd = l.fd;

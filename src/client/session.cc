@@ -503,7 +503,10 @@ struct Session::Impl {
     if (recovering || shut) return;
     recovering = true;
     if (recovery_thread.joinable()) recovery_thread.detach();
-    recovery_thread = std::thread([this, reconnect_only] { Recover(reconnect_only); });
+    recovery_thread = std::thread([this, reconnect_only] {
+      MarkLibraryThread();
+      Recover(reconnect_only);
+    });
   }
 
   void Recover(bool reconnect_only) {
@@ -692,7 +695,10 @@ Result<std::unique_ptr<Session>> Session::Start(rpc::EventLoop* loop, const Opti
     backoff = std::min(backoff * 2, 1000);
   }
   if (!st.ok()) return st;
-  m.timer_thread = std::thread([&m] { m.TimerLoop(); });
+  m.timer_thread = std::thread([&m] {
+    MarkLibraryThread();
+    m.TimerLoop();
+  });
   // A new client has nothing to reclaim (RFC 8881 §18.51): say so, so that the server need not
   // hold its grace period for us after a restart.
   auto rc = m.CallRecoverySync(Impl::Ops(s4::ReclaimComplete()));
@@ -803,6 +809,15 @@ void Session::Shutdown() {
   for (auto& [when, fn] : timers) fn();
   if (m.timer_thread.joinable()) m.timer_thread.join();
   if (m.recovery_thread.joinable()) m.recovery_thread.join();
+}
+
+namespace {
+thread_local bool library_thread = false;
+}  // namespace
+
+void MarkLibraryThread() { library_thread = true; }
+bool OnLibraryThread() {
+  return library_thread || rpc::EventLoop::Current() != nullptr || rpc::WorkerPool::Current() != nullptr;
 }
 
 }  // namespace loom::client::internal

@@ -97,4 +97,11 @@ class Session {
 // Resolves "host[:port]" (names, IPv4, [IPv6]) to "a.b.c.d:port" for RpcClient::Connect.
 Result<std::string> ResolveAddress(const std::string& addr, uint16_t default_port);
 
+// Threads libloom starts itself and that run completions or drop references (the session's
+// timer and recovery threads, data-server receive threads) mark themselves; with event-loop
+// and worker-pool threads (rpc::EventLoop::Current, rpc::WorkerPool::Current) they are the
+// threads a client must not be torn down on (client.cc, ClientDeleter).
+void MarkLibraryThread();
+bool OnLibraryThread();
+
 }  // namespace loom::client::internal

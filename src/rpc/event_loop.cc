@@ -249,7 +249,14 @@ void WorkerPool::Submit(std::function<void()> fn) {
   cv_.notify_one();
 }
 
+namespace {
+thread_local WorkerPool* current_pool = nullptr;
+}  // namespace
+
+WorkerPool* WorkerPool::Current() { return current_pool; }
+
 void WorkerPool::Work() {
+  current_pool = this;
   for (;;) {
     std::function<void()> fn;
     {

@@ -124,6 +124,8 @@ class WorkerPool {
   ~WorkerPool();  // drains the queue, then joins
   void Submit(std::function<void()> fn);
   int threads() const { return static_cast<int>(threads_.size()); }
+  // The pool whose worker runs the calling thread; nullptr on any other thread.
+  static WorkerPool* Current();
 
  private:
   void Work();
