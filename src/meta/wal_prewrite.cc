@@ -28,6 +28,20 @@ bool IsWal(const std::string& path) {
   return path.size() > 4 && path.compare(path.size() - 4, 4, ".log") == 0;
 }
 
+// Reads *out's size in bytes of fd from `off`; *out ends at what the file had.
+Status PreadAll(int fd, uint64_t off, const std::string& path, std::string* out) {
+  size_t got = 0;
+  while (got < out->size()) {
+    const ssize_t n = ::pread(fd, out->data() + got, out->size() - got, static_cast<off_t>(off + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "read " + path);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out->resize(got);
+  return Status::Ok();
+}
+
 // One WAL file. RocksDB appends from its writing thread and syncs from another (loom-mds's
 // syncer; PosixWritableFile says IsSyncThreadSafe), so the offsets sit behind a mutex; the
 // sync itself runs outside it.
@@ -113,20 +127,12 @@ class PrewrittenFile final : public PlainAppendFile {
     return size_;
   }
   IOStatus Sync(const IOOptions& o, IODebugContext* g) override {
-    if (direct_) {
-      if (IOStatus s = FlushDirect(o, g); !s.ok()) return s;
-    } else {
-      Extend(o, g);
-    }
-    return target()->Sync(o, g);
+    IOStatus s = BeforeSync(o, g);
+    return s.ok() ? target()->Sync(o, g) : s;
   }
   IOStatus Fsync(const IOOptions& o, IODebugContext* g) override {
-    if (direct_) {
-      if (IOStatus s = FlushDirect(o, g); !s.ok()) return s;
-    } else {
-      Extend(o, g);
-    }
-    return target()->Fsync(o, g);
+    IOStatus s = BeforeSync(o, g);
+    return s.ok() ? target()->Fsync(o, g) : s;
   }
   // A clean close leaves a plain log: the records still in memory are written, and the zeros
   // past the log's end cut off.
@@ -145,6 +151,14 @@ class PrewrittenFile final : public PlainAppendFile {
   static constexpr uint64_t kBlock = 4096;  // direct I/O's unit (any device's logical block)
   static uint64_t Down(uint64_t x) { return x / kBlock * kBlock; }
   static uint64_t Up(uint64_t x) { return (x + kBlock - 1) / kBlock * kBlock; }
+
+  // What a sync covers reaches the file: the records in memory (direct mode), or the zeros
+  // ahead when due (buffered mode, where only speed depends on them).
+  IOStatus BeforeSync(const IOOptions& o, IODebugContext* g) {
+    if (direct_) return FlushDirect(o, g);
+    Extend(o, g);
+    return IOStatus::OK();
+  }
 
   // Where the zeros written ahead should end now: a whole chunk past the log, once the log is
   // within half a chunk of them; else where they end.
@@ -260,15 +274,10 @@ class PrewrittenFile final : public PlainAppendFile {
   bool ReadAt(uint64_t off, std::string* out) const {
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
-    size_t got = 0;
-    while (got < out->size()) {
-      const ssize_t n = ::pread(fd, out->data() + got, out->size() - got,
-                                static_cast<off_t>(off + got));
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
+    const size_t want = out->size();
+    const bool ok = PreadAll(fd, off, path_, out).ok() && out->size() == want;
     ::close(fd);
-    return got == out->size();
+    return ok;
   }
 
   // A block-aligned buffer for direct writes, grown as needed (once to a chunk and a block).
@@ -420,16 +429,7 @@ Status ReadAll(int fd, const std::string& path, std::string* out) {
   struct stat st;
   if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
   out->resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < out->size()) {
-    const ssize_t n = ::pread(fd, out->data() + got, out->size() - got, static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "read " + path);
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  out->resize(got);
-  return Status::Ok();
+  return PreadAll(fd, 0, path, out);
 }
 
 }  // namespace
